@@ -1,0 +1,70 @@
+"""Validated configuration, as the rest of the program sees it.
+
+``envoy_exporter.config`` reads ``exporter.yml`` into these; nothing else parses YAML. Secrets
+(``password``, ``token``, Enlighten password) are held here already resolved from ``${ENV}`` or
+``*_file``; their ``repr`` is redacted so they never reach a log line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Cache lifetimes in seconds, per endpoint family, matched to how often the gateway refreshes
+# the data behind it. ``readings`` are the CT meters (the gateway samples them every second or
+# so); inverters report every 5 minutes; inventory and meter configuration change on
+# installation only; /info changes when firmware is pushed.
+DEFAULT_CACHE_TTL: dict[str, float] = {
+    "readings": 5.0,
+    "production": 10.0,
+    "inverters": 60.0,
+    "ensemble": 30.0,
+    "inventory": 300.0,
+    "meters": 300.0,
+    "info": 3600.0,
+}
+
+
+class Secret(str):
+    """A string that shows itself as ``***`` in ``repr`` and f-string debugging."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    # The gateway serves a self-signed certificate: verification is off for the gateway by
+    # default, and only for it. ``ca_file`` pins a CA (or the gateway's own cert) instead.
+    verify: bool = False
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    name: str | None  # the ``gateway`` label; None until /info tells the serial
+    host: str  # IPv4, [IPv6], host name, or base URL with scheme
+    serial: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    token_file: Path | None = None
+    enlighten_username: str | None = None
+    enlighten_password: Secret | None = None
+    enlighten_url: str = "https://enlighten.enphaseenergy.com"
+    entrez_url: str = "https://entrez.enphaseenergy.com"
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
+    timeout: float = 10.0  # seconds for one gateway request
+    max_power_w: float | None = None  # plausibility bound for counter jumps (None: derived)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.serial or self.host
+
+
+@dataclass(frozen=True)
+class Settings:
+    gateways: tuple[GatewaySettings, ...]
+    state_dir: Path | None = None
+    cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
