@@ -245,6 +245,7 @@ class Relay:
 class Inventory:
     devices: tuple[Device, ...] = ()
     relays: tuple[Relay, ...] = ()
+    batteries: tuple[Battery, ...] = ()  # ACB entries, with their state of charge
 
 
 # --------------------------------------------------------------------------------------------
