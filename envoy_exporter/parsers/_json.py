@@ -1,0 +1,103 @@
+"""JSON helpers shared by the parsers.
+
+Gateways answer HTML login pages, empty bodies and cut-off JSON where JSON belongs, and
+their numbers are occasionally strings or nulls. These helpers turn every such surprise into
+``ParseError`` so that a parser never leaks ``KeyError``, ``TypeError`` or
+``json.JSONDecodeError``. Every ``as_*`` helper maps JSON ``null`` to ``None`` ("not
+reported"); ``what`` names the field in the error message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from envoy_exporter.parsers import ParseError
+
+
+def _reject_constant(name: str) -> float:
+    raise ParseError(f"non-finite number {name} in JSON")
+
+
+def load_json(body: bytes) -> Any:
+    """Decode a JSON body; HTML, empty, truncated or non-UTF-8 bodies raise ``ParseError``."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParseError("body is not UTF-8") from exc
+    stripped = text.lstrip()
+    if not stripped:
+        raise ParseError("empty body")
+    if stripped.startswith("<"):
+        raise ParseError("HTML or XML instead of JSON")
+    try:
+        # NaN/Infinity are not JSON; Python accepts them unless told otherwise.
+        return json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ParseError(f"not JSON: {exc}") from exc
+
+
+def expect_dict(obj: Any, what: str) -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        raise ParseError(f"{what}: expected an object, got {type(obj).__name__}")
+    return obj
+
+
+def expect_list(obj: Any, what: str) -> list[Any]:
+    if not isinstance(obj, list):
+        raise ParseError(f"{what}: expected a list, got {type(obj).__name__}")
+    return obj
+
+
+def as_float(value: Any, what: str) -> float | None:
+    """A finite number as float. Strings, lists and bools are not numbers here."""
+    if value is None:
+        return None
+    # bool is an int subclass; a true/false where a number belongs is a schema surprise.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParseError(f"{what}: expected a number, got {type(value).__name__}")
+    try:
+        result = float(value)
+    except OverflowError as exc:  # an integer literal too large for a float
+        raise ParseError(f"{what}: number out of range") from exc
+    if not math.isfinite(result):
+        raise ParseError(f"{what}: number out of range")
+    return result
+
+
+def as_int(value: Any, what: str) -> int | None:
+    """An integer; a float is accepted only when it is integral (some firmware writes 3.0)."""
+    number = as_float(value, what)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise ParseError(f"{what}: expected an integer, got {value!r}")
+    return int(number)
+
+
+def as_bool(value: Any, what: str) -> bool | None:
+    """A JSON boolean; 0 and 1 are accepted because some firmware writes flags as numbers."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ParseError(f"{what}: expected a boolean, got {type(value).__name__}")
+
+
+def as_str(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ParseError(f"{what}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def require(obj: dict[str, Any], key: str, what: str) -> Any:
+    """``obj[key]``, or ``ParseError`` naming ``what`` when the key is missing or null."""
+    value = obj.get(key)
+    if value is None:
+        raise ParseError(f"{what}: missing {key!r}")
+    return value

@@ -1,0 +1,101 @@
+"""The shared JSON helpers: every surprise becomes ParseError, JSON null becomes None."""
+
+from __future__ import annotations
+
+import pytest
+
+from envoy_exporter.parsers import ParseError
+from envoy_exporter.parsers._json import (
+    as_bool,
+    as_float,
+    as_int,
+    as_str,
+    expect_dict,
+    expect_list,
+    load_json,
+    require,
+)
+
+
+def test_load_json_decodes_objects_and_lists() -> None:
+    assert load_json(b'{"wattsNow": 512}') == {"wattsNow": 512}
+    assert load_json(b" [1, 2]\n") == [1, 2]
+
+
+def test_load_json_accepts_a_byte_order_mark() -> None:
+    assert load_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"  \n", id="blank"),
+        pytest.param(b'{"production": [{"type": "inv', id="truncated"),
+        pytest.param(b"<html><body>Envoy</body></html>", id="html"),
+        pytest.param(b"\n<!DOCTYPE html>", id="doctype"),
+        pytest.param(b"Error: 401", id="plain-text"),
+        pytest.param(b"\xff\xfe{}", id="not-utf8"),
+        pytest.param(b'{"a": NaN}', id="nan"),
+        pytest.param(b"[Infinity]", id="infinity"),
+        pytest.param(b"[" * 50_000, id="deeply-nested"),
+    ],
+)
+def test_load_json_rejects(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        load_json(body)
+
+
+def test_as_float() -> None:
+    assert as_float(3, "w") == 3.0
+    assert as_float(-1.5, "w") == -1.5
+    assert as_float(None, "w") is None
+
+
+@pytest.mark.parametrize("value", ["3", [], {}, True, False, 10**400], ids=repr)
+def test_as_float_rejects(value: object) -> None:
+    with pytest.raises(ParseError, match="watts"):
+        as_float(value, "watts")
+
+
+def test_as_int() -> None:
+    assert as_int(7, "n") == 7
+    assert as_int(7.0, "n") == 7
+    assert as_int(None, "n") is None
+    with pytest.raises(ParseError):
+        as_int(7.5, "n")
+    with pytest.raises(ParseError):
+        as_int("7", "n")
+
+
+def test_as_bool() -> None:
+    assert as_bool(True, "b") is True
+    assert as_bool(0, "b") is False
+    assert as_bool(None, "b") is None
+    for bad in ("true", 2, 1.0, []):
+        with pytest.raises(ParseError):
+            as_bool(bad, "b")
+
+
+def test_as_str() -> None:
+    assert as_str("pcu", "s") == "pcu"
+    assert as_str(None, "s") is None
+    with pytest.raises(ParseError):
+        as_str(12, "s")
+
+
+def test_expect_containers() -> None:
+    assert expect_dict({"a": 1}, "d") == {"a": 1}
+    assert expect_list([1], "l") == [1]
+    with pytest.raises(ParseError, match="expected an object"):
+        expect_dict([], "d")
+    with pytest.raises(ParseError, match="expected a list"):
+        expect_list({}, "l")
+
+
+def test_require() -> None:
+    assert require({"sn": "X"}, "sn", "entry") == "X"
+    with pytest.raises(ParseError, match="'sn'"):
+        require({}, "sn", "entry")
+    with pytest.raises(ParseError):
+        require({"sn": None}, "sn", "entry")
