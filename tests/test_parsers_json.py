@@ -10,6 +10,7 @@ from envoy_exporter.parsers._json import (
     as_float,
     as_int,
     as_str,
+    as_timestamp,
     expect_dict,
     expect_list,
     load_json,
@@ -66,6 +67,14 @@ def test_as_int() -> None:
         as_int(7.5, "n")
     with pytest.raises(ParseError):
         as_int("7", "n")
+
+
+def test_as_timestamp_treats_zero_as_never() -> None:
+    assert as_timestamp(1_700_000_000, "t") == 1_700_000_000.0
+    assert as_timestamp(0, "t") is None
+    assert as_timestamp(None, "t") is None
+    with pytest.raises(ParseError):
+        as_timestamp("1700000000", "t")
 
 
 def test_as_bool() -> None:

@@ -76,6 +76,12 @@ def as_int(value: Any, what: str) -> int | None:
     return int(number)
 
 
+def as_timestamp(value: Any, what: str) -> float | None:
+    """Epoch seconds; 0 means "never" on the gateway (idle ACB sections, silent devices) -> None."""
+    seconds = as_float(value, what)
+    return seconds or None
+
+
 def as_bool(value: Any, what: str) -> bool | None:
     """A JSON boolean; 0 and 1 are accepted because some firmware writes flags as numbers."""
     if value is None:
