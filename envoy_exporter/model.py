@@ -338,6 +338,10 @@ class Snapshot:
     storage: StorageAggregate | None = None
     enpower: Enpower | None = None
     endpoints: dict[str, EndpointResult] = field(default_factory=dict)
+    # The gateway's own lifetime values, in joules, before ``counters.CounterKeeper.apply``
+    # corrected them; keyed like the keeper's series, (gateway, kind, name, phase). Kept so the
+    # correction can be audited; empty on a snapshot the keeper has not seen.
+    reported: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     @property
     def up(self) -> bool:
