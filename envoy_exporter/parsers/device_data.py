@@ -1,0 +1,87 @@
+"""``/ivp/pdm/device_data`` (firmware 8.2 and later): per-device detail, keyed by eid.
+
+Besides microinverters (``devName`` "pcu") it lists the CT meters ("eim"), relays ("nsrb")
+and AC batteries ("acb"); only PCUs are read here. Electrical values come in milli-units.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy_exporter.model import WH, InverterReading
+from envoy_exporter.parsers import ParseError
+from envoy_exporter.parsers._json import (
+    as_bool,
+    as_float,
+    as_int,
+    as_str,
+    as_timestamp,
+    expect_dict,
+    expect_list,
+    load_json,
+)
+
+_META = ("deviceCount", "deviceDataLimit")
+_MILLI = 1000.0
+
+
+def parse_device_data(body: bytes) -> tuple[InverterReading, ...]:
+    data = expect_dict(load_json(body), "device_data")
+    _check_complete(data)
+    devices = (expect_dict(entry, f"device {eid}") for eid, entry in data.items() if eid not in _META)
+    # "active" is what tells a present PCU from a removed one. "modGone" is no guide: removed
+    # PCUs carry active=false with it, but 8.3.5169 sets it on every live PCU (and CT meter).
+    return tuple(
+        _inverter(device)
+        for device in devices
+        if as_str(device.get("devName"), "devName") == "pcu" and as_bool(device.get("active"), "active")
+    )
+
+
+def _check_complete(data: dict[str, Any]) -> None:
+    # The gateway stops listing at deviceDataLimit; a cut list would silently under-count
+    # the inverters, so it is refused and the client falls back to /api/v1/production/inverters.
+    count = as_int(data.get("deviceCount"), "deviceCount")
+    limit = as_int(data.get("deviceDataLimit"), "deviceDataLimit")
+    if count is not None and limit is not None and count >= limit:
+        raise ParseError(f"device_data lists {count} devices, its limit is {limit}: list is cut")
+
+
+def _inverter(device: dict[str, Any]) -> InverterReading:
+    serial = as_str(device.get("sn"), "pcu sn")
+    if not serial:
+        raise ParseError("pcu entry without sn")
+    channels = expect_list(device.get("channels"), f"{serial}.channels")
+    if not channels:
+        raise ParseError(f"{serial}: no channels")
+    channel = expect_dict(channels[0], f"{serial}.channels[0]")
+    watts = _part(channel, "watts", serial)
+    energy = _part(channel, "wattHours", serial)
+    last = _part(channel, "lastReading", serial)
+    lifetime = _part(channel, "lifetime", serial)
+    today_wh = as_float(energy.get("today"), f"{serial}.wattHours.today")
+    return InverterReading(
+        serial=serial,
+        power_w=as_float(watts.get("now"), f"{serial}.watts.now"),
+        max_power_w=as_float(watts.get("max"), f"{serial}.watts.max"),
+        last_report_s=as_timestamp(last.get("endDate"), f"{serial}.lastReading.endDate"),
+        lifetime_j=as_float(lifetime.get("joulesProduced"), f"{serial}.lifetime.joulesProduced"),
+        today_j=None if today_wh is None else today_wh * WH,
+        dc_voltage_v=_milli(last, "dcVoltageINmV", serial),
+        dc_current_a=_milli(last, "dcCurrentINmA", serial),
+        ac_voltage_v=_milli(last, "acVoltageINmV", serial),
+        ac_current_a=_milli(last, "acCurrentInmA", serial),
+        ac_frequency_hz=_milli(last, "acFrequencyINmHz", serial),
+        temperature_c=as_float(last.get("channelTemp"), f"{serial}.lastReading.channelTemp"),
+    )
+
+
+def _part(channel: dict[str, Any], key: str, serial: str) -> dict[str, Any]:
+    # Absent parts are "not reported"; a part of the wrong shape is a broken body.
+    value = channel.get(key)
+    return {} if value is None else expect_dict(value, f"{serial}.{key}")
+
+
+def _milli(reading: dict[str, Any], key: str, serial: str) -> float | None:
+    value = as_float(reading.get(key), f"{serial}.lastReading.{key}")
+    return None if value is None else value / _MILLI
