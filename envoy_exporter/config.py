@@ -1,0 +1,290 @@
+"""Reads ``exporter.yml`` into ``settings.Settings``.
+
+The only module that parses YAML. Every mistake raises ``ConfigError`` naming the exact key path
+(``gateways[1].cache_ttl.readings``), so the operator can fix it without reading code. Secrets come
+inline, from ``${ENV}`` references, or from ``*_file`` (read and stripped); whatever their origin
+they end up wrapped in ``settings.Secret``. Relative paths are taken relative to the config file,
+as Prometheus does, so the file means the same whatever the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret, Settings, TLSSettings
+
+_ENV_REF = re.compile(r"\$\{([^}]*)\}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_TOP_KEYS = frozenset({"state_dir", "cache_ttl", "gateways"})
+_GATEWAY_KEYS = frozenset(
+    {
+        "name",
+        "host",
+        "serial",
+        "username",
+        "password",
+        "password_file",
+        "token",
+        "token_file",
+        "enlighten_username",
+        "enlighten_password",
+        "enlighten_password_file",
+        "enlighten_url",
+        "entrez_url",
+        "tls",
+        "cache_ttl",
+        "timeout",
+        "max_power_w",
+    }
+)
+_TLS_KEYS = frozenset({"verify", "ca_file"})
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``key`` is the path of the offending key."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+def load_config(path: Path | str, env: Mapping[str, str] = os.environ) -> Settings:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot read the config file: {e.strerror or e}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(str(path), f"not valid YAML{line}") from None
+    return parse_config(raw, base_dir=path.resolve().parent, env=env)
+
+
+def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] = os.environ) -> Settings:
+    """Validates an already-loaded YAML document; ``base_dir`` anchors relative paths."""
+    if raw is None:
+        raw = {}
+    top = _Reader(_expand(raw, "", env), "", base_dir)
+    top.require_mapping(_TOP_KEYS)
+    cache_ttl = _cache_ttl(top, "cache_ttl", DEFAULT_CACHE_TTL)
+    gateways = _gateways(top, cache_ttl)
+    return Settings(gateways=gateways, state_dir=top.path("state_dir"), cache_ttl=cache_ttl)
+
+
+# --------------------------------------------------------------------------------------------
+# ${ENV} expansion: done once over the whole document so every string value gets it
+
+
+def _expand(value: Any, key: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _ENV_REF.sub(lambda m: _lookup(m.group(1), key, env), value)
+    if isinstance(value, dict):
+        return {k: _expand(v, _join(key, k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{key}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _lookup(name: str, key: str, env: Mapping[str, str]) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise ConfigError(key, f"${{{name}}} is not a valid environment variable reference")
+    if name not in env:
+        raise ConfigError(key, f"environment variable {name} is not set")
+    return env[name]
+
+
+def _join(prefix: str, key: object) -> str:
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+# --------------------------------------------------------------------------------------------
+# Typed access to one mapping, with the key path kept for the error messages
+
+
+class _Reader:
+    def __init__(self, value: Any, key: str, base_dir: Path):
+        self.value = value
+        self.key = key
+        self.base_dir = base_dir
+
+    def at(self, name: str) -> str:
+        return _join(self.key, name)
+
+    def require_mapping(self, allowed: frozenset[str]) -> None:
+        if not isinstance(self.value, dict):
+            raise ConfigError(self.key or "(top level)", "must be a mapping of keys to values")
+        for name in self.value:
+            if name not in allowed:
+                raise ConfigError(self.at(str(name)), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def has(self, name: str) -> bool:
+        return self.value.get(name) is not None
+
+    def get(self, name: str) -> Any:
+        return self.value.get(name)
+
+    def string(self, name: str) -> str | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            # Quoting matters: YAML reads 012345 as an octal number, which would silently
+            # change a password or serial.
+            raise ConfigError(self.at(name), "must be a string (quote it)")
+        if not value.strip():
+            raise ConfigError(self.at(name), "must not be empty")
+        return value
+
+    def url(self, name: str) -> str | None:
+        value = self.string(name)
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ConfigError(self.at(name), "must be a URL starting with http:// or https://")
+        return value
+
+    def number(self, name: str, minimum: float, inclusive: bool) -> float | None:
+        value = self.get(name)
+        if value is None:
+            return None
+        return _number(value, self.at(name), minimum, inclusive)
+
+    def boolean(self, name: str) -> bool | None:
+        value = self.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(self.at(name), "must be true or false")
+        return value
+
+    def path(self, name: str) -> Path | None:
+        value = self.string(name)
+        if value is None:
+            return None
+        return self.base_dir / Path(value).expanduser()
+
+    def file_content(self, name: str) -> str | None:
+        path = self.path(name)
+        if path is None:
+            return None
+        try:
+            content = path.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(self.at(name), f"cannot read {path}: {e.strerror or e}") from None
+        if not content:
+            raise ConfigError(self.at(name), f"{path} is empty")
+        return content
+
+    def secret(self, name: str) -> Secret | None:
+        """``name`` given inline or as ``name_file``, never both."""
+        file_key = f"{name}_file"
+        if self.has(name) and self.has(file_key):
+            raise ConfigError(self.at(file_key), f"give either {name} or {file_key}, not both")
+        value = self.string(name) if self.has(name) else self.file_content(file_key)
+        return Secret(value) if value is not None else None
+
+    def child(self, name: str) -> _Reader:
+        return _Reader(self.get(name), self.at(name), self.base_dir)
+
+
+def _number(value: Any, key: str, minimum: float, inclusive: bool) -> float:
+    # bool is an int in Python; "cache_ttl: yes" is a mistake, not 1 second.
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    if ok:
+        ok = value >= minimum if inclusive else value > minimum
+    if not ok:
+        bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise ConfigError(key, f"must be a number {bound}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+def _cache_ttl(reader: _Reader, name: str, base: Mapping[str, float]) -> dict[str, float]:
+    """A number sets every family; a mapping overrides the families it names."""
+    ttl = dict(base)
+    value = reader.get(name)
+    key = reader.at(name)
+    if value is None:
+        return ttl
+    if isinstance(value, dict):
+        for family, seconds in value.items():
+            if family not in DEFAULT_CACHE_TTL:
+                known = ", ".join(DEFAULT_CACHE_TTL)
+                raise ConfigError(_join(key, family), f"unknown cache family (known: {known})")
+            ttl[family] = _number(seconds, _join(key, family), 0, inclusive=True)
+        return ttl
+    seconds = _number(value, key, 0, inclusive=True)
+    return dict.fromkeys(ttl, seconds)
+
+
+def _gateways(top: _Reader, cache_ttl: dict[str, float]) -> tuple[GatewaySettings, ...]:
+    value = top.get("gateways")
+    if not isinstance(value, list) or not value:
+        raise ConfigError("gateways", "must be a non-empty list of gateways")
+    gateways: list[GatewaySettings] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(value):
+        reader = _Reader(entry, f"gateways[{index}]", top.base_dir)
+        gateway = _gateway(reader, cache_ttl)
+        label = gateway.name
+        if label is not None:
+            if label in seen:
+                raise ConfigError(
+                    reader.at("name"), f"duplicate gateway name {label!r} (also gateways[{seen[label]}])"
+                )
+            seen[label] = index
+        gateways.append(gateway)
+    return tuple(gateways)
+
+
+def _gateway(reader: _Reader, cache_ttl: dict[str, float]) -> GatewaySettings:
+    reader.require_mapping(_GATEWAY_KEYS)
+    host = reader.string("host")
+    if host is None:
+        raise ConfigError(reader.at("host"), "is required")
+    serial = reader.string("serial")
+    defaults = GatewaySettings(name=None, host=host)
+    return GatewaySettings(
+        # The serial is the natural label; without either, the client learns it from /info.
+        name=reader.string("name") or serial,
+        host=host,
+        serial=serial,
+        username=reader.string("username"),
+        password=reader.secret("password"),
+        token=reader.secret("token"),
+        # Kept besides the token read from it: auth re-reads the file when the token is renewed.
+        token_file=reader.path("token_file"),
+        enlighten_username=reader.string("enlighten_username"),
+        enlighten_password=reader.secret("enlighten_password"),
+        enlighten_url=reader.url("enlighten_url") or defaults.enlighten_url,
+        entrez_url=reader.url("entrez_url") or defaults.entrez_url,
+        tls=_tls(reader.child("tls")),
+        cache_ttl=_cache_ttl(reader, "cache_ttl", cache_ttl),
+        timeout=reader.number("timeout", 0, inclusive=False) or defaults.timeout,
+        max_power_w=reader.number("max_power_w", 0, inclusive=False),
+    )
+
+
+def _tls(reader: _Reader) -> TLSSettings:
+    if reader.value is None:
+        return TLSSettings()
+    reader.require_mapping(_TLS_KEYS)
+    ca_file = reader.path("ca_file")
+    verify = reader.boolean("verify")
+    if ca_file is not None:
+        if verify is False:
+            raise ConfigError(reader.at("verify"), "must not be false when ca_file is given")
+        if not ca_file.is_file():
+            raise ConfigError(reader.at("ca_file"), f"{ca_file} is not a readable file")
+        verify = True
+    return TLSSettings(verify=bool(verify), ca_file=ca_file)
