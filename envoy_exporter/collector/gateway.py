@@ -1,0 +1,269 @@
+"""Maps one gateway's ``Snapshot`` to the data series of ``spec/metrics.md``.
+
+Pure: a snapshot and a gateway name in, samples into a ``Families`` out. Values the snapshot
+holds as ``None`` produce no sample (``Families`` drops them), so an unreported value is absent,
+never 0. Aggregates and per-phase values go to different metrics so ``sum()`` never counts twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..model import Battery, Device, Flow, InverterReading, Meter, MeterChannel, Snapshot
+from .families import Families
+
+Labels = dict[str, str]
+
+# (metric suffix, help, field of the model type); one table per model type keeps the mapping
+# reviewable against the spec at a glance.
+_METER_GAUGES = (
+    ("power_watts", "Active power", "power_w"),
+    ("reactive_power_var", "Reactive power", "reactive_var"),
+    ("apparent_power_voltamperes", "Apparent power", "apparent_va"),
+)
+_METER_PHASE_GAUGES = (
+    *_METER_GAUGES,
+    ("voltage_volts", "Voltage", "voltage_v"),
+    ("current_amperes", "Current", "current_a"),
+    ("frequency_hertz", "Frequency", "frequency_hz"),
+    ("power_factor", "Power factor", "power_factor"),
+)
+_METER_COUNTERS = (
+    ("energy_delivered_joules", "Energy delivered (from the grid, on the net meter)", "delivered_j"),
+    ("energy_received_joules", "Energy received (into the grid, on the net meter)", "received_j"),
+)
+_INVERTER_GAUGES = (
+    ("power_watts", "Last reported AC power of the microinverter", "power_w"),
+    ("max_power_watts", "Highest power the microinverter reported", "max_power_w"),
+    ("last_report_timestamp_seconds", "Time of the microinverter's last report", "last_report_s"),
+    ("energy_today_joules", "Energy the microinverter produced today", "today_j"),
+    ("dc_voltage_volts", "DC input voltage", "dc_voltage_v"),
+    ("dc_current_amperes", "DC input current", "dc_current_a"),
+    ("ac_voltage_volts", "AC output voltage", "ac_voltage_v"),
+    ("ac_current_amperes", "AC output current", "ac_current_a"),
+    ("ac_frequency_hertz", "AC output frequency", "ac_frequency_hz"),
+    ("temperature_celsius", "Microinverter temperature", "temperature_c"),
+)
+_DEVICE_FLAGS = (
+    ("producing", "1 if the device is producing"),
+    ("communicating", "1 if the device is communicating with the gateway"),
+    ("provisioned", "1 if the device is provisioned"),
+    ("operating", "1 if the device is operating"),
+)
+_BATTERY_GAUGES = (
+    ("power_watts", "Battery power, positive while discharging", "power_w"),
+    ("capacity_joules", "Battery capacity", "capacity_j"),
+    ("temperature_celsius", "Battery temperature", "temperature_c"),
+)
+_STORAGE_GAUGES = (
+    ("state_of_charge_ratio", "State of charge of all batteries together", "soc_ratio"),
+    ("available_energy_joules", "Energy stored in all batteries together", "available_j"),
+    ("capacity_joules", "Capacity of all batteries together", "capacity_j"),
+    ("reserve_ratio", "Share of the capacity reserved for backup", "reserve_ratio"),
+)
+
+
+def add_snapshot(families: Families, gateway: str, snapshot: Snapshot) -> None:
+    base = {"gateway": gateway}
+    for add in _SECTIONS:
+        add(families, base, snapshot)
+
+
+def _production(f: Families, base: Labels, s: Snapshot) -> None:
+    if s.production is None:
+        return
+    labels = {**base, "source": s.production_source or "unknown"}
+    total = s.production.total
+    f.gauge("enphase_production_power_watts", "Production power", labels, total.power_w)
+    f.counter("enphase_production_energy_joules", "Energy produced, lifetime", labels, total.lifetime_j)
+    f.gauge(
+        "enphase_production_energy_today_joules", "Energy produced today, as reported", base, total.today_j
+    )
+    f.gauge(
+        "enphase_production_energy_last_seven_days_joules",
+        "Energy produced in the last seven days, as reported",
+        base,
+        total.last_seven_days_j,
+    )
+    for phase, reading in s.production.phases.items():
+        phased = {**labels, "phase": phase}
+        f.gauge(
+            "enphase_production_phase_power_watts", "Production power of a phase", phased, reading.power_w
+        )
+        f.counter(
+            "enphase_production_phase_energy_joules",
+            "Energy produced on a phase, lifetime",
+            phased,
+            reading.lifetime_j,
+        )
+
+
+def _consumption(f: Families, base: Labels, s: Snapshot) -> None:
+    for measurement, flow in (("total", s.consumption_total), ("net", s.consumption_net)):
+        if flow is not None:
+            _consumption_flow(f, {**base, "measurement": measurement}, flow)
+    if s.consumption_total is not None:
+        _consumption_total_energy(f, base, s.consumption_total)
+    if s.consumption_net is not None:
+        _net_energy(f, base, s.consumption_net)
+
+
+def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
+    total = flow.total
+    f.gauge("enphase_consumption_power_watts", "Consumption power", labels, total.power_w)
+    f.gauge(
+        "enphase_consumption_energy_today_joules", "Energy consumed today, as reported", labels, total.today_j
+    )
+    f.gauge(
+        "enphase_consumption_energy_last_seven_days_joules",
+        "Energy consumed in the last seven days, as reported",
+        labels,
+        total.last_seven_days_j,
+    )
+    for phase, reading in flow.phases.items():
+        f.gauge(
+            "enphase_consumption_phase_power_watts",
+            "Consumption power of a phase",
+            {**labels, "phase": phase},
+            reading.power_w,
+        )
+
+
+def _consumption_total_energy(f: Families, base: Labels, flow: Flow) -> None:
+    labels = {**base, "measurement": "total"}
+    f.counter("enphase_consumption_energy_joules", "Energy consumed, lifetime", labels, flow.total.lifetime_j)
+    for phase, reading in flow.phases.items():
+        f.counter(
+            "enphase_consumption_phase_energy_joules",
+            "Energy consumed on a phase, lifetime",
+            {**labels, "phase": phase},
+            reading.lifetime_j,
+        )
+
+
+def _net_energy(f: Families, base: Labels, flow: Flow) -> None:
+    # Import minus export: it falls while exporting, so a gauge, never a counter.
+    f.gauge(
+        "enphase_net_consumption_energy_joules",
+        "Energy imported minus energy exported, lifetime; can fall and be negative",
+        base,
+        flow.total.lifetime_j,
+    )
+    for phase, reading in flow.phases.items():
+        f.gauge(
+            "enphase_net_consumption_phase_energy_joules",
+            "Energy imported minus energy exported on a phase, lifetime; can fall and be negative",
+            {**base, "phase": phase},
+            reading.lifetime_j,
+        )
+
+
+def _meters(f: Families, base: Labels, s: Snapshot) -> None:
+    for meter in s.meters:
+        _meter(f, {**base, "meter": meter.config.measurement_type}, meter)
+
+
+def _meter(f: Families, labels: Labels, meter: Meter) -> None:
+    config = meter.config
+    info = {
+        **labels,
+        "eid": str(config.eid),
+        "phase_mode": config.phase_mode or "",
+        "phase_count": str(config.phase_count),
+        "state": config.state,
+    }
+    f.gauge("enphase_meter_info", "CT meter configuration", info, 1)
+    if meter.total is not None:
+        _channel(f, "enphase_meter_", labels, meter.total, _METER_GAUGES)
+    for phase, channel in meter.phases.items():
+        _channel(f, "enphase_meter_phase_", {**labels, "phase": phase}, channel, _METER_PHASE_GAUGES)
+
+
+def _channel(f: Families, prefix: str, labels: Labels, channel: MeterChannel, gauges: tuple) -> None:
+    where = "of a phase of the CT meter" if "phase" in labels else "of the CT meter"
+    for suffix, doc, attr in gauges:
+        f.gauge(prefix + suffix, f"{doc} {where}", labels, getattr(channel, attr))
+    for suffix, doc, attr in _METER_COUNTERS:
+        f.counter(prefix + suffix, f"{doc} {where}, lifetime", labels, getattr(channel, attr))
+
+
+def _inverters(f: Families, base: Labels, s: Snapshot) -> None:
+    for inverter in s.inverters:
+        _inverter(f, {**base, "serial": inverter.serial}, inverter)
+
+
+def _inverter(f: Families, labels: Labels, inverter: InverterReading) -> None:
+    for suffix, doc, attr in _INVERTER_GAUGES:
+        f.gauge("enphase_inverter_" + suffix, doc, labels, getattr(inverter, attr))
+    f.counter(
+        "enphase_inverter_energy_joules",
+        "Energy the microinverter produced, lifetime",
+        labels,
+        inverter.lifetime_j,
+    )
+
+
+def _devices(f: Families, base: Labels, s: Snapshot) -> None:
+    for device in s.devices:
+        _device(f, {**base, "serial": device.serial, "device_type": device.device_type}, device)
+
+
+def _device(f: Families, labels: Labels, device: Device) -> None:
+    info = {**labels, "part_number": device.part_number or "", "firmware": device.firmware or ""}
+    f.gauge("enphase_device_info", "A device the gateway lists in its inventory", info, 1)
+    for flag, doc in _DEVICE_FLAGS:
+        f.gauge(f"enphase_device_{flag}", doc, labels, getattr(device, flag))
+
+
+def _relays(f: Families, base: Labels, s: Snapshot) -> None:
+    for relay in s.relays:
+        labels = {**base, "serial": relay.serial}
+        f.gauge("enphase_relay_closed", "1 if the Q-Relay is closed", labels, relay.closed)
+        for line, connected in sorted(relay.lines_connected.items()):
+            f.gauge(
+                "enphase_relay_line_connected",
+                "1 if the line of the Q-Relay is connected",
+                {**labels, "line": line},
+                connected,
+            )
+
+
+def _batteries(f: Families, base: Labels, s: Snapshot) -> None:
+    for battery in s.batteries:
+        _battery(f, {**base, "serial": battery.serial}, battery)
+
+
+def _battery(f: Families, labels: Labels, battery: Battery) -> None:
+    f.gauge(
+        "enphase_battery_state_of_charge_ratio",
+        "State of charge of the battery",
+        {**labels, "battery_type": battery.battery_type},
+        battery.soc_ratio,
+    )
+    for suffix, doc, attr in _BATTERY_GAUGES:
+        f.gauge("enphase_battery_" + suffix, doc, labels, getattr(battery, attr))
+
+
+def _storage(f: Families, base: Labels, s: Snapshot) -> None:
+    if s.storage is not None:
+        for suffix, doc, attr in _STORAGE_GAUGES:
+            f.gauge("enphase_storage_" + suffix, doc, base, getattr(s.storage, attr))
+    if s.enpower is not None:
+        f.gauge(
+            "enphase_grid_connected",
+            "1 while the system controller's mains relay is closed",
+            base,
+            s.enpower.grid_connected,
+        )
+
+
+_SECTIONS: tuple[Callable[[Families, Labels, Snapshot], None], ...] = (
+    _production,
+    _consumption,
+    _meters,
+    _inverters,
+    _devices,
+    _relays,
+    _batteries,
+    _storage,
+)

@@ -1,0 +1,233 @@
+"""Hand-built snapshots and a fake gateway client for the collector and web tests.
+
+The values are invented (serials 9990...), shaped after what the captures hold: a three-phase
+metered gateway with a production and a net-consumption CT, microinverters with and without
+device data, a Q-Relay, an Encharge and an AC battery, and an Enpower.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from envoy_exporter.model import (
+    WH,
+    Battery,
+    Device,
+    EndpointResult,
+    Enpower,
+    Flow,
+    GatewayInfo,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    MeterConfig,
+    Reading,
+    Relay,
+    Snapshot,
+    StorageAggregate,
+)
+
+NOW = 1_750_000_000.0
+
+
+def rich_snapshot(collected_at: float = NOW - 2.0) -> Snapshot:
+    return Snapshot(
+        collected_at=collected_at,
+        info=GatewayInfo(
+            serial="999012345678", firmware="D8.2.4345", part_number="800-00999-r01", metered=True
+        ),
+        production_source="meter",
+        production=Flow(
+            total=Reading(power_w=3000.0, lifetime_j=5000 * WH, today_j=12 * WH, last_seven_days_j=80 * WH),
+            phases={
+                "L1": Reading(power_w=1000.0, lifetime_j=1700 * WH),
+                "L2": Reading(power_w=1001.0, lifetime_j=1650 * WH),
+                "L3": Reading(power_w=999.0, lifetime_j=1650 * WH),
+            },
+        ),
+        consumption_total=Flow(
+            total=Reading(power_w=1200.0, lifetime_j=9000 * WH, today_j=7 * WH, last_seven_days_j=60 * WH),
+            phases={"L1": Reading(power_w=400.0, lifetime_j=3000 * WH), "L2": Reading(power_w=800.0)},
+        ),
+        consumption_net=Flow(
+            total=Reading(power_w=-1800.0, lifetime_j=-250 * WH),
+            phases={"L1": Reading(power_w=-600.0, lifetime_j=-100 * WH)},
+        ),
+        meters=(
+            Meter(
+                config=MeterConfig(
+                    eid=704643328,
+                    measurement_type="production",
+                    state="enabled",
+                    phase_mode="three",
+                    phase_count=3,
+                    metering_status="normal",
+                ),
+                total=MeterChannel(
+                    eid=704643328,
+                    power_w=3000.0,
+                    reactive_var=-150.0,
+                    apparent_va=3100.0,
+                    voltage_v=690.0,
+                    delivered_j=5000 * WH,
+                    received_j=3 * WH,
+                ),
+                phases={
+                    "L1": MeterChannel(
+                        eid=1778385169,
+                        power_w=1000.0,
+                        reactive_var=-50.0,
+                        apparent_va=1030.0,
+                        voltage_v=230.5,
+                        current_a=4.4,
+                        frequency_hz=50.01,
+                        power_factor=0.97,
+                        delivered_j=1700 * WH,
+                        received_j=1 * WH,
+                    ),
+                },
+            ),
+            Meter(
+                config=MeterConfig(
+                    eid=704643584,
+                    measurement_type="net-consumption",
+                    state="enabled",
+                    phase_mode="three",
+                    phase_count=3,
+                    metering_status="normal",
+                ),
+                total=MeterChannel(
+                    eid=704643584, power_w=-1800.0, delivered_j=2000 * WH, received_j=2250 * WH
+                ),
+            ),
+            Meter(
+                config=MeterConfig(
+                    eid=704643840,
+                    measurement_type="storage",
+                    state="disabled",
+                    phase_mode=None,
+                    phase_count=0,
+                    metering_status=None,
+                ),
+                total=None,
+            ),
+        ),
+        inverters=(
+            InverterReading(
+                serial="999100000001",
+                power_w=250.0,
+                max_power_w=290.0,
+                last_report_s=NOW - 100,
+                lifetime_j=400 * WH,
+                today_j=1.5 * WH,
+                dc_voltage_v=36.1,
+                dc_current_a=7.2,
+                ac_voltage_v=231.0,
+                ac_current_a=1.1,
+                ac_frequency_hz=50.0,
+                temperature_c=41.0,
+            ),
+            InverterReading(serial="999100000002", power_w=0.0, max_power_w=288.0, last_report_s=NOW - 400),
+        ),
+        devices=(
+            Device(
+                serial="999100000001",
+                device_type="PCU",
+                part_number="800-01391-r03",
+                firmware="520-00082-r01",
+                producing=True,
+                communicating=True,
+                provisioned=True,
+                operating=True,
+            ),
+            Device(serial="999200000001", device_type="NSRB", communicating=False),
+        ),
+        relays=(Relay(serial="999200000001", closed=True, lines_connected={"1": True, "2": False}),),
+        batteries=(
+            Battery(
+                serial="999300000001",
+                battery_type="encharge",
+                soc_ratio=0.8,
+                power_w=-500.0,
+                capacity_j=3360 * WH,
+                temperature_c=25.0,
+            ),
+            Battery(serial="999300000002", battery_type="acb", soc_ratio=0.25),
+        ),
+        storage=StorageAggregate(
+            soc_ratio=0.7, available_j=2352 * WH, capacity_j=3360 * WH, reserve_ratio=0.3
+        ),
+        enpower=Enpower(serial="999400000001", grid_connected=True),
+        endpoints={
+            "production_json": EndpointResult(ok=True, status="200"),
+            "meter_readings": EndpointResult(ok=True, status="cached"),
+            "inventory": EndpointResult(ok=False, status="parse", detail="not JSON"),
+            "production_html": EndpointResult(ok=False, status="unsupported"),
+        },
+    )
+
+
+class FakeClient:
+    """Stands in for ``GatewayClient``: returns a given snapshot, optionally after a hold-up."""
+
+    def __init__(
+        self,
+        name: str,
+        snapshot: Snapshot | None = None,
+        hold: float = 0.0,
+        requests: dict[tuple[str, str], int] | None = None,
+        token_expiry: float | None = None,
+        auth_scheme: str | None = "token",
+        last_duration: float | None = 0.25,
+    ):
+        self.name = name
+        self.snapshot = snapshot if snapshot is not None else rich_snapshot()
+        self.hold = hold
+        self.release = threading.Event()  # set it to end a hold-up early
+        self._requests = requests or {}
+        self.token_expiry = token_expiry
+        self.auth_scheme = auth_scheme
+        self.last_duration = last_duration
+        self.timeouts: list[float | None] = []
+        self.closed = False
+
+    @property
+    def calls(self) -> int:
+        return len(self.timeouts)
+
+    def collect(self, timeout: float | None = None) -> Snapshot:
+        self.timeouts.append(timeout)
+        if self.hold:
+            self.release.wait(self.hold)
+        return self.snapshot
+
+    def requests(self) -> dict[tuple[str, str], int]:
+        return dict(self._requests)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def scrape(*collectors) -> str:
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in collectors:
+        registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """Exposition text to {(sample name, label items): value}."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, frozenset(s.labels.items()))
+            assert key not in out, f"duplicate series {key}"
+            out[key] = s.value
+    return out
+
+
+def value(parsed: dict, name: str, **labels: str) -> float | None:
+    return parsed.get((name, frozenset(labels.items())))
