@@ -1,0 +1,408 @@
+"""Parser results -> one ``Snapshot`` per gateway and collection, firmware quirks resolved.
+
+Pure: no I/O, no clock, no logging. The only state is the ``Assembler``'s memory of which
+production source it chose, so that a glitch cannot flip the source (pyenphase #471: a glitch
+switched meter -> inverters -> meter and added a multi-MWh phantom to the energy counters).
+
+Production sources, best first (``PREFERENCE``):
+
+* ``meter``: the ``eim`` production section of ``/production.json``, when its CT is live
+  (activeCount > 0, and not a production meter ``/ivp/meters`` calls disabled). Metered gateways
+  without CTs, or with CTs disabled, keep sending eim sections with activeCount 0 and stalled,
+  zero or noise values (7.3.466_metered_disabled_cts, 7.6.175_total, 8.2.4264_metered_noct).
+* ``api_v1``: ``/api/v1/production``, the microinverters' total. Preferred over the inverters
+  section of ``/production.json`` because its lifetime is not wrapped at 2^32 J on firmware 7
+  (7.6.175_standard: 6,139,406 Wh against 174,174 Wh there, 5 x 1,193,046 Wh apart). Not usable
+  when every energy in it is 0 (a known firmware state, 7.3.466 and 8.3.5422 non-metered), nor on
+  metered gateways without a live CT from firmware 8.2.4264, where it is stalled (pyenphase #274).
+* ``section``: the ``inverters`` section of ``/production.json`` (power and lifetime only).
+* ``legacy``: the HTML ``/production`` page of Envoy-C/R/LCD firmware.
+
+The snapshot labels both inverter sources ``inverters``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import fields, replace
+from typing import TypeVar
+
+from envoy_exporter.model import (
+    PHASES,
+    Battery,
+    EimSection,
+    EndpointResult,
+    Enpower,
+    Ensemble,
+    Flow,
+    GatewayInfo,
+    Inventory,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    MeterConfig,
+    MeterReading,
+    ProductionJson,
+    Reading,
+    Snapshot,
+    StorageAggregate,
+    V1Inverters,
+)
+
+METER = "meter"
+API_V1 = "api_v1"
+SECTION = "section"
+LEGACY = "legacy"
+PREFERENCE = (METER, API_V1, SECTION, LEGACY)
+LABELS = {METER: "meter", API_V1: "inverters", SECTION: "inverters", LEGACY: "legacy"}
+
+# A source change needs this many consecutive collections that agree on it. At the default
+# 15 s scrape interval that is over a minute: longer than the glitches seen in the field,
+# short enough to follow a real change (CTs enabled or removed by the installer).
+SWITCH_AFTER = 5
+
+# From this firmware a metered gateway without a live CT stalls /api/v1/production.
+V1_STALLS_FROM = (8, 2, 4264)
+
+T = TypeVar("T")
+
+
+class Assembler:
+    """One gateway's assembly, with its sticky production source."""
+
+    def __init__(self, switch_after: int = SWITCH_AFTER) -> None:
+        self._switch_after = switch_after
+        self._firmware: str | None = None
+        self._source: str | None = None
+        self._pending: str | None = None  # the source that would replace the current one
+        self._streak = 0  # consecutive collections that preferred ``_pending``
+        self._v1_broken = False  # /api/v1/production was all zeros on this firmware
+
+    @property
+    def source(self) -> str | None:
+        """The production source in use, one of ``PREFERENCE``, or None before the first data."""
+        return self._source
+
+    def wants_v1_production(self, info: GatewayInfo | None, parsed: Mapping[str, object]) -> bool:
+        """Whether ``/api/v1/production`` is worth asking, given what this collection already has.
+
+        It is not when the CT is live (the meter wins), when it is known stalled or broken on this
+        firmware, unless it is the source in use or about to become it.
+        """
+        self._note_firmware(info)
+        if API_V1 in (self._source, self._pending):
+            return True
+        production_json = _get(parsed, "production_json", ProductionJson)
+        meters = _get(parsed, "meters", tuple)
+        if _live_production_ct(production_json, meters) is not None and self._source in (None, METER):
+            return False
+        return not self._v1_broken and not _v1_stalled(info, production_json, meters)
+
+    def assemble(
+        self,
+        info: GatewayInfo | None,
+        parsed: Mapping[str, object],
+        endpoints: Mapping[str, EndpointResult],
+        now: float,
+    ) -> Snapshot:
+        self._note_firmware(info)
+        production_json = _get(parsed, "production_json", ProductionJson)
+        meter_configs: tuple[MeterConfig, ...] = _get(parsed, "meters", tuple) or ()
+        flows = self._production_candidates(info, parsed, production_json, meter_configs)
+        source = self._decide(flows)
+        eim = _live_production_ct(production_json, meter_configs)
+        total, net = _consumption(production_json, eim)
+        inventory = _get(parsed, "inventory", Inventory) or Inventory()
+        ensembles = [
+            e
+            for e in (_get(parsed, k, Ensemble) for k in ("ensemble_inventory", "ensemble_power"))
+            if e is not None
+        ]
+        secctrl = _get(parsed, "ensemble_secctrl", Ensemble)
+        return Snapshot(
+            collected_at=now,
+            info=info,
+            production_source=LABELS[source] if source in flows else None,
+            production=flows.get(source) if source else None,
+            consumption_total=total,
+            consumption_net=net,
+            meters=_meters(meter_configs, _get(parsed, "meter_readings", tuple) or ()),
+            inverters=_inverters(
+                _get(parsed, "device_data", tuple), _get(parsed, "api_v1_inverters", V1Inverters)
+            ),
+            devices=inventory.devices,
+            relays=inventory.relays,
+            batteries=_batteries(ensembles, inventory),
+            storage=_storage(secctrl, ensembles, production_json),
+            enpower=_enpower([e for e in (*ensembles, secctrl) if e is not None]),
+            endpoints=dict(endpoints),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # The sticky production source
+
+    def _note_firmware(self, info: GatewayInfo | None) -> None:
+        """New firmware changes what each endpoint means: decide afresh."""
+        if info is None or info.firmware == self._firmware:
+            return
+        self._firmware = info.firmware
+        self._source, self._pending, self._streak = None, None, 0
+        self._v1_broken = False
+
+    def _production_candidates(
+        self,
+        info: GatewayInfo | None,
+        parsed: Mapping[str, object],
+        production_json: ProductionJson | None,
+        meters: tuple[MeterConfig, ...],
+    ) -> dict[str, Flow]:
+        """Every source that has usable production data in this collection."""
+        flows: dict[str, Flow] = {}
+        eim = _live_production_ct(production_json, meters)
+        if eim is not None:
+            flows[METER] = Flow(total=eim.total, phases=_phases(eim.lines))
+        v1 = _get(parsed, "api_v1_production", Reading)
+        if v1 is not None:
+            if _all_energy_zero(v1):
+                self._v1_broken = True
+            elif not _v1_stalled(info, production_json, meters):
+                flows[API_V1] = Flow(total=v1)
+        section = production_json.inverters if production_json else None
+        # activeCount 0 beside a growing lifetime is a known firmware state: the lifetime decides.
+        if (
+            section is not None
+            and section.lifetime_j is not None
+            and (section.active_count > 0 or section.lifetime_j > 0)
+        ):
+            flows[SECTION] = Flow(total=Reading(power_w=section.power_w, lifetime_j=section.lifetime_j))
+        legacy = _get(parsed, "production_html", Reading)
+        if legacy is not None:
+            flows[LEGACY] = Flow(total=legacy)
+        return flows
+
+    def _decide(self, available: Mapping[str, object]) -> str | None:
+        """Keep the source in use unless another one has been the best for ``switch_after``
+        consecutive collections (the first choice, and the first after new firmware, is
+        immediate). A collection without any production data is no evidence either way."""
+        best = next((s for s in PREFERENCE if s in available), None)
+        if self._source is None or best == self._source:
+            self._source = self._source or best
+            self._pending, self._streak = None, 0
+        elif best is not None:
+            if best != self._pending:
+                self._pending, self._streak = best, 0
+            self._streak += 1
+            if self._streak >= self._switch_after:
+                self._source, self._pending, self._streak = best, None, 0
+        return self._source
+
+
+# --------------------------------------------------------------------------------------------
+# Production and consumption
+
+
+def _get(parsed: Mapping[str, object], key: str, kind: type[T]) -> T | None:
+    value = parsed.get(key)
+    return value if isinstance(value, kind) else None
+
+
+def _live_production_ct(
+    production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
+) -> EimSection | None:
+    """The eim production section when its CT is measuring, else None."""
+    eim = production_json.production if production_json else None
+    if eim is None or eim.active_count <= 0 or eim.measurement_type not in (None, "production"):
+        return None
+    if any(m.measurement_type == "production" and not m.enabled for m in meters or ()):
+        return None
+    return eim
+
+
+def _v1_stalled(
+    info: GatewayInfo | None, production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
+) -> bool:
+    return (
+        info is not None
+        and bool(info.metered)
+        and info.version >= V1_STALLS_FROM
+        and _live_production_ct(production_json, meters) is None
+    )
+
+
+def _all_energy_zero(reading: Reading) -> bool:
+    energies = (reading.lifetime_j, reading.today_j, reading.last_seven_days_j)
+    return all(not e for e in energies)
+
+
+def _all_zero(obj: Reading | MeterChannel, ignore: tuple[str, ...] = ()) -> bool:
+    """Every measured value 0 or unreported: an unused phase, not a quiet one."""
+    return all(not getattr(obj, f.name) for f in fields(obj) if f.name not in ignore)
+
+
+def _phases(lines: tuple[Reading, ...]) -> dict[str, Reading]:
+    """L1.. by position; all-zero lines (the third line firmware 8.3 adds on split-phase
+    systems) are left out, and a system with fewer than two phases in use has none."""
+    used = {PHASES[i]: line for i, line in enumerate(lines[: len(PHASES)]) if not _all_zero(line)}
+    return used if len(used) >= 2 else {}
+
+
+def _flow(section: EimSection) -> Flow:
+    return Flow(total=section.total, phases=_phases(section.lines))
+
+
+def _consumption(
+    production_json: ProductionJson | None, production_ct: EimSection | None
+) -> tuple[Flow | None, Flow | None]:
+    """(total, net) by measurementType, live sections only.
+
+    Firmware 8.3.5433 fills the total-consumption section with a copy of net consumption
+    (pyenphase #467; its total-consumption CT reads 786 W and 20,055,053 Wh while both sections
+    say 428 W and 5,649,402 Wh). Then total = net + production, per phase too; today and
+    last-seven-days stay as the section reports them.
+    """
+    if production_json is None:
+        return None, None
+    total = _live(production_json.consumption_of("total-consumption"))
+    net = _live(production_json.consumption_of("net-consumption"))
+    if total is not None and net is not None and _is_copy(total.total, net.total):
+        if production_ct is None:
+            return None, _flow(net)  # the true total cannot be formed
+        return _net_plus_production(total, net, production_ct), _flow(net)
+    return (_flow(total) if total else None), (_flow(net) if net else None)
+
+
+def _live(section: EimSection | None) -> EimSection | None:
+    return section if section is not None and section.active_count > 0 else None
+
+
+def _is_copy(total: Reading, net: Reading) -> bool:
+    # At night total and net power agree legitimately; their lifetimes never do.
+    return (
+        total.lifetime_j is not None and total.lifetime_j == net.lifetime_j and total.power_w == net.power_w
+    )
+
+
+def _net_plus_production(total: EimSection, net: EimSection, production: EimSection) -> Flow:
+    net_flow, production_flow, reported = _flow(net), _flow(production), _flow(total)
+    phases = {
+        name: _sum(net_flow.phases[name], production_flow.phases[name], reported.phases.get(name))
+        for name in net_flow.phases
+        if name in production_flow.phases
+    }
+    return Flow(total=_sum(net.total, production.total, total.total), phases=phases)
+
+
+def _sum(net: Reading, production: Reading, reported: Reading | None) -> Reading:
+    """Total consumption formed from net + production. Current, reactive and apparent power and
+    the power factor do not add up across meters, so they are left out; the line voltage is
+    the same on both."""
+    return Reading(
+        power_w=_add(net.power_w, production.power_w),
+        lifetime_j=_add(net.lifetime_j, production.lifetime_j),
+        today_j=reported.today_j if reported else None,
+        last_seven_days_j=reported.last_seven_days_j if reported else None,
+        voltage_v=net.voltage_v,
+    )
+
+
+def _add(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+# --------------------------------------------------------------------------------------------
+# Meters and inverters
+
+
+def _meters(configs: tuple[MeterConfig, ...], readings: tuple[MeterReading, ...]) -> tuple[Meter, ...]:
+    """Configs matched with readings by eid. A disabled meter keeps its config (for
+    ``enphase_meter_info``) but gets no values: the gateway keeps sending stale ones."""
+    by_eid = {r.total.eid: r for r in readings}
+    meters = []
+    for config in configs:
+        reading = by_eid.get(config.eid) if config.enabled else None
+        meters.append(
+            Meter(
+                config=config,
+                total=reading.total if reading else None,
+                phases=_channels(reading.channels, config.phase_count) if reading else {},
+            )
+        )
+    return tuple(meters)
+
+
+def _channels(channels: tuple[MeterChannel, ...], phase_count: int) -> dict[str, MeterChannel]:
+    """The first ``phase_count`` channels as L1..; all-zero ones left out. The gateway fills
+    the frequency, eid and timestamp of unused channels too, so those do not count."""
+    if phase_count < 2:
+        return {}
+    return {
+        PHASES[i]: channel
+        for i, channel in enumerate(channels[: min(phase_count, len(PHASES))])
+        if not _all_zero(channel, ignore=("eid", "timestamp_s", "frequency_hz"))
+    }
+
+
+def _inverters(
+    device_data: tuple[InverterReading, ...] | None, v1: V1Inverters | None
+) -> tuple[InverterReading, ...]:
+    """Microinverters from ``/ivp/pdm/device_data`` (richer) and, for the ones it leaves out
+    (it lists at most 50), from ``/api/v1/production/inverters``; devType 11 entries there are
+    AC batteries, which the parser already keeps apart."""
+    richer = tuple(device_data or ())
+    known = {i.serial for i in richer}
+    return richer + tuple(i for i in (v1.inverters if v1 else ()) if i.serial not in known)
+
+
+# --------------------------------------------------------------------------------------------
+# Storage and the system controller
+
+
+def _merge(base: T, extra: T, prefer: tuple[str, ...] = ()) -> T:
+    """``base`` with the gaps filled from ``extra``; for the ``prefer`` fields ``extra`` wins
+    wherever it has a value."""
+    changes = {}
+    for f in fields(base):  # type: ignore[arg-type]
+        mine, theirs = getattr(base, f.name), getattr(extra, f.name)
+        if theirs is not None and (mine is None or f.name in prefer):
+            changes[f.name] = theirs
+    return replace(base, **changes)  # type: ignore[type-var]
+
+
+def _batteries(ensembles: list[Ensemble], inventory: Inventory) -> tuple[Battery, ...]:
+    """Batteries merged by serial: the Ensemble inventory (capacity, temperature, state of
+    charge), then ``/ivp/ensemble/power`` (power, and its state of charge wins: it is the live
+    one), then the ACBs of ``/inventory.json`` for what is still missing."""
+    merged: dict[str, Battery] = {}
+    sources = [(e.batteries, ("soc_ratio", "power_w")) for e in ensembles]
+    sources.append((inventory.batteries, ()))
+    for batteries, prefer in sources:
+        for battery in batteries:
+            known = merged.get(battery.serial)
+            merged[battery.serial] = battery if known is None else _merge(known, battery, prefer)
+    return tuple(merged.values())
+
+
+def _storage(
+    secctrl: Ensemble | None, ensembles: list[Ensemble], production_json: ProductionJson | None
+) -> StorageAggregate | None:
+    """The Ensemble aggregate (secctrl counts ACBs in too); without one, the ACB ``storage``
+    section of ``/production.json`` stands for the AC batteries."""
+    for ensemble in (secctrl, *ensembles):
+        if ensemble is not None and ensemble.aggregate is not None:
+            return ensemble.aggregate
+    acb = production_json.storage if production_json else None
+    if acb is None or acb.active_count <= 0:
+        return None
+    return StorageAggregate(soc_ratio=acb.soc_ratio, available_j=acb.energy_j)
+
+
+def _enpower(ensembles: list[Ensemble]) -> Enpower | None:
+    """The first system controller listed, its gaps filled from the other endpoints' view of it."""
+    found: Enpower | None = None
+    for ensemble in ensembles:
+        other = ensemble.enpower
+        if found is None:
+            found = other
+        elif other is not None and other.serial == found.serial:
+            found = _merge(found, other)
+    return found

@@ -1,0 +1,468 @@
+"""``gateway.assemble``: source choice, consumption, phases, meters, inverters and storage,
+on hand-built model objects (serials and values are made up, shaped after real captures)."""
+
+from __future__ import annotations
+
+import pytest
+
+from envoy_exporter.gateway.assemble import Assembler
+from envoy_exporter.model import (
+    WH,
+    AcbStorage,
+    Battery,
+    Device,
+    EimSection,
+    EndpointResult,
+    Enpower,
+    Ensemble,
+    GatewayInfo,
+    Inventory,
+    InverterReading,
+    InvertersSection,
+    MeterChannel,
+    MeterConfig,
+    MeterReading,
+    ProductionJson,
+    Reading,
+    Relay,
+    StorageAggregate,
+    V1Inverters,
+)
+
+METERED = GatewayInfo(serial="900000000101", firmware="D7.6.175", metered=True)
+STANDARD = GatewayInfo(serial="900000000102", firmware="D7.6.175", metered=False)
+NOCT_8_2 = GatewayInfo(serial="900000000103", firmware="D8.2.4264", metered=True)
+LEGACY = GatewayInfo(serial="900000000104", firmware="R3.9.36")
+ZERO_LINE = Reading(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def eim(kind: str | None, power: float, lifetime_wh: float, active: int = 1, lines=(), today_wh=10.0):
+    return EimSection(
+        measurement_type=kind,
+        active_count=active,
+        reading_time=1_700_000_000.0,
+        total=Reading(power_w=power, lifetime_j=lifetime_wh * WH, today_j=today_wh * WH, voltage_v=240.0),
+        lines=tuple(lines),
+    )
+
+
+def line(power: float, lifetime_wh: float, today_wh: float = 5.0) -> Reading:
+    return Reading(power_w=power, lifetime_j=lifetime_wh * WH, today_j=today_wh * WH, voltage_v=120.0)
+
+
+def section(power: float = 900.0, lifetime_wh: float = 174_000.0, active: int = 12) -> InvertersSection:
+    return InvertersSection(
+        active_count=active, reading_time=None, power_w=power, lifetime_j=lifetime_wh * WH
+    )
+
+
+def v1(power: float = 905.0, lifetime_wh: float = 6_100_000.0, today_wh: float = 3000.0) -> Reading:
+    return Reading(power_w=power, lifetime_j=lifetime_wh * WH, today_j=today_wh * WH, last_seven_days_j=1.0)
+
+
+def metered_json(production_active: int = 1, **kw) -> ProductionJson:
+    return ProductionJson(
+        inverters=section(),
+        production=eim("production", 1000.0, 2_000_000.0, active=production_active),
+        **kw,
+    )
+
+
+def assemble(asm: Assembler, info: GatewayInfo, **parsed):
+    return asm.assemble(info, parsed, {}, now=1_700_000_123.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Production source
+
+
+def test_live_ct_is_the_meter_source() -> None:
+    snap = assemble(Assembler(), METERED, production_json=metered_json(), api_v1_production=v1())
+    assert snap.production_source == "meter"
+    assert snap.production.total.power_w == 1000.0
+    assert snap.production.total.lifetime_j == 2_000_000.0 * WH
+    assert snap.up
+    assert snap.collected_at == 1_700_000_123.0
+    assert snap.info is METERED
+
+
+def test_ct_less_metered_gateway_uses_v1_not_the_dead_eim_section() -> None:
+    pj = metered_json(production_active=0)
+    snap = assemble(Assembler(), METERED, production_json=pj, api_v1_production=v1())
+    assert snap.production_source == "inverters"
+    assert snap.production.total.lifetime_j == 6_100_000.0 * WH
+
+
+def test_v1_preferred_over_the_wrapped_inverters_section() -> None:
+    """7.6.175_standard: 174,174 Wh in the section, 6,139,406 Wh in /api/v1/production."""
+    pj = ProductionJson(inverters=section(5739.0, 174_174.0))
+    snap = assemble(Assembler(), STANDARD, production_json=pj, api_v1_production=v1(5740.0, 6_139_406.0))
+    assert snap.production_source == "inverters"
+    assert snap.production.total.lifetime_j == 6_139_406.0 * WH
+    assert snap.production.total.today_j == 3000.0 * WH
+
+
+def test_all_zero_v1_falls_back_to_the_section_without_today() -> None:
+    """7.3.466 / 7.6.175_total: v1 answers only zeros; today is not reported by any live source."""
+    pj = metered_json(production_active=0)
+    zeros = Reading(power_w=689.0, lifetime_j=0.0, today_j=0.0, last_seven_days_j=0.0)
+    snap = assemble(Assembler(), METERED, production_json=pj, api_v1_production=zeros)
+    assert snap.production_source == "inverters"
+    assert snap.production.total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
+
+
+def test_v1_is_stalled_on_ct_less_metered_firmware_8_2_4264() -> None:
+    pj = metered_json(production_active=0)
+    stalled = Reading(power_w=4.0, lifetime_j=1583 * WH, today_j=0.0, last_seven_days_j=1583 * WH)
+    asm = Assembler()
+    assert not asm.wants_v1_production(NOCT_8_2, {"production_json": pj})
+    snap = assemble(asm, NOCT_8_2, production_json=pj, api_v1_production=stalled)
+    assert snap.production.total.lifetime_j == 174_000.0 * WH
+
+
+def test_inverters_section_with_active_count_zero_but_a_lifetime_counts() -> None:
+    pj = ProductionJson(inverters=section(active=0))
+    snap = assemble(Assembler(), STANDARD, production_json=pj)
+    assert snap.production.total.lifetime_j == 174_000.0 * WH
+
+
+def test_disabled_production_meter_overrides_a_nonzero_active_count() -> None:
+    meter = MeterConfig(
+        eid=1,
+        measurement_type="production",
+        state="disabled",
+        phase_mode="split",
+        phase_count=2,
+        metering_status="normal",
+    )
+    snap = assemble(
+        Assembler(), METERED, production_json=metered_json(), meters=(meter,), api_v1_production=v1()
+    )
+    assert snap.production_source == "inverters"
+
+
+def test_legacy_html_page() -> None:
+    page = Reading(
+        power_w=6630.0, lifetime_j=133_000_000 * WH, today_j=53_600 * WH, last_seven_days_j=405_000 * WH
+    )
+    snap = assemble(Assembler(), LEGACY, production_html=page)
+    assert snap.production_source == "legacy"
+    assert snap.production.total == page
+
+
+def test_no_production_data_is_not_up() -> None:
+    snap = assemble(Assembler(), METERED)
+    assert snap.production is None and snap.production_source is None and not snap.up
+
+
+def test_wants_v1_only_when_useful() -> None:
+    asm = Assembler()
+    assert not asm.wants_v1_production(METERED, {"production_json": metered_json()})
+    assert asm.wants_v1_production(METERED, {"production_json": metered_json(production_active=0)})
+    assert asm.wants_v1_production(STANDARD, {})
+
+
+def test_v1_known_all_zero_is_not_asked_again_until_firmware_changes() -> None:
+    asm = Assembler()
+    pj = ProductionJson(inverters=section())
+    assemble(asm, STANDARD, production_json=pj, api_v1_production=Reading(power_w=1.0, lifetime_j=0.0))
+    assert not asm.wants_v1_production(STANDARD, {"production_json": pj})
+    newer = GatewayInfo(serial=STANDARD.serial, firmware="D8.3.5422", metered=False)
+    assert asm.wants_v1_production(newer, {"production_json": pj})
+
+
+# --------------------------------------------------------------------------------------------
+# The sticky source (pyenphase #471)
+
+
+def test_a_glitch_never_switches_the_source() -> None:
+    asm = Assembler(switch_after=3)
+    good, glitch = metered_json(), metered_json(production_active=0)
+    sources = []
+    for pj in (good, good, glitch, good, glitch, glitch, good):
+        snap = assemble(asm, METERED, production_json=pj, api_v1_production=v1())
+        sources.append(snap.production_source)
+    # during a glitch the meter has nothing: production is left out rather than taken elsewhere
+    assert sources == ["meter", "meter", None, "meter", None, None, "meter"]
+    assert asm.source == "meter"
+
+
+def test_source_switches_once_after_n_collections_without_it() -> None:
+    asm = Assembler(switch_after=3)
+    assemble(asm, METERED, production_json=metered_json(), api_v1_production=v1())
+    gone = metered_json(production_active=0)
+    sources = [
+        assemble(asm, METERED, production_json=gone, api_v1_production=v1()).production_source
+        for _ in range(5)
+    ]
+    assert sources == [None, None, "inverters", "inverters", "inverters"]
+    # and the meter coming back is a change like any other: it needs N collections too
+    back = [
+        assemble(asm, METERED, production_json=metered_json(), api_v1_production=v1()).production_source
+        for _ in range(3)
+    ]
+    assert back == ["inverters", "inverters", "meter"]
+
+
+def test_collections_without_any_production_data_do_not_count_towards_a_switch() -> None:
+    asm = Assembler(switch_after=2)
+    assemble(asm, METERED, production_json=metered_json(), api_v1_production=v1())
+    gone = metered_json(production_active=0)
+    assemble(asm, METERED, production_json=gone, api_v1_production=v1())
+    assemble(asm, METERED)  # the gateway answered nothing
+    assert assemble(asm, METERED, production_json=metered_json()).production_source == "meter"
+
+
+def test_firmware_change_decides_afresh() -> None:
+    asm = Assembler(switch_after=5)
+    assemble(asm, METERED, production_json=metered_json(), api_v1_production=v1())
+    upgraded = GatewayInfo(serial=METERED.serial, firmware="D8.2.4382", metered=True)
+    snap = assemble(asm, upgraded, production_json=metered_json(production_active=0), api_v1_production=v1())
+    assert snap.production_source == "inverters"
+
+
+# --------------------------------------------------------------------------------------------
+# Consumption
+
+
+def test_consumption_is_chosen_by_measurement_type_never_by_position() -> None:
+    pj = metered_json(
+        consumption=(eim("net-consumption", -300.0, 500_000.0), eim("total-consumption", 700.0, 9_000_000.0))
+    )
+    snap = assemble(Assembler(), METERED, production_json=pj)
+    assert snap.consumption_total.total.power_w == 700.0
+    assert snap.consumption_net.total.power_w == -300.0
+
+
+def test_inactive_or_untyped_consumption_sections_are_left_out() -> None:
+    pj = metered_json(
+        consumption=(eim("total-consumption", 700.0, 9_000_000.0, active=0), eim(None, 0.0, 0.0, active=1))
+    )
+    snap = assemble(Assembler(), METERED, production_json=pj)
+    assert snap.consumption_total is None and snap.consumption_net is None
+
+
+def test_total_that_copies_net_is_net_plus_production() -> None:
+    """8.3.5433: both consumption sections say net; total = net + production, per phase too."""
+    production = eim(
+        "production",
+        357.0,
+        14_405_465.0,
+        lines=[line(175.0, 7_201_352.0), line(182.0, 7_204_113.0), ZERO_LINE],
+    )
+    net_lines = [line(249.0, 3_507_434.0, 3_507_434.0), line(179.0, 2_141_968.0, 2_141_968.0), ZERO_LINE]
+    net = eim("net-consumption", 428.0, 5_649_402.0, lines=net_lines, today_wh=0.0)
+    copy = eim("total-consumption", 428.0, 5_649_402.0, lines=net_lines, today_wh=5_649_402.0)
+    pj = ProductionJson(inverters=section(), production=production, consumption=(copy, net))
+    snap = assemble(Assembler(), METERED, production_json=pj)
+    total = snap.consumption_total
+    assert total.total.power_w == 785.0
+    assert total.total.lifetime_j == pytest.approx(20_054_867.0 * WH)
+    assert total.total.today_j == 5_649_402.0 * WH  # as reported
+    assert set(total.phases) == {"L1", "L2"}
+    assert total.phases["L1"].power_w == 424.0
+    assert total.phases["L2"].lifetime_j == pytest.approx(9_346_081.0 * WH)
+    assert total.phases["L1"].today_j == 3_507_434.0 * WH
+    assert snap.consumption_net.total.lifetime_j == 5_649_402.0 * WH
+
+
+def test_total_equal_to_net_only_in_power_is_night_not_a_copy() -> None:
+    pj = metered_json(
+        consumption=(eim("total-consumption", 3774.0, 132_912.0), eim("net-consumption", 3774.0, 85_834.0))
+    )
+    snap = assemble(Assembler(), METERED, production_json=pj)
+    assert snap.consumption_total.total.lifetime_j == 132_912.0 * WH
+
+
+def test_copied_total_without_a_live_production_ct_is_left_out() -> None:
+    pj = metered_json(
+        production_active=0,
+        consumption=(
+            eim("total-consumption", 428.0, 5_649_402.0),
+            eim("net-consumption", 428.0, 5_649_402.0),
+        ),
+    )
+    snap = assemble(Assembler(), METERED, production_json=pj)
+    assert snap.consumption_total is None
+    assert snap.consumption_net.total.power_w == 428.0
+
+
+# --------------------------------------------------------------------------------------------
+# Phases
+
+
+def test_three_phase_lines_become_l1_l2_l3_in_order() -> None:
+    lines = [line(-3.0, 1_869_678.0), line(0.0, 1_241_246.0), line(-4.0, 1_240_189.0)]
+    pj = ProductionJson(production=eim("production", -6.0, 4_351_113.0, lines=lines))
+    phases = assemble(Assembler(), METERED, production_json=pj).production.phases
+    assert list(phases) == ["L1", "L2", "L3"]
+    assert phases["L2"].lifetime_j == 1_241_246.0 * WH  # 0 W is a quiet phase, not an unused one
+
+
+def test_all_zero_third_line_on_split_phase_is_left_out() -> None:
+    pj = ProductionJson(
+        production=eim(
+            "production", 0.0, 47_078.0, lines=[line(0.0, 23_506.0), line(0.0, 23_572.0), ZERO_LINE]
+        )
+    )
+    assert list(assemble(Assembler(), METERED, production_json=pj).production.phases) == ["L1", "L2"]
+
+
+@pytest.mark.parametrize("lines", [[], [line(734.0, 1_243_811.0)], [line(300.0, 9.0), ZERO_LINE, ZERO_LINE]])
+def test_single_phase_gets_no_phases(lines) -> None:
+    pj = ProductionJson(production=eim("production", 734.0, 1_243_811.0, lines=lines))
+    assert assemble(Assembler(), METERED, production_json=pj).production.phases == {}
+
+
+# --------------------------------------------------------------------------------------------
+# Meters
+
+
+def config(eid: int, kind: str, state: str = "enabled", phases: int = 2) -> MeterConfig:
+    return MeterConfig(
+        eid=eid,
+        measurement_type=kind,
+        state=state,
+        phase_mode="split",
+        phase_count=phases,
+        metering_status="normal",
+    )
+
+
+def channel(eid: int, power: float, **kw) -> MeterChannel:
+    return MeterChannel(eid=eid, timestamp_s=1.0, power_w=power, voltage_v=120.0, frequency_hz=60.0, **kw)
+
+
+def test_meters_match_configs_and_readings_by_eid() -> None:
+    configs = (config(11, "production"), config(22, "net-consumption"))
+    readings = (
+        MeterReading(total=channel(22, 50.0), channels=(channel(221, 20.0), channel(222, 30.0))),
+        MeterReading(total=channel(11, 2660.0), channels=(channel(111, 1331.0), channel(112, 1329.0))),
+    )
+    meters = assemble(Assembler(), METERED, meters=configs, meter_readings=readings).meters
+    assert [m.config.measurement_type for m in meters] == ["production", "net-consumption"]
+    assert meters[0].total.power_w == 2660.0
+    assert meters[1].phases["L2"].power_w == 30.0
+
+
+def test_meter_phases_stop_at_phase_count_and_skip_all_zero_channels() -> None:
+    unused = MeterChannel(
+        eid=0,
+        timestamp_s=1.0,
+        power_w=0.0,
+        voltage_v=0.0,
+        current_a=0.0,
+        frequency_hz=60.0,
+        delivered_j=0.0,
+        received_j=0.0,
+    )
+    quiet = MeterChannel(eid=0, timestamp_s=1.0, power_w=0.0, current_a=5.7, frequency_hz=0.0)
+    reading3 = MeterReading(total=channel(1, 10.0), channels=(channel(0, 5.0), unused, channel(0, 5.0)))
+    reading2 = MeterReading(total=channel(2, 10.0), channels=(channel(0, 5.0), quiet, channel(0, 99.0)))
+    meters = assemble(
+        Assembler(),
+        METERED,
+        meters=(config(1, "production", phases=3), config(2, "backfeed")),
+        meter_readings=(reading3, reading2),
+    ).meters
+    assert list(meters[0].phases) == ["L1", "L3"]
+    assert list(meters[1].phases) == ["L1", "L2"]  # a current alone makes it a used phase
+
+
+def test_disabled_meter_keeps_its_config_but_no_values() -> None:
+    readings = (MeterReading(total=channel(22, 5.0), channels=(channel(0, 2.0), channel(0, 3.0))),)
+    (meter,) = assemble(
+        Assembler(), METERED, meters=(config(22, "net-consumption", "disabled"),), meter_readings=readings
+    ).meters
+    assert meter.config.state == "disabled"
+    assert meter.total is None and meter.phases == {}
+
+
+def test_single_phase_meter_has_no_phases() -> None:
+    readings = (MeterReading(total=channel(1, 807.0), channels=(channel(0, 807.0),)),)
+    (meter,) = assemble(
+        Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
+    ).meters
+    assert meter.total.power_w == 807.0 and meter.phases == {}
+
+
+# --------------------------------------------------------------------------------------------
+# Inverters, devices, batteries
+
+
+def test_device_data_preferred_and_v1_fills_the_ones_it_leaves_out() -> None:
+    rich = (InverterReading("900000000201", power_w=255.0, dc_voltage_v=32.4),)
+    plain = V1Inverters(
+        inverters=(
+            InverterReading("900000000201", power_w=250.0),
+            InverterReading("900000000202", power_w=78.0),
+        )
+    )
+    inverters = assemble(Assembler(), METERED, device_data=rich, api_v1_inverters=plain).inverters
+    assert [(i.serial, i.power_w) for i in inverters] == [("900000000201", 255.0), ("900000000202", 78.0)]
+
+
+def test_v1_inverters_alone() -> None:
+    plain = V1Inverters(inverters=(InverterReading("900000000203", power_w=14.0, max_power_w=346.0),))
+    assert assemble(Assembler(), METERED, api_v1_inverters=plain).inverters == plain.inverters
+
+
+def test_devices_and_relays_from_the_inventory() -> None:
+    inventory = Inventory(
+        devices=(Device("900000000301", "PCU", producing=True),),
+        relays=(Relay("900000000302", closed=True, lines_connected={"1": True}),),
+    )
+    snap = assemble(Assembler(), METERED, inventory=inventory)
+    assert snap.devices == inventory.devices and snap.relays == inventory.relays
+
+
+def test_batteries_merge_by_serial_and_the_power_endpoints_soc_wins() -> None:
+    inventory = Ensemble(
+        batteries=(
+            Battery("900000000401", "encharge", soc_ratio=0.10, capacity_j=3500 * WH, temperature_c=11.0),
+        )
+    )
+    power = Ensemble(batteries=(Battery("900000000401", "encharge", soc_ratio=0.54, power_w=105.0),))
+    acb = Inventory(batteries=(Battery("900000000402", "acb", soc_ratio=0.02),))
+    (enc, ac) = assemble(
+        Assembler(), METERED, ensemble_inventory=inventory, ensemble_power=power, inventory=acb
+    ).batteries
+    assert enc == Battery(
+        "900000000401", "encharge", soc_ratio=0.54, power_w=105.0, capacity_j=3500 * WH, temperature_c=11.0
+    )
+    assert ac.serial == "900000000402" and ac.battery_type == "acb"
+
+
+def test_storage_from_secctrl_and_enpower_from_the_ensemble() -> None:
+    aggregate = StorageAggregate(soc_ratio=0.39, available_j=2820 * WH, capacity_j=7220 * WH)
+    enpower = Enpower("900000000501", grid_connected=True)
+    pj = ProductionJson(storage=AcbStorage(3, 260.0, 930 * WH, "discharging", 0.25))
+    snap = assemble(
+        Assembler(),
+        METERED,
+        production_json=pj,
+        ensemble_secctrl=Ensemble(aggregate=aggregate),
+        ensemble_inventory=Ensemble(enpower=enpower),
+    )
+    assert snap.storage == aggregate
+    assert snap.enpower == enpower
+
+
+def test_acb_storage_section_stands_in_without_secctrl() -> None:
+    pj = ProductionJson(storage=AcbStorage(2, -2.0, 25 * WH, "idle", 0.01))
+    assert assemble(Assembler(), METERED, production_json=pj).storage == StorageAggregate(
+        soc_ratio=0.01, available_j=25 * WH
+    )
+    idle = ProductionJson(storage=AcbStorage(0, 0.0, 0.0, "idle", None))
+    assert assemble(Assembler(), METERED, production_json=idle).storage is None
+
+
+def test_endpoints_are_copied_in() -> None:
+    endpoints = {"production_json": EndpointResult(True, "200")}
+    snap = Assembler().assemble(METERED, {}, endpoints, now=5.0)
+    assert snap.endpoints == endpoints and snap.endpoints is not endpoints
+
+
+def test_wrongly_typed_parser_results_are_ignored() -> None:
+    snap = assemble(Assembler(), METERED, production_json="not a ProductionJson", meters=None)
+    assert snap.production is None and snap.meters == ()
