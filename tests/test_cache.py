@@ -1,0 +1,101 @@
+"""``gateway.cache``: TTLs per endpoint family and single-flight collections."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from envoy_exporter.gateway.cache import SingleFlight, TTLCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entry_lives_for_its_familys_ttl() -> None:
+    clock = Clock()
+    cache = TTLCache({"readings": 5.0, "inventory": 300.0}, clock)
+    cache.put("meter_readings", "readings", "r")
+    cache.put("inventory", "inventory", "i")
+    clock.now += 4.9
+    assert cache.get("meter_readings").value == "r"
+    clock.now += 0.1
+    assert cache.get("meter_readings") is None
+    assert cache.get("inventory").value == "i"
+    assert cache.get("inventory").fetched_at == 1000.0
+
+
+@pytest.mark.parametrize("ttls", [{"production": 0.0}, {}], ids=["ttl 0", "unknown family"])
+def test_ttl_zero_or_unknown_family_is_not_cached(ttls) -> None:
+    cache = TTLCache(ttls, Clock())
+    cache.put("production_json", "production", "p")
+    assert cache.get("production_json") is None
+
+
+def test_put_with_ttl_zero_drops_an_older_entry_and_clear_empties() -> None:
+    clock = Clock()
+    cache = TTLCache({"a": 10.0, "b": 0.0}, clock)
+    cache.put("k", "a", 1)
+    cache.put("k", "b", 2)
+    assert cache.get("k") is None
+    cache.put("k", "a", 3)
+    cache.clear()
+    assert cache.get("k") is None
+
+
+def test_single_flight_shares_one_run_among_concurrent_callers() -> None:
+    started, release = threading.Event(), threading.Event()
+    runs = []
+
+    def work() -> int:
+        runs.append(1)
+        started.set()
+        release.wait(5)
+        return len(runs)
+
+    flight = SingleFlight(work)
+    first = flight.submit()
+    assert started.wait(5)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(flight.submit().result(5))) for _ in range(9)]
+    for t in threads:
+        t.start()
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert first.result(5) == 1
+    assert results == [1] * 9
+    assert len(runs) == 1
+    # the next call after the run finished starts a new one
+    assert flight.submit().result(5) == 2
+
+
+def test_single_flight_hands_an_exception_to_the_callers_and_recovers() -> None:
+    calls = []
+
+    def work() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return "ok"
+
+    flight = SingleFlight(work)
+    with pytest.raises(RuntimeError, match="boom"):
+        flight.submit().result(5)
+    assert flight.submit().result(5) == "ok"
+
+
+def test_a_caller_that_stops_waiting_leaves_the_run_going() -> None:
+    release = threading.Event()
+    flight = SingleFlight(lambda: release.wait(5) and "done")
+    future = flight.submit()
+    with pytest.raises(TimeoutError):
+        future.result(timeout=0.01)
+    assert flight.submit() is future  # still in flight: joined, not restarted
+    release.set()
+    assert future.result(5) == "done"
