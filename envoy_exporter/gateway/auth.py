@@ -209,10 +209,11 @@ class Auth:
         """The gateway said 401: True when the credentials were repaired and a retry makes sense."""
         if self.scheme == "digest":
             user = self._settings.username or "envoy"
-            self._fail_once("digest", f"the gateway rejected the digest credentials of user {user!r}")
+            self.last_error = f"the gateway rejected the digest credentials of user {user!r}"
+            self._error_once("digest", self.last_error)
             return False
         if self.scheme != "token":
-            self._fail_once("none", f"the gateway asks for credentials, but {self.last_error}")
+            self._error_once("none", f"the gateway asks for credentials, but {self.last_error}")
             return False
         self._check_token_file()
         if self._backing_off():
@@ -285,7 +286,9 @@ class Auth:
         else:
             self._check_token_file()
         if self._token is None:
-            self._token = self._load_cache()
+            cached = self._load_cache()
+            if cached is not None:
+                self._take(cached)
         if self._token is None and s.token_file is None and not self._has_credentials():
             self.scheme = "none"
             self.last_error = (
@@ -406,14 +409,14 @@ class Auth:
                 "entrez_token",
                 f"{s.entrez_url.rstrip('/')}/tokens",
                 json={
-                    "session_id": str(session_id),
+                    "session_id": session_id,
                     "serial_num": self._serial,
                     "username": s.enlighten_username,
                 },
             )
         value = answer.text.strip()
         if token_claims(value) is None:
-            raise _EnlightenError("Entrez answered something that is not a JWT")
+            raise _EnlightenError("entrez_token: the answer is not a JWT")
         token = _Token.of(value, "enlighten", self._wall())
         self._save_cache(token)
         log.info("%s: obtained a gateway token from Enlighten, %s", self._settings.label, _expiry_text(token))
@@ -483,6 +486,10 @@ class Auth:
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            self._cache_failed(path, exc)
+            return
+        try:
             with os.fdopen(fd, "wb") as fh:
                 os.fchmod(fh.fileno(), 0o600)  # a stale temp file may have had other permissions
                 fh.write(payload)
@@ -491,9 +498,11 @@ class Auth:
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            log.warning(
-                "%s: could not cache the token in %s: %s", self._settings.label, path.parent, _why(exc)
-            )
+            self._cache_failed(path, exc)
+
+    def _cache_failed(self, path: Path, exc: OSError) -> None:
+        # The token still works from memory; it is only fetched again after a restart.
+        log.warning("%s: could not cache the token in %s: %s", self._settings.label, path.parent, _why(exc))
 
     # ----------------------------------------------------------------------------------------
     # Saying things once
@@ -503,8 +512,7 @@ class Auth:
             self._said.add(key)
             log.warning("%s: " + message, self._settings.label, *args)
 
-    def _fail_once(self, key: str, reason: str) -> None:
-        self.last_error = reason
+    def _error_once(self, key: str, reason: str) -> None:
         if key not in self._said:
             self._said.add(key)
             log.error("%s: %s", self._settings.label, reason)
@@ -514,10 +522,10 @@ def _session_id(login: requests.Response) -> str:
     try:
         answer = login.json()
     except ValueError:
-        raise _EnlightenError("the login answer is not JSON") from None
+        raise _EnlightenError("enlighten_login: the answer is not JSON") from None
     session_id = answer.get("session_id") if isinstance(answer, dict) else None
     if not isinstance(session_id, str | int) or isinstance(session_id, bool) or not str(session_id):
-        raise _EnlightenError("the login answer has no session_id")
+        raise _EnlightenError("enlighten_login: the answer has no session_id")
     return str(session_id)
 
 

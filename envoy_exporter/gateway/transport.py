@@ -64,17 +64,20 @@ def failure_code(exc: BaseException) -> str:
     return "error"
 
 
-def base_urls(host: str) -> tuple[str, ...]:
+def base_urls(host: str, plain_fallback: bool = True) -> tuple[str, ...]:
     """The base URLs to try for a configured host, best first.
 
     A URL with a scheme is taken as it is; an IPv4 address, a host name or an ``[IPv6]`` address,
-    each with an optional ``:port``, tries https and then http; a bare IPv6 address is bracketed.
+    each with an optional ``:port``, tries https and then (with ``plain_fallback``) http; a bare
+    IPv6 address is bracketed.
     """
     host = host.strip().rstrip("/")
     if "://" in host:
         return (host,)
     if host.count(":") >= 2 and not host.startswith("["):
         host = f"[{host}]"
+    if not plain_fallback:
+        return (f"https://{host}",)
     return (f"https://{host}", f"http://{host}")
 
 
@@ -105,7 +108,8 @@ class Transport:
         self._record = record
         self._clock = clock
         self._verify = gateway_verify(settings.tls)
-        self._candidates = list(base_urls(settings.host))
+        # Who asks for verification wants https: a certificate failure must not end up on plain http.
+        self._candidates = list(base_urls(settings.host, plain_fallback=self._verify is False))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
         self._lock = threading.Lock()
         self._session = requests.Session()
