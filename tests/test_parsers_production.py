@@ -667,22 +667,57 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "device_data": parse_device_data,
 }
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
+# Every node of a valid body replaced by each of these (or deleted) must still give a result
+# or ParseError: this walks all the places a firmware could put a surprise.
+SURPRISES: list[Any] = ["x", "", [], {}, True, None, 0.5, 10**400]
+DELETE = object()
+
+
+def node_paths(obj: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    children = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    return [path] + [p for key, child in children for p in node_paths(child, (*path, key))]
+
+
+def mutated(base: Any, path: tuple[Any, ...], value: Any) -> bytes:
+    if not path:
+        return dumps(value)
+    data = json.loads(json.dumps(base))
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    if value is DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return dumps(data)
+
+
+VALID_BODIES: dict[str, Any] = {
+    "production_json": FULL_PRODUCTION,
+    "v1_production": V1_PRODUCTION,
+    "v1_inverters": [v1_entry("770000000001", 210), v1_entry("880000000001", 3, dev_type=11)],
+    "device_data": device_data(pcu("550000000001"), removed_pcu("550000000002"), CT_METER),
+}
+
+
+@pytest.mark.parametrize("name", VALID_BODIES)
+def test_surprise_anywhere_gives_result_or_parse_error(name: str) -> None:
+    base = VALID_BODIES[name]
+    for path in node_paths(base):
+        for value in [*SURPRISES, *([DELETE] if path else [])]:
+            with contextlib.suppress(ParseError):
+                PARSERS[name](mutated(base, path, value))
+
+
+@pytest.mark.parametrize("name", ["info", "production_html"])
+@settings(max_examples=25, deadline=None, database=None)
+@given(
+    raw=st.binary(max_size=80)
+    | st.text(alphabet="<>/ =\"'&;!?-.0123456789kMWhsnCurrently", max_size=80).map(str.encode)
 )
-
-
-@pytest.mark.parametrize("name", PARSERS)
-@settings(max_examples=30, deadline=None, database=None)
-@given(value=json_values, raw=st.binary(max_size=64))
-def test_parsers_raise_only_parse_error(name: str, value: Any, raw: bytes) -> None:
-    for body in (json.dumps(value).encode(), raw):
-        with contextlib.suppress(ParseError):
-            PARSERS[name](body)
+def test_text_parsers_raise_only_parse_error(name: str, raw: bytes) -> None:
+    with contextlib.suppress(ParseError):
+        PARSERS[name](raw)
 
 
 # --------------------------------------------------------------------------------------------
@@ -742,8 +777,15 @@ def test_capture_parses_or_raises_parse_error(endpoint: str, path: Path) -> None
 
 @needs_shared
 def test_every_capture_has_been_tried() -> None:
-    assert len(capture_files("info")) == 28
-    assert len(capture_files("device_data")) == 6
+    captures = [p for p in SHARED_FIXTURES.iterdir() if p.is_dir()]
+    assert len(capture_files("info")) == len(captures)
+    assert all(capture_files(endpoint) for endpoint in ENDPOINT_FILES)
+
+
+def tag_text(raw: str, tag: str) -> str:
+    match = re.search(f"<{tag}>([^<]+)</{tag}>", raw)
+    assert match is not None
+    return match.group(1)
 
 
 @needs_shared
@@ -751,8 +793,8 @@ def test_every_capture_has_been_tried() -> None:
 def test_capture_info_serial_and_firmware(path: Path) -> None:
     raw = path.read_text()
     info = parse_info(path.read_bytes())
-    assert info.serial == re.search(r"<sn>([^<]+)</sn>", raw).group(1)  # type: ignore[union-attr]
-    assert info.firmware == re.search(r"<software>([^<]+)</software>", raw).group(1)  # type: ignore[union-attr]
+    assert info.serial == tag_text(raw, "sn")
+    assert info.firmware == tag_text(raw, "software")
     assert info.firmware.lstrip("DRM").split(".")[0] == path.parent.name.split(".")[0]
 
 
@@ -774,9 +816,28 @@ def test_capture_legacy_page_matches_expected() -> None:
 
 
 @needs_shared
-def test_capture_v1_inverters_error_body() -> None:
-    with pytest.raises(ParseError):
-        parse_v1_inverters((SHARED_FIXTURES / "3.9.36_bad_auth" / "api_v1_production_inverters").read_bytes())
+def test_capture_consumption_without_measurement_type() -> None:
+    result = parse_production_json((SHARED_FIXTURES / "4.2.33" / "production.json").read_bytes())
+    assert [c.measurement_type for c in result.consumption] == [None]
+
+
+@needs_shared
+def test_capture_split_phase_trailing_zero_line() -> None:
+    body = (SHARED_FIXTURES / "8.3.5433_tot_is_net_cons" / "production.json_details_1").read_bytes()
+    production = parse_production_json(body).production
+    assert production is not None
+    assert len(production.lines) == 3
+    assert production.lines[2].power_w == 0 and production.lines[2].lifetime_j == 0
+    assert production.lines[0].lifetime_j == pytest.approx(7201352.16 * WH)
+
+
+@needs_shared
+def test_capture_acb_storage() -> None:
+    storage = parse_production_json(
+        (SHARED_FIXTURES / "8.2.4382_ACB" / "production.json").read_bytes()
+    ).storage
+    assert storage is not None
+    assert (storage.active_count, storage.state, storage.soc_ratio) == (3, "discharging", 0.25)
 
 
 @needs_shared
