@@ -1,0 +1,218 @@
+"""The HTTP server on loopback: routes, negotiation, and that nobody can stall a scrape."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from exporter_fakes import FakeClient, samples, value
+
+from envoy_exporter.collector import Fleet
+from envoy_exporter.settings import GatewaySettings
+from envoy_exporter.web import ExporterServer, make_server, parse_listen_address
+
+
+class Served:
+    def __init__(self, server: ExporterServer, clients: dict[str, FakeClient]):
+        self.server = server
+        self.clients = clients
+        self.url = server.url
+
+    def get(self, path: str, headers: dict[str, str] | None = None, timeout: float = 10.0):
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+
+def serve(*clients: FakeClient) -> Served:
+    fleet = Fleet([(GatewaySettings(name=c.name, host=f"http://{c.name}.example"), c) for c in clients])
+    server = make_server("127.0.0.1:0", fleet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server.ready.set()
+    return Served(server, {c.name: c for c in clients})
+
+
+@pytest.fixture
+def web() -> Iterator[Served]:
+    served = serve(FakeClient("home", requests={("info", "200"): 2}), FakeClient("barn"))
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
+
+
+def test_metrics_has_every_gateway_and_the_exporter(web):
+    status, headers, body = web.get("/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    got = samples(body.decode())
+    assert value(got, "enphase_up", gateway="home") == 1
+    assert value(got, "enphase_up", gateway="barn") == 1
+    assert value(got, "enphase_gateway_requests_total", gateway="home", endpoint="info", code="200") == 2
+    assert any(name == "enphase_exporter_build_info" for name, _ in got)
+
+
+def test_probe_answers_for_one_gateway(web):
+    status, _, body = web.get("/probe?target=barn")
+    assert status == 200
+    got = samples(body.decode())
+    assert {dict(labels).get("gateway") for _, labels in got} == {"barn"}
+    assert value(got, "enphase_production_power_watts", gateway="barn", source="meter") == 3000.0
+    assert web.clients["home"].calls == 0
+
+
+def test_probe_matches_the_configured_host(web):
+    status, _, body = web.get("/probe?target=http%3A%2F%2Fhome.example")
+    assert status == 200
+    assert value(samples(body.decode()), "enphase_up", gateway="home") == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?target=", "?target=elsewhere", "?target=http%3A%2F%2F203.0.113.9", "?other=home"],
+)
+def test_probe_refuses_unknown_targets_without_asking_anyone(web, query):
+    status, headers, body = web.get("/probe" + query)
+    assert status == 400
+    assert headers["Content-Type"].startswith("text/plain")
+    assert b"target" in body
+    assert all(client.calls == 0 for client in web.clients.values())
+
+
+def test_landing_page_links_everything(web):
+    status, headers, body = web.get("/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    page = body.decode()
+    for link in ('href="/metrics"', 'href="/probe?target=home"', 'href="/probe?target=barn"'):
+        assert link in page
+    assert 'href="/-/healthy"' in page and 'href="/-/ready"' in page
+    assert all(client.calls == 0 for client in web.clients.values())
+
+
+def test_health_and_readiness(web):
+    assert web.get("/-/healthy")[::2] == (200, b"OK\n")
+    assert web.get("/-/ready")[::2] == (200, b"OK\n")
+    web.server.ready.clear()
+    assert web.get("/-/ready")[0] == 503
+    assert web.get("/-/healthy")[0] == 200
+
+
+def test_unknown_path_is_404(web):
+    assert web.get("/metricz")[0] == 404
+    assert web.get("/probe/extra")[0] == 404
+
+
+def test_openmetrics_when_asked(web):
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    status, headers, body = web.get("/metrics", {"Accept": accept})
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    text = body.decode()
+    assert text.endswith("# EOF\n")
+    assert "# TYPE enphase_gateway_requests counter" in text
+    assert 'enphase_gateway_requests_total{code="200",endpoint="info",gateway="home"} 2.0' in text
+
+
+def test_gzip_when_accepted(web):
+    status, headers, body = web.get("/metrics", {"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert b"enphase_up" in gzip.decompress(body)
+    assert web.get("/metrics")[1]["Content-Encoding"] is None
+
+
+def test_scrape_timeout_header_sets_the_deadline(web):
+    web.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "5"})
+    assert web.clients["home"].timeouts == [pytest.approx(5 * 0.9 - 0.5)]
+
+
+def test_an_idle_connection_does_not_block_a_scrape(web):
+    host, port = web.server.server_address[:2]
+    with socket.create_connection((host, port)) as idle:
+        idle.sendall(b"GET /metr")  # and then nothing more
+        started = time.monotonic()
+        status, _, _ = web.get("/metrics", timeout=10)
+        assert status == 200
+        assert time.monotonic() - started < 5
+        with socket.create_connection((host, port)):  # a second silent one, with no bytes at all
+            assert web.get("/-/healthy", timeout=5)[0] == 200
+
+
+def test_a_slow_gateway_does_not_delay_the_others():
+    slow = FakeClient("slow", hold=30.0)
+    served = serve(slow, FakeClient("fast"))
+    try:
+        started = time.monotonic()
+        status, _, body = served.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "2"})
+        elapsed = time.monotonic() - started
+        assert status == 200
+        assert elapsed < 6  # the 1.3 s budget and its grace, on a busy machine; not the 30 s hold
+        got = samples(body.decode())
+        assert value(got, "enphase_up", gateway="fast") == 1
+        assert value(got, "enphase_production_power_watts", gateway="fast", source="meter") == 3000.0
+        assert value(got, "enphase_up", gateway="slow") == 0
+    finally:
+        slow.release.set()
+        served.server.shutdown()
+        served.server.server_close()
+
+
+def test_a_failing_collector_answers_500_and_the_server_lives_on():
+    class Broken(FakeClient):
+        def requests(self):
+            raise RuntimeError("counter store gone")
+
+    served = serve(Broken("broken"))
+    try:
+        status, _, body = served.get("/metrics")
+        assert status == 500 and body == b"Internal error\n"
+        assert served.get("/-/healthy")[0] == 200
+    finally:
+        served.server.shutdown()
+        served.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("address", "parsed"),
+    [
+        (":9433", ("", 9433)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+        ("localhost:9433", ("localhost", 9433)),
+        ("[::1]:9433", ("::1", 9433)),
+        ("[::]:0", ("::", 0)),
+    ],
+)
+def test_parse_listen_address(address, parsed):
+    assert parse_listen_address(address) == parsed
+
+
+@pytest.mark.parametrize("address", ["9433", "host:", "host:port", ":70000", "::1:9433"])
+def test_parse_listen_address_rejects(address):
+    with pytest.raises(ValueError):
+        parse_listen_address(address)
+
+
+def test_ipv6_loopback():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        server = make_server("[::1]:0", Fleet([]))
+    except OSError:
+        pytest.skip("IPv6 loopback unavailable")
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        assert server.url.startswith("http://[::1]:")
+        with urllib.request.urlopen(server.url + "/-/healthy", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
