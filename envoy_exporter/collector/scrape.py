@@ -29,6 +29,8 @@ DEFAULT_TIMEOUT = 10.0  # seconds, when the scraper does not say (curl, a browse
 _SHARE_OF_SCRAPE_TIMEOUT = 0.9
 _MARGIN = 0.5  # seconds kept for rendering and the network
 _MIN_TIMEOUT = 0.5
+# The first collection of a gateway (detection, token) may take longer than a scrape allows.
+WARM_UP_TIMEOUT = 60.0
 # Extra wait after the client's own deadline, for a client that returns right at it.
 _GRACE = 0.25
 
@@ -109,6 +111,12 @@ class Fleet:
             if target in (client.name, settings.name, settings.host):
                 return client
         return None
+
+    def warm_up(self, timeout: float = WARM_UP_TIMEOUT) -> None:
+        """Starts a collection of every gateway without waiting, so that the first scrape after
+        a start finds data, or a collection well under way, instead of cold gateways."""
+        for client in self.clients:
+            self._start(client, timeout)
 
     def collect(self, clients: Sequence[Client], timeout: float) -> list[GatewayResult]:
         deadline = self._clock() + timeout + _GRACE

@@ -1,0 +1,7 @@
+"""``python -m envoy_exporter``: the same as the ``envoy-exporter`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,223 @@
+"""The command line: flags, exit codes, serving until stopped, and the log formats."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from conftest import ROOT
+from exporter_fakes import FakeClient
+
+from envoy_exporter import __version__
+from envoy_exporter.cli import main, serve
+from envoy_exporter.config import load_config
+from envoy_exporter.logs import redact, setup_logging
+
+GOOD = 'gateways:\n  - name: home\n    host: 192.0.2.10\n    token: "${TOKEN}"\n'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith(f"envoy-exporter {__version__} (Python ")
+
+
+def test_check_config_good(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TOKEN", "eyJok")
+    (tmp_path / "exporter.yml").write_text(GOOD)
+    assert main(["--config.file", str(tmp_path / "exporter.yml"), "--check-config"]) == 0
+    assert "OK, 1 gateway(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("gateways:\n  - host: a\n    cache_ttl: {readings: -1}\n", "gateways[0].cache_ttl.readings"),
+        ("gateways:\n  - host: a\n    token: ${UNSET_FOR_THIS_TEST}\n", "gateways[0].token"),
+        ("gateways:\n  - host: a\n    port: 80\n", "gateways[0].port"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, monkeypatch, text, key):
+    monkeypatch.delenv("UNSET_FOR_THIS_TEST", raising=False)
+    path = tmp_path / "exporter.yml"
+    path.write_text(text)
+    for flags in (["--check-config"], []):  # the same error whether checking or starting
+        assert main(["--config.file", str(path), *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"envoy-exporter: configuration error: {key}: ")
+        assert err.count("\n") == 1  # one clear line, no traceback
+
+
+def test_missing_config_file_exits_2(tmp_path, capsys):
+    assert main(["--config.file", str(tmp_path / "absent.yml")]) == 2
+    assert "cannot read the config file" in capsys.readouterr().err
+
+
+def test_bad_flags_exit_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--log.level", "loud"])
+    assert caught.value.code == 2
+
+
+def test_python_dash_m_version():
+    result = subprocess.run(
+        [sys.executable, "-m", "envoy_exporter", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.strip().startswith(f"envoy-exporter {__version__}")
+
+
+def test_shipped_example_passes_check_config(capsys, monkeypatch):
+    monkeypatch.setenv("ENVOY_HOME_TOKEN", "eyJx")
+    monkeypatch.setenv("BARN_ENVOY_PASSWORD", "123456")
+    assert main(["--config.file", str(ROOT / "exporter.yml"), "--check-config"]) == 0
+
+
+def test_serve_until_stopped(tmp_path, monkeypatch):
+    made: list[FakeClient] = []
+
+    def fake_client(settings, state_dir):
+        made.append(FakeClient(settings.label))
+        return made[-1]
+
+    monkeypatch.setattr("envoy_exporter.gateway.client.GatewayClient", fake_client)
+    monkeypatch.setenv("TOKEN", "eyJok")
+    (tmp_path / "exporter.yml").write_text(GOOD)
+    settings = load_config(tmp_path / "exporter.yml")
+    port = free_port()
+    stop = threading.Event()
+    outcome: list[int] = []
+    thread = threading.Thread(target=lambda: outcome.append(serve(settings, f"127.0.0.1:{port}", stop)))
+    thread.start()
+    try:
+        body = _wait_for(f"http://127.0.0.1:{port}/metrics")
+        assert 'enphase_up{gateway="home"} 1.0' in body
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert outcome == [0]
+    assert made[0].closed
+    assert made[0].calls >= 1  # the warm-up collection at start, at least
+
+
+def test_serve_fails_cleanly_when_the_port_is_taken(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr("envoy_exporter.gateway.client.GatewayClient", lambda s, d: FakeClient(s.label))
+    monkeypatch.setenv("TOKEN", "eyJok")
+    (tmp_path / "exporter.yml").write_text(GOOD)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert serve(load_config(tmp_path / "exporter.yml"), f"127.0.0.1:{port}", threading.Event()) == 1
+    assert "cannot listen" in caplog.text
+
+
+def test_demo_serves_and_stops_on_sigterm():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envoy_exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        body = _wait_for(f"http://127.0.0.1:{port}/probe?target=demo", proc=proc)
+        assert 'enphase_up{gateway="demo"} 1.0' in body
+        assert 'enphase_gateway_info{auth="token"' in body
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = proc.stdout.read()
+    assert "shutting down" in log
+    assert "eyJ" not in log  # the demo token never reaches the log
+
+
+def _wait_for(url: str, proc: subprocess.Popen | None = None, seconds: float = 30.0) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                raise
+            time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# Logging
+
+
+def _log_line(fmt: str, message: str, *args: object) -> str:
+    stream = io.StringIO()
+    setup_logging("debug", fmt, stream)
+    try:
+        logging.getLogger("envoy_exporter.test").warning(message, *args)
+    finally:
+        setup_logging("info", "logfmt", io.StringIO())
+    return stream.getvalue()
+
+
+def test_logfmt_lines():
+    line = _log_line("logfmt", 'gateway %s said "%s"', "home", "hi there")
+    assert line.startswith("ts=") and line.endswith("\n")
+    assert ' level=warn logger=envoy_exporter.test msg="gateway home said \\"hi there\\""' in line
+
+
+def test_json_lines():
+    record = json.loads(_log_line("json", "gateway %s down", "barn"))
+    assert record["level"] == "warn" and record["logger"] == "envoy_exporter.test"
+    assert record["msg"] == "gateway barn down" and record["ts"].endswith("Z")
+
+
+def test_secrets_are_scrubbed_from_every_record():
+    jwt = "eyJhbGciOiJFUzI1NiJ9.eyJhdWQiOiIxMjM0In0.c2lnbmF0dXJl"
+    line = _log_line(
+        "logfmt", "sent headers %s with password=%s", {"Authorization": f"Bearer {jwt}"}, "hunter2"
+    )
+    assert jwt not in line and "hunter2" not in line and "Bearer" not in line
+    assert "password=***" in line
+
+
+def test_tracebacks_are_scrubbed_too():
+    stream = io.StringIO()
+    setup_logging("info", "json", stream)
+    try:
+        raise RuntimeError("401 for token eyJabcdefgh.ijklmnop.qrstuv")
+    except RuntimeError:
+        logging.getLogger("envoy_exporter.test").exception("request failed")
+    finally:
+        setup_logging("info", "logfmt", io.StringIO())
+    record = json.loads(stream.getvalue())
+    assert "RuntimeError" in record["err"] and "eyJabcdefgh" not in record["err"]
+
+
+@pytest.mark.parametrize(
+    ("text", "scrubbed"),
+    [
+        ('Authorization: Digest username="envoy", response="9f8e"', "Authorization: ***"),
+        ("{'authorization': 'Bearer abc.def'}", "{'authorization': '***'}"),
+        ('{"password": "s3cret", "user": "me"}', '{"password": "***", "user": "me"}'),
+        ("Cookie: sessionId=0123abcd", "Cookie: sessionId=***"),
+        ("nothing to hide here", "nothing to hide here"),
+    ],
+)
+def test_redact(text, scrubbed):
+    assert redact(text) == scrubbed
