@@ -252,6 +252,8 @@ def _gateway(reader: _Reader, cache_ttl: dict[str, float]) -> GatewaySettings:
     host = reader.string("host")
     if host is None:
         raise ConfigError(reader.at("host"), "is required")
+    if "://" in host and not host.startswith(("http://", "https://")):
+        raise ConfigError(reader.at("host"), "a URL must start with http:// or https://")
     serial = reader.string("serial")
     defaults = GatewaySettings(name=None, host=host)
     return GatewaySettings(
@@ -261,9 +263,8 @@ def _gateway(reader: _Reader, cache_ttl: dict[str, float]) -> GatewaySettings:
         serial=serial,
         username=reader.string("username"),
         password=reader.secret("password"),
-        token=reader.secret("token"),
-        # Kept besides the token read from it: auth re-reads the file when the token is renewed.
-        token_file=reader.path("token_file"),
+        token=_inline_token(reader),
+        token_file=_token_file(reader),
         enlighten_username=reader.string("enlighten_username"),
         enlighten_password=reader.secret("enlighten_password"),
         enlighten_url=reader.url("enlighten_url") or defaults.enlighten_url,
@@ -273,6 +274,20 @@ def _gateway(reader: _Reader, cache_ttl: dict[str, float]) -> GatewaySettings:
         timeout=reader.number("timeout", 0, inclusive=False) or defaults.timeout,
         max_power_w=reader.number("max_power_w", 0, inclusive=False),
     )
+
+
+def _inline_token(reader: _Reader) -> Secret | None:
+    if reader.has("token") and reader.has("token_file"):
+        raise ConfigError(reader.at("token_file"), "give either token or token_file, not both")
+    token = reader.string("token")
+    return Secret(token) if token is not None else None
+
+
+def _token_file(reader: _Reader) -> Path | None:
+    """Checked now (readable, not empty) but passed on as a path, not as a token: auth reads it
+    itself, and again whenever the file changes, so a renewed token is picked up live."""
+    reader.file_content("token_file")
+    return reader.path("token_file")
 
 
 def _tls(reader: _Reader) -> TLSSettings:

@@ -126,9 +126,10 @@ def test_secret_files_are_read_and_stripped(tmp_path):
         "    enlighten_password_file: epw\n",
     )
     gw = settings.gateways[0]
-    assert (gw.password, gw.token, gw.enlighten_password) == ("hunter2", "eyJabc.def.ghi", "enlighten")
-    assert all(isinstance(s, Secret) for s in (gw.password, gw.token, gw.enlighten_password))
-    assert gw.token_file == tmp_path / "jwt"
+    assert (gw.password, gw.enlighten_password) == ("hunter2", "enlighten")
+    assert all(isinstance(s, Secret) for s in (gw.password, gw.enlighten_password))
+    # The token file is checked but handed on as a path: auth re-reads it when it changes.
+    assert gw.token is None and gw.token_file == tmp_path / "jwt"
 
 
 def test_secret_file_path_may_come_from_env(tmp_path):
@@ -178,6 +179,7 @@ def test_secret_file_path_may_come_from_env(tmp_path):
         ("gateways:\n  - host: a\n    password: 123456\n", "gateways[0].password", "quote it"),
         ("gateways:\n  - host: a\n    serial: 999012345678\n", "gateways[0].serial", "quote it"),
         ("gateways:\n  - host: ''\n", "gateways[0].host", "empty"),
+        ("gateways:\n  - host: ftp://a\n", "gateways[0].host", "http://"),
         ("gateways:\n  - host: a\n    password_file: missing\n", "gateways[0].password_file", "cannot read"),
         ("gateways:\n  - host: a\n    tls: {verify: maybe}\n", "gateways[0].tls.verify", "true or false"),
         ("gateways:\n  - host: a\n    tls: {pin: x}\n", "gateways[0].tls.pin", "unknown key"),
