@@ -21,7 +21,7 @@ from .collector import Fleet
 from .config import ConfigError, load_config
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
-from .web import make_server
+from .web import make_server, parse_listen_address
 
 log = logging.getLogger("envoy_exporter")
 
@@ -55,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print(f"envoy-exporter {__version__} (Python {platform.python_version()})")
         return 0
+    try:
+        parse_listen_address(args.listen)
+    except ValueError as e:
+        print(f"envoy-exporter: --web.listen-address: {e}", file=sys.stderr)
+        return 2
     setup_logging(args.log_level, args.log_format)
     with ExitStack() as cleanup:
         try:
@@ -66,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.config}: OK, {len(settings.gateways)} gateway(s)")
             return 0
         stop = threading.Event()
-        _on_signals(lambda: stop.set())
+        _on_signals(stop.set)
         return serve(settings, args.listen, stop)
 
 
@@ -89,7 +94,7 @@ def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
         fleet = Fleet([(gateway, client) for gateway, client in zip(settings.gateways, clients, strict=True)])
         try:
             server = make_server(listen, fleet)
-        except (OSError, ValueError) as e:
+        except OSError as e:
             log.error("cannot listen on %s: %s", listen, e)
             return 1
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)

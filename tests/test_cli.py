@@ -71,6 +71,8 @@ def test_bad_flags_exit_2(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["--log.level", "loud"])
     assert caught.value.code == 2
+    assert main(["--web.listen-address", "9433", "--check-config"]) == 2
+    assert "--web.listen-address: '9433' is not host:port" in capsys.readouterr().err
 
 
 def test_python_dash_m_version():
