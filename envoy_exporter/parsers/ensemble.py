@@ -38,6 +38,8 @@ def parse_ensemble_inventory(body: bytes) -> Ensemble:
     for group in groups:
         group_type = as_str(group.get("type"), "ensemble group type") or "unknown"
         by_type.setdefault(group_type, []).extend(_devices(group, group_type))
+    # An Enpower, where there is one, is the system controller; a Meter Collar takes its place
+    # on the systems that have one instead (8.3.1598).
     controllers = [
         *(_enpower(raw, serial) for serial, raw in _with_serial(by_type.get(ENPOWER, []), ENPOWER)),
         *(_collar(raw, serial) for serial, raw in _with_serial(by_type.get(COLLAR, []), COLLAR)),
