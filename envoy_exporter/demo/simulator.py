@@ -232,7 +232,9 @@ class PlantView:
     now: float  # epoch seconds
     production: Meter  # the production CT
     net: Meter  # the net-consumption CT: positive = import
-    consumption: Meter  # total consumption, computed like the gateway does: production + net
+    # Total consumption as the gateway computes it, production + net: without a storage CT the
+    # batteries' charge counts as consumption and their discharge lowers it, as on real systems
+    consumption: Meter
     inverters: tuple[InverterView, ...]
     batteries: tuple[BatteryView, ...]
     reserve_soc: float
