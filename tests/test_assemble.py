@@ -213,6 +213,35 @@ def test_collections_without_any_production_data_do_not_count_towards_a_switch()
     assert assemble(asm, METERED, production_json=metered_json()).production_source == "meter"
 
 
+def test_first_choice_waits_for_a_better_source_whose_endpoint_just_failed() -> None:
+    """Taking the wrapped inverters section while /api/v1/production timed out would mean a
+    switch, and a counter jump, as soon as v1 answers."""
+    asm = Assembler(switch_after=3)
+    pj = ProductionJson(inverters=section())
+    timeout = {"api_v1_production": EndpointResult(False, "timeout")}
+    first = asm.assemble(STANDARD, {"production_json": pj}, timeout, now=1.0)
+    assert first.production is None
+    assert (
+        assemble(asm, STANDARD, production_json=pj, api_v1_production=v1()).production_source == "inverters"
+    )
+    assert asm.source == "api_v1"
+
+
+def test_first_choice_stops_waiting_after_n_collections() -> None:
+    asm = Assembler(switch_after=3)
+    pj = ProductionJson(inverters=section())
+    failing = {"api_v1_production": EndpointResult(False, "500")}
+    got = [asm.assemble(STANDARD, {"production_json": pj}, failing, now=1.0).production for _ in range(3)]
+    assert got[:2] == [None, None]
+    assert got[2].total.lifetime_j == 174_000.0 * WH
+
+
+def test_a_missing_endpoint_is_no_reason_to_wait() -> None:
+    pj = ProductionJson(inverters=section())
+    absent = {"api_v1_production": EndpointResult(False, "404")}
+    assert Assembler().assemble(STANDARD, {"production_json": pj}, absent, now=1.0).production is not None
+
+
 def test_firmware_change_decides_afresh() -> None:
     asm = Assembler(switch_after=5)
     assemble(asm, METERED, production_json=metered_json(), api_v1_production=v1())

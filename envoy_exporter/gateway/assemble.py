@@ -55,6 +55,12 @@ SECTION = "section"
 LEGACY = "legacy"
 PREFERENCE = (METER, API_V1, SECTION, LEGACY)
 LABELS = {METER: "meter", API_V1: "inverters", SECTION: "inverters", LEGACY: "legacy"}
+SOURCE_ENDPOINTS = {
+    METER: "production_json",
+    API_V1: "api_v1_production",
+    SECTION: "production_json",
+    LEGACY: "production_html",
+}
 
 # A source change needs this many consecutive collections that agree on it. At the default
 # 15 s scrape interval that is over a minute: longer than the glitches seen in the field,
@@ -109,7 +115,7 @@ class Assembler:
         production_json = _get(parsed, "production_json", ProductionJson)
         meter_configs: tuple[MeterConfig, ...] = _get(parsed, "meters", tuple) or ()
         flows = self._production_candidates(info, parsed, production_json, meter_configs)
-        source = self._decide(flows)
+        source = self._decide(flows, _undecided(endpoints))
         eim = _live_production_ct(production_json, meter_configs)
         total, net = _consumption(production_json, eim)
         inventory = _get(parsed, "inventory", Inventory) or Inventory()
@@ -180,13 +186,27 @@ class Assembler:
             flows[LEGACY] = Flow(total=legacy)
         return flows
 
-    def _decide(self, available: Mapping[str, object]) -> str | None:
+    def _decide(self, available: Mapping[str, object], undecided: set[str]) -> str | None:
         """Keep the source in use unless another one has been the best for ``switch_after``
-        consecutive collections (the first choice, and the first after new firmware, is
-        immediate). A collection without any production data is no evidence either way."""
+        consecutive collections. A collection without any production data is no evidence
+        either way.
+
+        The first choice (also after new firmware) is immediate, unless a better source's
+        endpoint just failed: taking the lesser one now would mean switching (and a counter
+        jump) as soon as the better one answers, so the choice waits for it a few collections.
+        """
         best = next((s for s in PREFERENCE if s in available), None)
-        if self._source is None or best == self._source:
-            self._source = self._source or best
+        if self._source is None:
+            if best is None:
+                return None
+            if (
+                any(s in undecided for s in PREFERENCE[: _rank(best)])
+                and self._streak < self._switch_after - 1
+            ):
+                self._streak += 1
+                return None
+            self._source, self._streak = best, 0
+        elif best == self._source:
             self._pending, self._streak = None, 0
         elif best is not None:
             if best != self._pending:
@@ -199,6 +219,21 @@ class Assembler:
 
 # --------------------------------------------------------------------------------------------
 # Production and consumption
+
+
+def _rank(source: str) -> int:
+    return PREFERENCE.index(source)
+
+
+def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
+    """Sources whose endpoint failed in this collection for a passing reason (timeout, server
+    error, bad body): nothing is known about them, as opposed to an endpoint the gateway lacks."""
+    failed = {
+        key
+        for key, result in endpoints.items()
+        if not result.ok and result.status not in ("unsupported", "401", "404")
+    }
+    return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
 
 
 def _get(parsed: Mapping[str, object], key: str, kind: type[T]) -> T | None:
