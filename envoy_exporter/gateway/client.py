@@ -1,0 +1,488 @@
+"""One gateway: detection, collection and the snapshot the collector exports.
+
+Gateways are small embedded devices that reboot when hammered, so the client asks as little as it
+can: each endpoint at most once per its cache family's lifetime, only the endpoints this gateway
+has (an answer of 404, or 401 to credentials the gateway accepts elsewhere, is remembered), and
+only those that add something (no meter readings without an enabled meter, no battery endpoints
+without batteries, no ``/api/v1/production`` while the production CT is live).
+
+Detection is re-done when ``/info`` (re-read hourly) shows new firmware: firmware is pushed
+without notice and changes which endpoints exist and what they mean.
+
+``collect`` never raises. A bad endpoint costs only its own part of the snapshot and one warning
+naming it; a gateway that is down, or slower than the caller's deadline, yields the last good
+snapshot (its ``collected_at`` tells the age) with ``endpoints`` saying what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from envoy_exporter.gateway.assemble import LEGACY, Assembler
+from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.cache import SingleFlight, TTLCache
+from envoy_exporter.gateway.endpoints import (
+    API_V1_INVERTERS,
+    API_V1_PRODUCTION,
+    DEVICE_DATA,
+    ENSEMBLE_INVENTORY,
+    ENSEMBLE_POWER,
+    ENSEMBLE_SECCTRL,
+    INFO,
+    INVENTORY,
+    METER_READINGS,
+    METERS,
+    PRODUCTION_HTML,
+    PRODUCTION_JSON,
+    PRODUCTION_JSON_PLAIN,
+    Endpoint,
+)
+from envoy_exporter.gateway.transport import Transport, TransportError
+from envoy_exporter.model import EndpointResult, Ensemble, GatewayInfo, MeterConfig, Snapshot
+from envoy_exporter.parsers import ParseError
+from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
+from envoy_exporter.parsers.device_data import parse_device_data
+from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
+from envoy_exporter.parsers.info import parse_info
+from envoy_exporter.parsers.inventory import parse_inventory
+from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
+from envoy_exporter.parsers.production_html import parse_production_html
+from envoy_exporter.parsers.production_json import parse_production_json
+from envoy_exporter.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+PARSERS: dict[str, Callable[[bytes], object]] = {
+    INFO.key: parse_info,
+    PRODUCTION_JSON.key: parse_production_json,
+    PRODUCTION_HTML.key: parse_production_html,
+    API_V1_PRODUCTION.key: parse_v1_production,
+    API_V1_INVERTERS.key: parse_v1_inverters,
+    DEVICE_DATA.key: parse_device_data,
+    METERS.key: parse_meters,
+    METER_READINGS.key: parse_meter_readings,
+    INVENTORY.key: parse_inventory,
+    ENSEMBLE_INVENTORY.key: parse_ensemble_inventory,
+    ENSEMBLE_SECCTRL.key: parse_secctrl,
+    ENSEMBLE_POWER.key: parse_ensemble_power,
+}
+
+# What a failed endpoint costs, for the warning.
+LEFT_OUT: dict[str, str] = {
+    INFO.key: "nothing (the known gateway identity stays in use)",
+    PRODUCTION_JSON.key: "CT production, consumption and AC battery storage",
+    PRODUCTION_HTML.key: "production",
+    API_V1_PRODUCTION.key: "production from the microinverters",
+    API_V1_INVERTERS.key: "per-microinverter series",
+    DEVICE_DATA.key: "per-microinverter detail series",
+    METERS.key: "CT meter series",
+    METER_READINGS.key: "CT meter values",
+    INVENTORY.key: "device, relay and AC battery inventory series",
+    ENSEMBLE_INVENTORY.key: "battery and system controller series",
+    ENSEMBLE_SECCTRL.key: "storage aggregate series",
+    ENSEMBLE_POWER.key: "battery power series",
+}
+
+# /ivp/pdm/device_data came with firmware 8.
+DEVICE_DATA_FROM = (8,)
+# production.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML there.
+JSON_FROM = (4,)
+# Ensemble (Encharge, Enpower) needs firmware 5 or later.
+ENSEMBLE_FROM = (5,)
+
+
+@dataclass
+class _Collection:
+    """One collection in progress: what it got so far. Read by callers whose deadline passed
+    while the worker thread still writes, hence the lock."""
+
+    parsed: dict[str, object] = field(default_factory=dict)
+    results: dict[str, EndpointResult] = field(default_factory=dict)
+    current: str | None = None  # the endpoint being asked right now
+    fetched: int = 0  # endpoints that answered usable data (not from the cache)
+    failed: int = 0
+    authorized: bool = False  # a credential-protected endpoint answered 2xx
+    unauthorized: list[Endpoint] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, key: str, result: EndpointResult, value: object = None) -> None:
+        with self.lock:
+            self.results[key] = result
+            if result.ok:
+                self.parsed[key] = value
+
+    def view(self) -> tuple[dict[str, EndpointResult], str | None]:
+        with self.lock:
+            return dict(self.results), self.current
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: EndpointResult
+    value: object = None
+    html: bool = False  # the body was an HTML page where JSON belongs
+
+
+class GatewayClient:
+    """Collects one gateway; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        state_dir: Path | None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._wall = wall
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._counts_lock = threading.Lock()
+        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
+        self._transport = Transport(settings, self._auth, self._record, clock=clock)
+        self._cache = TTLCache(settings.cache_ttl, clock)
+        self._assembler = Assembler()
+        self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
+        self._info: GatewayInfo | None = None
+        self._unsupported: dict[str, EndpointResult] = {}  # endpoints this gateway does not have
+        self._retry_hourly: set[str] = set()  # ... of which those asked again with the next /info
+        self._production_path: str | None = None  # the production.json URL that answered
+        self._run_state = _Collection()
+        self._last_good: Snapshot | None = None
+        self.last_duration: float | None = None
+
+    # ----------------------------------------------------------------------------------------
+    # The interface
+
+    @property
+    def name(self) -> str:
+        s = self._settings
+        return s.name or s.serial or (self._info.serial if self._info else None) or s.host
+
+    @property
+    def auth_scheme(self) -> str | None:
+        """The auth scheme, "token", "digest" or "none"; None until /info was read."""
+        return self._auth.scheme if self._info is not None else None
+
+    @property
+    def token_expiry(self) -> float | None:
+        return self._auth.token_expiry
+
+    def requests(self) -> dict[tuple[str, str], int]:
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def collect(self, timeout: float | None = None) -> Snapshot:
+        """The newest snapshot; never raises. Callers that arrive together share one collection;
+        one that outlasts ``timeout`` goes on in the background and the caller gets the last
+        good snapshot."""
+        try:
+            return self._flight.submit().result(timeout=timeout)
+        except FutureTimeout:
+            return self._meanwhile(f"no answer within the {timeout:g} s deadline; collection continues")
+        except Exception:  # a bug: the worker already logged it, or the thread could not start
+            log.exception("%s: collection failed", self.name)
+            return self._meanwhile("internal error")
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # ----------------------------------------------------------------------------------------
+    # One collection (on the single-flight worker thread)
+
+    def _record(self, endpoint: str, code: str) -> None:
+        with self._counts_lock:
+            self._counts[(endpoint, code)] += 1
+
+    def _run(self) -> Snapshot:
+        started = self._clock()
+        run = _Collection()
+        self._run_state = run
+        try:
+            snapshot = self._collect(run)
+        except Exception as exc:
+            log.exception("%s: collection failed at %s", self.name, run.current or "start")
+            run.record(
+                run.current or "collect",
+                EndpointResult(False, "error", f"internal error: {type(exc).__name__}"),
+            )
+            snapshot = self._fallback(run)
+        self.last_duration = self._clock() - started
+        return snapshot
+
+    def _collect(self, run: _Collection) -> Snapshot:
+        info = self._refresh_info(run)
+        if info is None:
+            return self._fallback(run)
+        self._fetch_data(info, run)
+        self._settle_unauthorized(run)
+        run.current = None
+        snapshot = self._assembler.assemble(info, run.parsed, run.results, self._wall())
+        if snapshot.up:
+            self._last_good = snapshot
+        elif run.fetched == 0 and run.failed > 0:
+            return self._fallback(run)  # the gateway is down: keep showing what it last said
+        return snapshot
+
+    def _fallback(self, run: _Collection) -> Snapshot:
+        results, _ = run.view()
+        base = self._last_good or Snapshot(collected_at=self._wall(), info=self._info)
+        return replace(base, endpoints=results)
+
+    def _meanwhile(self, why: str) -> Snapshot:
+        """For a caller that stops waiting: the last good snapshot, marked with the progress of
+        the collection still running."""
+        results, current = self._run_state.view()
+        if current is not None:
+            results[current] = EndpointResult(False, "timeout", why)
+        base = self._last_good or Snapshot(collected_at=self._wall(), info=self._info)
+        return replace(base, endpoints=results)
+
+    # ----------------------------------------------------------------------------------------
+    # Detection
+
+    def _refresh_info(self, run: _Collection) -> GatewayInfo | None:
+        """/info from the cache, or fetched when it expired (hourly by default). Without an
+        answer the known identity stays in use."""
+        if self._info is not None and self._cache.get(INFO.key) is not None:
+            run.record(INFO.key, EndpointResult(True, "cached"), self._info)
+            return self._info
+        outcome = self._request(run, INFO, INFO.path)
+        if not outcome.result.ok:
+            run.failed += 1
+            if self._info is None:
+                log.warning(
+                    "%s: /info failed: %s; nothing is asked before it answers",
+                    self.name,
+                    outcome.result.detail or outcome.result.status,
+                )
+            else:
+                self._warn(INFO, outcome.result)
+            return self._info
+        info = outcome.value
+        assert isinstance(info, GatewayInfo)
+        self._adopt(info)
+        self._cache.put(INFO.key, INFO.family, info)
+        return info
+
+    def _adopt(self, info: GatewayInfo) -> None:
+        """New firmware (or the first /info): probe every endpoint afresh. Same firmware: give
+        the endpoints that answered 401 another chance, credentials may have changed."""
+        previous = self._info
+        self._info = info
+        self._auth.configure(info)
+        if previous is not None and (previous.firmware, previous.serial) == (info.firmware, info.serial):
+            for key in self._retry_hourly:
+                self._unsupported.pop(key, None)
+            self._retry_hourly.clear()
+            return
+        if previous is not None:
+            log.info(
+                "%s: firmware changed from %s to %s; detecting the endpoints again",
+                self.name,
+                previous.firmware,
+                info.firmware,
+            )
+        self._unsupported.clear()
+        self._retry_hourly.clear()
+        self._cache.clear()
+        self._production_path = None
+
+    def _available(self, run: _Collection, endpoint: Endpoint) -> bool:
+        """False for an endpoint this gateway is known not to have (recorded as such)."""
+        known = self._unsupported.get(endpoint.key)
+        if known is not None:
+            run.record(endpoint.key, known)
+        return known is None
+
+    def _mark_unsupported(self, endpoint: Endpoint, answer: str, *, hourly: bool = False) -> None:
+        """Stop asking ``endpoint``: until the firmware changes, or with ``hourly`` until the
+        next /info (for a 401: the credentials may change)."""
+        until = "with the next /info" if hourly else "after a firmware change"
+        detail = f"answered {answer}; asked again {until}"
+        log.info(
+            "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
+        )
+        self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        if hourly:
+            self._retry_hourly.add(endpoint.key)
+
+    # ----------------------------------------------------------------------------------------
+    # What to ask
+
+    def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
+        """Ask, in order, each endpoint this gateway has and this collection can use; each
+        condition may look at what the earlier ones answered."""
+        self._fetch_production_json(info, run)
+        steps: tuple[tuple[Endpoint, Callable[[], bool]], ...] = (
+            (API_V1_PRODUCTION, lambda: self._assembler.wants_v1_production(info, run.parsed)),
+            (PRODUCTION_HTML, lambda: self._wants_legacy_page(run)),
+            (DEVICE_DATA, lambda: info.version >= DEVICE_DATA_FROM),
+            (API_V1_INVERTERS, lambda: DEVICE_DATA.key not in run.parsed),
+            (METERS, lambda: info.metered is not False),
+            (METER_READINGS, lambda: any(m.enabled for m in _meter_configs(run))),
+            (INVENTORY, lambda: True),
+            (ENSEMBLE_INVENTORY, lambda: info.version >= ENSEMBLE_FROM),
+            (ENSEMBLE_SECCTRL, lambda: _has_batteries(run)),
+            (ENSEMBLE_POWER, lambda: _has_batteries(run)),
+        )
+        for endpoint, useful in steps:
+            if useful() and self._available(run, endpoint):
+                self._fetch(run, endpoint)
+
+    def _wants_legacy_page(self, run: _Collection) -> bool:
+        """The HTML page only where production.json is not JSON and /api/v1/production has
+        nothing (Envoy-C/R/LCD firmware 3)."""
+        if PRODUCTION_JSON.key not in self._unsupported:
+            return False
+        return self._assembler.source == LEGACY or API_V1_PRODUCTION.key not in run.parsed
+
+    # ----------------------------------------------------------------------------------------
+    # Asking
+
+    def _fetch_production_json(self, info: GatewayInfo, run: _Collection) -> None:
+        """``?details=1`` (it adds the per-phase lines), else the plain URL: remembered when the
+        details URL does not exist (404), used for this collection only when the details URL
+        answered a bad body. No production.json at all: 404 on both, or HTML on firmware 3
+        (the legacy Envoy's pages)."""
+        endpoint = PRODUCTION_JSON
+        if not self._available(run, endpoint) or self._from_cache(run, endpoint):
+            return
+        if self._production_path is not None:
+            self._finish(run, endpoint, self._request(run, endpoint, self._production_path))
+            return
+        details = self._request(run, endpoint, PRODUCTION_JSON.path)
+        if details.result.ok or details.result.status not in ("404", "parse"):
+            if details.result.ok:
+                self._production_path = PRODUCTION_JSON.path
+            self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
+            return
+        plain = self._request(run, endpoint, PRODUCTION_JSON_PLAIN.path)
+        if plain.result.ok and details.result.status == "404":
+            self._production_path = PRODUCTION_JSON_PLAIN.path
+        if not plain.result.ok and _no_production_json(info, details, plain):
+            self._mark_unsupported(endpoint, "HTML, not JSON" if details.html else "404")
+            run.record(endpoint.key, self._unsupported[endpoint.key])
+            return
+        self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
+
+    def _fetch(self, run: _Collection, endpoint: Endpoint) -> None:
+        if not self._from_cache(run, endpoint):
+            self._finish(run, endpoint, self._request(run, endpoint, endpoint.path))
+
+    def _finish(self, run: _Collection, endpoint: Endpoint, outcome: _Outcome) -> None:
+        """Cache a usable answer; account for a failed one (recorded as the cause to show)."""
+        run.record(endpoint.key, outcome.result, outcome.value)
+        if outcome.result.ok:
+            self._cache.put(endpoint.key, _family(endpoint, outcome.value), outcome.value)
+        else:
+            self._failed(run, endpoint, outcome.result)
+
+    def _from_cache(self, run: _Collection, endpoint: Endpoint) -> bool:
+        entry = self._cache.get(endpoint.key)
+        if entry is None:
+            return False
+        run.record(endpoint.key, EndpointResult(True, "cached"), entry.value)
+        return True
+
+    def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
+        """GET and parse; the result goes into ``run``."""
+        run.current = endpoint.key
+        try:
+            response = self._transport.get(endpoint.key, path)
+        except TransportError as exc:
+            outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
+        else:
+            try:
+                outcome = _Outcome(
+                    EndpointResult(True, str(response.status)), PARSERS[endpoint.key](response.body)
+                )
+            except ParseError as exc:
+                html = response.body.lstrip()[:1] == b"<"
+                outcome = _Outcome(EndpointResult(False, "parse", str(exc)), html=html)
+        run.record(endpoint.key, outcome.result, outcome.value)
+        if outcome.result.ok:
+            run.fetched += 1
+            run.authorized |= endpoint is not INFO and self._protected(endpoint)
+        return outcome
+
+    def _protected(self, endpoint: Endpoint) -> bool:
+        return self._auth.scheme == "token" or endpoint.digest
+
+    def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
+        if result.status == "404":
+            self._mark_unsupported(endpoint, "404")
+        elif result.status == "401" and self._auth.scheme == "digest":
+            # Digest credentials do not change while running: no use asking before the next /info.
+            self._mark_unsupported(endpoint, "401", hourly=True)
+        elif result.status == "401":
+            run.unauthorized.append(endpoint)  # decided once the collection shows whether the token works
+        elif endpoint is DEVICE_DATA and result.status == "parse":
+            # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
+            # mend itself, and /api/v1/production/inverters stands in for it.
+            self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
+            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+        else:
+            run.failed += 1
+            self._warn(endpoint, result)
+
+    def _settle_unauthorized(self, run: _Collection) -> None:
+        """A 401 beside endpoints that accepted the token means this endpoint needs more rights
+        (an installer token): remember it until the next /info. With no endpoint accepting the
+        token it is the token, and every collection tries again (the auth module renews it)."""
+        for endpoint in run.unauthorized:
+            result = run.results[endpoint.key]
+            if run.authorized:
+                self._mark_unsupported(endpoint, "401", hourly=True)
+            else:
+                run.failed += 1
+                reason = self._auth.last_error or "the gateway did not accept the token"
+                self._warn(endpoint, replace(result, detail=f"401: {reason}"))
+
+    def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
+        log.warning(
+            "%s: %s (%s) failed: %s; left out: %s",
+            self.name,
+            endpoint.key,
+            endpoint.path,
+            result.detail or result.status,
+            left_out or LEFT_OUT[endpoint.key],
+        )
+
+
+def _family(endpoint: Endpoint, value: object) -> str:
+    """The cache family of a result. An installation without Ensemble devices does not grow one
+    between two scrapes: its empty Ensemble inventory is asked again at the inventory's pace."""
+    if (
+        endpoint is ENSEMBLE_INVENTORY
+        and isinstance(value, Ensemble)
+        and not value.batteries
+        and value.enpower is None
+    ):
+        return INVENTORY.family
+    return endpoint.family
+
+
+def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:
+    answers = (details, plain)
+    if all(o.result.status == "404" for o in answers):
+        return True
+    # Elsewhere HTML is a login or error page for the moment: bad data, not a missing endpoint.
+    return info.version < JSON_FROM and all(o.html or o.result.status == "404" for o in answers)
+
+
+def _meter_configs(run: _Collection) -> tuple[MeterConfig, ...]:
+    configs = run.parsed.get(METERS.key)
+    return configs if isinstance(configs, tuple) else ()
+
+
+def _has_batteries(run: _Collection) -> bool:
+    ensemble = run.parsed.get(ENSEMBLE_INVENTORY.key)
+    return isinstance(ensemble, Ensemble) and bool(ensemble.batteries)

@@ -1,0 +1,782 @@
+"""``gateway.client.GatewayClient`` against gateways played by requests-mock: detection per
+generation, remembered 401/404, the hourly /info, re-detection on new firmware, cache lifetimes,
+single-flight, stale data when the gateway is slow or down, and bad answers from every endpoint.
+
+The bodies are this project's own, shaped after the real captures; serials are made up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+import pytest
+import requests
+import requests_mock
+
+from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.model import WH, Snapshot
+from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+
+HOST = "http://envoy.test"
+NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
+
+
+def info_xml(firmware: str, metered: bool | None = None, tokens: bool | None = None) -> str:
+    imeter = "" if metered is None else f"<imeter>{str(metered).lower()}</imeter>"
+    web_tokens = "" if tokens is None else f"<web-tokens>{str(tokens).lower()}</web-tokens>"
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?><envoy_info><time>1750000000</time><device>"
+        f"<sn>900000000001</sn><pn>800-00000-r01</pn><software>{firmware}</software>{imeter}"
+        f"</device>{web_tokens}<package name='app'><pn>500-00002-r01</pn></package></envoy_info>"
+    )
+
+
+def eim(kind: str, watts: float, lifetime_wh: float, lines: int = 0) -> dict:
+    section = {
+        "type": "eim",
+        "activeCount": 1,
+        "measurementType": kind,
+        "readingTime": 1750000000,
+        "wNow": watts,
+        "whLifetime": lifetime_wh,
+        "whToday": 1200.0,
+        "whLastSevenDays": 9000.0,
+        "rmsVoltage": 240.5,
+        "rmsCurrent": 2.1,
+    }
+    if lines:
+        section["lines"] = [
+            {"wNow": watts / lines, "whLifetime": lifetime_wh / lines, "rmsVoltage": 120.2}
+            for _ in range(lines)
+        ]
+    return section
+
+
+INVERTERS_SECTION = {
+    "type": "inverters",
+    "activeCount": 2,
+    "readingTime": 1750000000,
+    "wNow": 480,
+    "whLifetime": 174174,
+}
+ACB_IDLE = {"type": "acb", "activeCount": 0, "readingTime": 0, "wNow": 0, "whNow": 0, "state": "idle"}
+PRODUCTION_STANDARD = {"production": [INVERTERS_SECTION], "storage": [ACB_IDLE]}
+PRODUCTION_METERED = {
+    "production": [INVERTERS_SECTION, eim("production", 500.0, 2_000_000.0, lines=2)],
+    "consumption": [
+        eim("total-consumption", 800.0, 5_000_000.0, 2),
+        eim("net-consumption", 300.0, 3_000_000.0, 2),
+    ],
+    "storage": [ACB_IDLE],
+}
+V1_PRODUCTION = {
+    "wattHoursToday": 3000,
+    "wattHoursSevenDays": 20000,
+    "wattHoursLifetime": 6139406,
+    "wattsNow": 481,
+}
+V1_INVERTERS = [
+    {
+        "serialNumber": f"90000000020{n}",
+        "lastReportDate": 1750000000,
+        "devType": 1,
+        "lastReportWatts": 240,
+        "maxReportWatts": 300,
+    }
+    for n in (1, 2)
+]
+METERS = [
+    {
+        "eid": eid,
+        "state": "enabled",
+        "measurementType": kind,
+        "phaseMode": "split",
+        "phaseCount": 2,
+        "meteringStatus": "normal",
+        "statusFlags": [],
+    }
+    for eid, kind in ((704643328, "production"), (704643584, "net-consumption"))
+]
+
+
+def channel(eid: int, watts: float) -> dict:
+    return {
+        "eid": eid,
+        "timestamp": 1750000000,
+        "actEnergyDlvd": 1000.0,
+        "actEnergyRcvd": 10.0,
+        "activePower": watts,
+        "apparentPower": abs(watts),
+        "reactivePower": 0.0,
+        "pwrFactor": 1.0,
+        "voltage": 120.1,
+        "current": 2.0,
+        "freq": 60.0,
+    }
+
+
+READINGS = [
+    {
+        **channel(eid, watts),
+        "channels": [
+            channel(eid + 1, watts / 2),
+            channel(eid + 2, watts / 2),
+            channel(eid + 3, 0.0)
+            | {
+                "voltage": 0.0,
+                "current": 0.0,
+                "actEnergyDlvd": 0.0,
+                "actEnergyRcvd": 0.0,
+                "apparentPower": 0.0,
+                "pwrFactor": 0.0,
+            },
+        ],
+    }
+    for eid, watts in ((704643328, 498.0), (704643584, 301.0))
+]
+DEVICE = {
+    "part_num": "800-01391-r02",
+    "img_pnum_running": "520-00082-r01",
+    "producing": True,
+    "communicating": True,
+    "provisioned": True,
+    "operating": True,
+    "admin_state": 1,
+}
+INVENTORY = [
+    {"type": "PCU", "devices": [{"serial_num": "900000000201", **DEVICE}]},
+    {
+        "type": "NSRB",
+        "devices": [{"serial_num": "900000000301", **DEVICE, "relay": "closed", "line1-connected": True}],
+    },
+]
+ENSEMBLE_INVENTORY = [
+    {
+        "type": "ENCHARGE",
+        "devices": [
+            {
+                "serial_num": "900000000601",
+                "percentFull": 80,
+                "encharge_capacity": 3360,
+                "temperature": 25,
+                "communicating": True,
+            }
+        ],
+    },
+    {
+        "type": "ENPOWER",
+        "devices": [
+            {
+                "serial_num": "900000000602",
+                "mains_oper_state": "closed",
+                "Enpwr_grid_mode": "multimode-ongrid",
+                "temperature": 79,
+            }
+        ],
+    },
+]
+SECCTRL = {
+    "agg_soc": 80,
+    "Max_energy": 3360,
+    "ENC_agg_soc": 80,
+    "ENC_agg_avail_energy": 2688,
+    "Enc_max_available_capacity": 3360,
+    "adjusted_backup_soc": 20,
+}
+ENSEMBLE_POWER = {
+    "devices:": [
+        {"serial_num": "900000000601", "real_power_mw": -250000, "apparent_power_mva": 250000, "soc": 81}
+    ]
+}
+DEVICE_DATA = {
+    "1": {
+        "devName": "pcu",
+        "sn": "900000000201",
+        "active": True,
+        "channels": [
+            {
+                "watts": {"now": 241, "max": 300},
+                "wattHours": {"today": 900},
+                "lastReading": {
+                    "endDate": 1750000000,
+                    "dcVoltageINmV": 32000,
+                    "dcCurrentINmA": 7500,
+                    "channelTemp": 38,
+                },
+                "lifetime": {"joulesProduced": 3.6e9},
+            }
+        ],
+    },
+    "deviceCount": 1,
+    "deviceDataLimit": 50,
+}
+LEGACY_PAGE = (
+    "<html><head><title>Envoy</title><link rel='stylesheet' href='/css/style.css'></head><body>"
+    "<div id='header'><a href='/home'>Home</a> <a href='/production'>Production</a></div>"
+    "<h1>System Statistics</h1><table><tr><td>Currently</td><td>6.63 kW</td></tr>"
+    "<tr><td>Today</td><td>53.6 kWh</td></tr><tr><td>Past Week</td><td>405 kWh</td></tr>"
+    "<tr><td>Since Installation</td><td>133 MWh</td></tr></table></body></html>"
+)
+LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Envoy</title></head><body>Log in</body></html>"
+
+
+def body(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# Each generation: path -> body; anything else answers 404.
+LEGACY = {
+    "/info": info_xml("D3.7.0"),
+    "/production.json?details=1": LOGIN_PAGE,
+    "/production.json": LOGIN_PAGE,
+    "/production": LEGACY_PAGE,
+}
+STANDARD = {
+    "/info": info_xml("D5.0.62", metered=False),
+    "/production.json?details=1": PRODUCTION_STANDARD,
+    "/api/v1/production": V1_PRODUCTION,
+    "/api/v1/production/inverters": V1_INVERTERS,
+    "/inventory.json": INVENTORY,
+    "/ivp/ensemble/inventory": [],
+}
+METERED = {
+    "/info": info_xml("D5.0.62", metered=True),
+    "/production.json?details=1": PRODUCTION_METERED,
+    "/production.json": PRODUCTION_METERED,
+    "/api/v1/production": V1_PRODUCTION,
+    "/api/v1/production/inverters": V1_INVERTERS,
+    "/ivp/meters": METERS,
+    "/ivp/meters/readings": READINGS,
+    "/inventory.json": INVENTORY,
+    "/ivp/ensemble/inventory": ENSEMBLE_INVENTORY,
+    "/ivp/ensemble/secctrl": SECCTRL,
+    "/ivp/ensemble/power": ENSEMBLE_POWER,
+}
+TOKEN_ERA = {
+    **METERED,
+    "/info": info_xml("D8.2.4345", metered=True, tokens=True),
+    "/ivp/pdm/device_data": DEVICE_DATA,
+    "/auth/check_jwt": "<!DOCTYPE html><h2>Valid token.</h2>",
+}
+
+
+@dataclass
+class Clocks:
+    mono: float = 1000.0
+    wall: float = 1_750_000_000.0
+
+    def clock(self) -> float:
+        return self.mono
+
+    def now(self) -> float:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+@dataclass
+class Gateway:
+    """A requests-mock gateway: ``routes`` (path -> body or requests-mock kwargs) are served,
+    every other path answers 404; ``asked`` lists the paths requested since the last call."""
+
+    mock: requests_mock.Mocker
+    routes: dict[str, object]
+    seen: int = 0
+
+    def install(self) -> None:
+        self.mock.get(requests_mock.ANY, status_code=404, json={"error": "404 - Not Found"})
+        for path, answer in self.routes.items():
+            self.set(path, answer)
+
+    def set(self, path: str, answer: object) -> None:
+        """Serve ``answer`` at ``path`` from now on (requests-mock tries the newest match first)."""
+        self.routes[path] = answer
+        kwargs = answer if isinstance(answer, dict) and answer.get("__mock__") else {"text": body(answer)}
+        self.mock.get(HOST + path, complete_qs=True, **{k: v for k, v in kwargs.items() if k != "__mock__"})
+
+    def asked(self) -> list[str]:
+        history = self.mock.request_history[self.seen :]
+        self.seen = len(self.mock.request_history)
+        return [r.url.removeprefix(HOST) for r in history]
+
+
+def mocked(**kwargs: object) -> dict:
+    """A requests-mock answer other than a 200 with a body: status_code=..., exc=..., text=..."""
+    return {"__mock__": True, **kwargs}
+
+
+@pytest.fixture
+def clocks() -> Clocks:
+    return Clocks()
+
+
+@pytest.fixture
+def gateway():
+    with requests_mock.Mocker() as m:
+
+        def make(routes: dict[str, object]) -> Gateway:
+            gw = Gateway(m, dict(routes))
+            gw.install()
+            return gw
+
+        yield make
+
+
+def token_for(clocks: Clocks) -> str:
+    return jwt.encode(
+        {"exp": int(clocks.wall) + 365 * 86400, "iat": int(clocks.wall)}, "k" * 32, algorithm="HS256"
+    )
+
+
+def client_for(
+    clocks: Clocks, ttl: dict[str, float] | None = None, token: str | None = None
+) -> GatewayClient:
+    settings = GatewaySettings(
+        name=None,
+        host=HOST,
+        token=Secret(token) if token else None,
+        cache_ttl=dict(DEFAULT_CACHE_TTL if ttl is None else ttl),
+        timeout=2.0,
+    )
+    return GatewayClient(settings, None, clock=clocks.clock, wall=clocks.now)
+
+
+# --------------------------------------------------------------------------------------------
+# Detection per generation
+
+
+def test_legacy_envoy_uses_the_html_page(gateway, clocks) -> None:
+    gw = gateway(LEGACY)
+    client = client_for(clocks)
+    snap = client.collect(timeout=5)
+    assert snap.production_source == "legacy"
+    assert snap.production.total.power_w == 6630.0
+    assert snap.production.total.lifetime_j == 133_000_000 * WH
+    assert gw.asked() == [
+        "/info",
+        "/production.json?details=1",
+        "/production.json",
+        "/api/v1/production",
+        "/production",
+        "/api/v1/production/inverters",
+        "/ivp/meters",
+        "/inventory.json",
+    ]
+    assert snap.endpoints["api_v1_production"].status == "404"
+    assert client.name == "900000000001"  # no name configured: the serial
+    assert client.auth_scheme == "digest"
+    clocks.advance(11)
+    snap = client.collect(timeout=5)
+    assert gw.asked() == ["/production"]
+    assert snap.endpoints["production_json"].status == "unsupported"
+
+
+def test_standard_gateway_takes_the_unwrapped_v1_lifetime(gateway, clocks) -> None:
+    gw = gateway(STANDARD)
+    client = client_for(clocks)
+    snap = client.collect(timeout=5)
+    assert snap.production_source == "inverters"
+    assert snap.production.total.lifetime_j == 6_139_406 * WH
+    assert [i.serial for i in snap.inverters] == ["900000000201", "900000000202"]
+    assert [d.serial for d in snap.devices] == ["900000000201", "900000000301"]
+    assert snap.relays[0].closed is True
+    asked = gw.asked()
+    assert "/ivp/meters" not in asked  # imeter false: no CTs to ask about
+    assert "/ivp/ensemble/secctrl" not in asked  # no batteries in the Ensemble inventory
+    clocks.advance(11)
+    client.collect(timeout=5)
+    assert gw.asked() == ["/production.json?details=1", "/api/v1/production"]
+    clocks.advance(50)
+    client.collect(timeout=5)
+    assert gw.asked() == ["/production.json?details=1", "/api/v1/production", "/api/v1/production/inverters"]
+
+
+def test_metered_gateway_with_cts(gateway, clocks) -> None:
+    gw = gateway(METERED)
+    snap = client_for(clocks).collect(timeout=5)
+    assert snap.production_source == "meter"
+    assert snap.production.total.power_w == 500.0
+    assert list(snap.production.phases) == ["L1", "L2"]
+    assert snap.consumption_total.total.power_w == 800.0
+    assert snap.consumption_net.total.lifetime_j == 3_000_000.0 * WH
+    assert [m.config.measurement_type for m in snap.meters] == ["production", "net-consumption"]
+    assert list(snap.meters[0].phases) == ["L1", "L2"]
+    (battery,) = snap.batteries
+    assert (battery.soc_ratio, battery.power_w, battery.capacity_j) == (0.81, -250.0, 3360 * WH)
+    assert snap.storage.capacity_j == 3360 * WH
+    assert snap.enpower.grid_connected is True
+    asked = gw.asked()
+    assert "/api/v1/production" not in asked  # the live CT makes it useless
+    assert "/ivp/ensemble/power" in asked
+
+
+def test_token_era_gateway(gateway, clocks) -> None:
+    gw = gateway(TOKEN_ERA)
+    token = token_for(clocks)
+    client = client_for(clocks, token=token)
+    snap = client.collect(timeout=5)
+    assert client.auth_scheme == "token"
+    assert client.token_expiry == jwt.decode(token, options={"verify_signature": False})["exp"]
+    assert snap.production_source == "meter"
+    (inverter,) = snap.inverters
+    assert inverter.dc_voltage_v == 32.0
+    history = gw.mock.request_history
+    assert all(r.headers.get("Authorization") == f"Bearer {token}" for r in history if r.path != "/info")
+    asked = gw.asked()
+    assert "/auth/check_jwt" in asked and "/ivp/pdm/device_data" in asked
+    assert "/api/v1/production/inverters" not in asked  # device_data has them all
+    assert client.requests()[("production_json", "200")] == 1
+
+
+# --------------------------------------------------------------------------------------------
+# 401 and 404
+
+
+def test_404_is_recorded_and_not_asked_again(gateway, clocks) -> None:
+    gw = gateway({k: v for k, v in STANDARD.items() if k != "/inventory.json"})
+    client = client_for(clocks, ttl=NO_CACHE)
+    snap = client.collect(timeout=5)
+    assert snap.endpoints["inventory"].status == "404" and not snap.endpoints["inventory"].ok
+    assert "/inventory.json" in gw.asked()
+    snap = client.collect(timeout=5)
+    assert "/inventory.json" not in gw.asked()
+    assert snap.endpoints["inventory"].status == "unsupported"
+    assert client.requests()[("inventory", "404")] == 1
+
+
+def test_401_beside_an_accepted_token_is_remembered_until_the_next_info(gateway, clocks) -> None:
+    gw = gateway({**TOKEN_ERA, "/inventory.json": mocked(status_code=401, json={"status": 401})})
+    client = client_for(clocks, token=token_for(clocks))
+    snap = client.collect(timeout=5)
+    assert snap.endpoints["inventory"].status == "401"
+    assert "/inventory.json" in gw.asked()
+    clocks.advance(301)
+    snap = client.collect(timeout=5)
+    assert "/inventory.json" not in gw.asked()
+    assert snap.endpoints["inventory"].status == "unsupported"
+    clocks.advance(3600)
+    client.collect(timeout=5)
+    assert "/inventory.json" in gw.asked()
+
+
+def test_401_everywhere_is_the_token_and_is_asked_again(gateway, clocks, caplog) -> None:
+    refused = mocked(status_code=401, json={"status": 401, "info": "Authentication required"})
+    gw = gateway({path: (answer if path == "/info" else refused) for path, answer in TOKEN_ERA.items()})
+    client = client_for(clocks, ttl=NO_CACHE, token=token_for(clocks))
+    with caplog.at_level(logging.WARNING):
+        snap = client.collect(timeout=5)
+    assert snap.endpoints["production_json"].status == "401"
+    assert not snap.up
+    assert any(
+        ": production_json (" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+    )
+    gw.asked()
+    client.collect(timeout=5)
+    assert "/production.json?details=1" in gw.asked()
+
+
+def test_digest_401_is_remembered_until_the_next_info(gateway, clocks) -> None:
+    gw = gateway({**METERED, "/ivp/meters": mocked(status_code=401, text="Error: 401")})
+    client = client_for(clocks)
+    assert client.collect(timeout=5).meters == ()
+    gw.asked()
+    clocks.advance(301)
+    client.collect(timeout=5)
+    assert "/ivp/meters" not in gw.asked()
+    clocks.advance(3600)
+    client.collect(timeout=5)
+    assert "/ivp/meters" in gw.asked()
+
+
+# --------------------------------------------------------------------------------------------
+# /info and firmware changes
+
+
+def test_info_is_read_again_after_an_hour(gateway, clocks) -> None:
+    gw = gateway(STANDARD)
+    client = client_for(clocks)
+    client.collect(timeout=5)
+    gw.asked()
+    clocks.advance(3599)
+    client.collect(timeout=5)
+    assert "/info" not in gw.asked()
+    clocks.advance(2)
+    client.collect(timeout=5)
+    assert gw.asked()[0] == "/info"
+
+
+def test_new_firmware_means_detecting_again(gateway, clocks, caplog) -> None:
+    gw = gateway({k: v for k, v in STANDARD.items() if k != "/inventory.json"})
+    client = client_for(clocks)
+    assert client.collect(timeout=5).devices == ()
+    assert "/inventory.json" in gw.asked()
+    clocks.advance(3601)
+    client.collect(timeout=5)  # same firmware: the 404 stays remembered
+    assert "/inventory.json" not in gw.asked()
+    gw.set("/inventory.json", INVENTORY)
+    gw.set("/info", info_xml("D5.0.63", metered=False))
+    clocks.advance(3601)
+    with caplog.at_level(logging.INFO):
+        snap = client.collect(timeout=5)
+    assert "/inventory.json" in gw.asked()
+    assert len(snap.devices) == 2
+    assert snap.info.firmware == "D5.0.63"
+    assert any("firmware changed from D5.0.62 to D5.0.63" in r.getMessage() for r in caplog.records)
+
+
+# --------------------------------------------------------------------------------------------
+# Cache lifetimes
+
+
+def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> None:
+    gw = gateway(METERED)
+    client = client_for(clocks)
+    client.collect(timeout=5)
+    first = gw.asked()
+    assert len(first) == 9
+    clocks.advance(1)
+    snap = client.collect(timeout=5)
+    assert gw.asked() == []
+    assert snap.endpoints["production_json"].status == "cached" and snap.up
+    clocks.advance(5)
+    client.collect(timeout=5)
+    assert gw.asked() == ["/ivp/meters/readings"]
+    clocks.advance(5)
+    client.collect(timeout=5)
+    assert gw.asked() == ["/production.json?details=1", "/ivp/meters/readings"]
+    clocks.advance(25)
+    client.collect(timeout=5)
+    assert gw.asked() == [
+        "/production.json?details=1",
+        "/ivp/meters/readings",
+        "/ivp/ensemble/inventory",
+        "/ivp/ensemble/secctrl",
+        "/ivp/ensemble/power",
+    ]
+
+
+def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
+    gw = gateway(METERED)
+    client = client_for(clocks, ttl=NO_CACHE)
+    client.collect(timeout=5)
+    first = gw.asked()
+    client.collect(timeout=5)
+    assert gw.asked() == first
+
+
+def test_an_empty_ensemble_inventory_is_asked_at_the_inventorys_pace(gateway, clocks) -> None:
+    gw = gateway(STANDARD)
+    client = client_for(clocks)
+    client.collect(timeout=5)
+    gw.asked()
+    clocks.advance(61)
+    client.collect(timeout=5)
+    assert "/ivp/ensemble/inventory" not in gw.asked()
+    clocks.advance(240)
+    client.collect(timeout=5)
+    assert "/ivp/ensemble/inventory" in gw.asked()
+
+
+# --------------------------------------------------------------------------------------------
+# Single-flight and deadlines
+
+
+def slow(seconds: float, answer: object) -> dict:
+    def reply(request, context) -> str:
+        time.sleep(seconds)
+        return body(answer)
+
+    return mocked(text=reply)
+
+
+def test_ten_concurrent_callers_share_one_collection(gateway, clocks) -> None:
+    gw = gateway({**STANDARD, "/production.json?details=1": slow(0.3, PRODUCTION_STANDARD)})
+    client = client_for(clocks, ttl=NO_CACHE)
+    snapshots: list[Snapshot] = []
+    threads = [
+        threading.Thread(target=lambda: snapshots.append(client.collect(timeout=10))) for _ in range(10)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(snapshots) == 10
+    assert all(s is snapshots[0] for s in snapshots)
+    asked = gw.asked()
+    assert len(asked) == len(set(asked))  # every endpoint once: one collection
+    assert client.requests()[("info", "200")] == 1
+
+
+def test_a_slow_gateway_yields_the_last_good_snapshot_and_the_collection_goes_on(gateway, clocks) -> None:
+    gw = gateway(STANDARD)
+    client = client_for(clocks, ttl=NO_CACHE)
+    good = client.collect(timeout=5)
+    gw.set("/production.json?details=1", slow(0.5, PRODUCTION_STANDARD))
+    clocks.advance(15)
+    stale = client.collect(timeout=0.05)
+    assert stale.collected_at == good.collected_at
+    assert stale.production == good.production
+    assert stale.endpoints["production_json"] == stale.endpoints["production_json"].__class__(
+        False, "timeout", "no answer within the 0.05 s deadline; collection continues"
+    )
+    fresh = client.collect(timeout=5)  # joins the collection still running
+    assert fresh.collected_at == good.collected_at + 15
+    assert fresh.endpoints["production_json"].ok
+
+
+def test_the_first_collection_timing_out_gives_an_empty_snapshot(gateway, clocks) -> None:
+    gateway({**STANDARD, "/info": slow(0.3, STANDARD["/info"])})
+    snap = client_for(clocks).collect(timeout=0.01)
+    assert snap.production is None and snap.info is None and not snap.up
+    assert snap.endpoints["info"].status == "timeout"
+
+
+def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, caplog) -> None:
+    gw = gateway(STANDARD)
+    client = client_for(clocks, ttl={**NO_CACHE, "info": 3600.0})
+    good = client.collect(timeout=5)
+    for path in STANDARD:
+        gw.set(path, mocked(exc=requests.exceptions.ConnectionError))
+    clocks.advance(15)
+    with caplog.at_level(logging.WARNING):
+        snap = client.collect(timeout=5)
+    assert snap.collected_at == good.collected_at  # its age shows
+    assert snap.production == good.production
+    assert snap.endpoints["production_json"].status == "error"
+    assert snap.endpoints["info"].status == "cached"
+    assert client.requests()[("production_json", "error")] == 1
+
+
+def test_a_bug_becomes_an_error_result_and_never_escapes(gateway, clocks, monkeypatch, caplog) -> None:
+    gateway(STANDARD)
+    client = client_for(clocks, ttl=NO_CACHE)
+    good = client.collect(timeout=5)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(client._assembler, "assemble", broken)
+    with caplog.at_level(logging.ERROR):
+        snap = client.collect(timeout=5)
+    assert snap.production == good.production
+    assert snap.endpoints["collect"].status == "error"
+    assert "collection failed" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# Bad answers: each costs only its endpoint's part, with one warning naming it
+
+
+def truncated(value: object) -> str:
+    text = body(value)
+    return text[: len(text) // 3]
+
+
+def wrong_types(value: object) -> str:
+    if isinstance(value, list):
+        return json.dumps({"wrong": "types"})
+    if isinstance(value, dict):
+        return json.dumps(["wrong", "types"])
+    return "<html><body>Currently nothing</body></html>"
+
+
+BAD_ANSWERS: dict[str, Callable[[object], object]] = {
+    "truncated": truncated,
+    "empty": lambda value: "",
+    "html": lambda value: LOGIN_PAGE,
+    "wrong types": wrong_types,
+    "500": lambda value: mocked(status_code=500, text="Internal Server Error"),
+    "timeout": lambda value: mocked(exc=requests.exceptions.ReadTimeout),
+}
+
+# The parts of a snapshot, each a check that it is there.
+PARTS: dict[str, Callable[[Snapshot], bool]] = {
+    "ct production": lambda s: s.production_source == "meter",
+    "v1 production": lambda s: s.production is not None and s.production.total.lifetime_j == 6_139_406 * WH,
+    "legacy production": lambda s: s.production_source == "legacy",
+    "consumption": lambda s: s.consumption_net is not None and s.consumption_total is not None,
+    "inverters": lambda s: len(s.inverters) >= 1,
+    "inverter detail": lambda s: bool(s.inverters) and s.inverters[0].dc_voltage_v is not None,
+    "meters": lambda s: len(s.meters) == 2,
+    "meter values": lambda s: bool(s.meters) and all(m.total is not None for m in s.meters),
+    "devices": lambda s: len(s.devices) == 2 and len(s.relays) == 1,
+    "batteries": lambda s: len(s.batteries) == 1,
+    "enpower": lambda s: s.enpower is not None,
+    "storage": lambda s: s.storage is not None,
+    "battery power": lambda s: bool(s.batteries) and s.batteries[0].power_w is not None,
+}
+GENERATION_PARTS = {
+    "legacy": (LEGACY, {"legacy production"}),
+    "standard": (STANDARD, {"v1 production", "inverters", "devices"}),
+    "metered": (METERED, set(PARTS) - {"v1 production", "legacy production", "inverter detail"}),
+    "token era": (TOKEN_ERA, set(PARTS) - {"v1 production", "legacy production"}),
+}
+# endpoint key -> (generation, its paths, the parts it costs)
+CASES = {
+    "production_json": (
+        "metered",
+        ("/production.json?details=1", "/production.json"),
+        {"ct production", "consumption"},
+    ),
+    "api_v1_production": ("standard", ("/api/v1/production",), {"v1 production"}),
+    "production_html": ("legacy", ("/production",), {"legacy production"}),
+    "api_v1_inverters": ("standard", ("/api/v1/production/inverters",), {"inverters"}),
+    "device_data": ("token era", ("/ivp/pdm/device_data",), {"inverter detail"}),
+    "meters": ("metered", ("/ivp/meters",), {"meters", "meter values"}),
+    "meter_readings": ("metered", ("/ivp/meters/readings",), {"meter values"}),
+    "inventory": ("metered", ("/inventory.json",), {"devices"}),
+    "ensemble_inventory": (
+        "metered",
+        ("/ivp/ensemble/inventory",),
+        {"batteries", "enpower", "storage", "battery power"},
+    ),
+    "ensemble_secctrl": ("metered", ("/ivp/ensemble/secctrl",), {"storage"}),
+    "ensemble_power": ("metered", ("/ivp/ensemble/power",), {"battery power"}),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_ANSWERS))
+@pytest.mark.parametrize("key", list(CASES))
+def test_a_bad_answer_costs_only_its_endpoints_part(key: str, bad: str, gateway, clocks, caplog) -> None:
+    generation, paths, lost = CASES[key]
+    routes, parts = GENERATION_PARTS[generation]
+    gateway({**routes, **{path: BAD_ANSWERS[bad](routes[path]) for path in paths}})
+    client = client_for(clocks, ttl=NO_CACHE, token=token_for(clocks) if generation == "token era" else None)
+    with caplog.at_level(logging.WARNING):
+        snap = client.collect(timeout=10)
+    present = {part for part in parts if PARTS[part](snap)}
+    assert present == parts - lost
+    assert not snap.endpoints[key].ok
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    named = [w for w in warnings if f": {key} (" in w]
+    assert len(named) == 1, warnings
+    assert "left out" in named[0]
+
+
+@pytest.mark.parametrize("bad", ["truncated", "html", "wrong types", "500", "timeout"])
+def test_a_bad_first_info_stops_the_collection_quietly(bad: str, gateway, clocks, caplog) -> None:
+    gw = gateway({**STANDARD, "/info": BAD_ANSWERS[bad](STANDARD["/info"])})
+    with caplog.at_level(logging.WARNING):
+        snap = client_for(clocks).collect(timeout=5)
+    assert gw.asked() == ["/info"]
+    assert snap.info is None and not snap.up and not snap.endpoints["info"].ok
+    assert any("/info failed" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+def test_a_bad_later_info_keeps_the_known_identity(gateway, clocks, caplog) -> None:
+    gw = gateway(STANDARD)
+    client = client_for(clocks, ttl=NO_CACHE)
+    client.collect(timeout=5)
+    gw.set("/info", mocked(status_code=500))
+    with caplog.at_level(logging.WARNING):
+        snap = client.collect(timeout=5)
+    assert snap.info.serial == "900000000001" and snap.up
+    assert any(": info (/info) failed: 500" in r.getMessage() for r in caplog.records)
