@@ -55,6 +55,25 @@ def test_production_series(rich):
     )
 
 
+def test_reported_production_is_exported_for_auditing():
+    corrected = replace(
+        rich_snapshot(),
+        reported={
+            ("home", "production", "meter", ""): 1234 * WH,
+            ("home", "production", "meter", "L1"): 400 * WH,
+            ("home", "consumption", "total", ""): 9000 * WH,
+        },
+    )
+    got = scrape_clients(FakeClient("home", corrected))
+    assert (
+        value(got, "enphase_production_energy_reported_joules", gateway="home", source="meter") == 1234 * WH
+    )
+    assert [k for k in got if k[0] == "enphase_production_energy_reported_joules"] == [
+        ("enphase_production_energy_reported_joules", frozenset({("gateway", "home"), ("source", "meter")}))
+    ]
+    assert value(got, "enphase_production_energy_joules_total", gateway="home", source="meter") == 5000 * WH
+
+
 def test_consumption_series(rich):
     assert value(rich, "enphase_consumption_power_watts", gateway="home", measurement="total") == 1200.0
     assert value(rich, "enphase_consumption_power_watts", gateway="home", measurement="net") == -1800.0

@@ -85,6 +85,7 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
         base,
         total.last_seven_days_j,
     )
+    _reported_production(f, base, s)
     for phase, reading in s.production.phases.items():
         phased = {**labels, "phase": phase}
         f.gauge(
@@ -96,6 +97,20 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
             phased,
             reading.lifetime_j,
         )
+
+
+def _reported_production(f: Families, base: Labels, s: Snapshot) -> None:
+    # ``reported`` holds the raw lifetime values the counter keeper saw, keyed (gateway, kind,
+    # name, phase); the system-level production one is exported so a correction can be audited
+    # against what the gateway said.
+    for (_, kind, source, phase), raw in sorted(s.reported.items()):
+        if kind == "production" and not phase:
+            f.gauge(
+                "enphase_production_energy_reported_joules",
+                "Lifetime production as the gateway reports it, before counter corrections",
+                {**base, "source": source},
+                raw,
+            )
 
 
 def _consumption(f: Families, base: Labels, s: Snapshot) -> None:
