@@ -152,10 +152,10 @@ def test_a_slow_gateway_does_not_delay_the_others():
     served = serve(slow, FakeClient("fast"))
     try:
         started = time.monotonic()
-        status, _, body = served.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "2"})
+        status, _, body = served.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "1"})
         elapsed = time.monotonic() - started
         assert status == 200
-        assert elapsed < 6  # the 1.3 s budget and its grace, on a busy machine; not the 30 s hold
+        assert elapsed < 6  # the 0.5 s budget and its grace, on a busy machine; not the 30 s hold
         got = samples(body.decode())
         assert value(got, "enphase_up", gateway="fast") == 1
         assert value(got, "enphase_production_power_watts", gateway="fast", source="meter") == 3000.0
