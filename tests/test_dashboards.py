@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import needs_shared
+from conftest import ROOT, needs_shared
 from promql_helpers import (
     ADDITIONS,
     DASHBOARDS,
@@ -264,3 +264,9 @@ def test_every_query_parses(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_dashboard_is_documented() -> None:
+    text = (ROOT / "docs" / "dashboards.md").read_text()
+    for dashboard in dashboards().values():
+        assert f"(`{dashboard['uid']}`)" in text, dashboard["uid"]

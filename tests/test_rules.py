@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import needs_shared
+from conftest import ROOT, needs_shared
 from promql_helpers import ADDITIONS, PROMETHEUS, SPEC, counters_outside_rate, metric_names, spec_metric_names
 
 RULES = PROMETHEUS / "rules"
@@ -147,3 +147,8 @@ def test_rules_use_only_contract_metrics() -> None:
     known = spec_metric_names(SPEC) | ADDITIONS
     used = set().union(*(metric_names(rule["expr"]) for rule in ALERTS + RECORDS))
     assert used - known == set()
+
+
+def test_every_alert_is_documented() -> None:
+    sections = set(re.findall(r"^## (\w+)$", (ROOT / "docs" / "alerts.md").read_text(), re.MULTILINE))
+    assert sections == {rule["alert"] for rule in ALERTS}
