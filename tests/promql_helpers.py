@@ -29,7 +29,6 @@ ADDITIONS = frozenset(
 
 # What Grafana substitutes for its variables, as the live test sends the queries.
 GRAFANA_VARIABLES = {
-    "${datasource}": "",
     "$gateway": ".*",
     "$__rate_interval": "15s",
     "$__range": "1m",
@@ -61,12 +60,12 @@ def _call_argument(expr: str, open_paren: int) -> str:
     raise ValueError(f"unbalanced parentheses in {expr!r}")
 
 
-def range_calls(expr: str) -> Iterator[tuple[str, str, str]]:
-    """(function, argument, window) for every call that takes a range vector."""
+def range_calls(expr: str) -> Iterator[tuple[str, str]]:
+    """(function, window) for every call that takes a range vector; window is "" if none."""
     for match in _RANGE_CALL.finditer(expr):
         argument = _call_argument(expr, match.end() - 1)
         windows = re.findall(r"\[([^\]]+)\]\s*$", argument.split(" offset ")[0].rstrip())
-        yield match.group(1), argument, windows[0] if windows else ""
+        yield match.group(1), windows[0] if windows else ""
 
 
 def counters_outside_rate(expr: str) -> list[str]:

@@ -179,7 +179,7 @@ def test_every_selector_filters_the_gateway(query: tuple[str, str, str]) -> None
 @pytest.mark.parametrize("query", QUERIES, ids=query_id)
 def test_rate_windows_are_grafana_intervals(query: tuple[str, str, str]) -> None:
     _, _, expr = query
-    for func, _, window in range_calls(expr):
+    for func, window in range_calls(expr):
         assert func in ("rate", "increase"), expr
         allowed = {"$__rate_interval", "$__range"} if func == "increase" else {"$__rate_interval"}
         assert window in allowed, f"{func}(...[{window}]) in {expr}"
@@ -240,7 +240,7 @@ def test_range_totals_come_from_lifetime_counters_not_today_gauges() -> None:
     for _, title, expr in QUERIES:
         assert "_today_" not in expr or "enphase_inverter_energy_today_joules" in expr, title
         if "$__range" in expr:
-            assert all(func == "increase" for func, _, _ in range_calls(expr)), title
+            assert all(func == "increase" for func, _ in range_calls(expr)), title
 
 
 def test_peer_comparison_uses_the_per_gateway_median() -> None:
