@@ -58,10 +58,12 @@ _DETAILS_CAPTURE = (
 )
 
 KNOWN_WRONG: dict[str, dict[str, str]] = {
-    # 7.6.175_total: 1,322 W now and 1,152,866 Wh lifetime, but "today" 0 Wh and "7 days" 0 Wh;
+    # 7.6.175_total: 1,322 W now and 1,152,866 Wh lifetime, but "today" 0 Wh and "7 days" 0 Wh.
     # 8.2.4264_metered_noct: 5,521 W now, 32.5 MWh lifetime, "today" 70 Wh and "7 days" 1,521 Wh,
-    # the noise of a production CT that is not installed (its lifetime reads 1,587 Wh);
-    # 7.3.466: the disabled CT's 3,183,793 Wh lifetime disagrees with the 702,919 Wh reported.
+    # the noise of a production CT that is not installed (its lifetime reads 1,587 Wh).
+    # 7.3.466: /ivp/meters marks that CT disabled with status "check-wiring" and flag
+    # "negative-production"; its 111,093 Wh in 7 days is 16 kWh a day from 7 microinverters of at
+    # most 254 W (1.8 kW), and its lifetime (3,183,793 Wh) is not the 702,919 Wh reported.
     "7.3.466_metered_disabled_cts": {
         "production today": _TODAY_FROM_A_DISABLED_CT,
         "production 7 days": _TODAY_FROM_A_DISABLED_CT,
@@ -264,8 +266,9 @@ def collected() -> dict[str, tuple[str, Snapshot]]:
             snapshots = dict(zip(gateways, pool.map(_collect, gateways.items()), strict=True))
     finally:
         fake_gateway.self_signed_context = original
-        for gw in gateways.values():
-            gw.stop()
+        # Each stop waits up to half a second for its server loop to notice: stop them together.
+        with ThreadPoolExecutor(max_workers=len(gateways) or 1) as pool:
+            list(pool.map(lambda gw: gw.stop(), gateways.values()))
     return {capture: (gw.serial, snapshots[capture]) for capture, gw in gateways.items()}
 
 

@@ -77,7 +77,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
 # What a failed endpoint costs, for the warning.
 LEFT_OUT: dict[str, str] = {
     INFO.key: "nothing (the known gateway identity stays in use)",
-    PRODUCTION_JSON.key: "CT production, consumption and AC battery storage",
+    PRODUCTION_JSON.key: "CT production, consumption, the inverters' total and AC battery storage",
     PRODUCTION_HTML.key: "production",
     API_V1_PRODUCTION.key: "production from the microinverters",
     API_V1_INVERTERS.key: "per-microinverter series",
