@@ -653,6 +653,9 @@ def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, 
     assert snap.endpoints["production_json"].status == "error"
     assert snap.endpoints["info"].status == "cached"
     assert client.requests()[("production_json", "error")] == 1
+    # two requests without an answer: the rest is not asked (each would wait out its timeout)
+    assert ("api_v1_inverters", "error") not in client.requests()
+    assert "the gateway stopped answering" in caplog.text
 
 
 def test_a_bug_becomes_an_error_result_and_never_escapes(gateway, clocks, monkeypatch, caplog) -> None:

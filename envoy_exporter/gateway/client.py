@@ -96,6 +96,9 @@ DEVICE_DATA_FROM = (8,)
 JSON_FROM = (4,)
 # Ensemble (Encharge, Enpower) needs firmware 5 or later.
 ENSEMBLE_FROM = (5,)
+# One request without an answer costs its endpoint's part; this many in a row mean the gateway is
+# down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
+SILENT_LIMIT = 2
 
 
 @dataclass
@@ -108,6 +111,7 @@ class _Collection:
     current: str | None = None  # the endpoint being asked right now
     fetched: int = 0  # endpoints that answered usable data (not from the cache)
     failed: int = 0
+    silent: int = 0  # requests in a row that got no HTTP answer at all
     authorized: bool = False  # a credential-protected endpoint answered 2xx
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -334,6 +338,12 @@ class GatewayClient:
             (ENSEMBLE_POWER, lambda: _has_batteries(run)),
         )
         for endpoint, useful in steps:
+            if run.silent >= SILENT_LIMIT:
+                log.warning(
+                    "%s: the gateway stopped answering; the other endpoints wait for the next collection",
+                    self.name,
+                )
+                return
             if useful() and self._available(run, endpoint):
                 self._fetch(run, endpoint)
 
@@ -408,6 +418,7 @@ class GatewayClient:
                 html = response.body.lstrip()[:1] == b"<"
                 outcome = _Outcome(EndpointResult(False, "parse", str(exc)), html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
+        run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
         if outcome.result.ok:
             run.fetched += 1
             run.authorized |= endpoint is not INFO and self._protected(endpoint)
