@@ -18,7 +18,9 @@ Production sources, best first (``PREFERENCE``):
 * ``section``: the ``inverters`` section of ``/production.json`` (power and lifetime only).
 * ``legacy``: the HTML ``/production`` page of Envoy-C/R/LCD firmware.
 
-The snapshot labels both inverter sources ``inverters``.
+The snapshot labels both inverter sources ``inverters``. The source in use is kept while it has
+data; another one takes over only after it has been the best for ``SWITCH_AFTER`` collections in a
+row (see ``Assembler._decide``), so one glitch never moves a counter from one source to another.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ class Assembler:
     def wants_v1_production(self, info: GatewayInfo | None, parsed: Mapping[str, object]) -> bool:
         """Whether ``/api/v1/production`` is worth asking, given what this collection already has.
 
-        It is not when the CT is live (the meter wins), when it is known stalled or broken on this
-        firmware, unless it is the source in use or about to become it.
+        It is not while the CT is live (the meter wins), nor where it is known stalled or broken on
+        this firmware; unless it is the source in use, or about to become it.
         """
         self._note_firmware(info)
         if API_V1 in (self._source, self._pending):
@@ -166,7 +168,7 @@ class Assembler:
         flows: dict[str, Flow] = {}
         eim = _live_production_ct(production_json, meters)
         if eim is not None:
-            flows[METER] = Flow(total=eim.total, phases=_phases(eim.lines))
+            flows[METER] = _flow(eim)
         v1 = _get(parsed, "api_v1_production", Reading)
         if v1 is not None:
             if _all_energy_zero(v1):
