@@ -102,12 +102,19 @@ def test_v1_preferred_over_the_wrapped_inverters_section() -> None:
     assert snap.production.total.today_j == 3000.0 * WH
 
 
-def test_all_zero_v1_falls_back_to_the_section_without_today() -> None:
-    """7.3.466 / 7.6.175_total: v1 answers only zeros; today is not reported by any live source."""
+def test_all_zero_v1_falls_back_to_the_section_with_the_gateways_own_today() -> None:
+    """7.3.466 / 7.6.175_total: v1 answers only zeros. Power and lifetime come from the
+    inverters section; today / last seven days, which that section lacks, are the gateway's own
+    figures from its (inactive) eim section, exported as reported like every today value."""
     pj = metered_json(production_active=0)
     zeros = Reading(power_w=689.0, lifetime_j=0.0, today_j=0.0, last_seven_days_j=0.0)
     snap = assemble(Assembler(), METERED, production_json=pj, api_v1_production=zeros)
     assert snap.production_source == "inverters"
+    assert snap.production.total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH, today_j=10.0 * WH)
+
+
+def test_inverters_section_without_an_eim_section_has_no_today() -> None:
+    snap = assemble(Assembler(), STANDARD, production_json=ProductionJson(inverters=section()))
     assert snap.production.total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
 
 

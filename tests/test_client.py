@@ -362,12 +362,12 @@ def test_legacy_envoy_uses_the_html_page(gateway, clocks) -> None:
     assert snap.production.total.lifetime_j == 133_000_000 * WH
     assert gw.asked() == [
         "/info",
+        "/ivp/meters",
         "/production.json?details=1",
         "/production.json",
         "/api/v1/production",
         "/production",
         "/api/v1/production/inverters",
-        "/ivp/meters",
         "/inventory.json",
     ]
     assert snap.endpoints["api_v1_production"].status == "404"
@@ -416,6 +416,26 @@ def test_metered_gateway_with_cts(gateway, clocks) -> None:
     asked = gw.asked()
     assert "/api/v1/production" not in asked  # the live CT makes it useless
     assert "/ivp/ensemble/power" in asked
+
+
+def test_metered_gateway_with_cts_asks_for_the_phase_details(gateway, clocks) -> None:
+    gw = gateway(METERED)
+    client_for(clocks).collect(timeout=5)
+    asked = gw.asked()
+    assert asked[:3] == ["/info", "/ivp/meters", "/production.json?details=1"]
+    assert "/production.json" not in asked
+
+
+def test_single_phase_cts_get_the_plain_production_json(gateway, clocks) -> None:
+    """One phase: ?details=1 would only repeat the totals in one line, at the gateway's cost."""
+    single = [{**meter, "phaseMode": "single", "phaseCount": 1} for meter in METERS]
+    gw = gateway({**METERED, "/ivp/meters": single})
+    snap = client_for(clocks).collect(timeout=5)
+    asked = gw.asked()
+    assert asked[:3] == ["/info", "/ivp/meters", "/production.json"]
+    assert "/production.json?details=1" not in asked
+    assert snap.production_source == "meter"
+    assert snap.production.total.power_w == 500.0
 
 
 def test_token_era_gateway(gateway, clocks) -> None:

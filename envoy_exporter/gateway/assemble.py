@@ -182,7 +182,9 @@ class Assembler:
             and section.lifetime_j is not None
             and (section.active_count > 0 or section.lifetime_j > 0)
         ):
-            flows[SECTION] = Flow(total=Reading(power_w=section.power_w, lifetime_j=section.lifetime_j))
+            flows[SECTION] = Flow(
+                total=_section_reading(section.power_w, section.lifetime_j, production_json)
+            )
         legacy = _get(parsed, "production_html", Reading)
         if legacy is not None:
             flows[LEGACY] = Flow(total=legacy)
@@ -263,6 +265,21 @@ def _v1_stalled(
         and bool(info.metered)
         and info.version >= V1_STALLS_FROM
         and _live_production_ct(production_json, meters) is None
+    )
+
+
+def _section_reading(power_w: float | None, lifetime_j: float, production_json: ProductionJson) -> Reading:
+    """The inverters section has no today / last-seven-days of its own. The gateway's own
+    figures for those are in its eim production section, live CT or not, and the contract
+    exports them as reported (gauges, not counters): on CT-less metered gateways they are
+    often wrong (8.2.4264: 70 Wh "today" at 5.5 kW), which is why the dashboards use
+    ``increase()`` on the lifetime counter instead."""
+    eim = production_json.production
+    return Reading(
+        power_w=power_w,
+        lifetime_j=lifetime_j,
+        today_j=eim.total.today_j if eim else None,
+        last_seven_days_j=eim.total.last_seven_days_j if eim else None,
     )
 
 

@@ -324,13 +324,15 @@ class GatewayClient:
     def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
         """Ask, in order, each endpoint this gateway has and this collection can use; each
         condition may look at what the earlier ones answered."""
+        # The meter configuration first: it decides which production.json URL is worth asking.
+        if info.metered is not False and self._available(run, METERS):
+            self._fetch(run, METERS)
         self._fetch_production_json(info, run)
         steps: tuple[tuple[Endpoint, Callable[[], bool]], ...] = (
             (API_V1_PRODUCTION, lambda: self._assembler.wants_v1_production(info, run.parsed)),
             (PRODUCTION_HTML, lambda: self._wants_legacy_page(run)),
             (DEVICE_DATA, lambda: info.version >= DEVICE_DATA_FROM),
             (API_V1_INVERTERS, lambda: DEVICE_DATA.key not in run.parsed),
-            (METERS, lambda: info.metered is not False),
             (METER_READINGS, lambda: any(m.enabled for m in _meter_configs(run))),
             (INVENTORY, lambda: True),
             (ENSEMBLE_INVENTORY, lambda: info.version >= ENSEMBLE_FROM),
@@ -360,13 +362,17 @@ class GatewayClient:
     def _fetch_production_json(self, info: GatewayInfo, run: _Collection) -> None:
         """``?details=1`` (it adds the per-phase lines), else the plain URL: remembered when the
         details URL does not exist (404), used for this collection only when the details URL
-        answered a bad body. No production.json at all: 404 on both, or HTML on firmware 3
-        (the legacy Envoy's pages)."""
+        answered a bad body. A single-phase CT system gets the plain URL: its one line would
+        only repeat the totals, and the gateway computes the details for nothing. No
+        production.json at all: 404 on both, or HTML on firmware 3 (the legacy Envoy's pages)."""
         endpoint = PRODUCTION_JSON
         if not self._available(run, endpoint) or self._from_cache(run, endpoint):
             return
-        if self._production_path is not None:
-            self._finish(run, endpoint, self._request(run, endpoint, self._production_path))
+        path = self._production_path
+        if _single_phase(_meter_configs(run)):
+            path = PRODUCTION_JSON_PLAIN.path
+        if path is not None:
+            self._finish(run, endpoint, self._request(run, endpoint, path))
             return
         details = self._request(run, endpoint, PRODUCTION_JSON.path)
         if details.result.ok or details.result.status not in ("404", "parse"):
@@ -492,6 +498,12 @@ def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -
 def _meter_configs(run: _Collection) -> tuple[MeterConfig, ...]:
     configs = run.parsed.get(METERS.key)
     return configs if isinstance(configs, tuple) else ()
+
+
+def _single_phase(configs: tuple[MeterConfig, ...]) -> bool:
+    """Every enabled CT measures one phase (and there is at least one)."""
+    enabled = [m for m in configs if m.enabled]
+    return bool(enabled) and all(m.phase_count <= 1 for m in enabled)
 
 
 def _has_batteries(run: _Collection) -> bool:
