@@ -136,8 +136,8 @@ class CounterKeeper:
     ) -> float | None:
         """The corrected value for a new raw reading of ``key``; the last good one while holding.
 
-        ``None`` when nothing is known yet: no reading, or a first reading of zero (a gateway
-        warming up after a reboot; a zero first value would later read as a reset in Prometheus).
+        ``None`` when nothing is known yet (no reading). A series whose readings so far are all
+        zero exports 0 without taking it as its baseline (see ``_start``).
         """
         now = self._clock() if now is None else now
         power = max_power_w or DEFAULT_MAX_POWER_W
@@ -150,8 +150,14 @@ class CounterKeeper:
             return self._step(key, series, raw_j, now, power)
 
     def _start(self, key: tuple[str, ...], raw: float, now: float) -> float | None:
-        if raw <= 0.0:
+        if raw < 0.0:
             return None
+        if raw == 0.0:
+            # A channel that never metered energy reads 0, and so does a gateway warming up after
+            # a reboot. The gateway said 0, so 0 is exported; but with no history there is nothing
+            # to judge the next value against, so 0 is not taken as the baseline and the first
+            # non-zero value starts the series as it comes.
+            return 0.0
         self._series[key] = _Series(_Track(raw, now), 0.0, raw)
         self._dirty = True
         return raw

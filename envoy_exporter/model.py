@@ -166,7 +166,9 @@ class MeterConfig:
     """One entry of ``/ivp/meters``."""
 
     eid: int
-    measurement_type: str  # production, net-consumption, total-consumption, storage, backfeed, load, evse, pv3p
+    measurement_type: (
+        str  # production, net-consumption, total-consumption, storage, backfeed, load, evse, pv3p
+    )
     state: str  # "enabled" / "disabled"
     phase_mode: str | None
     phase_count: int

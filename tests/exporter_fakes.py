@@ -207,6 +207,9 @@ class FakeClient:
     def requests(self) -> dict[tuple[str, str], int]:
         return dict(self._requests)
 
+    def counter_corrections(self) -> dict[str, int]:
+        return {"wrap": 1, "bogus": 0, "reset": 0, "jump": 0}
+
     def close(self) -> None:
         self.closed = True
 

@@ -118,6 +118,18 @@ def test_inverters_section_without_an_eim_section_has_no_today() -> None:
     assert snap.production.total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
 
 
+def test_zeros_after_real_v1_data_are_a_reboot_not_a_broken_endpoint() -> None:
+    asm = Assembler()
+    first = assemble(asm, STANDARD, api_v1_production=v1())
+    assert first.production.total.lifetime_j == 6_100_000.0 * WH
+    zeros = Reading(power_w=0.0, lifetime_j=0.0, today_j=0.0, last_seven_days_j=0.0)
+    rebooting = assemble(asm, STANDARD, api_v1_production=zeros)
+    assert rebooting.production_source == "inverters"
+    assert rebooting.production.total.lifetime_j == 0.0  # the counter keeper holds it
+    assert asm.wants_v1_production(STANDARD, {})
+    assert assemble(asm, STANDARD, api_v1_production=v1()).production.total.lifetime_j == 6_100_000.0 * WH
+
+
 def test_v1_is_stalled_on_ct_less_metered_firmware_8_2_4264() -> None:
     pj = metered_json(production_active=0)
     stalled = Reading(power_w=4.0, lifetime_j=1583 * WH, today_j=0.0, last_seven_days_j=1583 * WH)

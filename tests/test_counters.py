@@ -63,11 +63,19 @@ def test_nothing_known_gives_none_then_the_last_good_value(keeper: CounterKeeper
     assert keeper.observe(KEY, None, T0 + 10) == kwh(50)
 
 
-def test_a_first_zero_is_not_a_value(keeper: CounterKeeper) -> None:
-    # A gateway warming up after a reboot: exporting 0 first would read as a reset later.
-    assert keeper.observe(KEY, 0.0, T0) is None
+def test_a_first_zero_is_exported_but_not_a_baseline(keeper: CounterKeeper) -> None:
+    # A meter channel that never metered energy reads 0, and the gateway said so: 0 is exported.
+    # With no history, the next value cannot be judged against it: it starts the series as it
+    # comes (no "jump"), and later falls are judged from there.
+    assert keeper.observe(KEY, 0.0, T0) == 0.0
+    assert keeper.observe(KEY, 0.0, T0 + 30) == 0.0
     assert keeper.observe(KEY, kwh(50), T0 + 60) == kwh(50)
-    assert counts(keeper) == {}
+    assert keeper.observe(KEY, 0.0, T0 + 90) == kwh(50)  # now a zero is a bogus reading, held
+    assert counts(keeper) == {"bogus": 1}
+
+
+def test_a_negative_first_value_is_not_a_value(keeper: CounterKeeper) -> None:
+    assert keeper.observe(KEY, -5.0, T0) is None
 
 
 def test_the_default_clock_is_used_without_now() -> None:
@@ -550,8 +558,8 @@ def test_the_exported_counter_never_falls_and_follows_true_production(
 
             value = keeper.observe(KEY, raw, now, max_power_w=MAX_POWER_W)
 
-            if value is None:
-                assert exported is None and raw == 0.0
+            if start is None and raw == 0.0:
+                assert value == 0.0  # zeros before any history: exported as said, not a baseline
                 continue
             if start is None:
                 start = (value, true)

@@ -43,6 +43,13 @@ def add_health(f: Families, result: GatewayResult, now: float) -> None:
             {**base, "endpoint": endpoint, "code": code},
             count,
         )
+    for kind, count in sorted(client.counter_corrections().items()):
+        f.counter(
+            "enphase_counter_corrections",
+            "Corrections made to the gateway's lifetime counters (wrap, bogus, reset, jump)",
+            {**base, "kind": kind},
+            count,
+        )
     if result.snapshot is not None:
         _snapshot_health(f, base, result, result.snapshot, now)
 

@@ -50,6 +50,8 @@ class Client(Protocol):
 
     def requests(self) -> dict[tuple[str, str], int]: ...
 
+    def counter_corrections(self) -> dict[str, int]: ...
+
 
 def scrape_timeout(header: str | None) -> float:
     """The collection budget for a scrape, from ``X-Prometheus-Scrape-Timeout-Seconds``."""

@@ -85,6 +85,7 @@ class Assembler:
         self._pending: str | None = None  # the source that would replace the current one
         self._streak = 0  # consecutive collections that preferred ``_pending``
         self._v1_broken = False  # /api/v1/production was all zeros on this firmware
+        self._v1_good = False  # ... or it has given real data on this firmware
 
     @property
     def source(self) -> str | None:
@@ -156,6 +157,7 @@ class Assembler:
         self._firmware = info.firmware
         self._source, self._pending, self._streak = None, None, 0
         self._v1_broken = False
+        self._v1_good = False
 
     def _production_candidates(
         self,
@@ -170,11 +172,16 @@ class Assembler:
         if eim is not None:
             flows[METER] = _flow(eim)
         v1 = _get(parsed, "api_v1_production", Reading)
-        if v1 is not None:
-            if _all_energy_zero(v1):
-                self._v1_broken = True
-            elif not _v1_stalled(info, production_json, meters):
+        if v1 is not None and not _v1_stalled(info, production_json, meters):
+            if not _all_energy_zero(v1):
+                self._v1_good = True
                 flows[API_V1] = Flow(total=v1)
+            elif self._v1_good:
+                # Zeros where real data came before: a gateway rebooting, not a broken endpoint.
+                # Still a reading of the source: the counter keeper holds its lifetime.
+                flows[API_V1] = Flow(total=v1)
+            else:
+                self._v1_broken = True
         section = production_json.inverters if production_json else None
         # activeCount 0 beside a growing lifetime is a known firmware state: the lifetime decides.
         if (

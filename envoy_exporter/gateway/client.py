@@ -25,6 +25,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from envoy_exporter.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.gateway.assemble import LEGACY, Assembler
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
@@ -153,6 +154,8 @@ class GatewayClient:
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         self._assembler = Assembler()
+        self._state_dir = state_dir
+        self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
         self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
         self._info: GatewayInfo | None = None
         self._unsupported: dict[str, EndpointResult] = {}  # endpoints this gateway does not have
@@ -182,6 +185,11 @@ class GatewayClient:
     def requests(self) -> dict[tuple[str, str], int]:
         with self._counts_lock:
             return dict(self._counts)
+
+    def counter_corrections(self) -> dict[str, int]:
+        """Corrections the counter keeper made to this gateway's lifetime counters, by kind."""
+        counts = self._keeper.corrections() if self._keeper else {}
+        return {kind: counts.get((self.name, kind), 0) for kind in KINDS}
 
     def collect(self, timeout: float | None = None) -> Snapshot:
         """The newest snapshot; never raises. Callers that arrive together share one collection;
@@ -228,12 +236,26 @@ class GatewayClient:
         self._fetch_data(info, run)
         self._settle_unauthorized(run)
         run.current = None
-        snapshot = self._assembler.assemble(info, run.parsed, run.results, self._wall())
+        snapshot = self._correct_counters(
+            self._assembler.assemble(info, run.parsed, run.results, self._wall())
+        )
         if snapshot.up:
             self._last_good = snapshot
         elif run.fetched == 0 and run.failed > 0:
             return self._fallback(run)  # the gateway is down: keep showing what it last said
         return snapshot
+
+    def _correct_counters(self, snapshot: Snapshot) -> Snapshot:
+        """Lifetime counters kept monotonic and true (wraps, zeros, resets, jumps), once per
+        fresh collection, and the keeper's state saved before the snapshot is served. The keeper
+        is made at the first assembly: /info has fixed the gateway's name by then, and the name
+        keys its series and names its state file."""
+        if self._keeper is None:
+            path = state_path(self._state_dir, self.name) if self._state_dir else None
+            self._keeper = CounterKeeper(path)
+        corrected = self._keeper.apply(self.name, snapshot, self._settings.max_power_w)
+        self._keeper.save()
+        return corrected
 
     def _fallback(self, run: _Collection) -> Snapshot:
         results, _ = run.view()
