@@ -71,18 +71,23 @@ def _trace(record: logging.LogRecord) -> str | None:
     return "\n".join(parts) if parts else None
 
 
+def _fields(record: logging.LogRecord) -> dict[str, str]:
+    """What every log line says, whatever its format."""
+    fields = {
+        "ts": _timestamp(record),
+        "level": _level(record),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    trace = _trace(record)
+    if trace:
+        fields["err"] = trace
+    return fields
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _timestamp(record),
-            "level": _level(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        trace = _trace(record)
-        if trace:
-            fields["err"] = trace
-        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _fields(record).items())
 
 
 def _logfmt_value(value: str) -> str:
@@ -94,16 +99,7 @@ def _logfmt_value(value: str) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = {
-            "ts": _timestamp(record),
-            "level": _level(record),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        trace = _trace(record)
-        if trace:
-            fields["err"] = trace
-        return json.dumps(fields, ensure_ascii=False)
+        return json.dumps(_fields(record), ensure_ascii=False)
 
 
 class _ExporterHandler(logging.StreamHandler):
