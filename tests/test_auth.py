@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from pathlib import Path
 
 import jwt
@@ -221,6 +222,29 @@ def test_digest_answers_the_gateway_challenge(requests_mock):
     auth, *_ = make_auth(gateway_settings(), info=INFO_LEGACY)
     transport = Transport(gateway_settings(), auth, Recorder())
     assert transport.get("meters", "/ivp/meters").body == b"[]"
+
+
+def test_digest_nonce_carries_over_to_the_next_collection_thread(requests_mock):
+    """Each collection runs on a new thread; the gateway's nonce must not be forgotten with it,
+    or every collection pays a 401 challenge before its first protected request."""
+    nonce = "5e3b0c4a"
+    answered: list[int] = []
+
+    def answer(request, context):
+        if not request.headers.get("Authorization", "").startswith("Digest "):
+            context.status_code = 401
+            context.headers["WWW-Authenticate"] = f'Digest realm="{REALM}", qop="auth", nonce="{nonce}"'
+        answered.append(context.status_code)
+        return "[]"
+
+    requests_mock.get("https://192.0.2.10/ivp/meters", text=answer)
+    auth, *_ = make_auth(gateway_settings(), info=INFO_LEGACY)
+    transport = Transport(gateway_settings(), auth, Recorder())
+    for _ in range(3):
+        worker = threading.Thread(target=transport.get, args=("meters", "/ivp/meters"))
+        worker.start()
+        worker.join()
+    assert answered == [401, 200, 200, 200]
 
 
 def test_rejected_digest_is_an_error_once(caplog):

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -258,7 +259,7 @@ class Auth:
             else:
                 self.last_error = f"no password for user {username!r}: only envoy and installer have defaults"
             return
-        self._digest = HTTPDigestAuth(username, password)
+        self._digest = _SharedDigestAuth(username, password)
         self.scheme = "digest"
         self.last_error = None
 
@@ -537,3 +538,16 @@ def _expiry_text(token: _Token) -> str:
     if token.expiry is None:
         return "no expiry stated"
     return "expires " + datetime.fromtimestamp(token.expiry, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class _SharedDigestAuth(HTTPDigestAuth):
+    """Digest auth whose nonce outlives the thread that learnt it.
+
+    ``HTTPDigestAuth`` keeps the server's nonce per thread; every collection runs on a thread of
+    its own, so each would pay a 401 challenge before its first protected request. One state
+    for all threads is safe here: the transport sends one request at a time per gateway.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        super().__init__(username, password)
+        self._thread_local = types.SimpleNamespace()
