@@ -32,6 +32,9 @@ _MAX_TARGET_ECHO = 80  # characters of an unknown target quoted back in the 400 
 
 class ExporterServer(ThreadingHTTPServer):
     daemon_threads = True  # a stuck connection must not keep the process alive at shutdown
+    # socketserver's default backlog of 5 drops connections when a Prometheus HA pair, Grafana and
+    # a few /probe targets arrive together; dropped SYNs come back only after a 1 s retransmit.
+    request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], fleet: Fleet, family: socket.AddressFamily = socket.AF_INET):
         self.address_family = family

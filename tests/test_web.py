@@ -216,3 +216,9 @@ def test_ipv6_loopback():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_listen_backlog_takes_a_burst_of_scrapes():
+    from envoy_exporter.web import ExporterServer
+
+    assert ExporterServer.request_queue_size >= 64
