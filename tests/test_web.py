@@ -219,6 +219,4 @@ def test_ipv6_loopback():
 
 
 def test_the_listen_backlog_takes_a_burst_of_scrapes():
-    from envoy_exporter.web import ExporterServer
-
     assert ExporterServer.request_queue_size >= 64
