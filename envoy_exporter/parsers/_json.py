@@ -107,3 +107,14 @@ def require(obj: dict[str, Any], key: str, what: str) -> Any:
     if value is None:
         raise ParseError(f"{what}: missing {key!r}")
     return value
+
+
+def group_devices(group: dict[str, Any], group_type: str) -> list[dict[str, Any]]:
+    """The ``devices`` of one ``{type, devices}`` group, the shape both ``/inventory.json`` and
+    ``/ivp/ensemble/inventory`` use; a group without the key has none."""
+    entries = group.get("devices")
+    if entries is None:
+        return []
+    return [
+        expect_dict(entry, f"{group_type} device") for entry in expect_list(entries, f"{group_type}.devices")
+    ]

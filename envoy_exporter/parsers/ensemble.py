@@ -15,7 +15,15 @@ from typing import Any
 
 from envoy_exporter.model import WH, Battery, Enpower, Ensemble, StorageAggregate
 from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers._json import as_bool, as_float, as_str, expect_dict, expect_list, load_json
+from envoy_exporter.parsers._json import (
+    as_bool,
+    as_float,
+    as_str,
+    expect_dict,
+    expect_list,
+    group_devices,
+    load_json,
+)
 
 ENCHARGE = "ENCHARGE"
 ENPOWER = "ENPOWER"
@@ -37,7 +45,7 @@ def parse_ensemble_inventory(body: bytes) -> Ensemble:
     by_type: dict[str, list[dict[str, Any]]] = {}
     for group in groups:
         group_type = as_str(group.get("type"), "ensemble group type") or "unknown"
-        by_type.setdefault(group_type, []).extend(_devices(group, group_type))
+        by_type.setdefault(group_type, []).extend(group_devices(group, group_type))
     # An Enpower, where there is one, is the system controller; a Meter Collar takes its place
     # on the systems that have one instead (8.3.1598).
     controllers = [
@@ -50,15 +58,6 @@ def parse_ensemble_inventory(body: bytes) -> Ensemble:
         ),
         enpower=controllers[0] if controllers else None,
     )
-
-
-def _devices(group: dict[str, Any], group_type: str) -> list[dict[str, Any]]:
-    entries = group.get("devices")
-    if entries is None:
-        return []
-    return [
-        expect_dict(entry, f"{group_type} device") for entry in expect_list(entries, f"{group_type}.devices")
-    ]
 
 
 def _with_serial(devices: list[dict[str, Any]], what: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -18,6 +18,7 @@ from envoy_exporter.parsers._json import (
     as_str,
     expect_dict,
     expect_list,
+    group_devices,
     load_json,
 )
 
@@ -51,21 +52,12 @@ def _live_devices(groups: list[dict[str, Any]]) -> Iterator[tuple[str, str, dict
     seen: set[str] = set()
     for group in groups:
         group_type = as_str(group.get("type"), "inventory group type") or "unknown"
-        for raw in _devices(group, group_type):
+        for raw in group_devices(group, group_type):
             serial = _serial(raw, group_type)
             if serial is None or serial in seen or _gone(raw, serial):
                 continue
             seen.add(serial)
             yield group_type, serial, raw
-
-
-def _devices(group: dict[str, Any], group_type: str) -> list[dict[str, Any]]:
-    entries = group.get("devices")
-    if entries is None:
-        return []
-    return [
-        expect_dict(entry, f"{group_type} device") for entry in expect_list(entries, f"{group_type}.devices")
-    ]
 
 
 def _serial(raw: dict[str, Any], group_type: str) -> str | None:
