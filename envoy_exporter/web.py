@@ -3,8 +3,9 @@
 A ``ThreadingHTTPServer`` with daemon threads: each connection has its own thread, so a client
 that connects and stays silent holds only its own thread, and only until the socket timeout drops
 it. (``prometheus_client.start_http_server`` is not used: a client stalling there can freeze it.)
-Every scrape builds a registry of its own, so concurrent scrapes never share state and nothing is
-registered in the library's global default registry.
+Every scrape renders its own exposition (nothing is registered in the library's global default
+registry); what scrapes share is each gateway's data, rendered once per snapshot
+(``exposition.SnapshotCache``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from .collector import ExporterCollector, GatewayCollector, scrape_timeout
+from .exposition import SnapshotCache, join, render
 from .fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class ExporterServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], fleet: Fleet, family: socket.AddressFamily = socket.AF_INET):
         self.address_family = family
         self.fleet = fleet
+        self.rendered = SnapshotCache()  # each gateway's data series, rendered once per snapshot
         self.ready = threading.Event()
         super().__init__(address, _Handler)
 
@@ -99,11 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.INTERNAL_SERVER_ERROR, "Internal error\n")
 
     def _metrics(self) -> None:
-        fleet = self.server.fleet
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(GatewayCollector(fleet.clients(), self._timeout()))
-        registry.register(ExporterCollector())
-        self._exposition(registry)
+        self._exposition(GatewayCollector(self.server.fleet.clients(), self._timeout()), ExporterCollector())
 
     def _probe(self) -> None:
         targets = parse_qs(urlsplit(self.path).query).get("target", [])
@@ -117,9 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
             shown = target[:_MAX_TARGET_ECHO]
             self._text(HTTPStatus.BAD_REQUEST, f"Unknown target {shown!r}: not a configured gateway\n")
             return
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(GatewayCollector([client], self._timeout()))
-        self._exposition(registry)
+        self._exposition(GatewayCollector([client], self._timeout()))
 
     def _landing(self) -> None:
         probes = "".join(_probe_link(client.name) for client in self.server.fleet.clients())
@@ -145,9 +141,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _timeout(self) -> float:
         return scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
 
-    def _exposition(self, registry: CollectorRegistry) -> None:
+    def _exposition(self, scrape: GatewayCollector, *own: ExporterCollector) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept"))
-        self._send(HTTPStatus.OK, content_type, encoder(registry))
+        parts = scrape.exposition(encoder, content_type, self.server.rendered)
+        parts += [render(encoder, collector.collect()) for collector in own]
+        self._send(HTTPStatus.OK, content_type, join(parts, content_type))
 
     def _text(self, status: HTTPStatus, text: str) -> None:
         self._send(status, "text/plain; charset=utf-8", text.encode())

@@ -5,6 +5,9 @@ running on the client's worker within the client's own deadline. The scrape star
 gateway, waits once for all of them until its own deadline, then takes what each client's
 ``latest`` has. A gateway that did not finish in time is reported with the last data it gave,
 ``enphase_up`` 0; its collection goes on, for whichever scrape comes next.
+
+The web server renders a scrape with ``exposition``: a gateway's data series are rendered once
+per snapshot and served as the same bytes until the next one (``exposition.SnapshotCache``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
+from functools import partial
 
 from prometheus_client.core import Metric
 
+from ..exposition import Encoder, Group, SnapshotCache, render
 from ..model import Snapshot
 from ..settings import COLLECTION_DEADLINE
 from .data import add_snapshot
@@ -71,11 +76,31 @@ class GatewayCollector:
             add_snapshot(families, result.client.name, result.snapshot)
         return iter(families)
 
+    def exposition(self, encoder: Encoder, content_type: str, rendered: SnapshotCache) -> list[list[Group]]:
+        """This scrape rendered by ``encoder``, as ``collect`` would render, gateway by gateway:
+        the health series now, the data series once per snapshot (``rendered`` keeps them)."""
+        now = self._wall()
+        parts = []
+        for result in self.results():
+            health = Families()
+            add_health(health, result, now)
+            parts.append(render(encoder, health))
+            client, snapshot = result.client, result.snapshot
+            data = partial(_data, client.name, snapshot)
+            parts.append(rendered.groups(client, snapshot, client.name, content_type, encoder, data))
+        return parts
+
     def results(self) -> list[GatewayResult]:
         """Starts every gateway, waits once for all until the deadline, then reads each one's latest."""
         started = [(client, _start(client)) for client in self._clients]
         wait([future for _, future in started if future is not None], timeout=self._timeout)
         return [_result(client, future) for client, future in started]
+
+
+def _data(gateway: str, snapshot: Snapshot) -> Families:
+    families = Families()
+    add_snapshot(families, gateway, snapshot)
+    return families
 
 
 def _start(client: Client) -> Future[Snapshot] | None:
