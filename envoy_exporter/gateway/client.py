@@ -163,6 +163,7 @@ class GatewayClient:
         self._wall = wall
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
+        self._asked = 0  # requests sent to the gateway, every endpoint and outcome
         self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
@@ -248,6 +249,7 @@ class GatewayClient:
     def _record(self, endpoint: str, code: str) -> None:
         with self._counts_lock:
             self._counts[(endpoint, code)] += 1
+            self._asked += 1
 
     def _run(self) -> Snapshot:
         started = self._clock()
@@ -267,6 +269,7 @@ class GatewayClient:
         return latest.snapshot
 
     def _collect(self, run: _Collection) -> Latest:
+        asked = self._asked
         info = self._refresh_info(run)
         if info is None:
             return Latest(self._fallback(run), fresh=False)
@@ -274,6 +277,11 @@ class GatewayClient:
         self._fetch_data(info, run)
         self._settle_unauthorized(run)
         run.current = None
+        if self._asked == asked and self._latest.fresh:
+            # Nothing was asked of the gateway: every reading came from the cache, so this is
+            # the last snapshot again. Keeping the very object (and its collection time) lets
+            # the exposition serve the bytes it rendered for it, and the data age keep counting.
+            return self._latest
         snapshot = self._correct_counters(self._assembler.assemble(run.readings, run.results, self._wall()))
         if snapshot.up:
             self._last_good = snapshot
