@@ -306,6 +306,8 @@ class Figures:
     first_cpu_s: float = 0.0  # from the process start until the first collection of all was over
     first_s: float = 0.0
     first_requests_per_gateway: float = 0.0
+    load_average: float = 0.0  # the machine's 5-minute load average at the end of the rounds
+    cores: int = 0
 
 
 def wait_quiet(standins: StandIns, quiet_s: float, timeout: float) -> float:
@@ -412,6 +414,7 @@ def run(a: argparse.Namespace) -> Figures:
         cpu0, t0 = exporter.cpu_s(), time.time()
         probes = probe_rounds(exporter, names, interval, a.rounds)
         cpu1, t1 = exporter.cpu_s(), time.time()
+        f.load_average, f.cores = os.getloadavg()[1], os.cpu_count() or 0
         f.peak_rss_mb = exporter.status_kb("VmHWM") / 1024
         logs = standins.logs()
 
@@ -483,7 +486,8 @@ def report(f: Figures) -> None:
     print(
         f"\n{f.gateways} gateways, /probe each every {f.interval_s:g} s, {f.rounds} measured rounds: "
         f"{f.probes} probes, {f.failed_probes} failed, {f.down_probes} with enphase_up 0; "
-        f"{f.cpu_s:.2f} s CPU over {f.window_s:.0f} s{scaled}\n"
+        f"{f.cpu_s:.2f} s CPU over {f.window_s:.0f} s{scaled}; machine load {f.load_average:.1f} "
+        f"on {f.cores} cores (a busy machine inflates CPU time too)\n"
     )
     print_table(rows)
 

@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -339,7 +340,9 @@ def report(bf, ours: Side, peer: Side, a: argparse.Namespace) -> dict[str, float
         ),
     ]
     bf.print_table(rows)
-    return {"full_ratio": full, "probe_full_ratio": probe_full, "scrape_ratio": scrape}
+    load = os.getloadavg()[1]
+    print(f"\nmachine load {load:.1f} on {os.cpu_count()} cores (both sides ran at the same time)")
+    return {"full_ratio": full, "probe_full_ratio": probe_full, "scrape_ratio": scrape, "load_average": load}
 
 
 def main() -> int:
