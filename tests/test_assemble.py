@@ -3,6 +3,8 @@ on hand-built model objects (serials and values are made up, shaped after real c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from envoy_exporter.gateway.assemble import Assembler
@@ -426,12 +428,48 @@ def test_disabled_meter_keeps_its_config_but_no_values() -> None:
     assert meter.total is None and meter.phases == {}
 
 
-def test_single_phase_meter_has_no_phases() -> None:
-    readings = (MeterReading(total=channel(1, 807.0), channels=(channel(0, 807.0),)),)
+def single_phase_channel(eid: int, **kw) -> MeterChannel:
+    """Shaped after a single-phase production CT on firmware 8.2 (phaseCount 1, 50 Hz)."""
+    values = dict(power_w=807.3, voltage_v=244.06, current_a=5.3, frequency_hz=50.06, power_factor=0.654)
+    return MeterChannel(eid=eid, timestamp_s=1.0, **{**values, **kw})
+
+
+def test_single_phase_meter_is_its_own_l1() -> None:
+    # The gateway lists three channels whatever the phase count; the first repeats the meter,
+    # the other two carry noise (2 V, 0.18 A) that is no phase.
+    readings = (
+        MeterReading(
+            total=single_phase_channel(1),
+            channels=(
+                single_phase_channel(11),
+                single_phase_channel(12, power_w=-0.04, voltage_v=2.1, current_a=0.18, power_factor=0.0),
+                single_phase_channel(13, power_w=0.0, voltage_v=3.0, current_a=0.0, power_factor=0.0),
+            ),
+        ),
+    )
     (meter,) = assemble(
         Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
     ).meters
-    assert meter.total.power_w == 807.0 and meter.phases == {}
+    assert list(meter.phases) == ["L1"]
+    l1 = meter.phases["L1"]
+    assert (l1.voltage_v, l1.frequency_hz, l1.power_factor, l1.current_a) == (244.06, 50.06, 0.654, 5.3)
+
+
+def test_single_phase_meter_without_channels_is_its_own_l1() -> None:
+    readings = (MeterReading(total=single_phase_channel(1)),)
+    (meter,) = assemble(
+        Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
+    ).meters
+    assert meter.phases["L1"].voltage_v == 244.06
+
+
+def test_single_phase_meter_reading_nothing_has_no_l1() -> None:
+    silent = single_phase_channel(1, power_w=0.0, voltage_v=0.0, current_a=0.0, power_factor=0.0)
+    readings = (MeterReading(total=silent, channels=(replace(silent, eid=11),)),)
+    (meter,) = assemble(
+        Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
+    ).meters
+    assert meter.phases == {}
 
 
 # --------------------------------------------------------------------------------------------

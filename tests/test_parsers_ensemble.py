@@ -39,6 +39,7 @@ def test_encharge_and_enpower() -> None:
             capacity_j=3500 * WH,
             temperature_c=24.0,
             communicating=True,
+            dc_switch_on=True,
         ),
         Battery(
             serial="482409010002",
@@ -48,11 +49,13 @@ def test_encharge_and_enpower() -> None:
             temperature_c=25.0,
             communicating=False,
             operating=True,
+            dc_switch_on=True,
         ),
     )
     assert ensemble.enpower == Enpower(
         serial="482408020001",
         grid_connected=True,
+        grid_enabled=True,
         grid_mode="multimode-ongrid",
         temperature_c=pytest.approx(35.0),  # 95 °F
         communicating=True,
@@ -363,6 +366,7 @@ def test_captures_match_pyenphase_enpower_and_collar() -> None:
             assert controller == Enpower(
                 serial=values["serial_number"],
                 grid_connected=values["mains_oper_state"] == "closed",
+                grid_enabled=values["mains_admin_state"] == "closed",
                 grid_mode=values["grid_mode"],
                 temperature_c=pytest.approx(_celsius(values["temperature"], values["temperature_unit"])),
                 communicating=values["communicating"],

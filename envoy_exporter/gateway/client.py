@@ -33,9 +33,12 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
     ENSEMBLE_SECCTRL,
+    GENERATOR,
+    HOME,
     INFO,
     INVENTORY,
     METER_READINGS,
@@ -43,6 +46,7 @@ from envoy_exporter.gateway.endpoints import (
     PRODUCTION_HTML,
     PRODUCTION_JSON,
     PRODUCTION_JSON_PLAIN,
+    TARIFF,
     Endpoint,
 )
 from envoy_exporter.gateway.transport import Transport, TransportError
@@ -51,11 +55,14 @@ from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.parsers.device_data import parse_device_data
 from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
+from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.parsers.home import parse_home
 from envoy_exporter.parsers.info import parse_info
 from envoy_exporter.parsers.inventory import parse_inventory
 from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
 from envoy_exporter.parsers.production_html import parse_production_html
 from envoy_exporter.parsers.production_json import parse_production_json
+from envoy_exporter.parsers.tariff import parse_tariff
 from envoy_exporter.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -73,6 +80,10 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     ENSEMBLE_INVENTORY.key: parse_ensemble_inventory,
     ENSEMBLE_SECCTRL.key: parse_secctrl,
     ENSEMBLE_POWER.key: parse_ensemble_power,
+    TARIFF.key: parse_tariff,
+    DRY_CONTACTS.key: parse_dry_contacts,
+    GENERATOR.key: parse_generator,
+    HOME.key: parse_home,
 }
 
 # What a failed endpoint costs, for the warning.
@@ -89,6 +100,10 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_INVENTORY.key: "battery and system controller series",
     ENSEMBLE_SECCTRL.key: "storage aggregate series",
     ENSEMBLE_POWER.key: "battery power series",
+    TARIFF.key: "storage mode and setting series",
+    DRY_CONTACTS.key: "dry contact series",
+    GENERATOR.key: "generator series",
+    HOME.key: "Enlighten and network interface series",
 }
 
 # /ivp/pdm/device_data came with firmware 8.
@@ -360,6 +375,10 @@ class GatewayClient:
             (ENSEMBLE_INVENTORY, lambda: info.version >= ENSEMBLE_FROM),
             (ENSEMBLE_SECCTRL, lambda: _has_batteries(run)),
             (ENSEMBLE_POWER, lambda: _has_batteries(run)),
+            (TARIFF, lambda: info.version >= ENSEMBLE_FROM),
+            (HOME, lambda: info.version >= JSON_FROM),
+            (DRY_CONTACTS, lambda: _has_controller(run)),
+            (GENERATOR, lambda: _has_controller(run)),
         )
         for endpoint, useful in steps:
             if run.silent >= SILENT_LIMIT:
@@ -468,6 +487,11 @@ class GatewayClient:
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
             self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+        elif endpoint.family == TARIFF.family and result.status == "parse":
+            # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
+            # asked again with the next /info instead of on every scrape.
+            self._warn(endpoint, result)
+            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
             self._warn(endpoint, result)
@@ -531,3 +555,9 @@ def _single_phase(configs: tuple[MeterConfig, ...]) -> bool:
 def _has_batteries(run: _Collection) -> bool:
     ensemble = run.parsed.get(ENSEMBLE_INVENTORY.key)
     return isinstance(ensemble, Ensemble) and bool(ensemble.batteries)
+
+
+def _has_controller(run: _Collection) -> bool:
+    """An IQ System Controller or Meter Collar: only they have dry contacts and a generator."""
+    ensemble = run.parsed.get(ENSEMBLE_INVENTORY.key)
+    return isinstance(ensemble, Ensemble) and ensemble.enpower is not None
