@@ -10,14 +10,18 @@ import pytest
 from envoy_exporter.gateway.assemble import Assembler
 from envoy_exporter.model import (
     WH,
+    AcbReading,
     AcbStorage,
     Battery,
     Device,
+    DryContact,
     EimSection,
     EndpointResult,
     Enpower,
     Ensemble,
     GatewayInfo,
+    Generator,
+    HomeStatus,
     Inventory,
     InverterReading,
     InvertersSection,
@@ -28,6 +32,8 @@ from envoy_exporter.model import (
     Reading,
     Relay,
     StorageAggregate,
+    StorageGroup,
+    StorageSettings,
     V1Inverters,
 )
 
@@ -552,3 +558,88 @@ def test_endpoints_are_copied_in() -> None:
 def test_wrongly_typed_parser_results_are_ignored() -> None:
     snap = assemble(Assembler(), METERED, production_json="not a ProductionJson", meters=None)
     assert snap.production is None and snap.meters == ()
+
+
+# --------------------------------------------------------------------------------------------
+# The inverters' own production, batteries by type, Ensemble devices, settings
+
+
+def test_inverters_own_production_beside_a_live_ct_is_the_inverters_section() -> None:
+    snap = assemble(Assembler(), METERED, production_json=metered_json())
+    assert snap.production_source == "meter"
+    assert snap.inverters_total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
+
+
+def test_inverters_own_production_is_the_production_reading_where_inverters_are_the_source() -> None:
+    snap = assemble(
+        Assembler(), STANDARD, production_json=ProductionJson(inverters=section()), api_v1_production=v1()
+    )
+    assert snap.production_source == "inverters"
+    assert snap.inverters_total is snap.production.total  # one reading, one counter
+
+
+def test_no_inverters_own_production_on_the_legacy_page() -> None:
+    snap = assemble(Assembler(), LEGACY, production_html=Reading(power_w=6630.0, lifetime_j=1.0))
+    assert snap.production_source == "legacy" and snap.inverters_total is None
+
+
+def test_acb_storage_section_and_encharge_sum_by_type() -> None:
+    acb = AcbStorage(active_count=3, power_w=260.0, energy_j=930 * WH, state="discharging", soc_ratio=0.25)
+    power = Ensemble(
+        batteries=(
+            Battery("900000000601", "encharge", power_w=-1200.0),
+            Battery("900000000602", "encharge", power_w=-800.0),
+        )
+    )
+    snap = assemble(Assembler(), METERED, production_json=metered_json(storage=acb), ensemble_power=power)
+    assert snap.storage_groups == (
+        StorageGroup("acb", power_w=260.0, state="discharging"),
+        StorageGroup("encharge", power_w=-2000.0),
+    )
+
+
+def test_no_group_for_an_idle_storage_section_without_acbs() -> None:
+    acb = AcbStorage(active_count=0, power_w=0.0, energy_j=0.0, state="idle", soc_ratio=0.0)
+    assert assemble(Assembler(), METERED, production_json=metered_json(storage=acb)).storage_groups == ()
+
+
+@pytest.mark.parametrize(
+    ("state", "watts", "signed"),
+    [("charging", 150.0, -150.0), ("discharging", 150.0, 150.0), ("idle", 4.0, 4.0), (None, 150.0, None)],
+)
+def test_acb_unit_power_gets_its_direction_from_the_units_state(state, watts, signed) -> None:
+    inventory = Inventory(batteries=(Battery("121900000001", "acb", soc_ratio=0.5, state=state),))
+    v1_list = V1Inverters(batteries=(AcbReading("121900000001", power_w=watts),))
+    (battery,) = assemble(Assembler(), METERED, inventory=inventory, api_v1_inverters=v1_list).batteries
+    assert battery.power_w == signed
+
+
+def test_ensemble_devices_join_the_inventorys_once_per_serial() -> None:
+    inventory = Inventory(devices=(Device("900000000201", "PCU"), Device("900000000601", "ACB")))
+    ensemble = Ensemble(devices=(Device("900000000601", "ENCHARGE"), Device("900000000602", "ENPOWER")))
+    snap = assemble(Assembler(), METERED, inventory=inventory, ensemble_inventory=ensemble)
+    assert [(d.serial, d.device_type) for d in snap.devices] == [
+        ("900000000201", "PCU"),
+        ("900000000601", "ACB"),
+        ("900000000602", "ENPOWER"),
+    ]
+
+
+def test_slow_cache_results_pass_through() -> None:
+    settings = StorageSettings(mode="backup", reserve_ratio=1.0)
+    contacts = (DryContact("NC1", closed=True),)
+    home = HomeStatus(enlighten_connected=True)
+    snap = assemble(
+        Assembler(),
+        METERED,
+        tariff=settings,
+        dry_contacts=contacts,
+        generator=Generator(present=False),
+        home=home,
+    )
+    assert (snap.storage_settings, snap.dry_contacts, snap.generator, snap.home) == (
+        settings,
+        contacts,
+        Generator(present=False),
+        home,
+    )
