@@ -11,7 +11,6 @@ import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, scrape, value
 
 from envoy_exporter.collector import GatewayCollector
-from envoy_exporter.collector.scrape import Fleet
 from envoy_exporter.model import (
     WH,
     Battery,
@@ -27,7 +26,6 @@ from envoy_exporter.model import (
     StorageGroup,
     StorageSettings,
 )
-from envoy_exporter.settings import GatewaySettings
 
 GW = {"gateway": "site"}
 
@@ -112,14 +110,8 @@ def system_snapshot() -> Snapshot:
     )
 
 
-def _fleet(snapshot: Snapshot) -> Fleet:
-    client = FakeClient("site", snapshot)
-    return Fleet([(GatewaySettings(name="site", host="site.local"), client)], wall=lambda: NOW)
-
-
 def _scrape(snapshot: Snapshot) -> str:
-    fleet = _fleet(snapshot)
-    return scrape(GatewayCollector(fleet, fleet.clients, 2.0))
+    return scrape(GatewayCollector((FakeClient("site", snapshot),), 2.0, wall=lambda: NOW))
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import jwt
 import pytest
 import requests
 
+from envoy_exporter.collector.data import add_snapshot
 from envoy_exporter.collector.families import Families
-from envoy_exporter.collector.gateway import add_snapshot
 from envoy_exporter.demo import DemoGateway, start_demo
 from envoy_exporter.demo.render import ROUTES
 from envoy_exporter.demo.simulator import RESERVE_SOC, Plant
