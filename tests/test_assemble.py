@@ -662,3 +662,33 @@ def test_slow_cache_results_pass_through() -> None:
         Generator(present=False),
         home,
     )
+
+
+def test_acbs_only_the_inverter_list_knows_take_the_direction_of_the_storage_section() -> None:
+    # Shaped after 8.2.4382 with AC Batteries: no /inventory.json, the units among the inverters
+    # (devType 11), the storage section discharging.
+    section = AcbStorage(
+        active_count=2, power_w=260.0, energy_j=930 * WH, state="discharging", soc_ratio=0.25
+    )
+    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0), AcbReading("121900000003")))
+    snap = assemble(
+        Assembler(), METERED, production_json=metered_json(storage=section), api_v1_inverters=units
+    )
+    assert snap.batteries == (Battery("121900000002", "acb", power_w=140.0),)
+    # A unit's own state wins over the section's
+    inventory = Inventory(batteries=(Battery("121900000002", "acb", soc_ratio=0.3, state="charging"),))
+    snap = assemble(
+        Assembler(),
+        METERED,
+        production_json=metered_json(storage=section),
+        api_v1_inverters=units,
+        inventory=inventory,
+    )
+    assert snap.batteries[0].power_w == -140.0
+
+
+def test_acb_power_without_any_state_is_left_out() -> None:
+    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0),))
+    assert (
+        assemble(Assembler(), METERED, production_json=metered_json(), api_v1_inverters=units).batteries == ()
+    )
