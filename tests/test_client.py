@@ -632,6 +632,31 @@ def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
     assert gw.asked() == first
 
 
+def test_a_settings_page_that_is_not_json_is_not_asked_on_every_scrape(gateway, clocks, caplog) -> None:
+    # Some firmware answers an HTML page with status 200 where the tariff belongs (3.18 does).
+    gw = gateway({**METERED, "/admin/lib/tariff": LOGIN_PAGE})
+    client = client_for(clocks)
+    with caplog.at_level(logging.WARNING):
+        client.collect(timeout=5)
+    assert "/admin/lib/tariff" in gw.asked()
+    for _ in range(3):
+        clocks.advance(15)  # scrapes, all before the next /info
+        snap = client.collect(timeout=5)
+        assert "/admin/lib/tariff" not in gw.asked()
+    assert snap.endpoints["tariff"].status == "unsupported" and snap.storage_settings is None
+    assert sum(": tariff (" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == 1
+
+
+def test_dry_contacts_and_generator_only_with_a_system_controller(gateway, clocks) -> None:
+    without = [group for group in ENSEMBLE_INVENTORY if group["type"] != "ENPOWER"]
+    gw = gateway({**METERED, "/ivp/ensemble/inventory": without})
+    snap = client_for(clocks).collect(timeout=5)
+    asked = gw.asked()
+    assert "/ivp/ensemble/dry_contacts" not in asked and "/ivp/ensemble/generator" not in asked
+    assert "/admin/lib/tariff" in asked and "/home.json" in asked
+    assert snap.dry_contacts == () and snap.generator is None
+
+
 def test_an_empty_ensemble_inventory_is_asked_at_the_inventorys_pace(gateway, clocks) -> None:
     gw = gateway(STANDARD)
     client = client_for(clocks)
