@@ -485,6 +485,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         gateway = _find(settings, args.target)
         if gateway is None:
             names = ", ".join(g.label for g in settings.gateways)
+            if args.target is None:
+                print(
+                    f"envoy-exporter capture: --target: which gateway? (configured: {names})", file=sys.stderr
+                )
+                return 2
             print(
                 f"envoy-exporter capture: --target: no gateway {args.target!r} (configured: {names})",
                 file=sys.stderr,

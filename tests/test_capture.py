@@ -254,6 +254,9 @@ def test_cli_capture_of_the_demo(
     assert "is not empty" in capsys.readouterr().err
     assert main([*args[:3], "--target", "elsewhere", "--out", str(tmp_path / "x")]) == 2
     assert "no gateway 'elsewhere'" in capsys.readouterr().err
+    config.write_text(yaml.safe_dump({"gateways": [{"host": "192.0.2.1"}, {"host": "192.0.2.2"}]}))
+    assert main([*args[:3], "--out", str(tmp_path / "y")]) == 2
+    assert "--target: which gateway? (configured: 192.0.2.1, 192.0.2.2)" in capsys.readouterr().err
 
 
 def test_a_gateway_that_does_not_answer_gives_no_capture(
