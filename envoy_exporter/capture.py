@@ -349,7 +349,7 @@ def write_capture(out: Path, answers: Sequence[Answer], redactor: Redactor, firm
     for answer in answers:
         redactor.learn(_text(answer.body))
         for name, value in answer.headers.items():
-            if name not in SECRET_HEADERS:
+            if name.lower() not in SECRET_HEADERS:
                 redactor.learn(value)
     out.mkdir(parents=True, exist_ok=True)
     for answer in answers:
@@ -366,7 +366,8 @@ def write_capture(out: Path, answers: Sequence[Answer], redactor: Redactor, firm
 
 def _redacted_headers(headers: dict[str, str], redactor: Redactor) -> dict[str, str]:
     return {
-        name: "***" if name in SECRET_HEADERS else redactor.redact(value) for name, value in headers.items()
+        name: "***" if name.lower() in SECRET_HEADERS else redactor.redact(value)
+        for name, value in headers.items()
     }
 
 

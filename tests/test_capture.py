@@ -375,3 +375,108 @@ def test_the_demo_capture_replays_to_the_same_metrics(
     assert len(want) > 300  # every family of the demo, per inverter, phase and battery
     assert set(got) == set(want)
     assert got == pytest.approx(want, rel=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------
+# The shared captures of real gateways, redacted as the tool would
+
+SHARED_CAPTURES = SHARED / "fixtures" / "envoy"
+
+
+def shared_captures() -> list[Path]:
+    if not SHARED_CAPTURES.is_dir():
+        return []
+    return sorted(p for p in SHARED_CAPTURES.iterdir() if p.is_dir())
+
+
+def redact_shared(source: Path, out: Path) -> capture.Redactor:
+    """What ``capture`` would have written had it read these answers from the gateway."""
+    answers = []
+    for path in sorted(source.iterdir()):
+        if path.name.endswith(capture.LOG_SUFFIX) or path.name.startswith("_"):
+            continue
+        log = source / f"{path.name}{capture.LOG_SUFFIX}"
+        meta = json.loads(log.read_text()) if log.is_file() else {}
+        answers.append(
+            capture.Answer(
+                f"/{path.name}", int(meta.get("code", 200)), path.read_bytes(), meta.get("headers", {})
+            )
+        )
+    redactor = capture.Redactor()
+    capture.write_capture(out, answers, redactor, None)
+    return redactor
+
+
+@pytest.mark.skipif(not shared_captures(), reason="../shared is not beside the repo")
+@pytest.mark.parametrize("source", shared_captures(), ids=lambda p: p.name)
+def test_every_shared_capture_redacts_clean(source: Path, tmp_path: Path) -> None:
+    redactor = redact_shared(source, tmp_path)
+    serials = [o for o, (kind, _) in redactor.originals.items() if kind == "serial"]
+    assert serials  # at least the gateway's own, from /info
+    everything = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for original in redactor.originals:
+        assert original.encode() not in everything, original
+    assert capture.check_folder(tmp_path, [(k, o) for o, (k, _) in redactor.originals.items()]) == []
+
+
+@pytest.mark.skipif(not FAKE_GATEWAY.is_file(), reason="../shared is not beside the repo")
+def test_redacted_shared_captures_give_the_same_metrics(tmp_path: Path) -> None:
+    """A legacy HTML gateway with digest auth, a three-phase CT system and a Meter Collar with
+    batteries: original and redacted replays give the same series and values."""
+    fake = load_fake_gateway()
+    names = ("3.9.36", "7.6.175_with_cts_3phase", "8.3.1598_collar")
+    gateways, redactors, servers = [], {}, []
+    for name in names:
+        redacted_dir = tmp_path / name
+        redactors[name] = redact_shared(SHARED_CAPTURES / name, redacted_dir)
+        for label, folder in (
+            (f"{name}-original", SHARED_CAPTURES / name),
+            (f"{name}-redacted", redacted_dir),
+        ):
+            server = fake.Gateway(folder)
+            server.start()
+            servers.append(server)
+            entry = {"name": label, "host": server.url}
+            if server.token_era:
+                entry["token"] = server.token
+            gateways.append(entry)
+    config = tmp_path / "exporter.yml"
+    config.write_text(yaml.safe_dump({"gateways": gateways}))
+    address = f"127.0.0.1:{free_port()}"
+    exporter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "envoy_exporter",
+            "--config.file",
+            str(config),
+            "--web.listen-address",
+            address,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        text = ""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and text.count("enphase_up{") < len(gateways):
+            try:
+                with OPENER.open(f"http://{address}/metrics", timeout=10) as response:
+                    text = response.read().decode()
+            except OSError:
+                time.sleep(0.3)
+    finally:
+        exporter.terminate()
+        exporter.wait(timeout=10)
+        for server in servers:
+            server.stop()
+    for name in names:
+        redact = redactors[name].redact
+        want = {
+            (metric, frozenset((k, redact(v)) for k, v in labels)): value
+            for (metric, labels), value in metrics_of(text, f"{name}-original").items()
+        }
+        got = metrics_of(text, f"{name}-redacted")
+        assert len(want) > 20, name
+        assert set(got) == set(want), name
+        assert got == pytest.approx(want, rel=1e-9), name
