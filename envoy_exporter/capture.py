@@ -38,7 +38,8 @@ from .config import ConfigError, load_config
 from .gateway import endpoints
 from .gateway.auth import Auth
 from .gateway.endpoints import INFO, Endpoint
-from .gateway.transport import Transport, TransportError
+from .gateway.errors import TransportError
+from .gateway.transport import Transport
 from .logs import setup_logging
 from .parsers import ParseError
 from .parsers.info import parse_info
