@@ -891,6 +891,17 @@ def inverters() -> dict:
             ),
             Row("Details"),
             table(
+                "Device status",
+                [Column("Reported", f"{sel('enphase_device_status')} == 1", "none")],
+                description=(
+                    "The status codes each device reports (/inventory.json device_status). Anything but "
+                    "envoy.global.ok is a condition; a microinverter's dc-pwr-low is normal at night. "
+                    "A fault that lasts raises EnphaseDeviceFault."
+                ),
+                keys=("gateway", "device_type", "serial", "status"),
+                show_values=False,
+            ),
+            table(
                 "Inverters",
                 [
                     Column("Power", power, "watt"),
@@ -1298,9 +1309,51 @@ def exporter() -> dict:
                 description="The raw lifetime figure, before the exporter's counter corrections (auditing).",
                 width=24,
             ),
+            *connectivity(),
         ],
         "now-6h",
     )
+
+
+def connectivity() -> list[Panel | Row]:
+    """The gateway's own link to Enlighten and its network interfaces (/home.json)."""
+    interface = ("gateway", "interface", "type")
+    return [
+        Row("Gateway connectivity"),
+        stat(
+            "Enlighten",
+            "none",
+            Q(sel("enphase_gateway_enlighten_connected")),
+            description="Whether the gateway reaches Enlighten (web_comm in /home.json).",
+            mappings=state_mapping("Not connected", "Connected"),
+            steps=thresholds((None, "red"), (1, "green")),
+            graph=False,
+        ),
+        stat(
+            "Last report to Enlighten",
+            "s",
+            Q(f"time() - {sel('enphase_gateway_enlighten_last_report_timestamp_seconds')}"),
+            description=(
+                "How long ago the gateway last reported to Enlighten; it reports every 5 to 15 minutes. "
+                "A day raises EnphaseGatewayNotReportingToEnlighten."
+            ),
+            steps=thresholds((None, "green"), (3600, "orange"), (86400, "red")),
+            graph=False,
+        ),
+        table(
+            "Network interfaces",
+            [
+                Column("Link", sel("enphase_gateway_network_interface_up"), "none"),
+                Column("Signal", sel("enphase_gateway_network_signal_ratio"), "percentunit", decimals=0),
+            ],
+            description=(
+                "Each network interface of the gateway: link (1 = up) and, for Wi-Fi and cellular, "
+                "the signal."
+            ),
+            keys=interface,
+            width=16,
+        ),
+    ]
 
 
 DASHBOARDS = {

@@ -28,6 +28,9 @@ ADDITIONS = frozenset(
         "enphase_inverters_power_watts",
         "enphase_device_status",
         "enphase_gateway_enlighten_last_report_timestamp_seconds",
+        "enphase_gateway_enlighten_connected",
+        "enphase_gateway_network_interface_up",
+        "enphase_gateway_network_signal_ratio",
     }
 )
 
