@@ -118,8 +118,8 @@ def fetch_all(
 ) -> list[Answer]:
     """Each catalogue endpoint once, in order, one at a time, through the exporter's transport
     and auth. ``/info`` first: it decides the auth scheme. Without it nothing else is asked."""
-    transport_auth = Auth(settings, state_dir, _ignore)
-    transport = Transport(settings, transport_auth, _ignore)
+    auth = Auth(settings, state_dir, _ignore)
+    transport = Transport(settings, auth, _ignore)
     answers: list[Answer] = []
     try:
         for endpoint in catalogue():
@@ -129,7 +129,7 @@ def fetch_all(
             answers.append(answer)
             if endpoint is INFO:
                 try:
-                    transport_auth.configure(parse_info(answer.body))
+                    auth.configure(parse_info(answer.body))
                 except ParseError:
                     break
     finally:
