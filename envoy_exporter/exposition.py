@@ -7,6 +7,12 @@ type names the format, its version and escaping) and kept with the snapshot; the
 change on every scrape (``enphase_up``, ``enphase_data_age_seconds``, the request counters ...)
 are rendered per scrape, and the pieces are joined.
 
+Rendering a new snapshot is quick too: for the content types Prometheus and curl get (the text
+format 0.0.4, OpenMetrics 1.0.0), gauge and counter families with valid names are written here,
+byte for byte as prometheus-client writes them (tests hold the two equal), without its per-label
+validation; anything else (other types, units, timestamps, exemplars, other escapings) is left to
+the library's encoder.
+
 Joining must keep the exposition valid: a family's ``# HELP`` / ``# TYPE`` lines appear once,
 with the samples of every gateway under them. The library's own encoder renders everything, and
 its output is cut into groups at each ``# HELP`` line (every family starts with one, in both
@@ -17,12 +23,14 @@ is dropped from each piece and written once at the end.
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client.core import Metric
+from prometheus_client.utils import floatToGoString
 
 # One family's header (HELP, TYPE, UNIT lines) and its sample lines, as rendered.
 Group = tuple[bytes, bytes]
@@ -30,6 +38,17 @@ Encoder = Callable[..., bytes]
 
 _EOF = b"# EOF\n"
 _OPENMETRICS = "application/openmetrics-text"
+# The content types (as prometheus-client's choose_encoder names them) rendered here; the value
+# says whether the format is OpenMetrics. For valid metric and label names these escapings all
+# leave names as they are.
+_QUICK = {
+    "text/plain; version=0.0.4; charset=utf-8": False,
+    "application/openmetrics-text; version=1.0.0; charset=utf-8": True,
+    "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores": True,
+    "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8": True,
+}
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class _Families:
@@ -42,12 +61,60 @@ class _Families:
         return self._families
 
 
-def render(encoder: Encoder, families: Iterable[Metric]) -> list[Group]:
-    """``families`` rendered by ``encoder`` and cut into one group per family."""
+def render(encoder: Encoder, content_type: str, families: Iterable[Metric]) -> list[Group]:
+    """``families`` rendered as ``encoder`` renders them (``content_type`` names its format), one
+    group per family."""
+    openmetrics = _QUICK.get(content_type)
+    groups: list[Group] = []
+    for family in families:
+        group = None if openmetrics is None else _quick(family, openmetrics)
+        groups += [group] if group is not None else _library(encoder, family)
+    return groups
+
+
+def _quick(family: Metric, openmetrics: bool) -> Group | None:
+    """A gauge or counter family written as prometheus-client writes it; None for anything else."""
+    kind, name = family.type, family.name
+    if kind not in ("gauge", "counter") or family.unit or not _METRIC_NAME.fullmatch(name):
+        return None
+    sample_name = name + "_total" if kind == "counter" else name
+    shown = name if openmetrics else sample_name  # the text format names a counter by its samples
+    doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        doc = doc.replace('"', r"\"")
+    lines = [f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"]
+    names: list[str] = []
+    known: set[str] = set()
+    for sample in family.samples:
+        if sample.name != sample_name or sample.timestamp is not None or sample.exemplar is not None:
+            return None
+        if getattr(sample, "native_histogram", None) is not None or sample.value is None:
+            return None
+        labels = sample.labels
+        if labels.keys() != known:
+            names, known = sorted(labels), set(labels)
+            if not all(isinstance(k, str) and _LABEL_NAME.fullmatch(k) for k in names):
+                return None
+        value = floatToGoString(sample.value)
+        if names:
+            pairs = ",".join(f'{k}="{_escape(labels[k])}"' for k in names)
+            lines.append(f"{sample_name}{{{pairs}}} {value}\n")
+        else:
+            lines.append(f"{sample_name} {value}\n")
+    return lines[0].encode(), "".join(lines[1:]).encode()
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+
+
+def _library(encoder: Encoder, family: Metric) -> list[Group]:
+    """``family`` rendered by the library's ``encoder``, cut into groups (a text-format counter
+    with ``_created`` samples makes two)."""
     groups: list[Group] = []
     header: list[bytes] = []
     samples: list[bytes] = []
-    for line in encoder(_Families(families)).splitlines(keepends=True):
+    for line in encoder(_Families([family])).splitlines(keepends=True):
         if line.startswith(b"#"):
             if line == _EOF:
                 continue
@@ -110,7 +177,7 @@ class SnapshotCache:
                 self._entries[owner] = entry
             groups = entry.formats.get(content_type)
         if groups is None:
-            groups = render(encoder, families())
+            groups = render(encoder, content_type, families())
             with self._lock:
                 entry.formats[content_type] = groups
         return groups

@@ -144,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _exposition(self, scrape: GatewayCollector, *own: ExporterCollector) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept"))
         parts = scrape.exposition(encoder, content_type, self.server.rendered)
-        parts += [render(encoder, collector.collect()) for collector in own]
+        parts += [render(encoder, content_type, collector.collect()) for collector in own]
         self._send(HTTPStatus.OK, content_type, join(parts, content_type))
 
     def _text(self, status: HTTPStatus, text: str) -> None:

@@ -8,6 +8,7 @@ installed, run ``promtool check metrics`` on them.
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import threading
@@ -18,11 +19,12 @@ from dataclasses import replace
 import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, value
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from envoy_exporter import exposition
 from envoy_exporter.collector import ExporterCollector, GatewayCollector
 from envoy_exporter.collector import scrape as scrape_module
 from envoy_exporter.collector.data import add_snapshot
@@ -78,11 +80,11 @@ def _empty_like(family: Metric) -> Metric:
     return Metric(family.name, family.documentation, family.type)
 
 
-def pieces(gateways: tuple[str, ...], age: float, encoder) -> list:
+def pieces(gateways: tuple[str, ...], age: float, encoder, content_type: str) -> list:
     parts = []
     for gateway in gateways:
-        parts.append(render(encoder, health(gateway, age)))
-        parts.append(render(encoder, data(gateway)))
+        parts.append(render(encoder, content_type, health(gateway, age)))
+        parts.append(render(encoder, content_type, data(gateway)))
     return parts
 
 
@@ -97,13 +99,13 @@ class _All:
 @pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
 def test_joined_pieces_equal_one_rendering_of_everything(accept):
     encoder, content_type = choose_encoder(accept)
-    joined = join(pieces(GATEWAYS, 2.5, encoder), content_type)
+    joined = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type)
     assert joined == encoder(_All(merged(GATEWAYS, 2.5)))
 
 
 def test_text_has_each_family_once_with_every_gateway():
     encoder, content_type = choose_encoder(TEXT)
-    text = join(pieces(GATEWAYS, 2.5, encoder), content_type).decode()
+    text = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type).decode()
     families = {f.name: f for f in parse_text(text)}
     assert sorted(families) == sorted(f.name for f in merged(GATEWAYS, 0))
     assert text.count("# TYPE enphase_up gauge") == 1
@@ -119,7 +121,7 @@ def test_text_has_each_family_once_with_every_gateway():
 
 def test_openmetrics_parses_and_ends_with_one_eof():
     encoder, content_type = choose_encoder(OPENMETRICS)
-    text = join(pieces(GATEWAYS, 2.5, encoder), content_type).decode()
+    text = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type).decode()
     assert text.endswith("# EOF\n") and text.count("# EOF") == 1
     families = {f.name: f for f in parse_openmetrics(text)}
     energy = families["enphase_production_energy_joules"]
@@ -131,7 +133,7 @@ def test_openmetrics_parses_and_ends_with_one_eof():
 def test_promtool_accepts_the_joined_exposition():
     # promtool reads the Prometheus text format (OpenMetrics is held to its parser above).
     encoder, content_type = choose_encoder(TEXT)
-    body = join(pieces(GATEWAYS, 2.5, encoder), content_type)
+    body = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type)
     checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
 
@@ -175,6 +177,86 @@ def test_the_cache_forgets_a_dropped_gateway():
 
 
 # ------------------------------------------------------------------------------------------------
+# The quick rendering: byte for byte the library's
+
+ACCEPTS = (
+    "",  # curl
+    TEXT,
+    OPENMETRICS,
+    "application/openmetrics-text",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+    # Prometheus 2.x
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    # left to the library: other escapings and versions
+    "text/plain;version=1.0.0;escaping=dots",
+    "application/openmetrics-text;version=1.0.0;escaping=values",
+)
+VALUES = (
+    0.0,
+    -0.0,
+    1.0,
+    -2.5,
+    1e-7,
+    123456.0,
+    1234567.0,
+    1.8e10,
+    2**53 + 1,
+    1e300,
+    math.inf,
+    -math.inf,
+    math.nan,
+)
+
+
+def odd_families() -> list[Metric]:
+    """Everything the quick path must write exactly like the library, and what it must leave to it."""
+    doc = GaugeMetricFamily("odd_doc", 'Help with "quotes", a \\ backslash\nand a newline')
+    doc.add_metric([], 1)
+    values = GaugeMetricFamily("odd_values", "Values", labels=["n"])
+    for n, v in enumerate(VALUES):
+        values.add_metric([str(n)], v)
+    labels = CounterMetricFamily("odd_labels", "Labels", labels=["z", "a", "m_1"])
+    for text in ("plain", 'q"uote', "back\\slash", "new\nline", "Gäste ☀", ""):
+        labels.add_metric([text, "x", "y"], 3)
+    empty = GaugeMetricFamily("odd_empty", "No samples at all")
+    info = InfoMetricFamily("odd_build", "An info family", value={"version": "1.0"})
+    unit = GaugeMetricFamily("odd_seconds", "With a unit", unit="seconds")
+    unit.add_metric([], 2)
+    stamped = GaugeMetricFamily("odd_stamped", "With a timestamp", labels=["g"])
+    stamped.add_metric(["a"], 1, timestamp=1_750_000_000.5)
+    created = CounterMetricFamily(
+        "odd_created", "A counter with _created", labels=["g"], created=1_700_000_000
+    )
+    created.add_metric(["a"], 4, created=1_700_000_000)
+    return [doc, values, labels, empty, info, unit, stamped, created]
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_rendering_is_byte_for_byte_the_librarys(accept):
+    encoder, content_type = choose_encoder(accept)
+    families = odd_families() + data("Gäste") + health('bar"n\\', 1.5)
+    assert join([render(encoder, content_type, families)], content_type) == encoder(_All(families))
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_a_real_scrape_renders_byte_for_byte_as_the_library(accept):
+    encoder, content_type = choose_encoder(accept)
+    scrape = GatewayCollector(clients(), 2.0, wall=lambda: NOW)
+    families = list(scrape.collect()) + list(ExporterCollector().collect())
+    assert join([render(encoder, content_type, families)], content_type) == encoder(_All(families))
+
+
+def test_the_usual_content_types_take_the_quick_path(monkeypatch):
+    called = []
+    monkeypatch.setattr(exposition, "_library", lambda *args: called.append(args) or [])
+    for accept in ACCEPTS[:6]:
+        encoder, content_type = choose_encoder(accept)
+        render(encoder, content_type, odd_families()[:4] + data("garage") + health("garage", 1.0))
+    assert called == []
+
+
+# ------------------------------------------------------------------------------------------------
 # Through the collector and the web server
 
 
@@ -195,7 +277,7 @@ def test_a_scrape_rendered_in_pieces_is_the_collectors_own_rendering(accept):
     registry.register(scrape)
     registry.register(ExporterCollector())
     parts = scrape.exposition(encoder, content_type, SnapshotCache())
-    parts.append(render(encoder, ExporterCollector().collect()))
+    parts.append(render(encoder, content_type, ExporterCollector().collect()))
     assert join(parts, content_type) == encoder(registry)
 
 

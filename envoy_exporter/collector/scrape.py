@@ -84,7 +84,7 @@ class GatewayCollector:
         for result in self.results():
             health = Families()
             add_health(health, result, now)
-            parts.append(render(encoder, health))
+            parts.append(render(encoder, content_type, health))
             client, snapshot = result.client, result.snapshot
             data = partial(_data, client.name, snapshot)
             parts.append(rendered.groups(client, snapshot, client.name, content_type, encoder, data))
