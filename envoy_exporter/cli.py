@@ -2,6 +2,10 @@
 
 Exit status: 0 after a clean shutdown (SIGTERM / SIGINT) or a passing ``--check-config``;
 2 for a bad configuration or bad flags; 1 when the server cannot start.
+
+SIGHUP and ``POST /-/reload`` re-read the configuration and the web configuration. Gateways
+whose settings did not change keep their client, and with it their counters, token and cache. A
+new configuration that does not load is refused, naming the key, and the old one keeps running.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from . import __version__
@@ -21,7 +25,15 @@ from .collector import Fleet
 from .config import ConfigError, load_config
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
-from .web import make_server, parse_listen_address
+from .web import (
+    DEFAULT_TELEMETRY_PATH,
+    ExporterServer,
+    check_telemetry_path,
+    make_server,
+    make_systemd_server,
+    parse_listen_address,
+)
+from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("envoy_exporter")
 
@@ -42,6 +54,24 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_LISTEN,
         help="address to listen on: host:port, [ipv6]:port or :port for all interfaces",
     )
+    p.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default=DEFAULT_TELEMETRY_PATH,
+        help="path under which to expose the metrics of every gateway",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default=None,
+        help="TLS and basic auth for this server, in the Prometheus exporter-toolkit format",
+    )
+    p.add_argument(
+        "--web.systemd-socket",
+        dest="systemd_socket",
+        action="store_true",
+        help="serve on the socket systemd passes (socket activation) instead of --web.listen-address",
+    )
     p.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     p.add_argument("--log.format", dest="log_format", choices=list(FORMATS), default="logfmt")
     p.add_argument("--demo", action="store_true", help="serve a simulated gateway; no configuration needed")
@@ -55,11 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print(f"envoy-exporter {__version__} (Python {platform.python_version()})")
         return 0
-    try:
-        parse_listen_address(args.listen)
-    except ValueError as e:
-        print(f"envoy-exporter: --web.listen-address: {e}", file=sys.stderr)
-        return 2
+    for flag, check, value in (
+        ("--web.listen-address", parse_listen_address, args.listen),
+        ("--web.telemetry-path", check_telemetry_path, args.telemetry_path),
+    ):
+        try:
+            check(value)
+        except ValueError as e:
+            print(f"envoy-exporter: {flag}: {e}", file=sys.stderr)
+            return 2
     setup_logging(args.log_level, args.log_format)
     with ExitStack() as cleanup:
         try:
@@ -67,12 +101,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as e:
             print(f"envoy-exporter: configuration error: {e}", file=sys.stderr)
             return 2
+        try:
+            web_config = load_web_config(Path(args.web_config)) if args.web_config else WebConfig()
+        except WebConfigError as e:
+            print(f"envoy-exporter: web configuration error: {e}", file=sys.stderr)
+            return 2
         if args.check_config:
             print(f"{args.config}: OK, {len(settings.gateways)} gateway(s)")
             return 0
         stop = threading.Event()
         _on_signals(stop.set)
-        return serve(settings, args.listen, stop)
+        return serve(settings, args.listen, stop, args=args, web_config=web_config)
 
 
 def _demo_settings(cleanup: ExitStack) -> Settings:
@@ -84,34 +123,110 @@ def _demo_settings(cleanup: ExitStack) -> Settings:
     return Settings(gateways=(GatewaySettings(name=DEMO_GATEWAY, host=demo.url, token=Secret(demo.token)),))
 
 
-def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
+def serve(
+    settings: Settings,
+    listen: str,
+    stop: threading.Event,
+    *,
+    args: argparse.Namespace | None = None,
+    web_config: WebConfig | None = None,
+) -> int:
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
     from .gateway.client import GatewayClient
 
-    clients = [GatewayClient(gateway, settings.state_dir) for gateway in settings.gateways]
+    def client(gateway: GatewaySettings) -> GatewayClient:
+        return GatewayClient(gateway, settings.state_dir)
+
+    fleet = Fleet([(gateway, client(gateway)) for gateway in settings.gateways], factory=client)
     try:
-        fleet = Fleet([(gateway, client) for gateway, client in zip(settings.gateways, clients, strict=True)])
+        options = {
+            "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
+            "web_config": web_config,
+        }
         try:
-            server = make_server(listen, fleet)
+            if args is not None and args.systemd_socket:
+                server = make_systemd_server(fleet, **options)
+            else:
+                server = make_server(listen, fleet, **options)
         except OSError as e:
             log.error("cannot listen on %s: %s", listen, e)
             return 1
+        if args is not None and not args.demo:
+            server.reload = Reloader(args, settings, fleet, server)
+            _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
         fleet.warm_up()
         server.ready.set()
-        log.info("listening on %s for %d gateway(s), version %s", server.url, len(clients), __version__)
+        count = len(fleet.clients)
+        log.info("listening on %s for %d gateway(s), version %s", server.url, count, __version__)
         stop.wait()
         log.info("shutting down")
         server.shutdown()
         server.server_close()
         return 0
     finally:
-        for client in clients:
-            client.close()
+        for gateway_client in fleet.clients:
+            gateway_client.close()
+
+
+class Reloader:
+    """Re-reads both configuration files; applies them only when both load."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, fleet: Fleet, server: ExporterServer):
+        self._args = args
+        self._state_dir = settings.state_dir
+        self._fleet = fleet
+        self._server = server
+        self._lock = threading.Lock()  # a SIGHUP and a POST /-/reload together: one after the other
+
+    def __call__(self) -> None:
+        """Raises ``ConfigError`` or ``WebConfigError`` naming the key; nothing changes then."""
+        with self._lock:
+            try:
+                self._reload()
+            except (ConfigError, WebConfigError) as e:
+                log.error("reload refused, the running configuration stays: %s", e)
+                raise
+            except Exception:
+                log.exception("reload failed, the running configuration stays")
+                raise
+
+    def _reload(self) -> None:
+        settings = load_config(Path(self._args.config))
+        if settings.state_dir != self._state_dir:
+            raise ConfigError("state_dir: cannot change while running; restart the exporter")
+        path = self._args.web_config
+        web_config = load_web_config(Path(path)) if path else WebConfig()
+        before = {gateway.label for gateway in self._fleet.settings()}
+        self._fleet.apply(settings.gateways)
+        self._server.web_config = web_config
+        self._fleet.warm_up()
+        after = {gateway.label for gateway in settings.gateways}
+        log.info(
+            "configuration reloaded: %d gateway(s), %d added, %d removed",
+            len(settings.gateways),
+            len(after - before),
+            len(before - after),
+        )
 
 
 def _on_signals(handler: Callable[[], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: handler())
+
+
+def _on_reload_signal(reload: Reloader) -> None:
+    """SIGHUP reloads on a thread of its own: a handler must not block the main thread."""
+
+    def on_hup(_signum, _frame) -> None:
+        threading.Thread(target=_quietly, args=(reload,), name="reload", daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, on_hup)
+
+
+def _quietly(reload: Reloader) -> None:
+    with suppress(Exception):  # the reloader logged why already
+        reload()

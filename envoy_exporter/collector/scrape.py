@@ -52,6 +52,8 @@ class Client(Protocol):
 
     def counter_corrections(self) -> dict[str, int]: ...
 
+    def close(self) -> None: ...
+
 
 def scrape_timeout(header: str | None) -> float:
     """The collection budget for a scrape, from ``X-Prometheus-Scrape-Timeout-Seconds``."""
@@ -95,9 +97,11 @@ class Fleet:
         gateways: Sequence[tuple[GatewaySettings, Client]],
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        factory: Callable[[GatewaySettings], Client] | None = None,
     ):
         self.gateways = tuple(gateways)
         self.wall = wall
+        self._factory = factory
         self._clock = clock
         self._lock = threading.Lock()
         self._inflight: dict[int, Future[Snapshot]] = {}
@@ -106,6 +110,33 @@ class Fleet:
     @property
     def clients(self) -> list[Client]:
         return [client for _, client in self.gateways]
+
+    def settings(self) -> list[GatewaySettings]:
+        return [settings for settings, _ in self.gateways]
+
+    def apply(self, gateways: Sequence[GatewaySettings]) -> None:
+        """Reload: keeps the client, with its counters, token and cache, of every gateway whose
+        settings did not change; makes clients for new or changed ones; closes removed ones."""
+        if self._factory is None:
+            raise RuntimeError("this fleet was made without a client factory")
+        with self._lock:
+            old = list(self.gateways)
+            kept: list[tuple[GatewaySettings, Client]] = []
+            for settings in gateways:
+                match = next((pair for pair in old if pair[0] == settings), None)
+                if match is not None:
+                    old.remove(match)
+                kept.append(match or (settings, self._factory(settings)))
+            self.gateways = tuple(kept)
+            for _, client in old:
+                self._last.pop(id(client), None)
+        for _, client in old:
+            client.close()
+
+    def latest(self, client: Client) -> Snapshot | None:
+        """The last snapshot a collection of ``client`` gave, without asking the gateway."""
+        with self._lock:
+            return self._last.get(id(client))
 
     def find(self, target: str) -> Client | None:
         """The gateway ``target`` names: its label, or its host exactly as configured."""
@@ -146,7 +177,8 @@ class Fleet:
             future.set_exception(e)
             return
         with self._lock:
-            self._last[id(client)] = snapshot
+            if any(kept is client for _, kept in self.gateways):  # not removed by a reload meanwhile
+                self._last[id(client)] = snapshot
             del self._inflight[id(client)]
         future.set_result(snapshot)
 
