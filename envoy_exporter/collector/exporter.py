@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from .. import __version__
 from ..model import GatewayInfo, Snapshot
+from ..revision import revision
 from .families import Families
 from .scrape import GatewayResult
 
@@ -92,10 +93,10 @@ def _info(f: Families, base: Labels, info: GatewayInfo, auth: str | None) -> Non
 def build_info() -> Metric:
     family = GaugeMetricFamily(
         "enphase_exporter_build_info",
-        "The exporter's version and the Python running it",
-        labels=["version", "python_version"],
+        "The exporter's version, the source revision it was built from, and the Python running it",
+        labels=["version", "revision", "python_version"],
     )
-    family.add_metric([__version__, platform.python_version()], 1)
+    family.add_metric([__version__, revision(), platform.python_version()], 1)
     return family
 
 
