@@ -41,8 +41,7 @@ th{background:#f3f3f3}
 """
 
 
-def render_landing(gateways: Sequence[GatewayStatus], telemetry_path: str, now: float | None = None) -> str:
-    now = time.time() if now is None else now
+def render_landing(gateways: Sequence[GatewayStatus], telemetry_path: str, now: float) -> str:
     rows = "".join(_row(gateway, now) for gateway in gateways)
     if not rows:
         rows = f'<tr><td colspan="{len(_COLUMNS)}">No gateway configured.</td></tr>'

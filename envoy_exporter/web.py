@@ -256,7 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _landing(self) -> Response:
         fleet = self.server.fleet
-        page = render_landing(fleet_status(fleet, fleet.wall()), self.server.telemetry_path)
+        now = fleet.wall()
+        page = render_landing(fleet_status(fleet, now), self.server.telemetry_path, now)
         return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
 
     def _capture(self) -> Response:
