@@ -150,7 +150,8 @@ def serve(
             else:
                 server = make_server(listen, fleet, **options)
         except OSError as e:
-            log.error("cannot listen on %s: %s", listen, e)
+            where = "the systemd socket" if args is not None and args.systemd_socket else listen
+            log.error("cannot listen on %s: %s", where, e)
             return 1
         if args is not None and not args.demo:
             server.reload = Reloader(args, settings, fleet, server)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import http.client
 import logging
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -236,3 +239,67 @@ def test_reload_route_calls_the_reloader():
     finally:
         served.shutdown()
         served.server_close()
+
+
+def _exporter_on_inherited_socket(sock: socket.socket, listen_pid: str | None) -> subprocess.Popen:
+    """Starts the exporter as systemd would: the listening socket as fd 3, LISTEN_FDS=1, and
+    LISTEN_PID its own PID (exec keeps it), or ``listen_pid`` when given."""
+    fd = sock.fileno()
+    launcher = (
+        "import os, sys\n"
+        f"os.dup2({fd}, 3)\n"
+        f"os.close({fd})\n"
+        f"os.environ['LISTEN_PID'] = {listen_pid!r} or str(os.getpid())\n"
+        "os.environ['LISTEN_FDS'] = '1'\n"
+        "args = ['-m', 'envoy_exporter', '--demo', '--web.systemd-socket']\n"
+        "os.execv(sys.executable, [sys.executable, *args])\n"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", launcher],
+        pass_fds=(fd,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_systemd_socket_activation():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        host, port = sock.getsockname()
+        proc = _exporter_on_inherited_socket(sock, None)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            try:
+                conn.request("GET", "/probe?target=demo")
+                response = conn.getresponse()
+                if response.status == 200:
+                    assert b'enphase_up{gateway="demo"} 1.0' in response.read()
+                    break
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert f"listening on http://127.0.0.1:{port}" in proc.stdout.read()
+
+
+def test_systemd_socket_for_another_process_is_refused():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        proc = _exporter_on_inherited_socket(sock, "1")
+    try:
+        assert proc.wait(timeout=30) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "LISTEN_PID" in proc.stdout.read()
