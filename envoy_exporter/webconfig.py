@@ -100,9 +100,13 @@ class WebConfig:
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:
+    # bcrypt reads 72 bytes at most: bcrypt 4 would accept any longer password that starts
+    # with the right 72 bytes, bcrypt 5 raises. Refuse them, whatever the version.
+    if len(password) > 72:
+        return False
     try:
         return bcrypt.checkpw(password, hashed)
-    except ValueError:  # bcrypt >= 5 refuses passwords over 72 bytes
+    except ValueError:
         return False
 
 

@@ -24,7 +24,7 @@ from exporter_fakes import FakeClient
 from envoy_exporter.collector import Fleet
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import ExporterServer, make_server
-from envoy_exporter.webconfig import WebConfigError, load_web_config
+from envoy_exporter.webconfig import WebConfig, WebConfigError, load_web_config
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 
@@ -130,6 +130,7 @@ def test_no_credentials_get_401_and_a_challenge(with_users):
         _basic("prometheus", "wrong"),
         _basic("prometheus", PASSWORD + " "),
         _basic("nobody", PASSWORD),
+        _basic("prometheus", PASSWORD + "x" * 80),
         {"Authorization": "Bearer " + PASSWORD},
         {"Authorization": "Basic not-base64!"},
     ],
@@ -304,3 +305,10 @@ def test_promtool_accepts_the_shipped_example(shipped_example):
         ["promtool", "check", "web-config", str(shipped_example)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_password_past_bcrypts_72_bytes_is_refused_not_truncated():
+    long = b"a" * 72
+    config = WebConfig(users={"bob": bcrypt.hashpw(long, bcrypt.gensalt(rounds=4))})
+    assert config.authorized(_basic("bob", long.decode())["Authorization"])
+    assert not config.authorized(_basic("bob", (long + b"tail").decode())["Authorization"])
