@@ -162,7 +162,11 @@ def serve(
         server.ready.set()
         count = len(fleet.clients)
         log.info("listening on %s for %d gateway(s), version %s", server.url, count, __version__)
-        stop.wait()
+        # Timed waits: Python runs signal handlers on the main thread only, and only between
+        # bytecodes. The kernel may hand SIGHUP or SIGTERM to another thread, which does not
+        # wake a main thread blocked for good in a lock; a timed wait comes round to it.
+        while not stop.wait(timeout=0.5):
+            pass
         log.info("shutting down")
         server.shutdown()
         server.server_close()
