@@ -153,8 +153,8 @@ def serve(
             where = "the systemd socket" if args is not None and args.systemd_socket else listen
             log.error("cannot listen on %s: %s", where, e)
             return 1
-        if args is not None and not args.demo:
-            server.reload = Reloader(args, settings, fleet, server)
+        if args is not None:
+            server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server)
             _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
@@ -222,7 +222,11 @@ def _on_signals(handler: Callable[[], None]) -> None:
         signal.signal(sig, lambda _signum, _frame: handler())
 
 
-def _on_reload_signal(reload: Reloader) -> None:
+def _demo_reload() -> None:
+    log.info("demo mode: no configuration to reload")
+
+
+def _on_reload_signal(reload: Callable[[], None]) -> None:
     """SIGHUP reloads on a thread of its own: a handler must not block the main thread."""
 
     def on_hup(_signum, _frame) -> None:
@@ -232,6 +236,6 @@ def _on_reload_signal(reload: Reloader) -> None:
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def _quietly(reload: Reloader) -> None:
+def _quietly(reload: Callable[[], None]) -> None:
     with suppress(Exception):  # the reloader logged why already
         reload()

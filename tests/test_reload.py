@@ -169,6 +169,10 @@ def test_demo_mode_has_nothing_to_reload():
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.1)
+        proc.send_signal(signal.SIGHUP)  # not the default action, which would end the process
+        time.sleep(1.0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=10) as response:
+            assert response.status == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
