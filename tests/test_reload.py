@@ -6,6 +6,7 @@ subprocess on a free port, stopped by its PID.
 
 from __future__ import annotations
 
+import base64
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 from exporter_fakes import samples, value
 
@@ -34,7 +36,7 @@ def _config(demo, state: Path, *extra: str) -> str:
 
 
 class Exporter:
-    def __init__(self, config: Path, log: Path):
+    def __init__(self, config: Path, log: Path, *flags: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("w")
@@ -42,30 +44,32 @@ class Exporter:
             [
                 *(sys.executable, "-m", "envoy_exporter", "--config.file", str(config)),
                 *("--web.listen-address", f"127.0.0.1:{self.port}", "--log.level", "debug"),
+                *flags,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self.log_path = log
 
-    def get(self, path: str = "/metrics") -> str:
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+    def get(self, path: str = "/metrics", headers: dict[str, str] | None = None) -> str:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.read().decode()
 
-    def post(self, path: str) -> tuple[int, str]:
-        request = urllib.request.Request(self.url + path, method="POST", data=b"")
+    def post(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path, method="POST", data=b"", headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
-    def wait_for(self, predicate, seconds: float = 30.0) -> str:
+    def wait_for(self, predicate, seconds: float = 30.0, headers: dict[str, str] | None = None) -> str:
         deadline = time.monotonic() + seconds
         while True:
             assert self.proc.poll() is None, self.log()
             try:
-                body = self.get()
+                body = self.get(headers=headers)
                 if predicate(body):
                     return body
             except OSError:
@@ -176,3 +180,33 @@ def test_demo_mode_has_nothing_to_reload():
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _users(path: Path, **passwords: str) -> None:
+    lines = [
+        f"  {user}: '{bcrypt.hashpw(pw.encode(), bcrypt.gensalt(rounds=4)).decode()}'"
+        for user, pw in passwords.items()
+    ]
+    path.write_text("basic_auth_users:\n" + "\n".join(lines) + "\n")
+
+
+def test_reload_reads_the_web_config_again(tmp_path, demo):
+    config, web = tmp_path / "exporter.yml", tmp_path / "web.yml"
+    config.write_text(_config(demo, tmp_path / "state"))
+    _users(web, alice="first")
+    exporter = Exporter(config, tmp_path / "exporter.log", "--web.config.file", str(web))
+    try:
+        exporter.wait_for(lambda body: True, headers=_basic("alice", "first"))
+        _users(web, bob="second")
+        assert exporter.post("/-/reload", _basic("alice", "first")) == (200, "OK\n")
+        assert exporter.post("/-/reload", _basic("alice", "first"))[0] == 401
+        web.write_text("basic_auth_users:\n  bob: not-a-hash\n")  # refused; bob's hash stays
+        status, text = exporter.post("/-/reload", _basic("bob", "second"))
+        assert status == 500 and "basic_auth_users.bob" in text
+        assert exporter.post("/-/reload", _basic("bob", "second"))[0] == 500  # still refused, still bob
+    finally:
+        assert exporter.stop() == 0
