@@ -108,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         if args.check_config:
             print(f"{args.config}: OK, {len(settings.gateways)} gateway(s)")
+            if args.web_config:
+                print(f"{args.web_config}: OK")
             return 0
         stop = threading.Event()
         _on_signals(stop.set)

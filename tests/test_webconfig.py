@@ -267,6 +267,22 @@ def test_bad_tls_settings_name_the_key(tmp_path, pki, extra, key):
         load_web_config(_tls_config(tmp_path, pki, extra))
 
 
+def test_check_config_checks_the_web_config_too(tmp_path):
+    config, web = tmp_path / "exporter.yml", tmp_path / "web.yml"
+    config.write_text("gateways:\n  - name: home\n    host: 192.0.2.10\n")
+    web.write_text(f"basic_auth_users:\n  prometheus: '{HASH}'\n")
+    command = [sys.executable, "-m", "envoy_exporter", "--check-config", "--config.file", str(config)]
+    proc = subprocess.run(
+        [*command, "--web.config.file", str(web)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and f"{web}: OK" in proc.stdout
+    web.write_text("tls_server_config:\n  cert_file: nowhere.crt\n  key_file: nowhere.key\n")
+    proc = subprocess.run(
+        [*command, "--web.config.file", str(web)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "tls_server_config.cert_file" in proc.stderr
+
+
 def test_the_flag_refuses_a_bad_file_with_exit_2(tmp_path):
     path = tmp_path / "web.yml"
     path.write_text("basic_auth_users:\n  bob: plain-password\n")
