@@ -21,8 +21,8 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from . import __version__
-from .collector import Fleet
 from .config import ConfigError, load_config
+from .fleet import Fleet
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
 from .web import (
@@ -136,11 +136,14 @@ def serve(
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
     from .gateway.client import GatewayClient
+    from .gateway.labels import Labels
 
-    def client(gateway: GatewaySettings) -> GatewayClient:
-        return GatewayClient(gateway, settings.state_dir)
+    labels = Labels()  # shared by every client, across reloads too
 
-    fleet = Fleet([(gateway, client(gateway)) for gateway in settings.gateways], factory=client)
+    def make_client(gateway: GatewaySettings) -> GatewayClient:
+        return GatewayClient(gateway, settings.state_dir, labels=labels)
+
+    fleet = Fleet(settings.gateways, make_client)
     try:
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
@@ -160,10 +163,13 @@ def serve(
             _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
-        fleet.warm_up()
+        for client in fleet.clients():
+            # The first scrape after a start finds data, or a collection well under way.
+            client.start()
         server.ready.set()
-        count = len(fleet.clients)
-        log.info("listening on %s for %d gateway(s), version %s", server.url, count, __version__)
+        log.info(
+            "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
+        )
         # Timed waits: Python runs signal handlers on the main thread only, and only between
         # bytecodes. The kernel may hand SIGHUP or SIGTERM to another thread, which does not
         # wake a main thread blocked for good in a lock; a timed wait comes round to it.
@@ -174,8 +180,7 @@ def serve(
         server.server_close()
         return 0
     finally:
-        for gateway_client in fleet.clients:
-            gateway_client.close()
+        fleet.apply(())  # closes every client
 
 
 class Reloader:
@@ -207,9 +212,12 @@ class Reloader:
         path = self._args.web_config
         web_config = load_web_config(Path(path)) if path else WebConfig()
         before = {gateway.label for gateway in self._fleet.settings()}
+        running = {id(client) for client in self._fleet.clients()}
         self._fleet.apply(settings.gateways)
         self._server.web_config = web_config
-        self._fleet.warm_up()
+        for client in self._fleet.clients():
+            if id(client) not in running:
+                client.start()  # a new or changed gateway: its first collection now
         after = {gateway.label for gateway in settings.gateways}
         log.info(
             "configuration reloaded: %d gateway(s), %d added, %d removed",

@@ -1,13 +1,13 @@
 """What the landing page shows of each gateway, read from what the exporter already holds.
 
-Reading the status never asks a gateway anything: it is the last collection's outcome.
+Reading the status never asks a gateway anything: it is each client's latest collection.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .collector import Fleet, GatewayResult
+from .fleet import Fleet
 
 # Endpoint outcomes that are not errors: served from cache, or not on this firmware.
 _NOT_ERRORS = frozenset({"cached", "unsupported"})
@@ -25,12 +25,13 @@ class GatewayStatus:
 
 
 def fleet_status(fleet: Fleet, now: float) -> list[GatewayStatus]:
-    return [_status(fleet, client, now) for client in fleet.clients]
+    return [_status(client, now) for client in fleet.clients()]
 
 
-def _status(fleet: Fleet, client, now: float) -> GatewayStatus:
-    snapshot = fleet.latest(client)
-    if snapshot is None:
+def _status(client, now: float) -> GatewayStatus:
+    latest = client.latest()
+    snapshot = latest.snapshot
+    if not snapshot.endpoints:  # the empty snapshot a client starts with
         return GatewayStatus(client.name, None, None, None, None, client.token_expiry, None)
     info = snapshot.info
     errors = [
@@ -42,7 +43,7 @@ def _status(fleet: Fleet, client, now: float) -> GatewayStatus:
         name=client.name,
         serial=info.serial if info else None,
         firmware=info.firmware if info else None,
-        up=GatewayResult(client, snapshot, True).up,
+        up=latest.fresh,
         data_age=None if snapshot.production is None else max(0.0, now - snapshot.collected_at),
         token_expiry=client.token_expiry,
         last_error="; ".join(errors) or None,

@@ -21,6 +21,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -30,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
-from .collector import ExporterCollector, Fleet, GatewayCollector, scrape_timeout
+from .collector import ExporterCollector, GatewayCollector, scrape_timeout
+from .fleet import Fleet
 from .landing import CAPTURE_HELP, render_landing
 from .status import fleet_status
 from .webconfig import WebConfig
@@ -235,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> Response:
         fleet = self.server.fleet
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(GatewayCollector(fleet, fleet.clients, self._timeout()))
+        registry.register(GatewayCollector(fleet.clients(), self._timeout()))
         registry.register(ExporterCollector())
         registry.register(self.server.process_collector)
         return self._exposition(registry)
@@ -251,13 +253,12 @@ class _Handler(BaseHTTPRequestHandler):
             shown = target[:_MAX_TARGET_ECHO]
             return text(HTTPStatus.BAD_REQUEST, f"Unknown target {shown!r}: not a configured gateway\n")
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(GatewayCollector(self.server.fleet, [client], self._timeout()))
+        registry.register(GatewayCollector([client], self._timeout()))
         return self._exposition(registry)
 
     def _landing(self) -> Response:
-        fleet = self.server.fleet
-        now = fleet.wall()
-        page = render_landing(fleet_status(fleet, now), self.server.telemetry_path, now)
+        now = time.time()
+        page = render_landing(fleet_status(self.server.fleet, now), self.server.telemetry_path, now)
         return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
 
     def _capture(self) -> Response:

@@ -11,6 +11,7 @@ import shutil
 import struct
 import subprocess
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot
 
-from envoy_exporter.collector import Fleet
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.landing import render_landing
 from envoy_exporter.model import EndpointResult, Snapshot
 from envoy_exporter.settings import GatewaySettings
@@ -32,23 +33,28 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debia
 
 
 def _fleet(*clients: FakeClient) -> Fleet:
-    return Fleet(
-        [(GatewaySettings(name=c.name, host=f"http://{c.name}.example"), c) for c in clients],
-        wall=lambda: NOW,
-    )
+    by_name = {c.name: c for c in clients}
+    settings = [GatewaySettings(name=c.name, host=f"http://{i}.example") for i, c in enumerate(clients)]
+    return Fleet(settings, lambda s: by_name[s.name])
 
 
-def _broken() -> FakeClient:
+def _collect(fleet: Fleet) -> None:
+    """As a first scrape does."""
+    for client in fleet.clients():
+        client.start().result(timeout=5)
+
+
+def _broken(now: float = NOW) -> FakeClient:
     """A gateway that answered once and now fails: stale data and an error to show."""
     snapshot = replace(
-        rich_snapshot(collected_at=NOW - 7200),
+        rich_snapshot(collected_at=now - 7200),
         endpoints={
             "info": EndpointResult(True, "cached"),
             "production_json": EndpointResult(False, "timeout", "no answer within 10 s"),
             "inventory": EndpointResult(False, "401", "token rejected"),
         },
     )
-    return FakeClient("barn & <b>shed</b>", snapshot=snapshot, token_expiry=NOW - 60)
+    return FakeClient("barn & <b>shed</b>", snapshot=snapshot, token_expiry=now - 60, fresh=False)
 
 
 def test_status_before_any_collection_asks_no_gateway():
@@ -61,7 +67,7 @@ def test_status_before_any_collection_asks_no_gateway():
 def test_status_after_a_collection():
     home, barn = FakeClient("home", token_expiry=NOW + 30 * 86400), _broken()
     fleet = _fleet(home, barn)
-    fleet.collect(fleet.clients, timeout=5)
+    _collect(fleet)
     got = {s.name: s for s in fleet_status(fleet, NOW)}
     assert got["home"] == GatewayStatus(
         "home", "999012345678", "D8.2.4345", True, 2.0, NOW + 30 * 86400, "inventory: parse (not JSON)"
@@ -78,7 +84,7 @@ def test_a_gateway_that_never_answered_has_no_data_age():
         "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(False, "error")})
     )
     fleet = _fleet(never)
-    fleet.collect(fleet.clients, timeout=5)
+    _collect(fleet)
     (status,) = fleet_status(fleet, NOW)
     assert status.up is False and status.data_age is None and status.last_error == "info: error"
 
@@ -103,14 +109,10 @@ def test_the_page_escapes_and_links():
 
 @pytest.fixture
 def served() -> Iterator[ExporterServer]:
-    fleet = Fleet(
-        [
-            (GatewaySettings(name=c.name, host=f"http://{i}.example"), c)
-            for i, c in enumerate((FakeClient("home", token_expiry=NOW + 86400), _broken()))
-        ],
-        wall=lambda: NOW,
-    )
-    fleet.collect(fleet.clients, timeout=5)  # as after a first scrape
+    now = time.time()
+    home = FakeClient("home", snapshot=rich_snapshot(collected_at=now - 2), token_expiry=now + 86400)
+    fleet = _fleet(home, _broken(now))
+    _collect(fleet)
     server = make_server("127.0.0.1:0", fleet)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     server.ready.set()

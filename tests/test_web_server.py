@@ -17,13 +17,15 @@ import pytest
 from exporter_fakes import FakeClient, samples, value
 
 from envoy_exporter import web
-from envoy_exporter.collector import Fleet
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import ExporterServer, check_telemetry_path, make_server
 
 
 def start(*clients: FakeClient, **options) -> ExporterServer:
-    fleet = Fleet([(GatewaySettings(name=c.name, host=f"http://{c.name}.example"), c) for c in clients])
+    by_name = {c.name: c for c in clients}
+    settings = [GatewaySettings(name=c.name, host=f"http://{c.name}.example") for c in clients]
+    fleet = Fleet(settings, lambda s: by_name[s.name])
     server = make_server("127.0.0.1:0", fleet, **options)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     server.ready.set()

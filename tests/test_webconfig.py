@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT
 from exporter_fakes import FakeClient
 
-from envoy_exporter.collector import Fleet
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import ExporterServer, make_server
 from envoy_exporter.webconfig import WebConfig, WebConfigError, load_web_config
@@ -69,7 +69,7 @@ def pki(tmp_path_factory) -> Path:
 
 
 def _serve(path: Path) -> ExporterServer:
-    fleet = Fleet([(GatewaySettings(name="home", host="http://home.example"), FakeClient("home"))])
+    fleet = Fleet([GatewaySettings(name="home", host="http://home.example")], lambda s: FakeClient(s.label))
     server = make_server("127.0.0.1:0", fleet, web_config=load_web_config(path))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     server.ready.set()
