@@ -7,6 +7,7 @@ Every value from a gateway or the configuration is escaped.
 from __future__ import annotations
 
 import html
+import shlex
 import time
 from collections.abc import Sequence
 from urllib.parse import quote
@@ -14,12 +15,21 @@ from urllib.parse import quote
 from . import __version__
 from .status import GatewayStatus
 
-CAPTURE_HELP = (
-    "To record what a gateway answers, for a bug report or a new test fixture, run\n"
-    "`envoy-exporter capture` on a machine that reaches the gateway.\n"
-    "`envoy-exporter capture --help` and docs/capture.md in the sources tell how.\n"
-    "The exporter's server does not record captures itself.\n"
-)
+
+def capture_help(target: str | None) -> str:
+    """The /capture page: how to record what a gateway answers. The server records nothing
+    itself; the ``envoy-exporter capture`` tool does, on a machine that reaches the gateway."""
+    name = shlex.quote(target) if target else "NAME"
+    folder = shlex.quote(f"capture-{target}") if target else "capture-NAME"
+    return (
+        "To record what this gateway answers, for a bug report or a new test fixture, run on a\n"
+        "machine that reaches it, with the exporter's configuration file:\n\n"
+        f"    envoy-exporter capture --config.file exporter.yml --target {name} --out {folder}\n\n"
+        "Serials, tokens, cookies and e-mail addresses are redacted from the copy; check it with\n"
+        f"`envoy-exporter capture --redact-check --out {folder}`. docs/capture.md in the sources\n"
+        "has the details.\n"
+    )
+
 
 _COLUMNS = ("Gateway", "Serial", "Firmware", "Up", "Data age", "Token expiry", "Last error", "Links")
 

@@ -33,7 +33,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .collector import ExporterCollector, GatewayCollector, scrape_timeout
 from .fleet import Fleet
-from .landing import CAPTURE_HELP, render_landing
+from .landing import capture_help, render_landing
 from .status import fleet_status
 from .webconfig import WebConfig
 
@@ -262,7 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
         return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
 
     def _capture(self) -> Response:
-        return text(HTTPStatus.OK, CAPTURE_HELP)
+        targets = parse_qs(urlsplit(self.path).query).get("target", [])
+        client = self.server.fleet.find(targets[0]) if targets else None
+        return text(HTTPStatus.OK, capture_help(client.name if client else None))
 
     def _healthy(self) -> Response:
         return text(HTTPStatus.OK, "OK\n")

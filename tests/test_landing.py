@@ -12,6 +12,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot
 
 from envoy_exporter.fleet import Fleet
-from envoy_exporter.landing import render_landing
+from envoy_exporter.landing import capture_help, render_landing
 from envoy_exporter.model import EndpointResult, Snapshot
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.status import GatewayStatus, fleet_status
@@ -204,3 +205,12 @@ def _png_pixels(data: bytes) -> tuple[tuple[int, int], list[tuple[int, int, int]
         pixels.extend(tuple(line[x : x + 3]) for x in range(0, stride, channels))
         previous = line
     return (width, height), pixels
+
+
+def test_the_capture_page_gives_the_command_for_that_gateway(served):
+    with urllib.request.urlopen(served.url + "/capture?target=home", timeout=10) as response:
+        page = response.read().decode()
+    assert "envoy-exporter capture --config.file exporter.yml --target home --out capture-home" in page
+    with urllib.request.urlopen(served.url + "/capture?target=elsewhere", timeout=10) as response:
+        assert "--target NAME" in response.read().decode()  # only configured gateways are named
+    assert "--target 'barn & <b>shed</b>'" in capture_help("barn & <b>shed</b>")
