@@ -9,7 +9,8 @@ digits changed, in a temporary directory; every other file is the capture's own)
 sees 200 distinct gateways. Then it starts the real exporter (``python -m envoy_exporter``, the
 installed package) with a configuration naming them, and, like Prometheus with one scrape job of
 ``/probe`` targets, probes each gateway once per ``--interval``, the probes spread evenly over the
-interval, with Prometheus' request headers (OpenMetrics preferred, gzip, a 10 s scrape timeout).
+interval, with Prometheus' request headers (OpenMetrics preferred, gzip, a 10 s scrape timeout),
+reusing connections where the exporter keeps them alive (HTTP/1.1), as Prometheus does.
 After ``--warm-up-rounds`` rounds it measures ``--rounds`` rounds and prints:
 
   * the exporter's CPU from ``/proc/PID/stat`` (user + system, all threads) over the measured
@@ -217,9 +218,19 @@ def write_config(path: Path, gateways: list[dict], time_scale: float) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _answer(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
+    conn.request("GET", path, headers=PROMETHEUS_HEADERS)
+    response = conn.getresponse()
+    body = response.read()
+    if response.getheader("Content-Encoding") == "gzip":
+        body = gzip.decompress(body)
+    return response.status, body
+
+
 class Exporter:
     def __init__(self, config: Path, log: Path):
         self.port = _free_port()
+        self._local = threading.local()  # each probing thread's connection
         self._log = log.open("w")
         self.proc = subprocess.Popen(
             [*EXPORTER, "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{self.port}"],
@@ -241,16 +252,24 @@ class Exporter:
         raise KeyError(key)
 
     def get(self, path: str, timeout: float = 30.0) -> tuple[int, bytes]:
+        """GET ``path`` on a new connection."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            conn.request("GET", path, headers=PROMETHEUS_HEADERS)
-            response = conn.getresponse()
-            body = response.read()
-            if response.getheader("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            return response.status, body
+            return _answer(conn, path)
         finally:
             conn.close()
+
+    def probe(self, path: str) -> tuple[int, bytes]:
+        """GET ``path`` as Prometheus does: on this thread's connection, kept alive where the
+        exporter allows it (HTTP/1.1), a new one where it does not or when it was dropped."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                return _answer(conn, path)
+            except (http.client.HTTPException, OSError):
+                conn.close()  # the exporter closed an idle connection: one more try, afresh
+        self._local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30.0)
+        return _answer(self._local.conn, path)
 
     def wait_listening(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -338,7 +357,7 @@ def probe_rounds(exporter: Exporter, names: list[str], interval: float, rounds: 
     def one(name: str) -> None:
         sent = time.time()
         try:
-            status, body = exporter.get("/probe?target=" + name)
+            status, body = exporter.probe("/probe?target=" + name)
         except OSError:
             status, body = 0, b""
         probe = Probe(name, sent, time.time(), status, bool(_UP.search(body)))

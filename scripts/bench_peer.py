@@ -181,10 +181,10 @@ def exporter_side(bf, standins, full: list[dict], cached: list[dict], a, work: P
         bf.wait_quiet(standins, quiet_s=2.0, timeout=120)
         for g in full:
             for _ in range(2):
-                exporter.get("/probe?target=" + g["name"])
+                exporter.probe("/probe?target=" + g["name"])
             since, cpu0 = time.time(), exporter.cpu_s()
             for _ in range(a.full):
-                exporter.get("/probe?target=" + g["name"])
+                exporter.probe("/probe?target=" + g["name"])
             side.probe_full_ms[g["capture"]] = 1000 * (exporter.cpu_s() - cpu0) / a.full
             asked = _requests(standins.logs()[g["name"]], since, time.time())
             side.probe_full_requests[g["capture"]] = asked / a.full
@@ -196,7 +196,7 @@ def exporter_side(bf, standins, full: list[dict], cached: list[dict], a, work: P
                 window["from"], window["cpu"] = time.time(), exporter.cpu_s()
             for g in cached:
                 cpu0 = exporter.cpu_s()
-                exporter.get("/probe?target=" + g["name"])
+                exporter.probe("/probe?target=" + g["name"])
                 if r:
                     per_probe[g["capture"]].append(1000 * (exporter.cpu_s() - cpu0))
         time.sleep(max(0.0, start + (a.rounds + 1) * a.spacing - time.monotonic()))
