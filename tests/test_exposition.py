@@ -28,6 +28,7 @@ from envoy_exporter import exposition
 from envoy_exporter.collector import ExporterCollector, GatewayCollector
 from envoy_exporter.collector import scrape as scrape_module
 from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.families import Families
 from envoy_exporter.exposition import SnapshotCache, join, render
 from envoy_exporter.fleet import Fleet
 from envoy_exporter.model import Reading
@@ -247,12 +248,27 @@ def test_a_real_scrape_renders_byte_for_byte_as_the_library(accept):
     assert join([render(encoder, content_type, families)], content_type) == encoder(_All(families))
 
 
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_the_collectors_families_render_byte_for_byte_as_the_library(accept):
+    families = Families()
+    for n, v in enumerate(VALUES):
+        families.gauge("odd_values", 'Values "quoted" \\ and\nbroken', {"z": str(n), "a": "x"}, v)
+    for text in ("plain", 'q"uote', "back\\slash", "new\nline", "Gäste ☀", ""):
+        families.counter("odd_labels", "Labels", {"gateway": text, "endpoint": "info", "code": "200"}, 3)
+    families.gauge("odd_bare", "No labels", {}, True)
+    encoder, content_type = choose_encoder(accept)
+    rendered = join([render(encoder, content_type, families.tables())], content_type)
+    assert rendered == encoder(_All(list(families)))
+
+
 def test_the_usual_content_types_take_the_quick_path(monkeypatch):
     called = []
     monkeypatch.setattr(exposition, "_library", lambda *args: called.append(args) or [])
     for accept in ACCEPTS[:6]:
         encoder, content_type = choose_encoder(accept)
         render(encoder, content_type, odd_families()[:4] + data("garage") + health("garage", 1.0))
+        scrape = GatewayCollector(clients(), 2.0, wall=lambda: NOW)
+        scrape.exposition(encoder, content_type, SnapshotCache())
     assert called == []
 
 
@@ -269,7 +285,7 @@ def clients() -> list[FakeClient]:
     ]
 
 
-@pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
+@pytest.mark.parametrize("accept", ACCEPTS)
 def test_a_scrape_rendered_in_pieces_is_the_collectors_own_rendering(accept):
     encoder, content_type = choose_encoder(accept)
     scrape = GatewayCollector(clients(), 2.0, wall=lambda: NOW)

@@ -9,32 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
+
+from ..exposition import Family
 
 
 class Families:
     def __init__(self) -> None:
-        self._families: dict[str, tuple[Metric, tuple[str, ...]]] = {}
+        self._families: dict[str, tuple[Family, frozenset[str]]] = {}
 
     def gauge(self, name: str, doc: str, labels: Mapping[str, str], value: float | bool | None) -> None:
         if value is not None:
-            self._add(name, doc, labels, float(value), GaugeMetricFamily)
+            self._add(name, doc, labels, float(value), "gauge")
 
     def counter(self, name: str, doc: str, labels: Mapping[str, str], value: float | None) -> None:
-        """``name`` without ``_total``: the client library appends it."""
+        """``name`` without ``_total``: the exposition appends it."""
         if value is not None:
-            self._add(name, doc, labels, float(value), CounterMetricFamily)
+            self._add(name, doc, labels, float(value), "counter")
 
-    def _add(self, name: str, doc: str, labels: Mapping[str, str], value: float, kind: type) -> None:
+    def _add(self, name: str, doc: str, labels: Mapping[str, str], value: float, kind: str) -> None:
         entry = self._families.get(name)
         if entry is None:
-            entry = (kind(name, doc, labels=list(labels)), tuple(labels))
+            entry = (Family(name, doc, kind, tuple(labels)), frozenset(labels))
             self._families[name] = entry
-        family, labelnames = entry
-        if set(labels) != set(labelnames):
+        family, known = entry
+        if labels.keys() != known:
             # A programming error in the collector, not bad gateway data.
-            raise ValueError(f"{name}: labels {sorted(labels)} differ from {sorted(labelnames)}")
-        family.add_metric([labels[k] for k in labelnames], value)
+            raise ValueError(f"{name}: labels {sorted(labels)} differ from {sorted(family.labelnames)}")
+        family.samples.append((tuple([labels[k] for k in family.labelnames]), value))
+
+    def tables(self) -> Iterator[Family]:
+        """The families as built, for the exposition to render from."""
+        return (family for family, _ in self._families.values())
 
     def __iter__(self) -> Iterator[Metric]:
-        return (family for family, _ in self._families.values())
+        """prometheus-client's families, for a collector's ``collect``."""
+        return (family.metric() for family, _ in self._families.values())

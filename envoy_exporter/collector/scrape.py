@@ -21,7 +21,7 @@ from functools import partial
 
 from prometheus_client.core import Metric
 
-from ..exposition import Encoder, Group, SnapshotCache, render
+from ..exposition import Encoder, Family, Group, SnapshotCache, render
 from ..model import Snapshot
 from ..settings import COLLECTION_DEADLINE
 from .data import add_snapshot
@@ -84,7 +84,7 @@ class GatewayCollector:
         for result in self.results():
             health = Families()
             add_health(health, result, now)
-            parts.append(render(encoder, content_type, health))
+            parts.append(render(encoder, content_type, health.tables()))
             client, snapshot = result.client, result.snapshot
             data = partial(_data, client.name, snapshot)
             parts.append(rendered.groups(client, snapshot, client.name, content_type, encoder, data))
@@ -97,10 +97,10 @@ class GatewayCollector:
         return [_result(client, future) for client, future in started]
 
 
-def _data(gateway: str, snapshot: Snapshot) -> Families:
+def _data(gateway: str, snapshot: Snapshot) -> list[Family]:
     families = Families()
     add_snapshot(families, gateway, snapshot)
-    return families
+    return list(families.tables())
 
 
 def _start(client: Client) -> Future[Snapshot] | None:
