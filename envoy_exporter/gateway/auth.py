@@ -4,10 +4,17 @@ Before firmware 7 the gateway protects some endpoints with HTTP digest: user ``e
 last 6 digits of the serial, or ``installer`` with a password derived from the serial. From
 firmware 7 on every endpoint but ``/info`` wants a bearer JWT, which comes (in this order) from the
 settings, from a token file the user pastes into (accounts with MFA), from our own cache under
-``state_dir``, or from Enlighten with the owner's cloud credentials.
+``state_dir`` (``token_cache``), or from Enlighten with the owner's cloud credentials
+(``enlighten``).
 
-Enlighten is slow and rate-limits, so it is asked at most once per recovery and, after a failure,
-not again before an exponential back-off has passed; scrapes never wait on it during back-off.
+This module chooses the scheme and runs the token's life: validation with the gateway
+(``/auth/check_jwt``), renewal, recovery from a rejection, and the back-off that follows one.
+A token goes only to the gateway whose serial it was issued for (``token``, ``serial_claims``);
+a configured serial that ``/info`` contradicts stops everything but ``/info``.
+
+After a rejection (token or digest password) nothing that needs the credentials is sent until
+the back-off window ends (60 s, doubling to an hour) or the credentials change; the client asks
+``withheld`` before each request. Each change of state is logged once, not every scrape.
 
 No password and no token, not even a part of one, ever reaches a log line or an exception message.
 """
@@ -15,24 +22,24 @@ No password and no token, not even a part of one, ever reaches a log line or an 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import re
 import time
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import jwt
 import requests
 from requests.auth import HTTPDigestAuth
 
-from envoy_exporter.gateway.endpoints import INFO
-from envoy_exporter.gateway.errors import failure_code
+from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
+from envoy_exporter.gateway.enlighten import Enlighten, EnlightenError
+from envoy_exporter.gateway.errors import TransportError, failure_code
+from envoy_exporter.gateway.serial_claims import CLAIMS, SerialClaims
+from envoy_exporter.gateway.token import Token
+from envoy_exporter.gateway.token_cache import TokenCache
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings
 
@@ -40,18 +47,27 @@ log = logging.getLogger(__name__)
 
 REALM = "enphaseenergy.com"
 CHECK_JWT_PATH = "/auth/check_jwt"
-# Enlighten's login takes a few seconds on a good day; a scrape that has to fetch a token waits
-# for it, so the bound is the same order as a gateway request.
-ENLIGHTEN_TIMEOUT_S = 15.0
-# Owner tokens last a year, installer tokens 12 hours: renew with 7 days or a tenth of the
-# lifetime left, whichever is shorter, so short tokens are not renewed on every scrape.
-RENEW_BEFORE_S = 7 * 86400.0
-RENEW_FRACTION = 0.1
 BACKOFF_FIRST_S = 60.0
 BACKOFF_MAX_S = 3600.0
+# Before firmware 4 the CT meter endpoints answer the installer user only.
+INSTALLER_ONLY = frozenset({METERS.key, METER_READINGS.key})
+INSTALLER_ONLY_BEFORE = (4,)
 
 Record = Callable[[str, str], None]
 Verify = bool | str
+
+
+class CredentialsWithheld(TransportError):
+    """No request that needs credentials may go out now; the message says why (safe to log)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("auth", reason)
+
+
+class _Check(Enum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # the gateway answered, and not with 200
+    FAILED = "failed"  # no answer: says nothing about the token
 
 
 def installer_password(serial: str, username: str = "installer", realm: str = REALM) -> str:
@@ -79,44 +95,24 @@ def installer_password(serial: str, username: str = "installer", realm: str = RE
     return "".join(chars)
 
 
-def token_claims(value: str) -> dict[str, Any] | None:
-    """The claims of a JWT, read without checking the signature (only Enphase holds the key)."""
-    try:
-        claims = jwt.decode(value, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    return claims if isinstance(claims, dict) else None
+class _Backoff:
+    """60 s after the first failure, doubling with each failure in a row, at most an hour."""
 
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.seconds = 0.0
+        self.until = 0.0
 
-def _epoch(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+    def active(self) -> bool:
+        return self._clock() < self.until
 
+    def extend(self) -> float:
+        self.seconds = min(BACKOFF_MAX_S, self.seconds * 2 or BACKOFF_FIRST_S)
+        self.until = self._clock() + self.seconds
+        return self.seconds
 
-@dataclass(frozen=True)
-class _Token:
-    value: str = field(repr=False)
-    source: str  # "token", "token_file", "cache" or "enlighten"
-    expiry: float | None  # the ``exp`` claim
-    issued: float | None  # ``iat``, or when we obtained it: the start of its lifetime
-
-    @classmethod
-    def of(cls, value: str, source: str, obtained_at: float | None) -> _Token:
-        claims = token_claims(value) or {}
-        return cls(value, source, _epoch(claims.get("exp")), _epoch(claims.get("iat")) or obtained_at)
-
-    def renew_at(self) -> float | None:
-        if self.expiry is None:
-            return None
-        margin = RENEW_BEFORE_S
-        if self.issued is not None and self.expiry > self.issued:
-            margin = min(margin, RENEW_FRACTION * (self.expiry - self.issued))
-        return self.expiry - margin
-
-
-class _EnlightenError(Exception):
-    """Enlighten or Entrez gave no token. The message names the step and is safe to log."""
+    def reset(self) -> None:
+        self.seconds = self.until = 0.0
 
 
 class Auth:
@@ -134,23 +130,29 @@ class Auth:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        claims: SerialClaims = CLAIMS,
     ) -> None:
         self._settings = settings
-        self._state_dir = state_dir
         self._record = record
         self._clock = clock
         self._wall = wall
+        self._claims = claims
+        self._cache = TokenCache(state_dir, settings.label, settings.host)
+        self._enlighten = Enlighten(settings, record) if self._has_credentials() else None
         self.scheme = "none"
         self.last_error: str | None = None
-        self._configured: tuple[str | None, bool] | None = None
+        self._configured: tuple[str | None, bool, str] | None = None
         self._serial = settings.serial
+        self._version: tuple[int, ...] = (0,)
+        self._identity_error: str | None = None  # the configured serial is not the gateway's
         self._digest: HTTPDigestAuth | None = None
-        self._token: _Token | None = None
+        self._token: Token | None = None
         self._checked = False  # check_jwt was tried for the current token
+        self._rejected = False  # ... and the gateway rejected it
         self._accepted_at: float | None = None  # when check_jwt last accepted it (monotonic)
         self._file_stamp: tuple[int, int, int] | None = None
-        self._backoff_s = 0.0
-        self._backoff_until = 0.0
+        self._backoff = _Backoff(clock)
+        self._failing: str | None = None  # the failure last logged; None while all is well
         self._said: set[str] = set()
 
     @property
@@ -160,21 +162,64 @@ class Auth:
         return self._token.expiry
 
     # ----------------------------------------------------------------------------------------
-    # The interface Transport uses
+    # The interface Transport and the client use
 
     def configure(self, info: GatewayInfo) -> None:
         """Choose digest or token from the firmware; a repeat with the same gateway keeps state."""
-        serial = info.serial or self._settings.serial
-        if self._configured == (serial, info.needs_token):
+        configured = self._settings.serial
+        serial = info.serial or configured
+        if self._configured == (serial, info.needs_token, info.serial):
             return
-        self._configured = (serial, info.needs_token)
+        self._configured = (serial, info.needs_token, info.serial)
         self._serial = serial
+        self._version = info.version
         self._said.clear()
+        self._failing = None
+        self._backoff.reset()
+        self._claims.release(self)
+        self._digest = None
+        self._token = None
+        self._identity_error = None
+        if configured and info.serial and info.serial != configured:
+            # Never silently overridden: either the configuration or the device is wrong, and
+            # the credentials of the configured serial must not go to another gateway.
+            self.scheme = "none"
+            self._identity_error = self.last_error = (
+                f"the gateway reports serial {info.serial}, but serial {configured} is configured "
+                "for it; nothing but /info is asked until they agree"
+            )
+            log.error("%s: %s", self._settings.label, self._identity_error)
+            return
         if info.needs_token:
             self._configure_token(info.firmware)
         else:
             self._configure_digest()
         log.debug("%s: firmware %s, auth scheme %s", self._settings.label, info.firmware, self.scheme)
+
+    def withheld(self, endpoint_key: str) -> str | None:
+        """Why a request to ``endpoint_key`` must not go out now, or None. Asked by the client
+        before every request: after a rejection the gateway is not asked again with the same
+        credentials before the back-off window has passed."""
+        if endpoint_key == INFO.key:
+            return None
+        if self._identity_error is not None:
+            return self._identity_error
+        if self.scheme == "digest":
+            endpoint = BY_KEY.get(endpoint_key)
+            if endpoint is not None and endpoint.digest and self._backoff.active():
+                return self.last_error
+            return None
+        if self.scheme == "token":
+            self._check_token_file()
+            return self._token_withheld()
+        return None
+
+    def blocked_until(self) -> float | None:
+        """The time (of ``clock``) until which requests needing the credentials are withheld
+        after a rejection, or None."""
+        if self._identity_error is None and self._backoff.active() and self._trouble():
+            return self._backoff.until
+        return None
 
     def prepare(self, session: requests.Session, endpoint_key: str) -> dict[str, Any]:
         """Keyword arguments for ``session.get``: the credentials this endpoint needs, if any."""
@@ -185,60 +230,78 @@ class Auth:
             return {"auth": self._digest}
         if self.scheme == "token":
             self._check_token_file()
-            if self._token is not None:
-                return {"headers": {"Authorization": f"Bearer {self._token.value}"}}
+            token = self._sendable()
+            if token is not None:
+                return {"headers": {"Authorization": f"Bearer {token.value}"}}
         return {}
 
     def refresh(self, session: requests.Session, base_url: str, verify: Verify) -> None:
         """Housekeeping before a protected request: fetch or renew the token, validate a new one.
 
-        Added to the interface for Transport: it needs the gateway's base URL, which ``prepare``
-        does not get.
+        Raises ``CredentialsWithheld`` when the request must not go out (no usable token, or a
+        rejected one inside its back-off window). Added to the interface for Transport: it needs
+        the gateway's base URL, which ``prepare`` does not get.
         """
         if self.scheme != "token":
             return
         self._check_token_file()
-        if self._renewal_due():
-            try:
-                self._take(self._fetch())
-            except _EnlightenError as exc:
-                self._back_off(f"could not get a token from Enlighten: {exc}")
-        if self._token is not None and not self._checked:
-            self._check_jwt(session, base_url, verify)
+        if self._token_withheld() is None:
+            if self._renewal_due():
+                self._renew()
+            fresh = self._sendable() is not None and not self._checked
+            if fresh and self._check_jwt(session, base_url, verify) is _Check.REJECTED:
+                self._recover(session, base_url, verify)
+        reason = self._token_withheld() or self._missing_token()
+        if reason is not None:
+            raise CredentialsWithheld(reason)
 
     def on_unauthorized(self, session: requests.Session, base_url: str, verify: Verify) -> bool:
-        """The gateway said 401: True when the credentials were repaired and a retry makes sense."""
+        """The gateway said 401: True when the credentials were repaired and a retry makes sense.
+
+        Digest credentials cannot be repaired; the client decides what the 401 means
+        (``installer_only``, ``digest_rejected``)."""
         if self.scheme == "digest":
-            user = self._settings.username or "envoy"
-            self.last_error = f"the gateway rejected the digest credentials of user {user!r}"
-            self._error_once("digest", self.last_error)
             return False
         if self.scheme != "token":
             self._error_once("none", f"the gateway asks for credentials, but {self.last_error}")
             return False
         self._check_token_file()
-        if self._backing_off():
+        if self._token_withheld() is not None:
             return False
         if self._accepted_at is not None and self._clock() - self._accepted_at < BACKOFF_FIRST_S:
             # The gateway accepted this token a moment ago: the 401 is about the endpoint (some
             # want an installer token), and asking again or fetching another token would not help.
             return False
         # The session cookie may simply have expired while the token is still good.
-        if self._token is not None and self._check_jwt(session, base_url, verify):
-            return True
-        if not self._has_credentials():
-            what = "rejected the token" if self._token else "wants a token and none is available"
-            self._back_off(f"the gateway {what}; Enlighten credentials would allow fetching a new one")
-            return False
-        try:
-            self._take(self._fetch())
-        except _EnlightenError as exc:
-            self._back_off(f"could not get a token from Enlighten: {exc}")
-            return False
-        if self._check_jwt(session, base_url, verify):
-            return True
-        self._back_off(f"the gateway rejected the token Enlighten issued for serial {self._serial}")
-        return False
+        if self._sendable() is not None and not (self._rejected and self._can_fetch()):
+            check = self._check_jwt(session, base_url, verify)
+            if check is not _Check.REJECTED:
+                return check is _Check.ACCEPTED
+        return self._recover(session, base_url, verify)
+
+    def installer_only(self, endpoint_key: str) -> bool:
+        """Does ``endpoint_key`` answer only the installer user here, while another is in use?"""
+        return (
+            self.scheme == "digest"
+            and (self._settings.username or "envoy") != "installer"
+            and endpoint_key in INSTALLER_ONLY
+            and self._version < INSTALLER_ONLY_BEFORE
+        )
+
+    def digest_rejected(self) -> str:
+        """The gateway answered 401 to the digest credentials on an endpoint they should open:
+        back off, and say which user was rejected."""
+        user = self._settings.username or "envoy"
+        self._back_off(f"the gateway rejected the digest credentials of user {user!r}", logging.ERROR)
+        return self.last_error or ""
+
+    def accepted(self) -> None:
+        """An endpoint that needs the credentials answered: a digest rejection is over."""
+        if self.scheme == "digest" and self._failing is not None:
+            self._recovered("the gateway accepts the digest credentials again")
+
+    def close(self) -> None:
+        self._claims.release(self)
 
     # ----------------------------------------------------------------------------------------
     # Digest (firmware < 7)
@@ -247,9 +310,7 @@ class Auth:
         s = self._settings
         username = s.username or "envoy"
         password = str(s.password) if s.password else self._default_password(username)
-        self._token = None
         if password is None:
-            self._digest = None
             self.scheme = "none"
             if not self._serial:
                 self.last_error = (
@@ -277,18 +338,19 @@ class Auth:
 
     def _configure_token(self, firmware: str) -> None:
         s = self._settings
-        self._digest = None
-        self._token = None
         self._file_stamp = None
         self.scheme = "token"
         self.last_error = None
+        if self._serial:
+            self._claims.claim(self._serial, self, s.host, configured=s.serial == self._serial)
         if s.token:
-            self._take(_Token.of(str(s.token).strip(), "token", self._wall()))
+            self._take(Token.of(str(s.token).strip(), "token", self._wall()))
         else:
             self._check_token_file()
         if self._token is None:
-            cached = self._load_cache()
+            cached = self._cache.load(self._serial, self._wall())
             if cached is not None:
+                log.debug("%s: reusing the cached token, %s", s.label, _expiry_text(cached))
                 self._take(cached)
         if self._token is None and s.token_file is None and not self._has_credentials():
             self.scheme = "none"
@@ -299,11 +361,62 @@ class Auth:
     def _has_credentials(self) -> bool:
         return bool(self._settings.enlighten_username and self._settings.enlighten_password)
 
-    def _take(self, token: _Token) -> None:
+    def _can_fetch(self) -> bool:
+        return self._enlighten is not None and self._rival() is None
+
+    def _take(self, token: Token) -> None:
         self._token = token
         self._checked = False
+        self._rejected = False
         self._accepted_at = None
-        self._said -= {"expiring", "expired"}
+        self._said -= {"expiring", "expired", "refused"}
+
+    def _sendable(self) -> Token | None:
+        """The token, if it may be sent to this gateway."""
+        return self._token if self._token is not None and self._refusal() is None else None
+
+    def _refusal(self) -> str | None:
+        """Why the token in hand must not go to this gateway (logged once), or None."""
+        token = self._token
+        if token is None:
+            return None
+        if not token.issued_for(self._serial):
+            reason = (
+                f"the token ({token.source}) was issued for serial {token.audience_text()}, "
+                f"not for this gateway's serial {self._serial}; it is not sent"
+            )
+        elif token.shared and self._rival() is not None:
+            reason = (
+                f"the gateway at {self._rival()} claims serial {self._serial} too; no token for "
+                "it is sent to either until serial is configured for the right one"
+            )
+        else:
+            return None
+        self.last_error = reason
+        self._error_once("refused", reason)
+        return reason
+
+    def _rival(self) -> str | None:
+        return self._claims.rival(self._serial, self) if self._serial else None
+
+    def _token_withheld(self) -> str | None:
+        refusal = self._refusal()
+        if refusal is not None:
+            return refusal
+        if self._backoff.active() and self._trouble():
+            return self.last_error
+        return None
+
+    def _trouble(self) -> bool:
+        """No token to send, or the one in hand was rejected (digest: the password was)."""
+        if self.scheme == "digest":
+            return self._failing is not None
+        return self._token is None or self._rejected
+
+    def _missing_token(self) -> str | None:
+        if self._token is not None:
+            return None
+        return self.last_error or "no token available yet"
 
     def _check_token_file(self) -> None:
         """Adopt the token file's content whenever the file changes on disk."""
@@ -329,22 +442,47 @@ class Auth:
             self._warn_once("token_file", "the token file %s is empty", path)
             return
         if self._token is None or self._token.value != value:
-            self._take(_Token.of(value, "token_file", self._wall()))
+            self._take(Token.of(value, "token_file", self._wall()))
             # Whatever failed before, the user has acted: try the new token right away.
-            self._backoff_s = self._backoff_until = 0.0
+            self._backoff.reset()
             log.info("%s: read a new token from %s", self._settings.label, path)
 
     def _renewal_due(self) -> bool:
-        if self._backing_off():
-            return False
-        if self._token is None:
-            return self._has_credentials()
+        if self._token is None or self._rejected:
+            return self._can_fetch()
         renew_at = self._token.renew_at()
         if renew_at is None or self._wall() < renew_at:
             return False
-        if self._has_credentials():
+        if self._can_fetch():
             return True
         self._warn_expiry(self._token.expiry)
+        return False
+
+    def _renew(self) -> bool:
+        """A new token from Enlighten; on failure the back-off starts (a token in hand stays)."""
+        try:
+            self._take(self._fetch())
+        except EnlightenError as exc:
+            self._back_off(f"could not get a token from Enlighten: {exc}")
+            return False
+        return True
+
+    def _recover(self, session: requests.Session, base_url: str, verify: Verify) -> bool:
+        """The gateway rejected the token: fetch another once, else back off."""
+        self._rejected = self._token is not None
+        if not self._can_fetch():
+            what = "rejected the token" if self._token else "wants a token and none is available"
+            if self._enlighten is None:
+                self._back_off(f"the gateway {what}; Enlighten credentials would allow fetching a new one")
+            else:
+                self._back_off(f"the gateway {what}; {self._refusal() or 'no new one can be fetched'}")
+            return False
+        if not self._renew():
+            return False
+        if self._check_jwt(session, base_url, verify) is _Check.ACCEPTED:
+            return True
+        self._rejected = True
+        self._back_off(f"the gateway rejected the token Enlighten issued for serial {self._serial}")
         return False
 
     def _warn_expiry(self, expiry: float | None) -> None:
@@ -361,12 +499,12 @@ class Auth:
                 left / 86400,
             )
 
-    def _check_jwt(self, session: requests.Session, base_url: str, verify: Verify) -> bool:
+    def _check_jwt(self, session: requests.Session, base_url: str, verify: Verify) -> _Check:
         """Ask the gateway to accept the token; on success it sets the ``sessionId`` cookie,
         which the session keeps and sends from then on."""
-        token = self._token
+        token = self._sendable()
         if token is None:
-            return False
+            return _Check.FAILED
         self._checked = True
         try:
             response = session.get(
@@ -379,134 +517,55 @@ class Auth:
         except (OSError, ValueError) as exc:
             self._record("check_jwt", failure_code(exc))
             log.debug("%s: check_jwt failed: %s", self._settings.label, type(exc).__name__)
-            return False
+            return _Check.FAILED
         self._record("check_jwt", str(response.status_code))
         if response.status_code != 200:
             log.debug("%s: check_jwt answered HTTP %d", self._settings.label, response.status_code)
-            return False
-        self._backoff_s = self._backoff_until = 0.0
+            self._rejected = True
+            return _Check.REJECTED
+        self._rejected = False
         self._accepted_at = self._clock()
-        self.last_error = None
-        return True
+        self._recovered("the gateway accepts the token again")
+        return _Check.ACCEPTED
 
-    # ----------------------------------------------------------------------------------------
-    # Enlighten
-
-    def _fetch(self) -> _Token:
-        """Log in to Enlighten and have Entrez issue a token for this gateway's serial."""
-        s = self._settings
+    def _fetch(self) -> Token:
+        """Have Enlighten issue a token for this gateway's serial, and cache it."""
         if not self._serial:
-            raise _EnlightenError("the gateway serial is unknown")
-        with requests.Session() as web:
-            login = self._post(
-                web,
-                "enlighten_login",
-                f"{s.enlighten_url.rstrip('/')}/login/login.json",
-                data={"user[email]": s.enlighten_username, "user[password]": str(s.enlighten_password)},
-            )
-            session_id = _session_id(login)
-            answer = self._post(
-                web,
-                "entrez_token",
-                f"{s.entrez_url.rstrip('/')}/tokens",
-                json={
-                    "session_id": session_id,
-                    "serial_num": self._serial,
-                    "username": s.enlighten_username,
-                },
-            )
-        value = answer.text.strip()
-        if token_claims(value) is None:
-            raise _EnlightenError("entrez_token: the answer is not a JWT")
-        token = _Token.of(value, "enlighten", self._wall())
-        self._save_cache(token)
+            raise EnlightenError("the gateway serial is unknown")
+        if self._enlighten is None:
+            raise EnlightenError("no Enlighten credentials")
+        now = self._wall()
+        token = Token.of(self._enlighten.fetch_token(self._serial), "enlighten", now, self._serial)
+        if not token.issued_for(self._serial):
+            raise EnlightenError(f"entrez_token: the token names serial {token.audience_text()}")
+        self._cache.save(self._serial, token, now)
         log.info("%s: obtained a gateway token from Enlighten, %s", self._settings.label, _expiry_text(token))
         return token
 
-    def _post(self, web: requests.Session, key: str, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            # verify=True explicitly: Enlighten is always verified (REQUESTS_CA_BUNDLE still applies).
-            response = web.post(
-                url, timeout=ENLIGHTEN_TIMEOUT_S, verify=True, allow_redirects=False, **kwargs
-            )
-        except (OSError, ValueError) as exc:
-            code = failure_code(exc)
-            self._record(key, code)
-            raise _EnlightenError(f"{key}: {code} ({type(exc).__name__})") from None
-        self._record(key, str(response.status_code))
-        if response.status_code != 200:
-            raise _EnlightenError(f"{key}: HTTP {response.status_code}")
-        return response
+    # ----------------------------------------------------------------------------------------
+    # Back-off, and saying things once per change
 
-    def _backing_off(self) -> bool:
-        return self._clock() < self._backoff_until
-
-    def _back_off(self, reason: str) -> None:
-        self._backoff_s = min(BACKOFF_MAX_S, self._backoff_s * 2 or BACKOFF_FIRST_S)
-        self._backoff_until = self._clock() + self._backoff_s
+    def _back_off(self, reason: str, level: int = logging.WARNING) -> None:
+        seconds = self._backoff.extend()
+        self._checked = False  # one check_jwt when the window ends
         self.last_error = reason
-        log.warning("%s: %s; next attempt in %d s", self._settings.label, reason, self._backoff_s)
+        changed = reason != self._failing
+        self._failing = reason
+        # Once per change of state; the same failure again is for the debug log only.
+        log.log(
+            level if changed else logging.DEBUG,
+            "%s: %s; next attempt in %d s",
+            self._settings.label,
+            reason,
+            seconds,
+        )
 
-    # ----------------------------------------------------------------------------------------
-    # The token cache under state_dir
-
-    def _cache_path(self) -> Path | None:
-        if self._state_dir is None or not self._serial:
-            return None
-        return self._state_dir / "tokens" / f"{re.sub(r'[^A-Za-z0-9_-]', '_', self._serial)}.json"
-
-    def _load_cache(self) -> _Token | None:
-        path = self._cache_path()
-        if path is None:
-            return None
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("%s: ignoring the token cache %s: %s", self._settings.label, path, _why(exc))
-            return None
-        value = data.get("token") if isinstance(data, dict) else None
-        if not isinstance(value, str) or token_claims(value) is None:
-            log.warning("%s: ignoring the token cache %s: no token in it", self._settings.label, path)
-            return None
-        token = _Token.of(value, "cache", _epoch(data.get("obtained_at")))
-        if token.expiry is not None and token.expiry <= self._wall():
-            log.info("%s: the cached token has expired", self._settings.label)
-            return None
-        log.debug("%s: reusing the cached token, %s", self._settings.label, _expiry_text(token))
-        return token
-
-    def _save_cache(self, token: _Token) -> None:
-        """Write the token readable by us only, atomically: a crash leaves the old file or the new."""
-        path = self._cache_path()
-        if path is None:
-            return
-        payload = json.dumps({"token": token.value, "obtained_at": self._wall()}).encode()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        except OSError as exc:
-            self._cache_failed(path, exc)
-            return
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                os.fchmod(fh.fileno(), 0o600)  # a stale temp file may have had other permissions
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            self._cache_failed(path, exc)
-
-    def _cache_failed(self, path: Path, exc: OSError) -> None:
-        # The token still works from memory; it is only fetched again after a restart.
-        log.warning("%s: could not cache the token in %s: %s", self._settings.label, path.parent, _why(exc))
-
-    # ----------------------------------------------------------------------------------------
-    # Saying things once
+    def _recovered(self, message: str) -> None:
+        self._backoff.reset()
+        self.last_error = None
+        if self._failing is not None:
+            self._failing = None
+            log.info("%s: %s", self._settings.label, message)
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._said:
@@ -519,22 +578,11 @@ class Auth:
             log.error("%s: %s", self._settings.label, reason)
 
 
-def _session_id(login: requests.Response) -> str:
-    try:
-        answer = login.json()
-    except ValueError:
-        raise _EnlightenError("enlighten_login: the answer is not JSON") from None
-    session_id = answer.get("session_id") if isinstance(answer, dict) else None
-    if not isinstance(session_id, str | int) or isinstance(session_id, bool) or not str(session_id):
-        raise _EnlightenError("enlighten_login: the answer has no session_id")
-    return str(session_id)
-
-
 def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
-def _expiry_text(token: _Token) -> str:
+def _expiry_text(token: Token) -> str:
     if token.expiry is None:
         return "no expiry stated"
     return "expires " + datetime.fromtimestamp(token.expiry, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
