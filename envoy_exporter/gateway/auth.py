@@ -362,14 +362,14 @@ class Auth:
         return bool(self._settings.enlighten_username and self._settings.enlighten_password)
 
     def _can_fetch(self) -> bool:
-        return self._enlighten is not None and self._rival() is None
+        return self._enlighten is not None and self._contest() is None
 
     def _take(self, token: Token) -> None:
         self._token = token
         self._checked = False
         self._rejected = False
         self._accepted_at = None
-        self._said -= {"expiring", "expired", "refused"}
+        self._said -= {"expiring", "expired", "refused", "contested"}
 
     def _sendable(self) -> Token | None:
         """The token, if it may be sent to this gateway."""
@@ -385,19 +385,27 @@ class Auth:
                 f"the token ({token.source}) was issued for serial {token.audience_text()}, "
                 f"not for this gateway's serial {self._serial}; it is not sent"
             )
-        elif token.shared and self._rival() is not None:
-            reason = (
-                f"the gateway at {self._rival()} claims serial {self._serial} too; no token for "
-                "it is sent to either until serial is configured for the right one"
-            )
+        elif token.shared:
+            return self._contest()
         else:
             return None
         self.last_error = reason
         self._error_once("refused", reason)
         return reason
 
-    def _rival(self) -> str | None:
-        return self._claims.rival(self._serial, self) if self._serial else None
+    def _contest(self) -> str | None:
+        """Why no shared token (Enlighten, cache) may be used for this serial here: another
+        gateway claims it too (logged once), or None."""
+        rival = self._claims.rival(self._serial, self) if self._serial else None
+        if rival is None:
+            return None
+        reason = (
+            f"the gateway at {rival} claims serial {self._serial} too; no token for it is fetched "
+            "or sent to either until serial is configured for the right one"
+        )
+        self.last_error = reason
+        self._error_once("contested", reason)
+        return reason
 
     def _token_withheld(self) -> str | None:
         refusal = self._refusal()

@@ -488,6 +488,7 @@ class GatewayClient:
             result = run.results[endpoint.key]
             if self._auth.installer_only(endpoint.key):
                 self._mark_unsupported(endpoint, "401 (only the installer user may read it)", hourly=True)
+                run.record(endpoint.key, self._unsupported[endpoint.key])
             elif run.authorized:
                 self._mark_unsupported(endpoint, "401", hourly=True)
             elif self._auth.scheme == "digest":
