@@ -380,7 +380,7 @@ def test_a_corrupt_state_file_is_a_warning_moved_aside_and_a_fresh_start(
     path = tmp_path / "counters-gw1.json"
     path.write_bytes(body)
     keeper = CounterKeeper(path)
-    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [logging.WARNING]
     assert "moved aside" in caplog.text
     assert keeper.observe(KEY, kwh(3), T0) == kwh(3)
     keeper.save()
