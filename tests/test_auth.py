@@ -19,13 +19,8 @@ import requests
 from conftest import SHARED, SHARED_FIXTURES, needs_shared
 from requests.auth import HTTPDigestAuth
 
-from envoy_exporter.gateway.auth import (
-    BACKOFF_MAX_S,
-    REALM,
-    Auth,
-    CredentialsWithheld,
-    installer_password,
-)
+from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
+from envoy_exporter.gateway.backoff import BACKOFF_MAX_S
 from envoy_exporter.gateway.transport import Transport, TransportError
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings, Secret
