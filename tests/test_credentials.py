@@ -7,14 +7,21 @@ The gateways and Enlighten are requests-mock stand-ins of this project's own mak
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
+import threading
+import time
 from dataclasses import dataclass, field
 
 import jwt
 import pytest
+import requests
 
+from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 
 SERIAL_A = "482301000042"
@@ -327,3 +334,50 @@ def test_an_installer_only_endpoint_is_named_as_such(requests_mock, caplog):
         snap = gateway.collect(timeout=5)
     assert "only the installer user may read it" in str(snap.endpoints["meters"].detail)
     assert "only the installer user may read it" in caplog.text
+
+
+def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):
+    """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
+    would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""
+    monkeypatch.setattr("envoy_exporter.gateway.enlighten.ENLIGHTEN_TIMEOUT_S", 1.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                )
+                while not stop.wait(0.1):
+                    conn.sendall(b" ")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    settings = GatewaySettings(name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url))  # type: ignore[arg-type]
+    auth = Auth(settings, None, lambda endpoint, code: None)
+    auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
+    outcome: list[BaseException | None] = []
+
+    def fetch() -> None:
+        try:
+            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+            outcome.append(None)
+        except Exception as exc:  # the new code says why the request is withheld
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=8)
+    stop.set()
+    server.close()
+    assert not worker.is_alive(), "the Enlighten login was still being read after 8 s"
+    assert time.monotonic() - started < 4
+    assert "enlighten_login: timeout" in str(outcome[0])

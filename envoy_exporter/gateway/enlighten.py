@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from envoy_exporter.gateway.errors import failure_code
 from envoy_exporter.gateway.token import token_claims
@@ -106,7 +107,13 @@ class Enlighten:
             # verify=True explicitly: Enlighten is always verified (REQUESTS_CA_BUNDLE, when set,
             # replaces the CA bundle, never the verification).
             with web.post(
-                url, timeout=left, verify=True, allow_redirects=False, stream=True, **kwargs
+                url,
+                timeout=left,
+                verify=True,
+                allow_redirects=False,
+                stream=True,
+                headers={"Accept-Encoding": "identity"},
+                **kwargs,
             ) as response:
                 body = self._read(response, key, deadline)
         except _TooLarge as exc:
@@ -122,16 +129,27 @@ class Enlighten:
         return body
 
     def _read(self, response: requests.Response, key: str, deadline: float) -> bytes:
+        """The body, bounded in size and by the deadline. ``read1`` returns whatever arrived,
+        so a body trickled byte by byte is checked against the deadline all along (requests'
+        ``iter_content`` would wait for a whole chunk first). Asked for uncompressed, and never
+        decoded: a compressed answer is not a token, and cannot grow past the bound."""
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(CHUNK):
+        while True:
+            try:
+                chunk = response.raw.read1(CHUNK, decode_content=False)
+            except ReadTimeoutError:
+                raise requests.ReadTimeout(f"{key}: read timeout") from None
+            except HTTPError as exc:
+                raise requests.ConnectionError(f"{key}: {type(exc).__name__}") from None
+            if not chunk:
+                return b"".join(chunks)
             size += len(chunk)
             if size > MAX_ANSWER_BYTES:
                 raise _TooLarge(f"{key}: the answer is larger than {MAX_ANSWER_BYTES} bytes")
             if self._clock() > deadline:
                 raise requests.ReadTimeout(f"{key}: the answer took longer than {ENLIGHTEN_TIMEOUT_S:g} s")
             chunks.append(chunk)
-        return b"".join(chunks)
 
 
 class _TooLarge(ValueError):
