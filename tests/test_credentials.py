@@ -8,12 +8,14 @@ The gateways and Enlighten are requests-mock stand-ins of this project's own mak
 from __future__ import annotations
 
 import contextlib
+import http.server
 import logging
 import re
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jwt
 import pytest
@@ -241,17 +243,44 @@ def test_enlighten_over_plain_http_is_refused(requests_mock, caplog):
     assert "enlighten_url must be https" in caplog.text
 
 
-def test_an_oversized_enlighten_answer_is_refused(requests_mock):
-    StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
-    padding = "x" * (2 * 1024 * 1024)
-    requests_mock.post(f"{ENLIGHTEN}/login/login.json", text=f'{{"session_id": "sid", "pad": "{padding}"}}')
-    requests_mock.post(f"{ENTREZ}/tokens", text=make_token(SERIAL_A))
-    gateway = client("192.0.2.10", Clocks(), **cloud_settings())
-    snap = gateway.collect(timeout=5)
-    assert "enlighten_login: the answer is larger than" in str(snap.endpoints["production_json"].detail)
-    assert [r.url for r in requests_mock.request_history if r.method == "POST"] == [
-        f"{ENLIGHTEN}/login/login.json"
-    ]
+class _BigLogin(http.server.BaseHTTPRequestHandler):
+    """Enlighten whose login answers 64 MiB of JSON, streamed, with no Content-Length."""
+
+    paths: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.paths.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(b'{"session_id": "sid", "pad": "')
+            for _ in range(64):
+                self.wfile.write(b"x" * (1024 * 1024))
+            self.wfile.write(b'"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_oversized_enlighten_answer_is_refused():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BigLogin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        settings = GatewaySettings(
+            name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url, entrez_url=url)
+        )  # type: ignore[arg-type]
+        auth = Auth(settings, None, lambda endpoint, code: None)
+        auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
+        with pytest.raises(Exception, match="enlighten_login") as refused:
+            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "could not get a token from Enlighten" in str(refused.value)
+    assert _BigLogin.paths == ["/login/login.json"]  # never on to /tokens
 
 
 # --------------------------------------------------------------------------------------------
