@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from envoy_exporter.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Snapshot
+from envoy_exporter.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Reported, Snapshot
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ CONSUMPTION = "consumption"  # name: "total" (net consumption is a gauge, not ke
 METER_DELIVERED = "meter_delivered"  # name: the meter's measurement type
 METER_RECEIVED = "meter_received"
 INVERTER = "inverter"  # name: the microinverter serial
+INVERTERS_TOTAL = "inverters_total"  # name: "" (the microinverters' own production, beside the CT)
 
 # Correction kinds, as ``corrections()`` counts them
 WRAP, BOGUS, RESET, JUMP = "wrap", "bogus", "reset", "jump"
@@ -243,13 +244,15 @@ class CounterKeeper:
             # to values that already carry them.
             return snapshot
         with self._lock:
-            run = _Run(self, gateway, snapshot.collected_at, {})
+            run = _Run(self, gateway, snapshot.collected_at, [])
             production_power = max_power_w or DEFAULT_MAX_POWER_W
+            production = run.flow(
+                snapshot.production, PRODUCTION, snapshot.production_source, production_power
+            )
             corrected = replace(
                 snapshot,
-                production=run.flow(
-                    snapshot.production, PRODUCTION, snapshot.production_source, production_power
-                ),
+                production=production,
+                inverters_total=_inverters_total(run, snapshot, production, production_power),
                 consumption_total=run.flow(
                     snapshot.consumption_total, CONSUMPTION, "total", DEFAULT_MAX_POWER_W
                 ),
@@ -261,7 +264,7 @@ class CounterKeeper:
                     for i in snapshot.inverters
                 ),
             )
-            return replace(corrected, reported=run.reported)
+            return replace(corrected, reported=tuple(run.reported))
 
     # ---------------------------------------------------------------------------------------
     # Self-metrics and persistence
@@ -309,14 +312,13 @@ class _Run:
     keeper: CounterKeeper
     gateway: str
     now: float
-    reported: dict[tuple[str, ...], float]
+    reported: list[Reported]
 
     def value(self, where: tuple[str, str, str], raw: float | None, power: float) -> float | None:
         if raw is None:
             return None
-        key = series_key(self.gateway, *where)
-        self.reported[key] = raw
-        return self.keeper.observe(key, raw, self.now, power)
+        self.reported.append(Reported(*where, joules=raw))
+        return self.keeper.observe(series_key(self.gateway, *where), raw, self.now, power)
 
     def reading(self, reading: Reading, kind: str, name: str, phase: str, power: float) -> Reading:
         return replace(reading, lifetime_j=self.value((kind, name, phase), reading.lifetime_j, power))
@@ -346,6 +348,17 @@ class _Run:
             total=None if meter.total is None else self.channel(meter.total, name, "", power),
             phases={ph: self.channel(c, name, ph, power) for ph, c in meter.phases.items()},
         )
+
+
+def _inverters_total(run: _Run, snapshot: Snapshot, production: Flow | None, power: float) -> Reading | None:
+    """The inverters' own production: where it is the production reading itself (an inverter
+    source), the corrected production value, so one counter is kept and corrected once."""
+    total = snapshot.inverters_total
+    if total is None:
+        return None
+    if snapshot.production is not None and total is snapshot.production.total and production is not None:
+        return production.total
+    return run.reading(total, INVERTERS_TOTAL, "", "", power)
 
 
 def _wraps(track: _Track, raw: float, now: float, power: float) -> int:

@@ -13,7 +13,9 @@ from pathlib import Path
 # Cache lifetimes in seconds, per endpoint family, matched to how often the gateway refreshes
 # the data behind it. ``readings`` are the CT meters (the gateway samples them every second or
 # so); inverters report every 5 minutes; inventory and meter configuration change on
-# installation only; /info changes when firmware is pushed.
+# installation only; /info changes when firmware is pushed. ``settings`` are the battery profile,
+# the dry contacts, the generator and the gateway's network status: minutes-scale state, read
+# every ten minutes: each adds 1/40 of a request to a 15 s scrape, all four together 0.1.
 DEFAULT_CACHE_TTL: dict[str, float] = {
     "readings": 5.0,
     "production": 10.0,
@@ -21,8 +23,14 @@ DEFAULT_CACHE_TTL: dict[str, float] = {
     "ensemble": 30.0,
     "inventory": 300.0,
     "meters": 300.0,
+    "settings": 600.0,
     "info": 3600.0,
 }
+
+# A collection of one gateway asks nothing more once it has run this long (each request's timeout
+# is cut to the time left), and no scrape waits longer for it. The first collection (detection, a
+# token from Enlighten) may take longer than a scrape allows; none may hold a gateway for ever.
+COLLECTION_DEADLINE = 60.0
 
 
 class Secret(str):
@@ -60,11 +68,16 @@ class GatewaySettings:
 
     @property
     def label(self) -> str:
-        return self.name or self.serial or self.host
+        """The ``gateway`` label as far as the configuration tells it (see ``display_name``)."""
+        return self.display_name()
+
+    def display_name(self, reported_serial: str | None = None) -> str:
+        """The ``gateway`` label: the configured name, else the serial (configured, or as /info
+        reports it), else the host. The one place this rule lives."""
+        return self.name or self.serial or reported_serial or self.host
 
 
 @dataclass(frozen=True)
 class Settings:
     gateways: tuple[GatewaySettings, ...]
     state_dir: Path | None = None
-    cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))

@@ -32,6 +32,7 @@ from typing import TypeVar
 from envoy_exporter.model import (
     PHASES,
     Battery,
+    Device,
     EimSection,
     EndpointResult,
     Enpower,
@@ -46,8 +47,10 @@ from envoy_exporter.model import (
     MeterReading,
     ProductionJson,
     Reading,
+    Readings,
     Snapshot,
     StorageAggregate,
+    StorageGroup,
     V1Inverters,
 )
 
@@ -92,65 +95,57 @@ class Assembler:
         """The production source in use, one of ``PREFERENCE``, or None before the first data."""
         return self._source
 
-    def wants_v1_production(self, info: GatewayInfo | None, parsed: Mapping[str, object]) -> bool:
-        """Whether ``/api/v1/production`` is worth asking, given what this collection already has.
+    @property
+    def candidate(self) -> str | None:
+        """The source that would replace the one in use, while it gathers its streak."""
+        return self._pending
 
-        It is not while the CT is live (the meter wins), nor where it is known stalled or broken on
-        this firmware; unless it is the source in use, or about to become it.
-        """
-        self._note_firmware(info)
-        if API_V1 in (self._source, self._pending):
-            return True
-        production_json = _get(parsed, "production_json", ProductionJson)
-        meters = _get(parsed, "meters", tuple)
-        if _live_production_ct(production_json, meters) is not None and self._source in (None, METER):
-            return False
-        return not self._v1_broken and not _v1_stalled(info, production_json, meters)
+    @property
+    def v1_broken(self) -> bool:
+        """``/api/v1/production`` gave only zeros on this firmware, never real data."""
+        return self._v1_broken
 
-    def assemble(
-        self,
-        info: GatewayInfo | None,
-        parsed: Mapping[str, object],
-        endpoints: Mapping[str, EndpointResult],
-        now: float,
-    ) -> Snapshot:
-        self._note_firmware(info)
-        production_json = _get(parsed, "production_json", ProductionJson)
-        meter_configs: tuple[MeterConfig, ...] = _get(parsed, "meters", tuple) or ()
-        flows = self._production_candidates(info, parsed, production_json, meter_configs)
+    def assemble(self, readings: Readings, endpoints: Mapping[str, EndpointResult], now: float) -> Snapshot:
+        info = readings.info
+        self.note_firmware(info)
+        production_json = readings.production_json
+        meter_configs = readings.meters or ()
+        flows = self._production_candidates(info, readings, production_json, meter_configs)
         source = self._decide(flows, _undecided(endpoints))
-        eim = _live_production_ct(production_json, meter_configs)
+        eim = live_production_ct(production_json, meter_configs)
         total, net = _consumption(production_json, eim)
-        inventory = _get(parsed, "inventory", Inventory) or Inventory()
-        ensembles = [
-            e
-            for e in (_get(parsed, k, Ensemble) for k in ("ensemble_inventory", "ensemble_power"))
-            if e is not None
-        ]
-        secctrl = _get(parsed, "ensemble_secctrl", Ensemble)
+        inventory = readings.inventory or Inventory()
+        ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
+        secctrl = readings.ensemble_secctrl
+        batteries = _batteries(ensembles, inventory, readings.api_v1_inverters, production_json)
+        production = flows.get(source) if source else None
         return Snapshot(
             collected_at=now,
             info=info,
             production_source=LABELS[source] if source in flows else None,
-            production=flows.get(source) if source else None,
+            production=production,
             consumption_total=total,
             consumption_net=net,
-            meters=_meters(meter_configs, _get(parsed, "meter_readings", tuple) or ()),
-            inverters=_inverters(
-                _get(parsed, "device_data", tuple), _get(parsed, "api_v1_inverters", V1Inverters)
-            ),
-            devices=inventory.devices,
+            meters=_meters(meter_configs, readings.meter_readings or ()),
+            inverters=_inverters(readings.device_data, readings.api_v1_inverters),
+            devices=_devices(inventory, ensembles),
             relays=inventory.relays,
-            batteries=_batteries(ensembles, inventory),
+            batteries=batteries,
             storage=_storage(secctrl, ensembles, production_json),
             enpower=_enpower([e for e in (*ensembles, secctrl) if e is not None]),
+            inverters_total=_inverters_total(source, production, flows),
+            storage_groups=_storage_groups(production_json, batteries),
+            storage_settings=readings.tariff,
+            dry_contacts=readings.dry_contacts or (),
+            generator=readings.generator,
+            home=readings.home,
             endpoints=dict(endpoints),
         )
 
     # ----------------------------------------------------------------------------------------
     # The sticky production source
 
-    def _note_firmware(self, info: GatewayInfo | None) -> None:
+    def note_firmware(self, info: GatewayInfo | None) -> None:
         """New firmware changes what each endpoint means: decide afresh."""
         if info is None or info.firmware == self._firmware:
             return
@@ -162,17 +157,17 @@ class Assembler:
     def _production_candidates(
         self,
         info: GatewayInfo | None,
-        parsed: Mapping[str, object],
+        readings: Readings,
         production_json: ProductionJson | None,
         meters: tuple[MeterConfig, ...],
     ) -> dict[str, Flow]:
         """Every source that has usable production data in this collection."""
         flows: dict[str, Flow] = {}
-        eim = _live_production_ct(production_json, meters)
+        eim = live_production_ct(production_json, meters)
         if eim is not None:
             flows[METER] = _flow(eim)
-        v1 = _get(parsed, "api_v1_production", Reading)
-        if v1 is not None and not _v1_stalled(info, production_json, meters):
+        v1 = readings.api_v1_production
+        if v1 is not None and not v1_stalled(info, production_json, meters):
             if not _all_energy_zero(v1):
                 self._v1_good = True
                 flows[API_V1] = Flow(total=v1)
@@ -192,7 +187,7 @@ class Assembler:
             flows[SECTION] = Flow(
                 total=_section_reading(section.power_w, section.lifetime_j, production_json)
             )
-        legacy = _get(parsed, "production_html", Reading)
+        legacy = readings.production_html
         if legacy is not None:
             flows[LEGACY] = Flow(total=legacy)
         return flows
@@ -247,12 +242,7 @@ def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
     return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
 
 
-def _get(parsed: Mapping[str, object], key: str, kind: type[T]) -> T | None:
-    value = parsed.get(key)
-    return value if isinstance(value, kind) else None
-
-
-def _live_production_ct(
+def live_production_ct(
     production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
 ) -> EimSection | None:
     """The eim production section when its CT is measuring, else None."""
@@ -264,14 +254,14 @@ def _live_production_ct(
     return eim
 
 
-def _v1_stalled(
+def v1_stalled(
     info: GatewayInfo | None, production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
 ) -> bool:
     return (
         info is not None
         and bool(info.metered)
         and info.version >= V1_STALLS_FROM
-        and _live_production_ct(production_json, meters) is None
+        and live_production_ct(production_json, meters) is None
     )
 
 
@@ -385,22 +375,47 @@ def _meters(configs: tuple[MeterConfig, ...], readings: tuple[MeterReading, ...]
             Meter(
                 config=config,
                 total=reading.total if reading else None,
-                phases=_channels(reading.channels, config.phase_count) if reading else {},
+                phases=_phases_of(reading, config.phase_count) if reading else {},
             )
         )
     return tuple(meters)
 
 
+def _phases_of(reading: MeterReading, phase_count: int) -> dict[str, MeterChannel]:
+    if phase_count == 1 and not reading.channels and not _all_zero(reading.total, ignore=_NOT_MEASURED):
+        return {"L1": reading.total}  # no channels listed: the meter's own figures are its L1
+    return _channels(reading.channels, phase_count)
+
+
+# Filled by the gateway on unused channels too, so they do not make a channel used.
+_NOT_MEASURED = ("eid", "timestamp_s", "frequency_hz")
+
+
 def _channels(channels: tuple[MeterChannel, ...], phase_count: int) -> dict[str, MeterChannel]:
     """The first ``phase_count`` channels as L1..; all-zero ones left out. The gateway fills
-    the frequency, eid and timestamp of unused channels too, so those do not count."""
-    if phase_count < 2:
-        return {}
+    the frequency, eid and timestamp of unused channels too, so those do not count. A
+    single-phase meter (``phaseCount`` 1, common in Europe and Australia) is its own L1: its
+    first channel repeats the meter's figures (8.2.4345: 244.06 V, 50.06 Hz, PF 0.654 in both)."""
     return {
         PHASES[i]: channel
         for i, channel in enumerate(channels[: min(phase_count, len(PHASES))])
-        if not _all_zero(channel, ignore=("eid", "timestamp_s", "frequency_hz"))
+        if not _all_zero(channel, ignore=_NOT_MEASURED)
     }
+
+
+def _inverters_total(
+    source: str | None, production: Flow | None, flows: Mapping[str, Flow]
+) -> Reading | None:
+    """The microinverters' own production. Where it is the production source already, the very
+    same reading (the counter keeper then keeps one counter for both); beside a production CT,
+    the inverters section of ``/production.json`` (or ``/api/v1/production`` on gateways without
+    that section), power and lifetime only: its today / seven-day figures are the CT's."""
+    if source in (API_V1, SECTION):
+        return production.total if production is not None else None
+    if source != METER:
+        return None
+    flow = flows.get(SECTION) or flows.get(API_V1)
+    return None if flow is None else Reading(power_w=flow.total.power_w, lifetime_j=flow.total.lifetime_j)
 
 
 def _inverters(
@@ -429,10 +444,16 @@ def _merge(base: T, extra: T, prefer: tuple[str, ...] = ()) -> T:
     return replace(base, **changes)  # type: ignore[type-var]
 
 
-def _batteries(ensembles: list[Ensemble], inventory: Inventory) -> tuple[Battery, ...]:
+def _batteries(
+    ensembles: list[Ensemble],
+    inventory: Inventory,
+    v1: V1Inverters | None,
+    production_json: ProductionJson | None,
+) -> tuple[Battery, ...]:
     """Batteries merged by serial: the Ensemble inventory (capacity, temperature, state of
     charge), then ``/ivp/ensemble/power`` (power, and its state of charge wins: it is the live
-    one), then the ACBs of ``/inventory.json`` for what is still missing."""
+    one), then the ACBs of ``/inventory.json`` for what is still missing, with their power from
+    ``/api/v1/production/inverters`` (where only that list has them, their power alone)."""
     merged: dict[str, Battery] = {}
     sources = [(e.batteries, ("soc_ratio", "power_w")) for e in ensembles]
     sources.append((inventory.batteries, ()))
@@ -440,7 +461,54 @@ def _batteries(ensembles: list[Ensemble], inventory: Inventory) -> tuple[Battery
         for battery in batteries:
             known = merged.get(battery.serial)
             merged[battery.serial] = battery if known is None else _merge(known, battery, prefer)
+    # The AC Batteries move together: the storage section's state stands in for a unit's own.
+    group = production_json.storage if production_json else None
+    group_state = group.state if group is not None and group.active_count > 0 else None
+    for acb in v1.batteries if v1 else ():
+        known = merged.get(acb.serial)
+        if acb.power_w is None or (known is not None and known.power_w is not None):
+            continue
+        power = _signed_acb_power(acb.power_w, (known.state if known else None) or group_state)
+        if known is not None:
+            merged[acb.serial] = replace(known, power_w=power)
+        elif power is not None:
+            merged[acb.serial] = Battery(acb.serial, "acb", power_w=power)
     return tuple(merged.values())
+
+
+def _signed_acb_power(watts: float, state: str | None) -> float | None:
+    """An AC battery's ``lastReportWatts`` has no direction (4-5 W while idle in 8.3.5169); its
+    state gives it, positive = discharging. Without a state the direction is unknown and the
+    value is left out rather than guessed."""
+    if state == "charging":
+        return -abs(watts)
+    if state in ("discharging", "idle"):
+        return abs(watts)
+    return None
+
+
+def _storage_groups(
+    production_json: ProductionJson | None, batteries: tuple[Battery, ...]
+) -> tuple[StorageGroup, ...]:
+    """All batteries of a type together: the ACBs as the ``/production.json`` storage section
+    reports them, the IQ Batteries as the sum of their powers (only when every one reports it)."""
+    groups = []
+    acb = production_json.storage if production_json else None
+    if acb is not None and acb.active_count > 0:
+        groups.append(StorageGroup("acb", power_w=acb.power_w, state=acb.state))
+    encharge = [b.power_w for b in batteries if b.battery_type == "encharge"]
+    if encharge and all(p is not None for p in encharge):
+        groups.append(StorageGroup("encharge", power_w=sum(p for p in encharge if p is not None)))
+    return tuple(groups)
+
+
+def _devices(inventory: Inventory, ensembles: list[Ensemble]) -> tuple[Device, ...]:
+    """``/inventory.json``'s devices, then the Ensemble devices; a serial listed by both
+    keeps its first entry, so no series is repeated."""
+    found: dict[str, Device] = {}
+    for device in (*inventory.devices, *(d for e in ensembles for d in e.devices)):
+        found.setdefault(device.serial, device)
+    return tuple(found.values())
 
 
 def _storage(
