@@ -77,9 +77,10 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] = os.environ) 
         raw = {}
     top = _Reader(_expand(raw, "", env), "", base_dir)
     top.require_mapping(_TOP_KEYS)
+    # The top-level cache_ttl is the default of every gateway's own; it lives on in them only.
     cache_ttl = _cache_ttl(top, "cache_ttl", DEFAULT_CACHE_TTL)
     gateways = _gateways(top, cache_ttl)
-    return Settings(gateways=gateways, state_dir=top.path("state_dir"), cache_ttl=cache_ttl)
+    return Settings(gateways=gateways, state_dir=top.path("state_dir"))
 
 
 # --------------------------------------------------------------------------------------------
