@@ -172,7 +172,10 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0][2] is deadline:
+                # Only an earlier deadline than the one it sleeps for needs to wake the thread
+                # (with equal timeouts, almost never: a wake-up per request costs a thread switch).
+                self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:

@@ -125,6 +125,7 @@ class Transport:
         # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
         self._session = bounded_session(context, tls.server_name)
+        self._headers = dict(self._session.headers)
         if self._verify is False:
             # Not verifying the gateway's self-signed certificate is the documented default; a
             # warning per request would drown the log.
@@ -210,11 +211,10 @@ class Transport:
         url = base + path
         started = self._clock()
         try:
-            response = self._session.get(
-                url,
+            response = self._session.send(
+                self._prepare(url, self._auth.prepare(self._session, endpoint_key)),
                 timeout=timeout,
                 allow_redirects=False,
-                **self._auth.prepare(self._session, endpoint_key),
             )
             body = response.content
         except (OSError, ValueError) as exc:
@@ -234,6 +234,24 @@ class Transport:
             _credentials_sent(response.request.headers),
         )
         return GatewayResponse(response.status_code, body, response.headers)
+
+    def _prepare(self, url: str, credentials: dict[str, Any]) -> requests.PreparedRequest:
+        """The request ``Session.request`` would build, without its per-request merging of
+        session defaults and environment settings that never change for a gateway (a copy of the
+        cookie jar, seven merge_setting calls with typing-protocol checks; see
+        scripts/bench_transport.py). ``credentials``: ``Auth.prepare``'s ``auth=``/``headers=``."""
+        headers = self._headers
+        if "headers" in credentials:
+            headers = {**headers, **credentials["headers"]}
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="GET",
+            url=url,
+            headers=headers,
+            cookies=self._session.cookies,
+            auth=credentials.get("auth"),
+        )
+        return prepared
 
     def _guard_plain(self, endpoint_key: str) -> None:
         """Before a request on the plain-http fallback: no token, no session cookie."""
