@@ -26,7 +26,6 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -103,10 +102,8 @@ class Deadline:
 
     _local = threading.local()
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.seconds = seconds
-        self._clock = clock
-        self.at = clock() + seconds
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
         self.expired = False
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -114,7 +111,7 @@ class Deadline:
         self._outer: Deadline | None = None
 
     def remaining(self) -> float:
-        return max(0.0, self.at - self._clock())
+        return max(0.0, self.at - time.monotonic())
 
     def __enter__(self) -> Deadline:
         self._outer = getattr(self._local, "current", None)
@@ -345,7 +342,8 @@ class BoundedAdapter(HTTPAdapter):
             try:
                 response = self._send(request, deadline, verify, cert, proxies)
             except (OSError, Urllib3Error, ValueError) as exc:
-                if deadline.expired:
+                # A connect timeout stays one: it tells the transport to try the other scheme.
+                if deadline.expired and not isinstance(exc, requests.ConnectTimeout):
                     raise DeadlineExceeded(
                         f"the whole request took longer than {seconds:g} s", request=request
                     ) from None
