@@ -23,6 +23,7 @@ from standin import StandIn, answer, make_cert, server_context
 from envoy_exporter.config import ConfigError, load_config
 from envoy_exporter.gateway import transport as transport_module
 from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.gateway.errors import TransportError
 from envoy_exporter.gateway.transport import Transport
 from envoy_exporter.model import GatewayInfo
@@ -351,3 +352,31 @@ def test_server_name_in_the_config(tmp_path):
     with pytest.raises(ConfigError) as failure:
         load_config(config)
     assert failure.value.key == "gateways[0].tls.server_name"
+
+
+def test_an_oversized_endpoint_costs_only_its_own_part(caplog):
+    """An Envoy-S standard on firmware 5 whose inverter list is endless: production stays."""
+    bodies = {
+        "/info": INFO_BODY.replace(b"D7.6.175", b"D5.0.62").replace(b"true", b"false"),
+        "/api/v1/production": b'{"wattsNow": 512, "wattHoursToday": 12, "wattHoursSevenDays": 80, '
+        b'"wattHoursLifetime": 6000}',
+    }
+
+    def gateway_script(conn, request):
+        if request.path == "/api/v1/production/inverters":
+            standin.huge_chunked(conn, request)
+        elif request.path in bodies:
+            answer(bodies[request.path])(conn, request)
+        else:
+            answer(b"{}", "404 Not Found")(conn, request)
+
+    with StandIn(gateway_script) as gateway:
+        settings = GatewaySettings(name="roof", host=f"http://{gateway.host}", timeout=5.0)
+        client = GatewayClient(settings, None)
+        snapshot = client.collect(timeout=20)
+        client.close()
+    assert snapshot.up and snapshot.production.total.power_w == 512.0
+    result = snapshot.endpoints["api_v1_inverters"]
+    assert (result.ok, result.status) == (False, "error")
+    assert "over the 4 MiB bound" in result.detail
+    assert "api_v1_inverters (/api/v1/production/inverters) failed: error (ResponseTooLarge" in caplog.text
