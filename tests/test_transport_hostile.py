@@ -25,6 +25,7 @@ from envoy_exporter.gateway import transport as transport_module
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.gateway.errors import TransportError
+from envoy_exporter.gateway.http import tls_context
 from envoy_exporter.gateway.transport import Transport
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings, Secret, TLSSettings
@@ -380,3 +381,12 @@ def test_an_oversized_endpoint_costs_only_its_own_part(caplog):
     assert (result.ok, result.status) == (False, "error")
     assert "over the 4 MiB bound" in result.detail
     assert "api_v1_inverters (/api/v1/production/inverters) failed: error (ResponseTooLarge" in caplog.text
+
+
+def test_a_replaced_ca_file_gets_a_context_of_its_own(certs, tmp_path):
+    pin = tmp_path / "pin.pem"
+    pin.write_bytes(certs["envoy"][0].read_bytes())
+    first = tls_context(True, str(pin))
+    assert tls_context(True, str(pin)) is first
+    pin.write_bytes(certs["other"][0].read_bytes() + b"\n")
+    assert tls_context(True, str(pin)) is not first

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import socket
 import ssl
 import threading
@@ -54,7 +55,7 @@ class DeadlineExceeded(requests.Timeout):
 # --------------------------------------------------------------------------------------------
 # TLS: one context per verification setting, shared by every session
 
-_contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
+_contexts: dict[tuple[bool, str | None, tuple[int, int] | None], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()
 
 
@@ -66,11 +67,14 @@ def tls_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
     certificate may name the host in its common name only, as gateways' certificates do, and a
     pinned leaf certificate is enough (partial chain). ``verify=True``: the system's CAs.
     """
-    key = (verify or ca_file is not None, ca_file)
+    verify = verify or ca_file is not None
+    # A replaced ca_file (picked up by clients made after a reload) gets a context of its own.
+    stamp = None if ca_file is None else (os.stat(ca_file).st_mtime_ns, os.stat(ca_file).st_size)
+    key = (verify, ca_file, stamp)
     with _contexts_lock:
         context = _contexts.get(key)
         if context is None:
-            context = _contexts[key] = _new_context(*key)
+            context = _contexts[key] = _new_context(verify, ca_file)
         return context
 
 
