@@ -1,8 +1,10 @@
 """Enlighten and Entrez: the owner's cloud login, and the service that issues gateway tokens.
 
 The owner's cloud password goes here and nowhere else: only over https with the certificate
-verified (plain http only to a loopback host, for tests), never following a redirect, and every
-answer bounded in size and time.
+verified against the system's CAs (plain http only to a loopback host, for tests), never
+following a redirect, and every answer bounded in size and time by the same bounded session
+the gateways get (``http.bounded_session``). Like the gateways, Enlighten is reached directly:
+proxies, ``~/.netrc`` and ``REQUESTS_CA_BUNDLE`` from the environment are not used.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from envoy_exporter.gateway.errors import failure_code
+from envoy_exporter.gateway.http import ResponseTooLarge, bounded_session, tls_context
 from envoy_exporter.gateway.token import token_claims
 from envoy_exporter.settings import GatewaySettings
 
@@ -26,7 +28,6 @@ from envoy_exporter.settings import GatewaySettings
 ENLIGHTEN_TIMEOUT_S = 15.0
 # The login answer and a token are a few hundred bytes; this leaves room for any error page.
 MAX_ANSWER_BYTES = 256 * 1024
-CHUNK = 16 * 1024
 
 
 class EnlightenError(Exception):
@@ -74,7 +75,7 @@ class Enlighten:
             if refusal is not None:
                 raise EnlightenError(refusal)
         deadline = self._clock() + ENLIGHTEN_TIMEOUT_S
-        with requests.Session() as web:
+        with bounded_session(tls_context(True), max_body=MAX_ANSWER_BYTES) as web:
             login = self._post(
                 web,
                 "enlighten_login",
@@ -104,21 +105,12 @@ class Enlighten:
             self._record(key, "timeout")
             raise EnlightenError(f"{key}: timeout")
         try:
-            # verify=True explicitly: Enlighten is always verified (REQUESTS_CA_BUNDLE, when set,
-            # replaces the CA bundle, never the verification).
-            with web.post(
-                url,
-                timeout=left,
-                verify=True,
-                allow_redirects=False,
-                stream=True,
-                headers={"Accept-Encoding": "identity"},
-                **kwargs,
-            ) as response:
-                body = self._read(response, key, deadline)
-        except _TooLarge as exc:
+            # The session reads the whole answer within the bound and the time left; TLS is
+            # always verified (tls_context(True)), whatever the gateway's tls settings say.
+            response = web.post(url, timeout=left, allow_redirects=False, **kwargs)
+        except ResponseTooLarge as exc:
             self._record(key, "error")
-            raise EnlightenError(str(exc)) from None
+            raise EnlightenError(f"{key}: {exc}") from None
         except (OSError, ValueError) as exc:
             code = failure_code(exc)
             self._record(key, code)
@@ -126,34 +118,7 @@ class Enlighten:
         self._record(key, str(response.status_code))
         if response.status_code != 200:
             raise EnlightenError(f"{key}: HTTP {response.status_code}")
-        return body
-
-    def _read(self, response: requests.Response, key: str, deadline: float) -> bytes:
-        """The body, bounded in size and by the deadline. ``read1`` returns whatever arrived,
-        so a body trickled byte by byte is checked against the deadline all along (requests'
-        ``iter_content`` would wait for a whole chunk first). Asked for uncompressed, and never
-        decoded: a compressed answer is not a token, and cannot grow past the bound."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            try:
-                chunk = response.raw.read1(CHUNK, decode_content=False)
-            except ReadTimeoutError:
-                raise requests.ReadTimeout(f"{key}: read timeout") from None
-            except HTTPError as exc:
-                raise requests.ConnectionError(f"{key}: {type(exc).__name__}") from None
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise _TooLarge(f"{key}: the answer is larger than {MAX_ANSWER_BYTES} bytes")
-            if self._clock() > deadline:
-                raise requests.ReadTimeout(f"{key}: the answer took longer than {ENLIGHTEN_TIMEOUT_S:g} s")
-            chunks.append(chunk)
-
-
-class _TooLarge(ValueError):
-    pass
+        return response.content
 
 
 def _session_id(login: bytes) -> str:
