@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from prometheus_client.utils import floatToGoString
 Group = tuple[bytes, bytes]
 Encoder = Callable[..., bytes]
 
+# Seconds a gateway's rendering is kept after the last scrape that took it: Prometheus' default
+# interval, so an HA pair or a second dashboard within it finds it rendered.
+KEEP_SECONDS = 15.0
 _EOF = b"# EOF\n"
 _OPENMETRICS = "application/openmetrics-text"
 # The content types (as prometheus-client's choose_encoder names them) rendered here; the value
@@ -195,6 +199,7 @@ def join(parts: Iterable[Sequence[Group]], content_type: str) -> bytes:
 class _Rendered:
     snapshot: object
     name: str  # the gateway label: an unnamed gateway's changes once /info tells the serial
+    used: float  # when a scrape last took it (monotonic seconds)
     formats: dict[str, list[Group]] = field(default_factory=dict)
 
 
@@ -202,12 +207,17 @@ class SnapshotCache:
     """Per gateway, the rendered data of its latest snapshot, per content type.
 
     Keyed by the gateway's client, weakly: a gateway dropped by a reload takes its entry along.
+    An entry no scrape took for ``keep`` seconds is dropped: a fleet probed once a minute gets a
+    new snapshot at every probe, and 200 gateways' renderings (some 5 MB) would only sit there.
     Two scrapes racing on a new snapshot may both render it; both get the same bytes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: float = KEEP_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         self._entries: weakref.WeakKeyDictionary[object, _Rendered] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._keep = keep
+        self._clock = clock
+        self._swept = clock()
 
     def groups(
         self,
@@ -220,14 +230,25 @@ class SnapshotCache:
     ) -> list[Group]:
         """The rendered ``families()`` of ``snapshot`` under the label ``name``; rendered only when
         this snapshot was not rendered in this format, under this name, before."""
+        now = self._clock()
         with self._lock:
+            self._sweep(now)
             entry = self._entries.get(owner)
             if entry is None or entry.snapshot is not snapshot or entry.name != name:
-                entry = _Rendered(snapshot, name)
+                entry = _Rendered(snapshot, name, now)
                 self._entries[owner] = entry
+            entry.used = now
             groups = entry.formats.get(content_type)
         if groups is None:
             groups = render(encoder, content_type, families())
             with self._lock:
                 entry.formats[content_type] = groups
         return groups
+
+    def _sweep(self, now: float) -> None:
+        if now - self._swept < self._keep:
+            return
+        self._swept = now
+        for owner, entry in list(self._entries.items()):
+            if now - entry.used >= self._keep:
+                del self._entries[owner]

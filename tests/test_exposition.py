@@ -168,6 +168,24 @@ def test_the_cache_renders_a_snapshot_once_per_format():
     assert len(built) == 5  # the label changed (an unnamed gateway told its serial)
 
 
+def test_the_cache_drops_what_no_scrape_took_for_a_while():
+    clock = [100.0]
+    cache = SnapshotCache(keep=15.0, clock=lambda: clock[0])
+    encoder, content_type = choose_encoder(TEXT)
+    busy, idle, snapshot, built = Snap(), Snap(), Snap(), []
+
+    def families():
+        built.append(1)
+        return data("garage")
+
+    cache.groups(idle, Snap(), "idle", content_type, encoder, families)
+    for _ in range(3):
+        clock[0] += 10
+        cache.groups(busy, snapshot, "busy", content_type, encoder, families)
+    assert len(built) == 2  # the busy gateway's rendering was taken three times, rendered once
+    assert idle not in cache._entries and busy in cache._entries
+
+
 def test_the_cache_forgets_a_dropped_gateway():
     cache, owner = SnapshotCache(), Snap()
     encoder, content_type = choose_encoder(TEXT)
