@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .collector import Fleet
 from .config import ConfigError, load_config
+from .config_check import offline_problems
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
 from .web import make_server, parse_listen_address
@@ -67,12 +68,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as e:
             print(f"envoy-exporter: configuration error: {e}", file=sys.stderr)
             return 2
+        for notice in settings.notices:
+            log.warning("configuration notice: %s", notice)
         if args.check_config:
-            print(f"{args.config}: OK, {len(settings.gateways)} gateway(s)")
-            return 0
+            return _check_config(args.config, settings)
+        for problem in offline_problems(settings):
+            # The key last: "token: <message>" would read as a secret to the log redaction.
+            log.warning("configuration problem: %s (%s)", problem.message, problem.key)
         stop = threading.Event()
         _on_signals(stop.set)
         return serve(settings, args.listen, stop)
+
+
+def _check_config(path: str, settings: Settings) -> int:
+    """The deep check: also what would fail only later (tokens, state_dir), offline."""
+    problems = offline_problems(settings)
+    for problem in problems:
+        print(f"envoy-exporter: configuration error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{path}: OK, {len(settings.gateways)} gateway(s)")
+    return 0
 
 
 def _demo_settings(cleanup: ExitStack) -> Settings:
