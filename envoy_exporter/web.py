@@ -1,4 +1,4 @@
-"""The HTTP server: /metrics, /probe?target=, /, /-/healthy, /-/ready.
+"""The HTTP server: /metrics, /probe?target=, /sd, /, /-/healthy, /-/ready.
 
 A ``ThreadingHTTPServer`` with daemon threads: each connection has its own thread, so a client
 that connects and stays silent holds only its own thread, and only until the socket timeout drops
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import json
 import logging
 import socket
 import threading
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from .collector import ExporterCollector, Fleet, GatewayCollector, scrape_timeout
+from .http_sd import SDGateway, exporter_address, target_groups
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(HTTPStatus.OK, "text/html; charset=utf-8", page.encode())
 
+    def _sd(self) -> None:
+        gateways = [
+            SDGateway(client.name, settings.serial) for settings, client in self.server.fleet.gateways
+        ]
+        address = exporter_address(self.headers.get("Host"), self.server.url.split("://", 1)[1])
+        body = json.dumps(target_groups(gateways, address)).encode()
+        self._send(HTTPStatus.OK, "application/json", body)
+
     def _healthy(self) -> None:
         self._text(HTTPStatus.OK, "OK\n")
 
@@ -176,6 +186,7 @@ _ROUTES: dict[str, Callable[[_Handler], None]] = {
     "/metrics": _Handler._metrics,
     "/probe": _Handler._probe,
     "/": _Handler._landing,
+    "/sd": _Handler._sd,
     "/-/healthy": _Handler._healthy,
     "/-/ready": _Handler._ready,
 }
