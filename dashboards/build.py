@@ -1075,7 +1075,7 @@ def exporter() -> dict:
                 "short",
                 Q(
                     f"sum by (gateway, kind) "
-                    f"(increase({sel('enphase_counter_corrections_total')}[$__rate_interval]))",
+                    f"(increase({sel('enphase_energy_corrections_total')}[$__rate_interval]))",
                     "{{gateway}} {{kind}}",
                 ),
                 description=(

@@ -22,7 +22,7 @@ SPEC = SHARED / "spec" / "metrics.md"
 ADDITIONS = frozenset(
     {
         "enphase_endpoint_up",
-        "enphase_counter_corrections_total",
+        "enphase_energy_corrections_total",
         "enphase_production_energy_reported_joules",
     }
 )

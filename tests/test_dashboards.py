@@ -232,7 +232,7 @@ def test_dashboards_cover_the_contract_areas() -> None:
         "enphase_scrape_duration_seconds",
         "enphase_gateway_requests_total",
         "enphase_token_expiry_timestamp_seconds",
-        "enphase_counter_corrections_total",
+        "enphase_energy_corrections_total",
     } <= used["enphase-exporter.json"]
 
 

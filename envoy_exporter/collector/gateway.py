@@ -80,7 +80,7 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
         "enphase_production_energy_today_joules", "Energy produced today, as reported", base, total.today_j
     )
     f.gauge(
-        "enphase_production_energy_last_seven_days_joules",
+        "enphase_production_energy_seven_day_joules",
         "Energy produced in the last seven days, as reported",
         base,
         total.last_seven_days_j,
@@ -130,7 +130,7 @@ def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
         "enphase_consumption_energy_today_joules", "Energy consumed today, as reported", labels, total.today_j
     )
     f.gauge(
-        "enphase_consumption_energy_last_seven_days_joules",
+        "enphase_consumption_energy_seven_day_joules",
         "Energy consumed in the last seven days, as reported",
         labels,
         total.last_seven_days_j,

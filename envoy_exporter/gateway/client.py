@@ -45,7 +45,8 @@ from envoy_exporter.gateway.endpoints import (
     PRODUCTION_JSON_PLAIN,
     Endpoint,
 )
-from envoy_exporter.gateway.transport import Transport, TransportError
+from envoy_exporter.gateway.errors import TransportError
+from envoy_exporter.gateway.transport import Transport
 from envoy_exporter.model import EndpointResult, Ensemble, GatewayInfo, MeterConfig, Snapshot
 from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
