@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .settings import GatewaySettings
+from .settings import GatewaySettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,19 @@ def _address_of(host: str) -> str:
     return host
 
 
+def start_discovery(
+    settings: Settings, apply: Callable[[Sequence[GatewaySettings]], None]
+) -> Discovery | None:
+    """Discovery as ``settings`` ask for it, applying configured + found through ``apply``
+    (``Fleet.apply``); None when discovery is off. Reloads go through ``Discovery.configure``."""
+    if not settings.discovery.zeroconf:
+        return None
+    discovery = Discovery(apply, settings.gateways, settings.defaults)
+    discovery.listen(ZeroconfBrowser(discovery.announce, settings.discovery.interfaces))
+    log.info("zeroconf discovery of %s started", SERVICE_TYPE)
+    return discovery
+
+
 class Discovery:
     """Keeps the fleet equal to the configured gateways plus the found ones."""
 
@@ -129,6 +142,14 @@ class Discovery:
         self._configured = tuple(configured)
         self._defaults = dict(defaults)
         self._found: dict[str, Found] = {}
+        self._browser: ZeroconfBrowser | None = None
+
+    def listen(self, browser: ZeroconfBrowser) -> None:
+        self._browser = browser
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
 
     def configure(self, configured: Sequence[GatewaySettings], defaults: Mapping[str, Any]) -> None:
         """A new configuration (reload): the found gateways stay found."""
