@@ -313,6 +313,7 @@ def _host_identity(host: str) -> str:
     return host.split("://", 1)[1] if "://" in host else host
 
 
+_MAX_PATH_ECHO = 40  # characters of a refused path quoted in the error
 _OWN_KEYS = frozenset({"name", "host", "serial", "token", "token_file"})
 # Keys that only make sense together: an entry that gives one of them takes none from defaults.
 _CREDENTIAL_UNITS = (("username", "password"), ("enlighten_username", "enlighten_password"))
@@ -352,13 +353,15 @@ def _host(reader: _Reader) -> str:
     if "@" in address:
         raise ConfigError(key, "must not carry credentials: use username/password or a token key")
     rest = address.rstrip("/")
-    for mark in "/?#":
-        if mark in rest:
-            # The exporter appends the API paths itself; a path here would only be ignored or
-            # doubled, and the gateway serves its API at the root anyway.
-            raise ConfigError(
-                key, f"must be the gateway's address only, without a path ({rest[rest.index(mark) :]})"
-            )
+    # The exporter appends the API paths itself; a path here would only be ignored or doubled,
+    # and the gateway serves its API at the root anyway. A query or fragment is not quoted back:
+    # it may carry a token.
+    if "?" in rest or "#" in rest:
+        raise ConfigError(key, "must be the gateway's address only, without a query or fragment")
+    if "/" in rest:
+        path = rest[rest.index("/") :]
+        shown = path if len(path) <= _MAX_PATH_ECHO else path[:_MAX_PATH_ECHO] + "..."
+        raise ConfigError(key, f"must be the gateway's address only, without a path ({shown})")
     if any(c.isspace() for c in host):
         raise ConfigError(key, "must not contain spaces")
     return host

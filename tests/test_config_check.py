@@ -122,7 +122,9 @@ def test_cli_starts_anyway_but_says_so(tmp_path, capsys, monkeypatch):
         ("http://192.0.2.10/foo", "without a path (/foo)"),
         ("https://envoy.local/production.json", "without a path (/production.json)"),
         ("192.0.2.10/api", "without a path (/api)"),
-        ("http://192.0.2.10?x=1", "without a path (?x=1)"),
+        ("http://192.0.2.10?x=1", "without a query or fragment"),
+        ("https://192.0.2.10/?token=eyJsecret", "without a query or fragment"),
+        ("https://192.0.2.10#eyJsecret", "without a query or fragment"),
         ("http://user:pw@192.0.2.10", "must not carry credentials"),
         ("http://", "has no address"),
         ("envoy .local", "spaces"),
@@ -135,6 +137,7 @@ def test_hosts_with_more_than_an_address(tmp_path, host, fragment):
         load_config(config, env={})
     assert caught.value.key == "gateways[0].host"
     assert fragment in caught.value.message
+    assert "secret" not in str(caught.value) and "pw" not in str(caught.value)
 
 
 def test_hosts_that_are_addresses(tmp_path):
