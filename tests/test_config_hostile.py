@@ -132,7 +132,10 @@ yaml_values = st.recursive(
                     "username",
                     "x",
                 ]
-            ),
+            )
+            | st.integers()
+            | st.booleans()
+            | st.none(),
             children,
             max_size=4,
         )
