@@ -87,7 +87,8 @@ def _check_config(path: str, settings: Settings) -> int:
         print(f"envoy-exporter: configuration error: {problem}", file=sys.stderr)
     if problems:
         return 2
-    print(f"{path}: OK, {len(settings.gateways)} gateway(s)")
+    discovery = ", and zeroconf discovery" if settings.discovery.zeroconf else ""
+    print(f"{path}: OK, {len(settings.gateways)} gateway(s){discovery}")
     return 0
 
 

@@ -89,6 +89,13 @@ def test_discovery_alone_is_a_configuration(tmp_path):
     assert load(tmp_path, "gateways: [{host: a}]\n").discovery == DiscoverySettings()
 
 
+def test_check_config_says_discovery_is_on(tmp_path, capsys):
+    config = tmp_path / "exporter.yml"
+    config.write_text("discovery: {zeroconf: true}\n")
+    assert main(["--config.file", str(config), "--check-config"]) == 0
+    assert capsys.readouterr().out == f"{config}: OK, 0 gateway(s), and zeroconf discovery\n"
+
+
 def test_an_email_username_is_taken_as_the_enlighten_account(tmp_path):
     settings = load(
         tmp_path,
