@@ -17,9 +17,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from . import __version__
-from .collector import Fleet
 from .config import ConfigError, load_config
 from .config_check import offline_problems
+from .discovery import start_discovery
+from .fleet import Fleet
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
 from .web import make_server, parse_listen_address
@@ -105,10 +106,14 @@ def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
     from .gateway.client import GatewayClient
+    from .gateway.labels import Labels
 
-    clients = [GatewayClient(gateway, settings.state_dir) for gateway in settings.gateways]
+    labels = Labels()
+    fleet = Fleet(
+        settings.gateways, lambda gateway: GatewayClient(gateway, settings.state_dir, labels=labels)
+    )
+    discovery = None
     try:
-        fleet = Fleet([(gateway, client) for gateway, client in zip(settings.gateways, clients, strict=True)])
         try:
             server = make_server(listen, fleet)
         except OSError as e:
@@ -116,17 +121,23 @@ def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
             return 1
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
-        fleet.warm_up()
+        for client in fleet.clients():
+            # The first scrape after a start finds data, or a collection well under way.
+            client.start()
         server.ready.set()
-        log.info("listening on %s for %d gateway(s), version %s", server.url, len(clients), __version__)
+        log.info(
+            "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
+        )
+        discovery = start_discovery(settings, fleet.apply)  # found gateways join the fleet
         stop.wait()
         log.info("shutting down")
         server.shutdown()
         server.server_close()
         return 0
     finally:
-        for client in clients:
-            client.close()
+        if discovery is not None:
+            discovery.close()  # first: no announcement may re-populate the fleet being closed
+        fleet.apply(())  # closes every client
 
 
 def _on_signals(handler: Callable[[], None]) -> None:

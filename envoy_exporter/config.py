@@ -75,6 +75,7 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] = os.environ) 
     notices: list[str] = []
     top = _Reader(_expand(raw, "", env), "", base_dir, notices)
     top.require_mapping(_TOP_KEYS)
+    # The top-level cache_ttl is the default of every gateway's own; it lives on in them only.
     cache_ttl = _cache_ttl(top, "cache_ttl", DEFAULT_CACHE_TTL)
     discovery = _discovery(top.child("discovery"))
     defaults = _defaults(top.child("defaults"), cache_ttl)
@@ -82,7 +83,6 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] = os.environ) 
     return Settings(
         gateways=gateways,
         state_dir=top.path("state_dir"),
-        cache_ttl=cache_ttl,
         discovery=discovery,
         defaults=defaults,
         notices=tuple(notices),

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from envoy_exporter.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Snapshot
+from envoy_exporter.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Reported, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class CounterKeeper:
             # to values that already carry them.
             return snapshot
         with self._lock:
-            run = _Run(self, gateway, snapshot.collected_at, {})
+            run = _Run(self, gateway, snapshot.collected_at, [])
             production_power = max_power_w or DEFAULT_MAX_POWER_W
             corrected = replace(
                 snapshot,
@@ -263,7 +263,7 @@ class CounterKeeper:
                     for i in snapshot.inverters
                 ),
             )
-            return replace(corrected, reported=run.reported)
+            return replace(corrected, reported=tuple(run.reported))
 
     # ---------------------------------------------------------------------------------------
     # Self-metrics and persistence
@@ -315,14 +315,13 @@ class _Run:
     keeper: CounterKeeper
     gateway: str
     now: float
-    reported: dict[tuple[str, ...], float]
+    reported: list[Reported]
 
     def value(self, where: tuple[str, str, str], raw: float | None, power: float) -> float | None:
         if raw is None:
             return None
-        key = series_key(self.gateway, *where)
-        self.reported[key] = raw
-        return self.keeper.observe(key, raw, self.now, power)
+        self.reported.append(Reported(*where, joules=raw))
+        return self.keeper.observe(series_key(self.gateway, *where), raw, self.now, power)
 
     def reading(self, reading: Reading, kind: str, name: str, phase: str, power: float) -> Reading:
         return replace(reading, lifetime_j=self.value((kind, name, phase), reading.lifetime_j, power))

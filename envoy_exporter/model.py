@@ -7,7 +7,8 @@ is ``None`` when the gateway did not report it, never 0: the collector leaves su
 Two layers live here:
 
 * parser results (``GatewayInfo``, ``ProductionJson``, ``MeterConfig`` ...): what one endpoint
-  said, already in base units, but not yet judged;
+  said, already in base units, but not yet judged; one collection's set of them is a
+  ``Readings``;
 * the ``Snapshot``: one per gateway and collection, assembled from the parser results by
   ``envoy_exporter.gateway.assemble`` with the firmware quirks resolved.
 """
@@ -298,6 +299,29 @@ class Ensemble:
 
 
 # --------------------------------------------------------------------------------------------
+# One collection's parser results
+
+
+@dataclass
+class Readings:
+    """What the endpoints answered in one collection (fetched or from the cache), one field per
+    endpoint, named by its key (``gateway.endpoints``); ``None``: not asked, or no usable answer."""
+
+    info: GatewayInfo | None = None
+    production_json: ProductionJson | None = None
+    production_html: Reading | None = None
+    api_v1_production: Reading | None = None
+    api_v1_inverters: V1Inverters | None = None
+    device_data: tuple[InverterReading, ...] | None = None
+    meters: tuple[MeterConfig, ...] | None = None
+    meter_readings: tuple[MeterReading, ...] | None = None
+    inventory: Inventory | None = None
+    ensemble_inventory: Ensemble | None = None
+    ensemble_secctrl: Ensemble | None = None
+    ensemble_power: Ensemble | None = None
+
+
+# --------------------------------------------------------------------------------------------
 # The snapshot
 
 
@@ -340,12 +364,30 @@ class Snapshot:
     storage: StorageAggregate | None = None
     enpower: Enpower | None = None
     endpoints: dict[str, EndpointResult] = field(default_factory=dict)
-    # The gateway's own lifetime values, in joules, before ``counters.CounterKeeper.apply``
-    # corrected them; keyed like the keeper's series, (gateway, kind, name, phase). Kept so the
-    # correction can be audited; empty on a snapshot the keeper has not seen.
-    reported: dict[tuple[str, ...], float] = field(default_factory=dict)
+    # The gateway's own lifetime values before ``counters.CounterKeeper.apply`` corrected them,
+    # kept so the correction can be audited; empty on a snapshot the keeper has not seen.
+    reported: tuple[Reported, ...] = ()
 
     @property
     def up(self) -> bool:
         """The contract's ``enphase_up``: this collection got production data."""
         return self.production is not None
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One lifetime value as the gateway reported it, before counter correction."""
+
+    kind: str  # "production", "consumption", "meter_delivered", "meter_received" or "inverter"
+    name: str  # the production source, "total", the meter's measurement type, or the serial
+    phase: str  # "L1".. or "" for the whole
+    joules: float
+
+
+@dataclass(frozen=True)
+class Latest:
+    """What a gateway's client has to show: the snapshot of its newest finished collection, or
+    the last good one kept while the gateway fails (``fresh`` False then)."""
+
+    snapshot: Snapshot  # before any answer: an empty one, ``collected_at`` when the client started
+    fresh: bool  # the newest finished collection got production data of its own

@@ -25,6 +25,11 @@ DEFAULT_CACHE_TTL: dict[str, float] = {
     "info": 3600.0,
 }
 
+# A collection of one gateway asks nothing more once it has run this long (each request's timeout
+# is cut to the time left), and no scrape waits longer for it. The first collection (detection, a
+# token from Enlighten) may take longer than a scrape allows; none may hold a gateway for ever.
+COLLECTION_DEADLINE = 60.0
+
 
 class Secret(str):
     """A string that shows itself as ``***`` in ``repr`` and f-string debugging."""
@@ -61,7 +66,13 @@ class GatewaySettings:
 
     @property
     def label(self) -> str:
-        return self.name or self.serial or self.host
+        """The ``gateway`` label as far as the configuration tells it (see ``display_name``)."""
+        return self.display_name()
+
+    def display_name(self, reported_serial: str | None = None) -> str:
+        """The ``gateway`` label: the configured name, else the serial (configured, or as /info
+        reports it), else the host. The one place this rule lives."""
+        return self.name or self.serial or reported_serial or self.host
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,6 @@ class DiscoverySettings:
 class Settings:
     gateways: tuple[GatewaySettings, ...]  # the configured ones; discovery may add more
     state_dir: Path | None = None
-    cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     # ``GatewaySettings`` field values from the ``defaults:`` block, for discovered gateways
     # (configured ones already carry them); ``cache_ttl`` is always there.

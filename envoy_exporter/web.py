@@ -23,7 +23,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from .collector import ExporterCollector, Fleet, GatewayCollector, scrape_timeout
+from .collector import ExporterCollector, GatewayCollector, scrape_timeout
+from .fleet import Fleet
 from .http_sd import SDGateway, exporter_address, target_groups
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         fleet = self.server.fleet
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(GatewayCollector(fleet, fleet.clients, self._timeout()))
+        registry.register(GatewayCollector(fleet.clients(), self._timeout()))
         registry.register(ExporterCollector())
         self._exposition(registry)
 
@@ -119,11 +120,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.BAD_REQUEST, f"Unknown target {shown!r}: not a configured gateway\n")
             return
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(GatewayCollector(self.server.fleet, [client], self._timeout()))
+        registry.register(GatewayCollector([client], self._timeout()))
         self._exposition(registry)
 
     def _landing(self) -> None:
-        probes = "".join(_probe_link(client.name) for client in self.server.fleet.clients)
+        probes = "".join(_probe_link(client.name) for client in self.server.fleet.clients())
         page = (
             "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Enphase exporter</title></head>"
             "<body><h1>Enphase gateway exporter</h1><ul>"
@@ -136,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sd(self) -> None:
         gateways = [
-            SDGateway(client.name, settings.serial) for settings, client in self.server.fleet.gateways
+            SDGateway(client.name, settings.serial) for settings, client in self.server.fleet.gateways()
         ]
         address = exporter_address(self.headers.get("Host"), self.server.url.split("://", 1)[1])
         body = json.dumps(target_groups(gateways, address)).encode()

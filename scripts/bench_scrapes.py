@@ -42,9 +42,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-from envoy_exporter.collector import Fleet
 from envoy_exporter.demo.server import DemoGateway, Response
 from envoy_exporter.demo.simulator import Plant
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret, Settings
 from envoy_exporter.web import make_server
@@ -174,16 +174,17 @@ class Exporter:
     gateway clients run on ``clocks``."""
 
     def __init__(self, settings: Settings, clocks: Clocks) -> None:
-        self.clients = [
-            GatewayClient(g, settings.state_dir, clock=clocks.monotonic, wall=clocks.wall)
-            for g in settings.gateways
-        ]
-        fleet = Fleet(list(zip(settings.gateways, self.clients, strict=True)))
+        fleet = Fleet(
+            settings.gateways,
+            lambda g: GatewayClient(g, settings.state_dir, clock=clocks.monotonic, wall=clocks.wall),
+        )
+        self.clients = fleet.clients()
         self._server = make_server("127.0.0.1:0", fleet)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="http", daemon=True
         ).start()
-        fleet.warm_up()
+        for client in self.clients:
+            client.start()  # the warm-up collection, as cli.serve starts it
         self._server.ready.set()
         self.url = self._server.url
 

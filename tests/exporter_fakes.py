@@ -8,6 +8,7 @@ device data, a Q-Relay, an Encharge and an AC battery, and an Enpower.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +22,7 @@ from envoy_exporter.model import (
     Flow,
     GatewayInfo,
     InverterReading,
+    Latest,
     Meter,
     MeterChannel,
     MeterConfig,
@@ -171,7 +173,10 @@ def rich_snapshot(collected_at: float = NOW - 2.0) -> Snapshot:
 
 
 class FakeClient:
-    """Stands in for ``GatewayClient``: returns a given snapshot, optionally after a hold-up."""
+    """Stands in for ``GatewayClient``: each collection takes ``hold`` seconds (ended early by
+    ``release``) on a worker thread of its own, whoever waits for it, and then shows ``snapshot``
+    through ``latest``, exactly as the real client does: a caller that stops waiting gets
+    nothing from a collection that is not done."""
 
     def __init__(
         self,
@@ -182,27 +187,46 @@ class FakeClient:
         token_expiry: float | None = None,
         auth_scheme: str | None = "token",
         last_duration: float | None = 0.25,
+        fresh: bool | None = None,
+        born: float = NOW - 60.0,
     ):
         self.name = name
         self.snapshot = snapshot if snapshot is not None else rich_snapshot()
+        self.fresh = fresh  # None: fresh when the snapshot has production data
         self.hold = hold
         self.release = threading.Event()  # set it to end a hold-up early
         self._requests = requests or {}
         self.token_expiry = token_expiry
         self.auth_scheme = auth_scheme
         self.last_duration = last_duration
-        self.timeouts: list[float | None] = []
+        self.calls = 0  # collections started
         self.closed = False
+        self._lock = threading.Lock()
+        self._running: Future[Snapshot] | None = None
+        self._latest = Latest(Snapshot(collected_at=born), fresh=False)
 
-    @property
-    def calls(self) -> int:
-        return len(self.timeouts)
+    def start(self) -> Future[Snapshot]:
+        with self._lock:
+            if self._running is not None:
+                return self._running
+            self.calls += 1
+            future: Future[Snapshot] = Future()
+            self._running = future
+        threading.Thread(target=self._collect, args=(future,), daemon=True).start()
+        return future
 
-    def collect(self, timeout: float | None = None) -> Snapshot:
-        self.timeouts.append(timeout)
+    def _collect(self, future: Future[Snapshot]) -> None:
         if self.hold:
             self.release.wait(self.hold)
-        return self.snapshot
+        snapshot = self.snapshot
+        fresh = snapshot.up if self.fresh is None else self.fresh
+        self._latest = Latest(snapshot, fresh)
+        with self._lock:
+            self._running = None
+        future.set_result(snapshot)
+
+    def latest(self) -> Latest:
+        return self._latest
 
     def requests(self) -> dict[tuple[str, str], int]:
         return dict(self._requests)

@@ -3,9 +3,13 @@ on hand-built model objects (serials and values are made up, shaped after real c
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from envoy_exporter.gateway.assemble import Assembler
+from envoy_exporter.gateway.endpoints import BY_KEY
+from envoy_exporter.gateway.plan import Plan
 from envoy_exporter.model import (
     WH,
     AcbStorage,
@@ -24,6 +28,7 @@ from envoy_exporter.model import (
     MeterReading,
     ProductionJson,
     Reading,
+    Readings,
     Relay,
     StorageAggregate,
     V1Inverters,
@@ -68,8 +73,15 @@ def metered_json(production_active: int = 1, **kw) -> ProductionJson:
     )
 
 
-def assemble(asm: Assembler, info: GatewayInfo, **parsed):
-    return asm.assemble(info, parsed, {}, now=1_700_000_123.0)
+def assemble(asm: Assembler, info: GatewayInfo, **readings):
+    return asm.assemble(Readings(info=info, **readings), {}, now=1_700_000_123.0)
+
+
+def wants_v1(asm: Assembler, info: GatewayInfo, **readings) -> bool:
+    """Whether the client's plan asks /api/v1/production, given the assembler's decisions. The
+    client tells the assembler of the firmware when /info shows it, before the plan runs."""
+    asm.note_firmware(info)
+    return Plan(info, Readings(info=info, **readings), asm, ()).wants_v1_production()
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +138,7 @@ def test_zeros_after_real_v1_data_are_a_reboot_not_a_broken_endpoint() -> None:
     rebooting = assemble(asm, STANDARD, api_v1_production=zeros)
     assert rebooting.production_source == "inverters"
     assert rebooting.production.total.lifetime_j == 0.0  # the counter keeper holds it
-    assert asm.wants_v1_production(STANDARD, {})
+    assert wants_v1(asm, STANDARD)
     assert assemble(asm, STANDARD, api_v1_production=v1()).production.total.lifetime_j == 6_100_000.0 * WH
 
 
@@ -134,7 +146,7 @@ def test_v1_is_stalled_on_ct_less_metered_firmware_8_2_4264() -> None:
     pj = metered_json(production_active=0)
     stalled = Reading(power_w=4.0, lifetime_j=1583 * WH, today_j=0.0, last_seven_days_j=1583 * WH)
     asm = Assembler()
-    assert not asm.wants_v1_production(NOCT_8_2, {"production_json": pj})
+    assert not wants_v1(asm, NOCT_8_2, production_json=pj)
     snap = assemble(asm, NOCT_8_2, production_json=pj, api_v1_production=stalled)
     assert snap.production.total.lifetime_j == 174_000.0 * WH
 
@@ -176,18 +188,18 @@ def test_no_production_data_is_not_up() -> None:
 
 def test_wants_v1_only_when_useful() -> None:
     asm = Assembler()
-    assert not asm.wants_v1_production(METERED, {"production_json": metered_json()})
-    assert asm.wants_v1_production(METERED, {"production_json": metered_json(production_active=0)})
-    assert asm.wants_v1_production(STANDARD, {})
+    assert not wants_v1(asm, METERED, production_json=metered_json())
+    assert wants_v1(asm, METERED, production_json=metered_json(production_active=0))
+    assert wants_v1(asm, STANDARD)
 
 
 def test_v1_known_all_zero_is_not_asked_again_until_firmware_changes() -> None:
     asm = Assembler()
     pj = ProductionJson(inverters=section())
     assemble(asm, STANDARD, production_json=pj, api_v1_production=Reading(power_w=1.0, lifetime_j=0.0))
-    assert not asm.wants_v1_production(STANDARD, {"production_json": pj})
+    assert not wants_v1(asm, STANDARD, production_json=pj)
     newer = GatewayInfo(serial=STANDARD.serial, firmware="D8.3.5422", metered=False)
-    assert asm.wants_v1_production(newer, {"production_json": pj})
+    assert wants_v1(asm, newer, production_json=pj)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,7 +250,7 @@ def test_first_choice_waits_for_a_better_source_whose_endpoint_just_failed() -> 
     asm = Assembler(switch_after=3)
     pj = ProductionJson(inverters=section())
     timeout = {"api_v1_production": EndpointResult(False, "timeout")}
-    first = asm.assemble(STANDARD, {"production_json": pj}, timeout, now=1.0)
+    first = asm.assemble(Readings(info=STANDARD, production_json=pj), timeout, now=1.0)
     assert first.production is None
     assert (
         assemble(asm, STANDARD, production_json=pj, api_v1_production=v1()).production_source == "inverters"
@@ -250,7 +262,10 @@ def test_first_choice_stops_waiting_after_n_collections() -> None:
     asm = Assembler(switch_after=3)
     pj = ProductionJson(inverters=section())
     failing = {"api_v1_production": EndpointResult(False, "500")}
-    got = [asm.assemble(STANDARD, {"production_json": pj}, failing, now=1.0).production for _ in range(3)]
+    got = [
+        asm.assemble(Readings(info=STANDARD, production_json=pj), failing, now=1.0).production
+        for _ in range(3)
+    ]
     assert got[:2] == [None, None]
     assert got[2].total.lifetime_j == 174_000.0 * WH
 
@@ -258,7 +273,10 @@ def test_first_choice_stops_waiting_after_n_collections() -> None:
 def test_a_missing_endpoint_is_no_reason_to_wait() -> None:
     pj = ProductionJson(inverters=section())
     absent = {"api_v1_production": EndpointResult(False, "404")}
-    assert Assembler().assemble(STANDARD, {"production_json": pj}, absent, now=1.0).production is not None
+    assert (
+        Assembler().assemble(Readings(info=STANDARD, production_json=pj), absent, now=1.0).production
+        is not None
+    )
 
 
 def test_firmware_change_decides_afresh() -> None:
@@ -507,10 +525,13 @@ def test_acb_storage_section_stands_in_without_secctrl() -> None:
 
 def test_endpoints_are_copied_in() -> None:
     endpoints = {"production_json": EndpointResult(True, "200")}
-    snap = Assembler().assemble(METERED, {}, endpoints, now=5.0)
+    snap = Assembler().assemble(Readings(info=METERED), endpoints, now=5.0)
     assert snap.endpoints == endpoints and snap.endpoints is not endpoints
 
 
-def test_wrongly_typed_parser_results_are_ignored() -> None:
-    snap = assemble(Assembler(), METERED, production_json="not a ProductionJson", meters=None)
+def test_readings_have_one_typed_field_per_endpoint() -> None:
+    # The client stores each parser result in the field named by its endpoint's key; assembly
+    # reads typed fields, never a dict of objects checked with isinstance.
+    assert {f.name for f in fields(Readings)} == set(BY_KEY)
+    snap = assemble(Assembler(), METERED, production_json=None, meters=None)
     assert snap.production is None and snap.meters == ()

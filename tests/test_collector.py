@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import replace
 
@@ -14,20 +15,17 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import __version__
-from envoy_exporter.collector import ExporterCollector, Fleet, GatewayCollector, scrape_timeout
-from envoy_exporter.model import WH, EndpointResult, Flow, Reading, Snapshot
-from envoy_exporter.settings import GatewaySettings
+from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape_timeout
+from envoy_exporter.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
+from envoy_exporter.settings import COLLECTION_DEADLINE
 
 
-def fleet_of(*clients: FakeClient) -> Fleet:
-    return Fleet(
-        [(GatewaySettings(name=c.name, host=f"{c.name}.local"), c) for c in clients], wall=lambda: NOW
-    )
+def collector(*clients: FakeClient, timeout: float = 2.0) -> GatewayCollector:
+    return GatewayCollector(clients, timeout, wall=lambda: NOW)
 
 
 def scrape_clients(*clients: FakeClient, timeout: float = 2.0) -> dict:
-    fleet = fleet_of(*clients)
-    return samples(scrape(GatewayCollector(fleet, fleet.clients, timeout), ExporterCollector()))
+    return samples(scrape(collector(*clients, timeout=timeout), ExporterCollector()))
 
 
 @pytest.fixture
@@ -58,11 +56,11 @@ def test_production_series(rich):
 def test_reported_production_is_exported_for_auditing():
     corrected = replace(
         rich_snapshot(),
-        reported={
-            ("home", "production", "meter", ""): 1234 * WH,
-            ("home", "production", "meter", "L1"): 400 * WH,
-            ("home", "consumption", "total", ""): 9000 * WH,
-        },
+        reported=(
+            Reported("production", "meter", "", 1234 * WH),
+            Reported("production", "meter", "L1", 400 * WH),
+            Reported("consumption", "total", "", 9000 * WH),
+        ),
     )
     got = scrape_clients(FakeClient("home", corrected))
     assert (
@@ -236,8 +234,7 @@ def test_every_gateway_series_has_the_gateway_label(rich):
 
 
 def test_total_only_on_counters():
-    fleet = fleet_of(FakeClient("home", requests={("info", "200"): 1}))
-    text = scrape(GatewayCollector(fleet, fleet.clients, 2.0), ExporterCollector())
+    text = scrape(collector(FakeClient("home", requests={("info", "200"): 1})), ExporterCollector())
     families = list(text_string_to_metric_families(text))
     assert {f.type for f in families} == {"gauge", "counter"}
     for family in families:
@@ -273,7 +270,8 @@ def test_no_production_means_down():
 
 
 def test_stale_snapshot_keeps_values_but_is_down():
-    # The client hands back its last good snapshot, the failed endpoints of this collection marked.
+    # The client hands back its last good snapshot, the failed endpoints of this collection marked,
+    # and says it is not fresh.
     stale = replace(
         rich_snapshot(collected_at=NOW - 95.0),
         endpoints={
@@ -281,7 +279,7 @@ def test_stale_snapshot_keeps_values_but_is_down():
             "meter_readings": EndpointResult(ok=False, status="timeout"),
         },
     )
-    got = scrape_clients(FakeClient("home", stale))
+    got = scrape_clients(FakeClient("home", stale, fresh=False))
     assert value(got, "enphase_up", gateway="home") == 0
     assert value(got, "enphase_data_age_seconds", gateway="home") == 95.0
     assert value(got, "enphase_production_power_watts", gateway="home", source="meter") == 3000.0
@@ -290,20 +288,40 @@ def test_stale_snapshot_keeps_values_but_is_down():
 
 def test_a_gateway_past_the_deadline_serves_its_last_snapshot_as_down():
     client = FakeClient("slow")
-    fleet = fleet_of(client)
-    first = samples(scrape(GatewayCollector(fleet, fleet.clients, 1.0)))
+    first = samples(scrape(collector(client, timeout=1.0)))
     assert value(first, "enphase_up", gateway="slow") == 1
     client.hold = 30.0
     started = time.monotonic()
-    second = samples(scrape(GatewayCollector(fleet, fleet.clients, 0.2)))
+    second = samples(scrape(collector(client, timeout=0.2)))
     assert time.monotonic() - started < 10.0  # not the 30 s the gateway holds
     assert value(second, "enphase_up", gateway="slow") == 0
     assert value(second, "enphase_production_power_watts", gateway="slow", source="meter") == 3000.0
     assert value(second, "enphase_endpoint_up", gateway="slow", endpoint="production_json") == 0
     # A scrape arriving while the gateway still holds joins the collection in flight.
-    samples(scrape(GatewayCollector(fleet, fleet.clients, 0.1)))
+    samples(scrape(collector(client, timeout=0.1)))
     assert client.calls == 2
     client.release.set()
+
+
+def test_a_later_scrape_with_a_longer_budget_gets_the_collection_it_joined():
+    # Scrape A (0.2 s) starts a collection that takes 1 s; scrape B joins it 50 ms later with 5 s
+    # to spare. B waits for it and is up; A gave up on it and is not. Neither takes the other's
+    # deadline.
+    client = FakeClient("slow", hold=1.0)
+    got: dict[str, dict] = {}
+    a = threading.Thread(target=lambda: got.update(a=scrape_clients(client, timeout=0.2)))
+    a.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    got["b"] = scrape_clients(client, timeout=5.0)
+    waited = time.monotonic() - started
+    a.join(5)
+    assert client.calls == 1
+    assert 0.5 < waited < 4.0
+    assert value(got["b"], "enphase_up", gateway="slow") == 1
+    assert value(got["b"], "enphase_data_age_seconds", gateway="slow") == 2.0
+    assert value(got["a"], "enphase_up", gateway="slow") == 0
+    assert value(got["a"], "enphase_production_power_watts", gateway="slow", source="meter") is None
 
 
 def test_counter_corrections_are_exported_by_kind():
@@ -312,23 +330,26 @@ def test_counter_corrections_are_exported_by_kind():
     assert value(got, "enphase_energy_corrections_total", gateway="home", kind="jump") == 0
 
 
-def test_a_gateway_that_never_answered_shows_only_that_it_is_down():
-    client = FakeClient("dead", hold=30.0, requests={("info", "timeout"): 1})
+def test_a_gateway_that_never_answered_shows_only_that_it_is_down_and_since_when():
+    client = FakeClient("dead", hold=30.0, requests={("info", "timeout"): 1}, born=NOW - 300.0)
     got = scrape_clients(client, timeout=0.1)
     client.release.set()
     assert {name for name, _ in got} == {
         "enphase_up",
+        "enphase_data_age_seconds",
         "enphase_scrape_duration_seconds",
         "enphase_gateway_requests_total",
         "enphase_energy_corrections_total",
         "enphase_exporter_build_info",
     }
     assert value(got, "enphase_up", gateway="dead") == 0
+    # No data yet: its age counts from the exporter's start (issue 11), not from now.
+    assert value(got, "enphase_data_age_seconds", gateway="dead") == 300.0
 
 
 def test_a_client_that_raises_costs_only_its_own_series():
     class Broken(FakeClient):
-        def collect(self, timeout=None):
+        def start(self):
             raise RuntimeError("bug")
 
     got = scrape_clients(Broken("broken"), FakeClient("fine"))
@@ -342,37 +363,53 @@ def test_several_gateways_share_each_family():
     assert value(got, "enphase_production_power_watts", gateway="b", source="meter") == 3000.0
 
 
-def test_clients_get_the_deadline():
-    client = FakeClient("home")
-    scrape_clients(client, timeout=3.5)
-    assert client.timeouts == [3.5]
+def test_a_scrape_waits_no_longer_than_its_budget_and_the_collection_goes_on():
+    client = FakeClient("home", hold=30.0)
+    started = time.monotonic()
+    first = scrape_clients(client, timeout=0.3)
+    assert 0.25 < time.monotonic() - started < 5.0
+    assert value(first, "enphase_up", gateway="home") == 0
+    client.release.set()  # the collection finishes after the scrape gave up on it
+    for _ in range(100):
+        if client.start().done():
+            break
+        time.sleep(0.01)
+    second = scrape_clients(client, timeout=2.0)
+    assert value(second, "enphase_up", gateway="home") == 1
 
 
 def test_registering_never_collects():
     client = FakeClient("home")
-    fleet = fleet_of(client)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(GatewayCollector(fleet, fleet.clients))
+    registry.register(collector(client))
     registry.register(ExporterCollector())
     assert client.calls == 0
-    assert list(GatewayCollector(fleet, fleet.clients).describe()) == []
+    assert list(collector(client).describe()) == []
 
 
 @pytest.mark.parametrize(
     ("header", "budget"),
-    [(None, 8.5), ("10", 8.5), ("30", 26.5), ("abc", 8.5), ("-1", 8.5), ("inf", 8.5), ("0.5", 0.5)],
+    [
+        (None, 8.5),
+        ("10", 8.5),
+        ("30", 26.5),
+        ("abc", 8.5),
+        ("-1", 8.5),
+        ("inf", 8.5),
+        ("nan", 8.5),
+        ("0.5", 0.5),
+        # Clamped to what a collection may take: past threading.TIMEOUT_MAX a wait overflows.
+        ("1e300", COLLECTION_DEADLINE),
+        ("3600", COLLECTION_DEADLINE),
+    ],
 )
 def test_scrape_timeout(header, budget):
     assert scrape_timeout(header) == pytest.approx(budget)
 
 
-def test_fleet_finds_targets_by_name_or_configured_host():
-    client = FakeClient("home")
-    fleet = Fleet([(GatewaySettings(name="home", host="https://192.0.2.10"), client)])
-    assert fleet.find("home") is client
-    assert fleet.find("https://192.0.2.10") is client
-    assert fleet.find("192.0.2.10") is None
-    assert fleet.find("elsewhere") is None
+def test_a_huge_scrape_timeout_still_scrapes():
+    got = scrape_clients(FakeClient("home"), timeout=scrape_timeout("1e300"))
+    assert value(got, "enphase_up", gateway="home") == 1
 
 
 promtool = shutil.which("promtool")
@@ -386,8 +423,7 @@ def test_promtool_accepts_a_full_scrape():
         ),
         FakeClient("barn", replace(rich_snapshot(), production_source="legacy"), auth_scheme="digest"),
     ]
-    fleet = fleet_of(*clients)
-    text = scrape(GatewayCollector(fleet, fleet.clients, 2.0), ExporterCollector())
+    text = scrape(collector(*clients), ExporterCollector())
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )

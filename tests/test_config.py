@@ -39,7 +39,6 @@ def test_minimal_gateway_gets_the_defaults(tmp_path):
     assert gw.entrez_url == "https://entrez.enphaseenergy.com"
     assert gw.password is None and gw.token is None and gw.max_power_w is None
     assert settings.state_dir is None
-    assert settings.cache_ttl == DEFAULT_CACHE_TTL
 
 
 def test_name_defaults_to_the_serial(tmp_path):
@@ -86,7 +85,6 @@ gateways:
     assert gw.tls.ca_file == tmp_path / "ca.pem" and gw.tls.verify is True
     # Top-level overrides apply first, then the gateway's own.
     assert gw.cache_ttl == {**DEFAULT_CACHE_TTL, "readings": 1.0, "info": 600.0, "inverters": 0.0}
-    assert settings.cache_ttl == {**DEFAULT_CACHE_TTL, "readings": 1.0, "info": 600.0}
     assert (gw.timeout, gw.max_power_w) == (2.5, 9000.0)
     assert settings.state_dir == tmp_path / "state"  # relative to the config file
 

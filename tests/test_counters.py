@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envoy_exporter import counters
-from envoy_exporter.counters import CounterKeeper, series_key, state_path
+from envoy_exporter.counters import CounterKeeper, state_path
 from envoy_exporter.model import (
     WH,
     WRAP_J,
@@ -24,6 +24,7 @@ from envoy_exporter.model import (
     MeterChannel,
     MeterConfig,
     Reading,
+    Reported,
     Snapshot,
 )
 
@@ -438,17 +439,16 @@ def test_apply_corrects_every_lifetime_counter_and_keeps_the_raw_values(keeper: 
     assert out.meters[0].total.delivered_j == kwh(700.1)
     assert out.inverters[0].lifetime_j == kwh(600.1)
     assert fresh.production.total.lifetime_j == raw  # the input is left alone
-    assert out.reported == {
-        ("gw1", "production", "inverters", ""): raw,
-        ("gw1", "production", "inverters", "L1"): kwh(4000.25) - WRAP_J,
-        ("gw1", "consumption", "total", ""): kwh(900.1),
-        ("gw1", "consumption", "total", "L1"): kwh(450.1),
-        ("gw1", "meter_delivered", "net-consumption", ""): kwh(700.1),
-        ("gw1", "meter_received", "net-consumption", ""): kwh(400.1),
-        ("gw1", "meter_delivered", "net-consumption", "L1"): kwh(350.1),
-        ("gw1", "inverter", "482100000001", ""): kwh(600.1),
+    assert set(out.reported) == {
+        Reported("production", "inverters", "", raw),
+        Reported("production", "inverters", "L1", kwh(4000.25) - WRAP_J),
+        Reported("consumption", "total", "", kwh(900.1)),
+        Reported("consumption", "total", "L1", kwh(450.1)),
+        Reported("meter_delivered", "net-consumption", "", kwh(700.1)),
+        Reported("meter_received", "net-consumption", "", kwh(400.1)),
+        Reported("meter_delivered", "net-consumption", "L1", kwh(350.1)),
+        Reported("inverter", "482100000001", "", kwh(600.1)),
     }
-    assert series_key("gw1", "production", "inverters") in out.reported
     assert counts(keeper) == {"wrap": 2}
 
 
@@ -456,7 +456,7 @@ def test_apply_holds_a_phantom_per_series(keeper: CounterKeeper) -> None:
     keeper.apply("gw1", _snapshot(T0, kwh(8100), kwh(4000)))
     out = keeper.apply("gw1", _snapshot(T0 + 60, kwh(11_100), kwh(4000)), max_power_w=6000)
     assert out.production.total.lifetime_j == kwh(8100)
-    assert out.reported[KEY] == kwh(11_100)
+    assert Reported("production", "inverters", "", kwh(11_100)) in out.reported
     assert counts(keeper) == {"jump": 1}
 
 
@@ -473,7 +473,7 @@ def test_a_source_switch_starts_a_new_series(keeper: CounterKeeper) -> None:
     keeper.apply("gw1", _snapshot(T0, kwh(8100), kwh(4000)))
     out = keeper.apply("gw1", _snapshot(T0 + 60, kwh(14_000), kwh(7000), source="meter"))
     assert out.production.total.lifetime_j == kwh(14_000)
-    assert ("gw1", "production", "meter", "") in out.reported
+    assert Reported("production", "meter", "", kwh(14_000)) in out.reported
     assert counts(keeper) == {}
 
 

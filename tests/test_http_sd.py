@@ -18,8 +18,8 @@ from conftest import ROOT
 from exporter_fakes import FakeClient
 from test_prometheus_live import free_port, get, stop, wait_for
 
-from envoy_exporter.collector import Fleet
 from envoy_exporter.demo import start_demo
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.http_sd import SDGateway, exporter_address, target_groups
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import make_server
@@ -91,12 +91,13 @@ def test_exporter_address_comes_from_a_plain_host_header(header, address):
 
 
 def test_sd_route_lists_every_gateway():
-    clients = [FakeClient("home"), FakeClient("barn")]
+    clients = {"home": FakeClient("home"), "barn": FakeClient("barn")}
     fleet = Fleet(
         [
-            (GatewaySettings(name="home", host="192.0.2.10", serial="122212345678"), clients[0]),
-            (GatewaySettings(name="barn", host="192.0.2.11"), clients[1]),
-        ]
+            GatewaySettings(name="home", host="192.0.2.10", serial="122212345678"),
+            GatewaySettings(name="barn", host="192.0.2.11"),
+        ],
+        lambda settings: clients[settings.name],
     )
     server = make_server("127.0.0.1:0", fleet)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -113,7 +114,7 @@ def test_sd_route_lists_every_gateway():
         ("barn", None),
         ("home", "122212345678"),
     ]
-    assert all(c.calls == 0 for c in clients)  # listing gateways asks none of them
+    assert all(c.calls == 0 for c in clients.values())  # listing gateways asks none of them
 
 
 @needs_promtool

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from exporter_fakes import FakeClient, samples, value
 
-from envoy_exporter.collector import Fleet
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import ExporterServer, make_server, parse_listen_address
 
@@ -34,7 +34,9 @@ class Served:
 
 
 def serve(*clients: FakeClient) -> Served:
-    fleet = Fleet([(GatewaySettings(name=c.name, host=f"http://{c.name}.example"), c) for c in clients])
+    by_name = {c.name: c for c in clients}
+    settings = [GatewaySettings(name=c.name, host=f"http://{c.name}.example") for c in clients]
+    fleet = Fleet(settings, lambda s: by_name[s.name])
     server = make_server("127.0.0.1:0", fleet)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     server.ready.set()
@@ -130,9 +132,27 @@ def test_gzip_when_accepted(web):
     assert web.get("/metrics")[1]["Content-Encoding"] is None
 
 
-def test_scrape_timeout_header_sets_the_deadline(web):
-    web.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "5"})
-    assert web.clients["home"].timeouts == [pytest.approx(5 * 0.9 - 0.5)]
+def test_scrape_timeout_header_sets_the_deadline():
+    slow = FakeClient("slow", hold=30.0)
+    served = serve(slow)
+    try:
+        started = time.monotonic()
+        status, _, body = served.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "2"})
+        elapsed = time.monotonic() - started
+        assert status == 200
+        assert 2 * 0.9 - 0.5 <= elapsed < 8  # the 1.3 s budget, on a busy machine; not the 30 s hold
+        assert value(samples(body.decode()), "enphase_up", gateway="slow") == 0
+    finally:
+        slow.release.set()
+        served.server.shutdown()
+        served.server.server_close()
+
+
+def test_a_huge_scrape_timeout_header_is_clamped(web):
+    # 1e300 s would overflow the wait (threading.TIMEOUT_MAX) and report the gateway down.
+    status, _, body = web.get("/metrics", {"X-Prometheus-Scrape-Timeout-Seconds": "1e300"})
+    assert status == 200
+    assert value(samples(body.decode()), "enphase_up", gateway="home") == 1
 
 
 def test_an_idle_connection_does_not_block_a_scrape(web):
@@ -205,7 +225,7 @@ def test_ipv6_loopback():
     if not socket.has_ipv6:
         pytest.skip("no IPv6")
     try:
-        server = make_server("[::1]:0", Fleet([]))
+        server = make_server("[::1]:0", Fleet([], lambda s: FakeClient(s.label)))
     except OSError:
         pytest.skip("IPv6 loopback unavailable")
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

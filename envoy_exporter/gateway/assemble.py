@@ -46,6 +46,7 @@ from envoy_exporter.model import (
     MeterReading,
     ProductionJson,
     Reading,
+    Readings,
     Snapshot,
     StorageAggregate,
     V1Inverters,
@@ -92,42 +93,28 @@ class Assembler:
         """The production source in use, one of ``PREFERENCE``, or None before the first data."""
         return self._source
 
-    def wants_v1_production(self, info: GatewayInfo | None, parsed: Mapping[str, object]) -> bool:
-        """Whether ``/api/v1/production`` is worth asking, given what this collection already has.
+    @property
+    def candidate(self) -> str | None:
+        """The source that would replace the one in use, while it gathers its streak."""
+        return self._pending
 
-        It is not while the CT is live (the meter wins), nor where it is known stalled or broken on
-        this firmware; unless it is the source in use, or about to become it.
-        """
-        self._note_firmware(info)
-        if API_V1 in (self._source, self._pending):
-            return True
-        production_json = _get(parsed, "production_json", ProductionJson)
-        meters = _get(parsed, "meters", tuple)
-        if _live_production_ct(production_json, meters) is not None and self._source in (None, METER):
-            return False
-        return not self._v1_broken and not _v1_stalled(info, production_json, meters)
+    @property
+    def v1_broken(self) -> bool:
+        """``/api/v1/production`` gave only zeros on this firmware, never real data."""
+        return self._v1_broken
 
-    def assemble(
-        self,
-        info: GatewayInfo | None,
-        parsed: Mapping[str, object],
-        endpoints: Mapping[str, EndpointResult],
-        now: float,
-    ) -> Snapshot:
-        self._note_firmware(info)
-        production_json = _get(parsed, "production_json", ProductionJson)
-        meter_configs: tuple[MeterConfig, ...] = _get(parsed, "meters", tuple) or ()
-        flows = self._production_candidates(info, parsed, production_json, meter_configs)
+    def assemble(self, readings: Readings, endpoints: Mapping[str, EndpointResult], now: float) -> Snapshot:
+        info = readings.info
+        self.note_firmware(info)
+        production_json = readings.production_json
+        meter_configs = readings.meters or ()
+        flows = self._production_candidates(info, readings, production_json, meter_configs)
         source = self._decide(flows, _undecided(endpoints))
-        eim = _live_production_ct(production_json, meter_configs)
+        eim = live_production_ct(production_json, meter_configs)
         total, net = _consumption(production_json, eim)
-        inventory = _get(parsed, "inventory", Inventory) or Inventory()
-        ensembles = [
-            e
-            for e in (_get(parsed, k, Ensemble) for k in ("ensemble_inventory", "ensemble_power"))
-            if e is not None
-        ]
-        secctrl = _get(parsed, "ensemble_secctrl", Ensemble)
+        inventory = readings.inventory or Inventory()
+        ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
+        secctrl = readings.ensemble_secctrl
         return Snapshot(
             collected_at=now,
             info=info,
@@ -135,10 +122,8 @@ class Assembler:
             production=flows.get(source) if source else None,
             consumption_total=total,
             consumption_net=net,
-            meters=_meters(meter_configs, _get(parsed, "meter_readings", tuple) or ()),
-            inverters=_inverters(
-                _get(parsed, "device_data", tuple), _get(parsed, "api_v1_inverters", V1Inverters)
-            ),
+            meters=_meters(meter_configs, readings.meter_readings or ()),
+            inverters=_inverters(readings.device_data, readings.api_v1_inverters),
             devices=inventory.devices,
             relays=inventory.relays,
             batteries=_batteries(ensembles, inventory),
@@ -150,7 +135,7 @@ class Assembler:
     # ----------------------------------------------------------------------------------------
     # The sticky production source
 
-    def _note_firmware(self, info: GatewayInfo | None) -> None:
+    def note_firmware(self, info: GatewayInfo | None) -> None:
         """New firmware changes what each endpoint means: decide afresh."""
         if info is None or info.firmware == self._firmware:
             return
@@ -162,17 +147,17 @@ class Assembler:
     def _production_candidates(
         self,
         info: GatewayInfo | None,
-        parsed: Mapping[str, object],
+        readings: Readings,
         production_json: ProductionJson | None,
         meters: tuple[MeterConfig, ...],
     ) -> dict[str, Flow]:
         """Every source that has usable production data in this collection."""
         flows: dict[str, Flow] = {}
-        eim = _live_production_ct(production_json, meters)
+        eim = live_production_ct(production_json, meters)
         if eim is not None:
             flows[METER] = _flow(eim)
-        v1 = _get(parsed, "api_v1_production", Reading)
-        if v1 is not None and not _v1_stalled(info, production_json, meters):
+        v1 = readings.api_v1_production
+        if v1 is not None and not v1_stalled(info, production_json, meters):
             if not _all_energy_zero(v1):
                 self._v1_good = True
                 flows[API_V1] = Flow(total=v1)
@@ -192,7 +177,7 @@ class Assembler:
             flows[SECTION] = Flow(
                 total=_section_reading(section.power_w, section.lifetime_j, production_json)
             )
-        legacy = _get(parsed, "production_html", Reading)
+        legacy = readings.production_html
         if legacy is not None:
             flows[LEGACY] = Flow(total=legacy)
         return flows
@@ -247,12 +232,7 @@ def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
     return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
 
 
-def _get(parsed: Mapping[str, object], key: str, kind: type[T]) -> T | None:
-    value = parsed.get(key)
-    return value if isinstance(value, kind) else None
-
-
-def _live_production_ct(
+def live_production_ct(
     production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
 ) -> EimSection | None:
     """The eim production section when its CT is measuring, else None."""
@@ -264,14 +244,14 @@ def _live_production_ct(
     return eim
 
 
-def _v1_stalled(
+def v1_stalled(
     info: GatewayInfo | None, production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
 ) -> bool:
     return (
         info is not None
         and bool(info.metered)
         and info.version >= V1_STALLS_FROM
-        and _live_production_ct(production_json, meters) is None
+        and live_production_ct(production_json, meters) is None
     )
 
 

@@ -9,9 +9,13 @@ without batteries, no ``/api/v1/production`` while the production CT is live).
 Detection is re-done when ``/info`` (re-read hourly) shows new firmware: firmware is pushed
 without notice and changes which endpoints exist and what they mean.
 
-``collect`` never raises. A bad endpoint costs only its own part of the snapshot and one warning
-naming it; a gateway that is down, or slower than the caller's deadline, yields the last good
-snapshot (its ``collected_at`` tells the age) with ``endpoints`` saying what went wrong.
+The client is the one owner of its gateway's concurrency and staleness. ``start`` runs at most one
+collection at a time, on a worker thread of its own and within the client's own deadline
+(``COLLECTION_DEADLINE``), never a caller's: a scrape that stops waiting takes nothing from a
+later one that waits longer. ``latest`` tells what the newest finished collection has to show.
+Neither raises. A bad endpoint costs only its own part of the snapshot and one warning naming it;
+a gateway that is down yields the last good snapshot (its ``collected_at`` tells the age) with
+``endpoints`` saying what went wrong, and ``fresh`` False.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from envoy_exporter.counters import KINDS, CounterKeeper, state_path
-from envoy_exporter.gateway.assemble import LEGACY, Assembler
+from envoy_exporter.gateway.assemble import Assembler
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
@@ -46,8 +51,17 @@ from envoy_exporter.gateway.endpoints import (
     Endpoint,
 )
 from envoy_exporter.gateway.errors import TransportError
+from envoy_exporter.gateway.labels import Labels
+from envoy_exporter.gateway.plan import Plan, single_phase
 from envoy_exporter.gateway.transport import Transport
-from envoy_exporter.model import EndpointResult, Ensemble, GatewayInfo, MeterConfig, Snapshot
+from envoy_exporter.model import (
+    EndpointResult,
+    Ensemble,
+    GatewayInfo,
+    Latest,
+    Readings,
+    Snapshot,
+)
 from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.parsers.device_data import parse_device_data
@@ -57,7 +71,7 @@ from envoy_exporter.parsers.inventory import parse_inventory
 from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
 from envoy_exporter.parsers.production_html import parse_production_html
 from envoy_exporter.parsers.production_json import parse_production_json
-from envoy_exporter.settings import GatewaySettings
+from envoy_exporter.settings import COLLECTION_DEADLINE, GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +106,8 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_POWER.key: "battery power series",
 }
 
-# /ivp/pdm/device_data came with firmware 8.
-DEVICE_DATA_FROM = (8,)
 # production.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML there.
 JSON_FROM = (4,)
-# Ensemble (Encharge, Enpower) needs firmware 5 or later.
-ENSEMBLE_FROM = (5,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
@@ -108,7 +118,8 @@ class _Collection:
     """One collection in progress: what it got so far. Read by callers whose deadline passed
     while the worker thread still writes, hence the lock."""
 
-    parsed: dict[str, object] = field(default_factory=dict)
+    deadline: float = float("inf")  # on the client's clock
+    readings: Readings = field(default_factory=Readings)
     results: dict[str, EndpointResult] = field(default_factory=dict)
     current: str | None = None  # the endpoint being asked right now
     fetched: int = 0  # endpoints that answered usable data (not from the cache)
@@ -122,7 +133,7 @@ class _Collection:
         with self.lock:
             self.results[key] = result
             if result.ok:
-                self.parsed[key] = value
+                setattr(self.readings, key, value)  # the field of the endpoint's key
 
     def view(self) -> tuple[dict[str, EndpointResult], str | None]:
         with self.lock:
@@ -145,6 +156,7 @@ class GatewayClient:
         state_dir: Path | None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        labels: Labels | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -164,6 +176,16 @@ class GatewayClient:
         self._production_path: str | None = None  # the production.json URL that answered
         self._run_state = _Collection()
         self._last_good: Snapshot | None = None
+        # Data age counts from here until the gateway first answers: the exporter's start for a
+        # configured gateway.
+        self._born = wall()
+        self._latest = Latest(Snapshot(collected_at=self._born), fresh=False)
+        self._labels = labels if labels is not None else Labels()
+        self._serial: str | None = None  # the serial /info reported, once it may name this gateway
+        self._conflict: str | None = None  # the host that holds the label this gateway would take
+        if settings.name or settings.serial:
+            # A configured label (the configuration checked it is unique) is held from the start.
+            self._labels.claim(settings.label, self, settings.host)
         self.last_duration: float | None = None
 
     # ----------------------------------------------------------------------------------------
@@ -171,8 +193,11 @@ class GatewayClient:
 
     @property
     def name(self) -> str:
-        s = self._settings
-        return s.name or s.serial or (self._info.serial if self._info else None) or s.host
+        return self._settings.display_name(self._serial)
+
+    @property
+    def host(self) -> str:
+        return self._settings.host
 
     @property
     def auth_scheme(self) -> str | None:
@@ -192,19 +217,29 @@ class GatewayClient:
         counts = self._keeper.corrections() if self._keeper else {}
         return {kind: counts.get((self.name, kind), 0) for kind in KINDS}
 
+    def start(self) -> Future[Snapshot]:
+        """The collection in flight, or a new one; its result is what ``latest`` shows once it
+        is done. It runs within the client's deadline, whoever waits for it and for how long."""
+        return self._flight.submit()
+
+    def latest(self) -> Latest:
+        """The snapshot of the newest finished collection, or the last good one kept while the
+        gateway fails; an empty one (``collected_at`` = the client's start) before any answer."""
+        return self._latest
+
     def collect(self, timeout: float | None = None) -> Snapshot:
-        """The newest snapshot; never raises. Callers that arrive together share one collection;
-        one that outlasts ``timeout`` goes on in the background and the caller gets the last
-        good snapshot."""
+        """``start``, and the snapshot once it is done; a caller whose ``timeout`` passes first
+        gets the last good snapshot, marked with the progress of the collection that goes on."""
         try:
-            return self._flight.submit().result(timeout=timeout)
+            return self.start().result(timeout=timeout)
         except FutureTimeout:
             return self._meanwhile(f"no answer within the {timeout:g} s deadline; collection continues")
-        except Exception:  # a bug: the worker already logged it, or the thread could not start
+        except Exception:  # the worker thread could not start
             log.exception("%s: collection failed", self.name)
             return self._meanwhile("internal error")
 
     def close(self) -> None:
+        self._labels.release(self)
         self._transport.close()
 
     # ----------------------------------------------------------------------------------------
@@ -216,35 +251,36 @@ class GatewayClient:
 
     def _run(self) -> Snapshot:
         started = self._clock()
-        run = _Collection()
+        run = _Collection(deadline=started + COLLECTION_DEADLINE)
         self._run_state = run
         try:
-            snapshot = self._collect(run)
+            latest = self._collect(run)
         except Exception as exc:
             log.exception("%s: collection failed at %s", self.name, run.current or "start")
             run.record(
                 run.current or "collect",
                 EndpointResult(False, "error", f"internal error: {type(exc).__name__}"),
             )
-            snapshot = self._fallback(run)
+            latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
-        return snapshot
+        self._latest = latest
+        return latest.snapshot
 
-    def _collect(self, run: _Collection) -> Snapshot:
+    def _collect(self, run: _Collection) -> Latest:
         info = self._refresh_info(run)
         if info is None:
-            return self._fallback(run)
+            return Latest(self._fallback(run), fresh=False)
+        run.readings.info = info
         self._fetch_data(info, run)
         self._settle_unauthorized(run)
         run.current = None
-        snapshot = self._correct_counters(
-            self._assembler.assemble(info, run.parsed, run.results, self._wall())
-        )
+        snapshot = self._correct_counters(self._assembler.assemble(run.readings, run.results, self._wall()))
         if snapshot.up:
             self._last_good = snapshot
         elif run.fetched == 0 and run.failed > 0:
-            return self._fallback(run)  # the gateway is down: keep showing what it last said
-        return snapshot
+            # the gateway is down: keep showing what it last said
+            return Latest(self._fallback(run), fresh=False)
+        return Latest(snapshot, fresh=snapshot.up)
 
     def _correct_counters(self, snapshot: Snapshot) -> Snapshot:
         """Lifetime counters kept monotonic and true (wraps, zeros, resets, jumps), once per
@@ -260,8 +296,11 @@ class GatewayClient:
 
     def _fallback(self, run: _Collection) -> Snapshot:
         results, _ = run.view()
-        base = self._last_good or Snapshot(collected_at=self._wall(), info=self._info)
-        return replace(base, endpoints=results)
+        return replace(self._kept(), endpoints=results)
+
+    def _kept(self) -> Snapshot:
+        """The last good snapshot; before there is one, an empty one as old as the client."""
+        return self._last_good or Snapshot(collected_at=self._born, info=self._info)
 
     def _meanwhile(self, why: str) -> Snapshot:
         """For a caller that stops waiting: the last good snapshot, marked with the progress of
@@ -269,8 +308,7 @@ class GatewayClient:
         results, current = self._run_state.view()
         if current is not None:
             results[current] = EndpointResult(False, "timeout", why)
-        base = self._last_good or Snapshot(collected_at=self._wall(), info=self._info)
-        return replace(base, endpoints=results)
+        return replace(self._kept(), endpoints=results)
 
     # ----------------------------------------------------------------------------------------
     # Detection
@@ -280,7 +318,7 @@ class GatewayClient:
         answer the known identity stays in use."""
         if self._info is not None and self._cache.get(INFO.key) is not None:
             run.record(INFO.key, EndpointResult(True, "cached"), self._info)
-            return self._info
+            return self._claimed(run, self._info)
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
             run.failed += 1
@@ -290,14 +328,42 @@ class GatewayClient:
                     self.name,
                     outcome.result.detail or outcome.result.status,
                 )
-            else:
-                self._warn(INFO, outcome.result)
-            return self._info
+                return None
+            self._warn(INFO, outcome.result)
+            return self._claimed(run, self._info)  # the known identity stays in use
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
         self._cache.put(INFO.key, INFO.family, info)
-        return info
+        return self._claimed(run, info)
+
+    def _claimed(self, run: _Collection, info: GatewayInfo) -> GatewayInfo | None:
+        """``info``, unless this gateway is labelled by the serial it reports and another
+        gateway of the exporter already goes by that label: then None and an error naming both
+        hosts, logged once. One label's series must never be served twice."""
+        if self._settings.name or self._settings.serial:
+            self._serial = info.serial
+            return info
+        holder = self._labels.claim(info.serial, self, self._settings.host)
+        if holder is None:
+            if self._conflict is not None:
+                log.info("%s: serial %s is this gateway's alone again", info.serial, info.serial)
+            self._serial, self._conflict = info.serial, None
+            return info
+        detail = f"serial {info.serial} is already served by the gateway at {holder}"
+        if self._conflict != holder:
+            log.error(
+                "%s: the gateway at %s reports serial %s, which the gateway at %s already serves; "
+                "its series are left out until one of them is reconfigured",
+                self.name,
+                self._settings.host,
+                info.serial,
+                holder,
+            )
+        self._conflict = holder
+        run.record(INFO.key, EndpointResult(False, "error", detail))
+        run.failed += 1
+        return None
 
     def _adopt(self, info: GatewayInfo) -> None:
         """New firmware (or the first /info): probe every endpoint afresh. Same firmware: give
@@ -305,6 +371,7 @@ class GatewayClient:
         previous = self._info
         self._info = info
         self._auth.configure(info)
+        self._assembler.note_firmware(info)  # before the plan consults its source decisions
         if previous is not None and (previous.firmware, previous.serial) == (info.firmware, info.serial):
             for key in self._retry_hourly:
                 self._unsupported.pop(key, None)
@@ -345,39 +412,28 @@ class GatewayClient:
     # What to ask
 
     def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
-        """Ask, in order, each endpoint this gateway has and this collection can use; each
-        condition may look at what the earlier ones answered."""
-        # The meter configuration first: it decides which production.json URL is worth asking.
-        if info.metered is not False and self._available(run, METERS):
-            self._fetch(run, METERS)
-        self._fetch_production_json(info, run)
-        steps: tuple[tuple[Endpoint, Callable[[], bool]], ...] = (
-            (API_V1_PRODUCTION, lambda: self._assembler.wants_v1_production(info, run.parsed)),
-            (PRODUCTION_HTML, lambda: self._wants_legacy_page(run)),
-            (DEVICE_DATA, lambda: info.version >= DEVICE_DATA_FROM),
-            (API_V1_INVERTERS, lambda: DEVICE_DATA.key not in run.parsed),
-            (METER_READINGS, lambda: any(m.enabled for m in _meter_configs(run))),
-            (INVENTORY, lambda: True),
-            (ENSEMBLE_INVENTORY, lambda: info.version >= ENSEMBLE_FROM),
-            (ENSEMBLE_SECCTRL, lambda: _has_batteries(run)),
-            (ENSEMBLE_POWER, lambda: _has_batteries(run)),
-        )
-        for endpoint, useful in steps:
+        """Ask, in the plan's order, each endpoint this gateway has and this collection can use."""
+        plan = Plan(info, run.readings, self._assembler, self._unsupported)
+        for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
                 log.warning(
                     "%s: the gateway stopped answering; the other endpoints wait for the next collection",
                     self.name,
                 )
                 return
-            if useful() and self._available(run, endpoint):
+            if self._clock() >= run.deadline:
+                log.warning(
+                    "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
+                    self.name,
+                    COLLECTION_DEADLINE,
+                )
+                return
+            if not self._available(run, endpoint):
+                continue
+            if endpoint is PRODUCTION_JSON:
+                self._fetch_production_json(info, run)
+            else:
                 self._fetch(run, endpoint)
-
-    def _wants_legacy_page(self, run: _Collection) -> bool:
-        """The HTML page only where production.json is not JSON and /api/v1/production has
-        nothing (Envoy-C/R/LCD firmware 3)."""
-        if PRODUCTION_JSON.key not in self._unsupported:
-            return False
-        return self._assembler.source == LEGACY or API_V1_PRODUCTION.key not in run.parsed
 
     # ----------------------------------------------------------------------------------------
     # Asking
@@ -389,10 +445,10 @@ class GatewayClient:
         only repeat the totals, and the gateway computes the details for nothing. No
         production.json at all: 404 on both, or HTML on firmware 3 (the legacy Envoy's pages)."""
         endpoint = PRODUCTION_JSON
-        if not self._available(run, endpoint) or self._from_cache(run, endpoint):
+        if self._from_cache(run, endpoint):
             return
         path = self._production_path
-        if _single_phase(_meter_configs(run)):
+        if single_phase(run.readings.meters or ()):
             path = PRODUCTION_JSON_PLAIN.path
         if path is not None:
             self._finish(run, endpoint, self._request(run, endpoint, path))
@@ -434,8 +490,10 @@ class GatewayClient:
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
         run.current = endpoint.key
+        # The transport's own timeout, cut to what is left of the collection's deadline.
+        timeout = min(self._settings.timeout, max(run.deadline - self._clock(), 0.0))
         try:
-            response = self._transport.get(endpoint.key, path)
+            response = self._transport.get(endpoint.key, path, timeout=timeout)
         except TransportError as exc:
             outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
         else:
@@ -516,19 +574,3 @@ def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -
         return True
     # Elsewhere HTML is a login or error page for the moment: bad data, not a missing endpoint.
     return info.version < JSON_FROM and all(o.html or o.result.status == "404" for o in answers)
-
-
-def _meter_configs(run: _Collection) -> tuple[MeterConfig, ...]:
-    configs = run.parsed.get(METERS.key)
-    return configs if isinstance(configs, tuple) else ()
-
-
-def _single_phase(configs: tuple[MeterConfig, ...]) -> bool:
-    """Every enabled CT measures one phase (and there is at least one)."""
-    enabled = [m for m in configs if m.enabled]
-    return bool(enabled) and all(m.phase_count <= 1 for m in enabled)
-
-
-def _has_batteries(run: _Collection) -> bool:
-    ensemble = run.parsed.get(ENSEMBLE_INVENTORY.key)
-    return isinstance(ensemble, Ensemble) and bool(ensemble.batteries)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..counters import PRODUCTION
 from ..model import Battery, Device, Flow, InverterReading, Meter, MeterChannel, Snapshot
 from .families import Families
 
@@ -100,16 +101,15 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
 
 
 def _reported_production(f: Families, base: Labels, s: Snapshot) -> None:
-    # ``reported`` holds the raw lifetime values the counter keeper saw, keyed (gateway, kind,
-    # name, phase); the system-level production one is exported so a correction can be audited
-    # against what the gateway said.
-    for (_, kind, source, phase), raw in sorted(s.reported.items()):
-        if kind == "production" and not phase:
+    # ``reported`` holds the raw lifetime values the counter keeper saw; the system-level
+    # production one is exported so a correction can be audited against what the gateway said.
+    for reported in s.reported:
+        if reported.kind == PRODUCTION and not reported.phase:
             f.gauge(
                 "enphase_production_energy_reported_joules",
                 "Lifetime production as the gateway reports it, before counter corrections",
-                {**base, "source": source},
-                raw,
+                {**base, "source": reported.name},
+                reported.joules,
             )
 
 

@@ -1,0 +1,118 @@
+"""The health series of each gateway: whether its data series can be trusted.
+
+``enphase_up`` is 0 while the exporter serves the last good data of a gateway that stopped
+answering (or did not answer within the scrape's deadline), and ``enphase_data_age_seconds``
+tells how old that data is; for a gateway that has never answered, the age counts from the
+exporter's start.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model import GatewayInfo, Latest, Snapshot
+from .families import Families
+
+Labels = dict[str, str]
+
+
+class Client(Protocol):
+    """What a scrape needs of ``gateway.client.GatewayClient``."""
+
+    name: str
+    last_duration: float | None
+    token_expiry: float | None
+    auth_scheme: str | None  # "token", "digest" or "none"; None until /info was read
+
+    def start(self) -> Future[Snapshot]: ...
+
+    def latest(self) -> Latest: ...
+
+    def requests(self) -> dict[tuple[str, str], int]: ...
+
+    def counter_corrections(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    client: Client
+    latest: Latest
+    answered: bool  # a collection finished within the scrape's deadline
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.latest.snapshot
+
+    @property
+    def up(self) -> bool:
+        """Production data from a collection that finished for this scrape; stale data is not up."""
+        return self.answered and self.latest.fresh
+
+
+def add_health(f: Families, result: GatewayResult, now: float) -> None:
+    client = result.client
+    base = {"gateway": client.name}
+    f.gauge("enphase_up", "1 if the last collection got production data, else 0", base, result.up)
+    f.gauge(
+        "enphase_scrape_duration_seconds",
+        "Time the last collection of the gateway took",
+        base,
+        client.last_duration,
+    )
+    f.gauge(
+        "enphase_token_expiry_timestamp_seconds",
+        "Expiry time of the token in use (firmware 7 and later)",
+        base,
+        client.token_expiry,
+    )
+    for (endpoint, code), count in sorted(client.requests().items()):
+        f.counter(
+            "enphase_gateway_requests",
+            "Requests sent to the gateway, by endpoint and HTTP status (or timeout / error)",
+            {**base, "endpoint": endpoint, "code": code},
+            count,
+        )
+    for kind, count in sorted(client.counter_corrections().items()):
+        f.counter(
+            "enphase_energy_corrections",
+            "Corrections made to the gateway's lifetime counters (wrap, bogus, reset, jump)",
+            {**base, "kind": kind},
+            count,
+        )
+    _snapshot_health(f, base, result, now)
+
+
+def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: float) -> None:
+    snapshot = result.snapshot
+    f.gauge(
+        "enphase_data_age_seconds",
+        "Age of the data served for the gateway",
+        base,
+        max(0.0, now - snapshot.collected_at),
+    )
+    if snapshot.info is not None:
+        _info(f, base, snapshot.info, result.client.auth_scheme)
+    for endpoint, outcome in sorted(snapshot.endpoints.items()):
+        # Endpoints this firmware does not have were not asked: no series rather than a
+        # permanent 0 that would fire alerts.
+        if outcome.status != "unsupported":
+            f.gauge(
+                "enphase_endpoint_up",
+                "1 if the endpoint answered usable data in the last collection, else 0",
+                {**base, "endpoint": endpoint},
+                outcome.ok and result.answered,
+            )
+
+
+def _info(f: Families, base: Labels, info: GatewayInfo, auth: str | None) -> None:
+    labels = {
+        **base,
+        "serial": info.serial,
+        "firmware": info.firmware,
+        "part_number": info.part_number or "",
+        "metered": "" if info.metered is None else str(info.metered).lower(),
+        "auth": auth or "",
+    }
+    f.gauge("enphase_gateway_info", "The gateway as /info describes it", labels, 1)

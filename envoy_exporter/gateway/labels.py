@@ -1,0 +1,39 @@
+"""Which gateway goes by which ``gateway`` label.
+
+A gateway configured without a name or serial is labelled by the serial its ``/info`` reports.
+Two such gateways reporting one serial at run time (a typo in a host, a DHCP lease that moved),
+or one reporting the serial another is configured under, would serve one label's series twice,
+and share one counter state file. The first to claim a label keeps it; a later one is an error
+until the first lets go (it is removed, or reports another serial).
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class Labels:
+    """Label -> the gateway that holds it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders: dict[str, tuple[object, str]] = {}  # label -> (owner, its host)
+
+    def claim(self, label: str, owner: object, host: str) -> str | None:
+        """None when ``owner`` holds ``label`` now (any label it held before is let go); else
+        the host of the gateway that already holds it."""
+        with self._lock:
+            holder = self._holders.get(label)
+            if holder is not None and holder[0] is not owner:
+                return holder[1]
+            self._drop(owner)
+            self._holders[label] = (owner, host)
+            return None
+
+    def release(self, owner: object) -> None:
+        with self._lock:
+            self._drop(owner)
+
+    def _drop(self, owner: object) -> None:
+        for label in [k for k, (o, _) in self._holders.items() if o is owner]:
+            del self._holders[label]

@@ -1,0 +1,102 @@
+"""What one collection asks a gateway, and in which order.
+
+Pure: the plan judges each data endpoint from the firmware, from what this collection has read
+so far, from the endpoints the gateway is known not to have, and from the production source the
+assembler keeps. The client does the asking; the assembler only assembles. Conditions are judged
+lazily, when an endpoint's turn comes, so each one sees what the earlier ones answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterator
+
+from envoy_exporter.gateway.assemble import API_V1, LEGACY, METER, Assembler, live_production_ct, v1_stalled
+from envoy_exporter.gateway.endpoints import (
+    API_V1_INVERTERS,
+    API_V1_PRODUCTION,
+    DEVICE_DATA,
+    ENSEMBLE_INVENTORY,
+    ENSEMBLE_POWER,
+    ENSEMBLE_SECCTRL,
+    INVENTORY,
+    METER_READINGS,
+    METERS,
+    PRODUCTION_HTML,
+    PRODUCTION_JSON,
+    Endpoint,
+)
+from envoy_exporter.model import GatewayInfo, MeterConfig, Readings
+
+# /ivp/pdm/device_data came with firmware 8.
+DEVICE_DATA_FROM = (8,)
+# Ensemble (Encharge, Enpower) needs firmware 5 or later.
+ENSEMBLE_FROM = (5,)
+
+
+class Plan:
+    """The data endpoints of one collection (``/info`` comes before, from the client)."""
+
+    def __init__(
+        self, info: GatewayInfo, readings: Readings, assembler: Assembler, unsupported: Container[str]
+    ) -> None:
+        self._info = info
+        self._readings = readings
+        self._assembler = assembler
+        self._unsupported = unsupported
+
+    def endpoints(self) -> Iterator[Endpoint]:
+        """The endpoints worth asking, in order; each judged after the earlier ones were read."""
+        info, readings = self._info, self._readings
+        # The meter configuration first: it decides which production.json URL is worth asking.
+        if info.metered is not False:
+            yield METERS
+        yield PRODUCTION_JSON
+        if self.wants_v1_production():
+            yield API_V1_PRODUCTION
+        if self._wants_legacy_page():
+            yield PRODUCTION_HTML
+        if info.version >= DEVICE_DATA_FROM:
+            yield DEVICE_DATA
+        if readings.device_data is None:
+            yield API_V1_INVERTERS
+        if any(m.enabled for m in readings.meters or ()):
+            yield METER_READINGS
+        yield INVENTORY
+        if info.version >= ENSEMBLE_FROM:
+            yield ENSEMBLE_INVENTORY
+        if self._has_batteries():
+            yield ENSEMBLE_SECCTRL
+        if self._has_batteries():
+            yield ENSEMBLE_POWER
+
+    def wants_v1_production(self) -> bool:
+        """``/api/v1/production`` is not worth asking while the CT is live (the meter wins), nor
+        where it is known stalled or broken on this firmware; unless it is the source in use,
+        or about to become it."""
+        assembler, readings = self._assembler, self._readings
+        if API_V1 in (assembler.source, assembler.candidate):
+            return True
+        meters = readings.meters or ()
+        if live_production_ct(readings.production_json, meters) is not None and assembler.source in (
+            None,
+            METER,
+        ):
+            return False
+        return not assembler.v1_broken and not v1_stalled(self._info, readings.production_json, meters)
+
+    def _wants_legacy_page(self) -> bool:
+        """The HTML page only where production.json is not JSON and /api/v1/production has
+        nothing (Envoy-C/R/LCD firmware 3)."""
+        if PRODUCTION_JSON.key not in self._unsupported:
+            return False
+        return self._assembler.source == LEGACY or self._readings.api_v1_production is None
+
+    def _has_batteries(self) -> bool:
+        ensemble = self._readings.ensemble_inventory
+        return ensemble is not None and bool(ensemble.batteries)
+
+
+def single_phase(configs: tuple[MeterConfig, ...]) -> bool:
+    """Every enabled CT measures one phase (and there is at least one)."""
+    enabled = [m for m in configs if m.enabled]
+    return bool(enabled) and all(m.phase_count <= 1 for m in enabled)

@@ -1,0 +1,71 @@
+"""``Fleet``: the registry of gateways, found by label or host, kept across reloads."""
+
+from __future__ import annotations
+
+import threading
+
+from exporter_fakes import FakeClient
+
+from envoy_exporter.fleet import Fleet
+from envoy_exporter.settings import GatewaySettings
+
+
+def made_fleet(*gateways: GatewaySettings) -> tuple[Fleet, list[FakeClient]]:
+    made: list[FakeClient] = []
+
+    def make(settings: GatewaySettings) -> FakeClient:
+        made.append(FakeClient(settings.label))
+        return made[-1]
+
+    return Fleet(gateways, make), made
+
+
+HOME = GatewaySettings(name="home", host="https://192.0.2.10")
+BARN = GatewaySettings(name=None, host="192.0.2.11")
+
+
+def test_finds_targets_by_label_or_configured_host() -> None:
+    fleet, (home, barn) = made_fleet(HOME, BARN)
+    assert fleet.find("home") is home
+    assert fleet.find("https://192.0.2.10") is home
+    assert fleet.find("192.0.2.11") is barn  # no name: its label is its host until /info
+    assert fleet.find("192.0.2.10") is None
+    assert fleet.find("elsewhere") is None
+    assert fleet.clients() == [home, barn]
+    assert fleet.settings() == [HOME, BARN]
+
+
+def test_apply_keeps_unchanged_gateways_and_replaces_the_rest() -> None:
+    fleet, made = made_fleet(HOME, BARN)
+    home, barn = made
+    shed = GatewaySettings(name="shed", host="192.0.2.12")
+    moved = GatewaySettings(name="home", host="https://192.0.2.20")
+    fleet.apply([shed, HOME])
+    assert fleet.clients()[1] is home and not home.closed  # same settings: cache, token, data kept
+    assert barn.closed and fleet.find("192.0.2.11") is None
+    assert fleet.clients()[0] is made[2] and made[2].name == "shed"
+    fleet.apply([moved, shed])
+    assert home.closed and fleet.find("home") is made[3]  # same label, new settings: a new client
+    assert fleet.settings() == [moved, shed]
+    fleet.apply([])
+    assert all(client.closed for client in made)
+
+
+def test_apply_is_safe_beside_readers() -> None:
+    fleet, made = made_fleet(HOME, BARN)
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.append(len(fleet.clients()))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for _ in range(200):
+        fleet.apply([HOME])
+        fleet.apply([HOME, BARN])
+    stop.set()
+    reader.join(5)
+    assert set(seen) <= {1, 2}
+    assert fleet.clients()[0] is made[0]
