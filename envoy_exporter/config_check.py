@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import ConfigError
-from .jwt_claims import token_claims, token_expiry, token_serial
+from .jwt_claims import token_audience, token_claims, token_expiry
 from .settings import GatewaySettings, Settings
 
 
@@ -50,10 +50,11 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
     if expiry is not None and expiry <= now:
         when = datetime.fromtimestamp(expiry, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return ConfigError(key, f"expired at {when}; paste a new one or give Enlighten credentials")
-    serial = token_serial(claims)
-    if serial is not None and gateway.serial is not None and serial != gateway.serial:
+    audience = token_audience(claims)
+    if audience is not None and gateway.serial is not None and gateway.serial not in audience:
+        issued_for = ", ".join(sorted(audience)) or "no serial"
         return ConfigError(
-            key, f"was issued for serial {serial}, not for this gateway's serial {gateway.serial}"
+            key, f"was issued for serial {issued_for}, not for this gateway's serial {gateway.serial}"
         )
     return None
 

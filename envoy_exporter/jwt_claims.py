@@ -25,12 +25,15 @@ def token_expiry(claims: dict[str, Any]) -> float | None:
     return _epoch(claims.get("exp"))
 
 
-def token_serial(claims: dict[str, Any]) -> str | None:
-    """The serial the token was issued for: Entrez puts it in ``aud``."""
-    audience = claims.get("aud")
-    if isinstance(audience, list) and len(audience) == 1:
-        audience = audience[0]
-    return audience if isinstance(audience, str) and audience else None
+def token_audience(claims: dict[str, Any]) -> frozenset[str] | None:
+    """The serials the token was issued for: Entrez puts the one serial in ``aud`` (RFC 7519
+    allows a list too); None when the claim is missing or not serials."""
+    value = claims.get("aud")
+    if isinstance(value, str):
+        return frozenset((value,))
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(value)
+    return None
 
 
 def _epoch(value: object) -> float | None:
