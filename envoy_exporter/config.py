@@ -286,24 +286,23 @@ def _gateways(top: _Reader, defaults: dict[str, Any], required: bool) -> tuple[G
 def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
     """Two entries for one gateway would serve every series twice under one label, or load the
     gateway twice under two: whatever the label, one gateway gets one entry."""
-    seen: dict[str, dict[str, int]] = {"serial": {}, "name": {}, "host": {}}
+    seen: dict[tuple[str, str], int] = {}
     for index, gateway in enumerate(gateways):
-        for key, value in (
-            ("serial", gateway.serial),
-            ("name", gateway.name),
-            ("host", _host_identity(gateway.host)),
-        ):
-            if value is None:
+        identities = (
+            ("serial", "serial", gateway.serial),
+            ("name", "gateway name", gateway.name),
+            ("host", "host", _host_identity(gateway.host)),
+        )
+        for key, what, identity in identities:
+            if identity is None:
                 continue
-            first = seen[key].setdefault(value, index)
+            first = seen.setdefault((key, identity), index)
             if first != index:
                 other = gateways[first]
-                what = {"serial": "serial", "name": "gateway name", "host": "host"}[key]
                 raise ConfigError(
                     f"gateways[{index}].{key}",
-                    f"duplicate {what} {getattr(gateway, key) if key == 'host' else value!r}: "
-                    f"gateways[{first}] (host {other.host}) and gateways[{index}] (host {gateway.host}) "
-                    "would be the same gateway twice",
+                    f"duplicate {what} {getattr(gateway, key)!r}: gateways[{first}] (host {other.host}) "
+                    f"and gateways[{index}] (host {gateway.host}) would be the same gateway twice",
                 )
 
 
