@@ -14,7 +14,9 @@ from typing import Any
 # Cache lifetimes in seconds, per endpoint family, matched to how often the gateway refreshes
 # the data behind it. ``readings`` are the CT meters (the gateway samples them every second or
 # so); inverters report every 5 minutes; inventory and meter configuration change on
-# installation only; /info changes when firmware is pushed.
+# installation only; /info changes when firmware is pushed. ``settings`` are the battery profile,
+# the dry contacts, the generator and the gateway's network status: minutes-scale state, read
+# every ten minutes: each adds 1/40 of a request to a 15 s scrape, all four together 0.1.
 DEFAULT_CACHE_TTL: dict[str, float] = {
     "readings": 5.0,
     "production": 10.0,
@@ -22,6 +24,7 @@ DEFAULT_CACHE_TTL: dict[str, float] = {
     "ensemble": 30.0,
     "inventory": 300.0,
     "meters": 300.0,
+    "settings": 600.0,
     "info": 3600.0,
 }
 

@@ -15,22 +15,28 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
     ENSEMBLE_SECCTRL,
+    GENERATOR,
+    HOME,
     INVENTORY,
     METER_READINGS,
     METERS,
     PRODUCTION_HTML,
     PRODUCTION_JSON,
+    TARIFF,
     Endpoint,
 )
 from envoy_exporter.model import GatewayInfo, MeterConfig, Readings
 
 # /ivp/pdm/device_data came with firmware 8.
 DEVICE_DATA_FROM = (8,)
-# Ensemble (Encharge, Enpower) needs firmware 5 or later.
+# Ensemble (Encharge, Enpower) needs firmware 5 or later; so does the battery profile.
 ENSEMBLE_FROM = (5,)
+# /home.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML pages.
+HOME_FROM = (4,)
 
 
 class Plan:
@@ -68,6 +74,14 @@ class Plan:
             yield ENSEMBLE_SECCTRL
         if self._has_batteries():
             yield ENSEMBLE_POWER
+        # The slow-cache settings last: a gateway that stops answering costs them first.
+        if info.version >= ENSEMBLE_FROM:
+            yield TARIFF
+        if info.version >= HOME_FROM:
+            yield HOME
+        if self._has_controller():
+            yield DRY_CONTACTS
+            yield GENERATOR
 
     def wants_v1_production(self) -> bool:
         """``/api/v1/production`` is not worth asking while the CT is live (the meter wins), nor
@@ -94,6 +108,11 @@ class Plan:
     def _has_batteries(self) -> bool:
         ensemble = self._readings.ensemble_inventory
         return ensemble is not None and bool(ensemble.batteries)
+
+    def _has_controller(self) -> bool:
+        """An IQ System Controller or Meter Collar: only they have dry contacts and a generator."""
+        ensemble = self._readings.ensemble_inventory
+        return ensemble is not None and ensemble.enpower is not None
 
 
 def single_phase(configs: tuple[MeterConfig, ...]) -> bool:
