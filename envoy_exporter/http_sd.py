@@ -24,7 +24,9 @@ class SDGateway:
     serial: str | None  # configured, or learned from /info; None until known
 
 
-def target_groups(gateways: Iterable[SDGateway], exporter_address: str) -> list[dict]:
+def target_groups(gateways: Iterable[SDGateway], exporter_address: str, scheme: str = "http") -> list[dict]:
+    """``scheme`` is the exporter's own: with TLS on (--web.config.file), each group says https,
+    so the scrape job needs no ``scheme:`` of its own."""
     groups = []
     for gateway in sorted(gateways, key=lambda g: g.name):
         labels = {
@@ -33,6 +35,8 @@ def target_groups(gateways: Iterable[SDGateway], exporter_address: str) -> list[
             "instance": gateway.name,
             "__meta_enphase_gateway": gateway.name,
         }
+        if scheme != "http":
+            labels["__scheme__"] = scheme
         serial = gateway.serial or (gateway.name if _SERIAL.fullmatch(gateway.name) else None)
         if serial is not None:
             labels["__meta_enphase_serial"] = serial

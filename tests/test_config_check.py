@@ -109,7 +109,7 @@ def test_cli_starts_anyway_but_says_so(tmp_path, capsys, monkeypatch):
     config.write_text(f"gateways:\n  - host: a\n    token: {expired}\n")
     served: list[object] = []
     monkeypatch.setattr(
-        "envoy_exporter.cli.serve", lambda settings, listen, stop: served.append(settings) or 0
+        "envoy_exporter.cli.serve", lambda settings, listen, stop, **_: served.append(settings) or 0
     )
     assert main(["--config.file", str(config)]) == 0
     assert len(served) == 1

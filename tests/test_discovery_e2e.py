@@ -1,6 +1,6 @@
 """Zeroconf discovery end to end, on loopback: the real exporter finds an announced gateway,
 serves it under its serial in /probe and /sd, with the credentials of ``defaults:``, and follows
-it by serial to a new address. A configured entry with its serial takes it over.
+it by serial to a new address. A configured entry with its serial takes it over on reload.
 
 The gateways are stand-ins of firmware 5 (open /info and /api/v1/production, plain http) on
 127.0.0.2 and 127.0.0.3, announced by our own python-zeroconf on 127.0.0.1 only."""
@@ -12,6 +12,8 @@ import random
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from test_discovery import Announcer
-from test_prometheus_live import free_port, get, stop, wait_for
+from test_prometheus_live import OPENER, free_port, get, stop, wait_for
 
 pytest.importorskip("zeroconf")
 
@@ -163,30 +165,53 @@ def test_a_discovered_gateway_is_served_under_its_serial_and_followed(tmp_path, 
         second.close()
 
 
-def test_a_configured_entry_claims_a_discovered_gateway(tmp_path, announcer):
+def post(url: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST")
+    try:
+        with OPENER.open(request, timeout=20) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, announcer):
     serial = str(random.randrange(10**11, 10**12))
     port = free_port()
     gateway = LegacyGateway(serial, "127.0.0.2", port, watts=500)
+    discovery = {"zeroconf": True, "interfaces": ["127.0.0.1"]}
     process = None
     try:
-        process, address, log = start_exporter(
-            tmp_path,
-            {
-                "discovery": {"zeroconf": True, "interfaces": ["127.0.0.1"]},
-                "gateways": [{"name": "garage", "host": f"http://127.0.0.2:{port}", "serial": serial}],
-            },
-        )
+        process, address, log = start_exporter(tmp_path, {"discovery": discovery})
         announcer.announce(serial, port, address="127.0.0.2")
         wait_for(
-            "announcement seen",
-            lambda: "discovered gateway" in log.read_text(),
-            FOLLOW_TIMEOUT_S,
+            "discovered", lambda: sd_serials(address) == {serial: serial}, FOLLOW_TIMEOUT_S, process, log
+        )
+
+        # The operator names it: a reload, and the configured entry takes it over.
+        config = tmp_path / "exporter.yml"
+        entry = {"name": "garage", "host": f"http://127.0.0.2:{port}", "serial": serial}
+        config.write_text(yaml.safe_dump({"discovery": discovery, "gateways": [entry]}))
+        assert post(f"http://{address}/-/reload") == (200, "OK\n")
+        assert sd_serials(address) == {"garage": serial}  # served once, under its configured name
+        wait_for(
+            "claimed",
+            lambda: 'enphase_up{gateway="garage"} 1.0' in probe(address, "garage"),
+            20,
             process,
             log,
         )
-        assert sd_serials(address) == {"garage": serial}  # served once, under its configured name
-        assert 'enphase_up{gateway="garage"} 1.0' in probe(address, "garage")
-        assert probe(address, serial) == ""  # not a second target
+        assert probe(address, serial) == ""  # no second target
+
+        # Another reload that drops the entry: the gateway is still found, under its serial again.
+        config.write_text(yaml.safe_dump({"discovery": discovery}))
+        assert post(f"http://{address}/-/reload") == (200, "OK\n")
+        assert sd_serials(address) == {serial: serial}
+
+        # Discovery itself does not change while running.
+        config.write_text(yaml.safe_dump({"discovery": {"zeroconf": False}, "gateways": [entry]}))
+        status, body = post(f"http://{address}/-/reload")
+        assert status == 500 and "discovery: cannot change while running" in body
+        assert sd_serials(address) == {serial: serial}
     finally:
         if process is not None:
             stop(process)

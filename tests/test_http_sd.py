@@ -273,3 +273,10 @@ def test_prometheus_scrapes_each_gateway_once_through_probe(exporter, tmp_path):
         assert {r["metric"]["gateway"]: r["value"][1] for r in enphase_up}["roof"] == "1"
     finally:
         stop(process)
+
+
+def test_an_exporter_on_tls_says_https_in_each_group():
+    (group,) = target_groups([SDGateway("home", None)], "exporter:9433", scheme="https")
+    assert group["labels"]["__scheme__"] == "https"
+    (group,) = target_groups([SDGateway("home", None)], "exporter:9433")
+    assert "__scheme__" not in group["labels"]  # the job's own scheme, http by default
