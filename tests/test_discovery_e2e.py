@@ -211,6 +211,10 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
         config.write_text(yaml.safe_dump({"discovery": {"zeroconf": False}, "gateways": [entry]}))
         status, body = post(f"http://{address}/-/reload")
         assert status == 500 and "discovery: cannot change while running" in body
+        # Nor does state_dir (the refusal names the key, as a ConfigError must).
+        config.write_text(yaml.safe_dump({"discovery": discovery, "state_dir": str(tmp_path / "elsewhere")}))
+        status, body = post(f"http://{address}/-/reload")
+        assert status == 500 and "state_dir: cannot change while running" in body
         assert sd_serials(address) == {serial: serial}
     finally:
         if process is not None:
