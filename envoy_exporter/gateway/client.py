@@ -516,9 +516,10 @@ class GatewayClient:
                 outcome = _Outcome(
                     EndpointResult(True, str(response.status)), PARSERS[endpoint.key](response.body)
                 )
-            except ParseError as exc:
+            except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
+                reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(False, "parse", str(exc)), html=html)
+                outcome = _Outcome(EndpointResult(False, "parse", reason), html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
         run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
         if outcome.result.ok:
