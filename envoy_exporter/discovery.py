@@ -169,10 +169,6 @@ class Discovery:
             self._found[gateway.serial] = gateway
             self._apply_locked()
 
-    def found(self) -> list[Found]:
-        with self._lock:
-            return list(self._found.values())
-
     def _apply_locked(self) -> None:
         # Under the lock, so two announcements cannot apply their merges out of order.
         self._apply(merge(self._configured, self._found.values(), self._defaults))
