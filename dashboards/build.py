@@ -157,13 +157,13 @@ def thresholds(*steps: tuple[float | None, str]) -> dict:
 GREEN_ONLY = thresholds((None, "green"))
 
 
-def state_mapping(off: str, on: str) -> list[dict]:
-    """Value mappings for a 0/1 gauge."""
+def state_mapping(off: str, on: str, colors: tuple[str, str] = ("red", "green")) -> list[dict]:
+    """Value mappings for a 0/1 gauge; ``colors`` for 0 and 1 (red/green: 0 is a problem)."""
     return [
         {
             "options": {
-                "0": {"color": "red", "index": 0, "text": off},
-                "1": {"color": "green", "index": 1, "text": on},
+                "0": {"color": colors[0], "index": 0, "text": off},
+                "1": {"color": colors[1], "index": 1, "text": on},
             },
             "type": "value",
         }
@@ -212,6 +212,7 @@ def stat(
     steps: dict = GREEN_ONLY,
     decimals: int | None = None,
     graph: bool = True,
+    text_mode: str = "auto",
 ) -> Panel:
     defaults: dict = {"color": {"mode": "thresholds"}, "thresholds": steps}
     if mappings:
@@ -224,7 +225,7 @@ def stat(
         "justifyMode": "auto",
         "orientation": "auto",
         "reduceOptions": REDUCE_LAST,
-        "textMode": "auto",
+        "textMode": text_mode,
     }
     return Panel("stat", title, unit, queries, description, width, height, options, defaults)
 
@@ -621,7 +622,8 @@ def meters() -> dict:
     return dashboard(
         "enphase-meters",
         "Enphase / Meters",
-        "The gateway's CT meters: power, voltage, current, frequency and power factor per phase.",
+        "The gateway's CT meters: their health, the production CT against the inverters, and power, "
+        "voltage, current, frequency and power factor per phase.",
         [
             info_table(
                 "Meters",
@@ -629,6 +631,7 @@ def meters() -> dict:
                 ("gateway", "meter", "eid", "state", "phase_mode", "phase_count"),
                 "The CT meters the gateway knows, and whether they are enabled.",
             ),
+            *ct_health(),
             Row("Power per meter"),
             per_meter(
                 "Active power",
@@ -727,6 +730,83 @@ def meters() -> dict:
     )
 
 
+# Production as the CT measures it and as the microinverters report it; their ratio only while
+# the inverters produce enough for it to mean something (at night it is 0 / 0).
+CT_PRODUCTION = f"sum by (gateway) ({sel('enphase_production_power_watts', source='meter')})"
+INVERTERS_PRODUCTION = f"sum by (gateway) ({sel('enphase_inverters_power_watts')})"
+CT_RATIO = (
+    f"{CT_PRODUCTION} / on (gateway) {INVERTERS_PRODUCTION} and on (gateway) ({INVERTERS_PRODUCTION} > 50)"
+)
+
+
+def ct_health() -> list[Panel | Row]:
+    status = sel("enphase_meter_metering_status")
+    # A meter with no flag set gets one row flag="none" = 0, so the table shows every CT.
+    flags = (
+        f"{sel('enphase_meter_status_flag')} or on (gateway, meter) "
+        f'label_replace(0 * {status}, "flag", "none", "", "")'
+    )
+    ratio_steps = thresholds((None, "red"), (0.9, "green"), (1.1001, "red"))
+    return [
+        Row("CT health"),
+        table(
+            "Metering status",
+            [Column("In force", f"{status} == 1", "none")],
+            description=(
+                "Each enabled CT's metering status (/ivp/meters): normal, not-metering, check-wiring, ... "
+                "Anything but normal raises EnphaseMeterStatusAbnormal."
+            ),
+            keys=("gateway", "meter", "status"),
+            width=12,
+            show_values=False,
+        ),
+        table(
+            "Status flags",
+            [Column("Set", flags, "none")],
+            description=(
+                "The flags each CT raises, e.g. negative-production or production-imbalance "
+                "(1 = set; none = no flag). A flag raises EnphaseMeterStatusAbnormal."
+            ),
+            keys=("gateway", "meter", "flag"),
+            width=12,
+        ),
+        Row("Production CT against the inverters"),
+        timeseries(
+            "Production CT and inverters",
+            "watt",
+            Q(CT_PRODUCTION, "{{gateway}} production CT"),
+            Q(INVERTERS_PRODUCTION, "{{gateway}} inverters"),
+            description=(
+                "Production as the production CT measures it and as the microinverters report it "
+                "(enphase_inverters_power_watts). The inverters report every 5 minutes, so their curve "
+                "lags the CT's; over an hour the two should agree within a few percent."
+            ),
+            width=16,
+        ),
+        stat(
+            "CT / inverters",
+            "percentunit",
+            Q(CT_RATIO),
+            description=(
+                "The production CT's reading over the inverters' own figure, while they produce over "
+                "50 W. Far from 100 % for an hour: a CT on the wrong wire, a bad calibration, or "
+                "inverters that stopped reporting (EnphaseProductionSourcesDisagree)."
+            ),
+            width=8,
+            height=8,
+            steps=ratio_steps,
+            decimals=1,
+        ),
+        timeseries(
+            "CT / inverters over time",
+            "percentunit",
+            Q(CT_RATIO),
+            description="The same ratio over time; short swings are clouds passing between two reports.",
+            width=24,
+        ),
+    ]
+
+
 def inverters() -> dict:
     power = sel("enphase_inverter_power_watts")
     relative = f"{power} / on (gateway) group_left () {PEER_MEDIAN}"
@@ -811,6 +891,17 @@ def inverters() -> dict:
             ),
             Row("Details"),
             table(
+                "Device status",
+                [Column("Reported", f"{sel('enphase_device_status')} == 1", "none")],
+                description=(
+                    "The status codes each device reports (/inventory.json device_status). Anything but "
+                    "envoy.global.ok is a condition; a microinverter's dc-pwr-low is normal at night. "
+                    "A fault that lasts raises EnphaseDeviceFault."
+                ),
+                keys=("gateway", "device_type", "serial", "status"),
+                show_values=False,
+            ),
+            table(
                 "Inverters",
                 [
                     Column("Power", power, "watt"),
@@ -873,7 +964,8 @@ def storage() -> dict:
     return dashboard(
         "enphase-storage",
         "Enphase / Storage",
-        "Batteries (Encharge / IQ Battery, AC Battery), reserve and the grid relay.",
+        "Batteries (Encharge / IQ Battery, AC Battery), reserve, storage settings, the grid relay, "
+        "dry contacts and the generator.",
         [
             gauge(
                 "State of charge",
@@ -971,9 +1063,135 @@ def storage() -> dict:
                 keys=("gateway", "serial"),
                 width=12,
             ),
+            *storage_settings(),
         ],
         "now-24h",
     )
+
+
+def state_name(title: str, metric: str, label: str, description: str) -> Panel:
+    """A stat showing the state in force of a state set (one series = 1 per state)."""
+    return stat(
+        title,
+        "none",
+        Q(f"{sel(metric)} == 1", f"{{{{{label}}}}}"),
+        description=description,
+        graph=False,
+        text_mode="name",
+    )
+
+
+def storage_settings() -> list[Panel | Row]:
+    """Settings, grid controller, dry contacts and generator (read on the slow settings cache)."""
+    soc = sel("enphase_storage_state_of_charge_ratio")
+    closed = thresholds((None, "text"), (1, "orange"))
+    return [
+        Row("Settings and grid controller"),
+        state_name(
+            "Storage mode",
+            "enphase_storage_mode",
+            "mode",
+            "The battery profile in force (/admin/lib/tariff): self-consumption, backup, economy, ...",
+        ),
+        stat(
+            "Reserve setting",
+            "percentunit",
+            Q(sel("enphase_storage_reserve_setting_ratio")),
+            description="The configured backup reserve. The reserve in force is on the Reserve panel above.",
+            graph=False,
+        ),
+        stat(
+            "Very-low setting",
+            "percentunit",
+            Q(sel("enphase_storage_very_low_setting_ratio")),
+            description="The configured very-low state of charge.",
+            graph=False,
+        ),
+        stat(
+            "Charge from grid",
+            "none",
+            Q(sel("enphase_storage_charge_from_grid")),
+            description="Whether the batteries may charge from the grid.",
+            mappings=state_mapping("Not allowed", "Allowed", ("text", "blue")),
+            steps=thresholds((None, "text"), (1, "blue")),
+            graph=False,
+        ),
+        stat(
+            "Grid enabled",
+            "none",
+            Q(sel("enphase_grid_enabled")),
+            description=(
+                "Whether the system controller's mains relay is allowed to close (mains_admin_state). "
+                "Disabled means the operator took the system off grid on purpose."
+            ),
+            mappings=state_mapping("Disabled", "Enabled"),
+            steps=thresholds((None, "red"), (1, "green")),
+            graph=False,
+        ),
+        state_name(
+            "Grid mode",
+            "enphase_grid_mode",
+            "mode",
+            "The grid mode of the system controller or Meter Collar: multimode-ongrid, grid-tied, ...",
+        ),
+        timeseries(
+            "Reserve setting against state of charge",
+            "percentunit",
+            Q(f"avg by (gateway) ({soc})", "{{gateway}} state of charge"),
+            Q(sel("enphase_storage_reserve_setting_ratio"), "{{gateway}} reserve setting"),
+            Q(sel("enphase_storage_reserve_ratio"), "{{gateway}} reserve in force"),
+            Q(sel("enphase_storage_very_low_setting_ratio"), "{{gateway}} very-low setting"),
+            description=(
+                "The batteries' charge with the configured reserve and very-low settings. In backup "
+                "the charge stays up near full; in self-consumption it falls to the reserve and stops."
+            ),
+            min=0,
+            max=1,
+        ),
+        timeseries(
+            "System controller temperature",
+            "celsius",
+            Q(sel("enphase_system_controller_temperature_celsius"), "{{gateway}} {{serial}}"),
+            description="Temperature of the IQ System Controller (Enpower) or IQ Meter Collar.",
+        ),
+        Row("Dry contacts and generator"),
+        table(
+            "Dry contacts",
+            [Column("Closed", sel("enphase_dry_contact_closed"), "none")],
+            description="The system controller's load-control relays: 1 = closed.",
+            keys=("gateway", "contact"),
+            width=8,
+        ),
+        stat(
+            "Generator",
+            "none",
+            Q(sel("enphase_generator_present")),
+            description="Whether a generator is configured on the system controller.",
+            mappings=state_mapping("None", "Present", ("text", "blue")),
+            steps=thresholds((None, "text"), (1, "blue")),
+            graph=False,
+        ),
+        stat(
+            "Generator relay",
+            "none",
+            Q(sel("enphase_generator_relay_closed")),
+            description="Closed while the generator feeds the home.",
+            mappings=state_mapping("Open", "Closed (running)", ("text", "orange")),
+            steps=closed,
+            graph=False,
+        ),
+        timeseries(
+            "Dry contacts and generator relay",
+            "none",
+            Q(sel("enphase_dry_contact_closed"), "{{gateway}} {{contact}}"),
+            Q(sel("enphase_generator_relay_closed"), "{{gateway}} generator"),
+            description="1 = closed. A generator relay closed for hours: a long outage or a stuck relay.",
+            width=8,
+            draw="line",
+            min=0,
+            max=1,
+        ),
+    ]
 
 
 def exporter() -> dict:
@@ -1075,7 +1293,7 @@ def exporter() -> dict:
                 "short",
                 Q(
                     f"sum by (gateway, kind) "
-                    f"(increase({sel('enphase_counter_corrections_total')}[$__rate_interval]))",
+                    f"(increase({sel('enphase_energy_corrections_total')}[$__rate_interval]))",
                     "{{gateway}} {{kind}}",
                 ),
                 description=(
@@ -1091,9 +1309,51 @@ def exporter() -> dict:
                 description="The raw lifetime figure, before the exporter's counter corrections (auditing).",
                 width=24,
             ),
+            *connectivity(),
         ],
         "now-6h",
     )
+
+
+def connectivity() -> list[Panel | Row]:
+    """The gateway's own link to Enlighten and its network interfaces (/home.json)."""
+    interface = ("gateway", "interface", "type")
+    return [
+        Row("Gateway connectivity"),
+        stat(
+            "Enlighten",
+            "none",
+            Q(sel("enphase_gateway_enlighten_connected")),
+            description="Whether the gateway reaches Enlighten (web_comm in /home.json).",
+            mappings=state_mapping("Not connected", "Connected"),
+            steps=thresholds((None, "red"), (1, "green")),
+            graph=False,
+        ),
+        stat(
+            "Last report to Enlighten",
+            "s",
+            Q(f"time() - {sel('enphase_gateway_enlighten_last_report_timestamp_seconds')}"),
+            description=(
+                "How long ago the gateway last reported to Enlighten; it reports every 5 to 15 minutes. "
+                "A day raises EnphaseGatewayNotReportingToEnlighten."
+            ),
+            steps=thresholds((None, "green"), (3600, "orange"), (86400, "red")),
+            graph=False,
+        ),
+        table(
+            "Network interfaces",
+            [
+                Column("Link", sel("enphase_gateway_network_interface_up"), "none"),
+                Column("Signal", sel("enphase_gateway_network_signal_ratio"), "percentunit", decimals=0),
+            ],
+            description=(
+                "Each network interface of the gateway: link (1 = up) and, for Wi-Fi and cellular, "
+                "the signal."
+            ),
+            keys=interface,
+            width=16,
+        ),
+    ]
 
 
 DASHBOARDS = {

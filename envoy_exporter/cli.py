@@ -51,6 +51,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["capture"]:
+        from .capture import main as capture  # a tool of its own; see docs/capture.md
+
+        return capture(argv[1:])
     args = parser().parse_args(argv)
     if args.version:
         print(f"envoy-exporter {__version__} (Python {platform.python_version()})")

@@ -38,6 +38,7 @@ CONSUMPTION = "consumption"  # name: "total" (net consumption is a gauge, not ke
 METER_DELIVERED = "meter_delivered"  # name: the meter's measurement type
 METER_RECEIVED = "meter_received"
 INVERTER = "inverter"  # name: the microinverter serial
+INVERTERS_TOTAL = "inverters_total"  # name: "" (the microinverters' own production, beside the CT)
 
 # Correction kinds, as ``corrections()`` counts them
 WRAP, BOGUS, RESET, JUMP = "wrap", "bogus", "reset", "jump"
@@ -247,11 +248,13 @@ class CounterKeeper:
         with self._lock:
             run = _Run(self, gateway, snapshot.collected_at, [])
             production_power = max_power_w or DEFAULT_MAX_POWER_W
+            production = run.flow(
+                snapshot.production, PRODUCTION, snapshot.production_source, production_power
+            )
             corrected = replace(
                 snapshot,
-                production=run.flow(
-                    snapshot.production, PRODUCTION, snapshot.production_source, production_power
-                ),
+                production=production,
+                inverters_total=_inverters_total(run, snapshot, production, production_power),
                 consumption_total=run.flow(
                     snapshot.consumption_total, CONSUMPTION, "total", DEFAULT_MAX_POWER_W
                 ),
@@ -351,6 +354,17 @@ class _Run:
             total=None if meter.total is None else self.channel(meter.total, name, "", power),
             phases={ph: self.channel(c, name, ph, power) for ph, c in meter.phases.items()},
         )
+
+
+def _inverters_total(run: _Run, snapshot: Snapshot, production: Flow | None, power: float) -> Reading | None:
+    """The inverters' own production: where it is the production reading itself (an inverter
+    source), the corrected production value, so one counter is kept and corrected once."""
+    total = snapshot.inverters_total
+    if total is None:
+        return None
+    if snapshot.production is not None and total is snapshot.production.total and production is not None:
+        return production.total
+    return run.reading(total, INVERTERS_TOTAL, "", "", power)
 
 
 def _wraps(track: _Track, raw: float, now: float, power: float) -> int:

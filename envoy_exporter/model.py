@@ -140,6 +140,8 @@ class InverterReading:
     ac_current_a: float | None = None
     ac_frequency_hz: float | None = None
     temperature_c: float | None = None
+    last_report_duration_s: float | None = None  # the interval the last report covers
+    last_report_energy_j: float | None = None  # energy produced in that interval
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class AcbReading:
     """An AC battery as ``/api/v1/production/inverters`` lists it (devType 11)."""
 
     serial: str
-    power_w: float | None = None
+    power_w: float | None = None  # as reported: no direction (a few watts while idle)
     max_power_w: float | None = None
     last_report_s: float | None = None
 
@@ -223,16 +225,21 @@ class Meter:
 
 @dataclass(frozen=True)
 class Device:
-    """One device of ``/inventory.json`` (PCU, ACB, NSRB)."""
+    """One device of ``/inventory.json`` (PCU, ACB, NSRB) or ``/ivp/ensemble/inventory``
+    (ENCHARGE, ENPOWER, COLLAR)."""
 
     serial: str
-    device_type: str  # "PCU", "ACB", "NSRB" as the gateway names the group
+    device_type: str  # as the gateway names the group: "PCU", "ACB", "NSRB", "ENCHARGE", ...
     part_number: str | None = None
     firmware: str | None = None
     producing: bool | None = None
     communicating: bool | None = None
     provisioned: bool | None = None
     operating: bool | None = None
+    last_report_s: float | None = None
+    statuses: tuple[str, ...] = ()  # device_status codes, e.g. "envoy.global.ok"
+    admin_state: str | None = None  # admin_state_str of Ensemble devices
+    grid_state: str | None = None  # the grid state an Ensemble device reports
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,8 @@ class Battery:
     temperature_c: float | None = None
     communicating: bool | None = None
     operating: bool | None = None
+    state: str | None = None  # "idle", "charging", "discharging" (AC batteries)
+    dc_switch_on: bool | None = None  # IQ Battery DC switch
 
 
 @dataclass(frozen=True)
@@ -283,6 +292,7 @@ class Enpower:
 
     serial: str
     grid_connected: bool | None = None  # mains relay closed
+    grid_enabled: bool | None = None  # mains relay allowed to close (mains_admin_state)
     grid_mode: str | None = None
     temperature_c: float | None = None
     communicating: bool | None = None
@@ -296,6 +306,62 @@ class Ensemble:
     batteries: tuple[Battery, ...] = ()
     enpower: Enpower | None = None
     aggregate: StorageAggregate | None = None
+    devices: tuple[Device, ...] = ()  # ENCHARGE, ENPOWER, COLLAR as devices (flags, status)
+
+
+@dataclass(frozen=True)
+class StorageGroup:
+    """All batteries of one type together: ``acb`` from the ``/production.json`` storage
+    section, ``encharge`` summed over the IQ Batteries."""
+
+    battery_type: str
+    power_w: float | None = None  # positive = discharging
+    state: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Settings and the system controller's relays (slow cache)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The battery profile of ``/admin/lib/tariff`` (``tariff.storage_settings``)."""
+
+    mode: str | None = None  # "self-consumption", "backup", "economy", ...
+    reserve_ratio: float | None = None  # reserved_soc / 100
+    very_low_ratio: float | None = None  # very_low_soc / 100
+    charge_from_grid: bool | None = None
+
+
+@dataclass(frozen=True)
+class DryContact:
+    contact: str  # "NC1", "NO1", ...
+    closed: bool
+
+
+@dataclass(frozen=True)
+class Generator:
+    present: bool | None = None
+    relay_closed: bool | None = None  # oper_state "close"/"closed"
+
+
+# --------------------------------------------------------------------------------------------
+# Connectivity (/home.json)
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    name: str  # "eth0", "wlan0", "ppp0"
+    kind: str  # "ethernet", "wifi", "cellular"
+    up: bool | None = None  # carrier
+    signal_ratio: float | None = None  # signal_strength / signal_strength_max (wireless only)
+
+
+@dataclass(frozen=True)
+class HomeStatus:
+    enlighten_connected: bool | None = None  # web_comm
+    last_enlighten_report_s: float | None = None
+    interfaces: tuple[NetworkInterface, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +385,10 @@ class Readings:
     ensemble_inventory: Ensemble | None = None
     ensemble_secctrl: Ensemble | None = None
     ensemble_power: Ensemble | None = None
+    tariff: StorageSettings | None = None
+    dry_contacts: tuple[DryContact, ...] | None = None
+    generator: Generator | None = None
+    home: HomeStatus | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,6 +434,14 @@ class Snapshot:
     batteries: tuple[Battery, ...] = ()
     storage: StorageAggregate | None = None
     enpower: Enpower | None = None
+    # The microinverters' own production next to the CT (a family of its own, never summed
+    # with ``production``); its lifetime passes through the counter keeper.
+    inverters_total: Reading | None = None
+    storage_groups: tuple[StorageGroup, ...] = ()
+    storage_settings: StorageSettings | None = None
+    dry_contacts: tuple[DryContact, ...] = ()
+    generator: Generator | None = None
+    home: HomeStatus | None = None
     endpoints: dict[str, EndpointResult] = field(default_factory=dict)
     # The gateway's own lifetime values before ``counters.CounterKeeper.apply`` corrected them,
     # kept so the correction can be audited; empty on a snapshot the keeper has not seen.
@@ -379,7 +457,8 @@ class Snapshot:
 class Reported:
     """One lifetime value as the gateway reported it, before counter correction."""
 
-    kind: str  # "production", "consumption", "meter_delivered", "meter_received" or "inverter"
+    kind: str  # "production", "consumption", "meter_delivered", "meter_received", "inverter" or
+    # "inverters_total" (the microinverters' own production beside the CT; name "")
     name: str  # the production source, "total", the meter's measurement type, or the serial
     phase: str  # "L1".. or "" for the whole
     joules: float

@@ -19,6 +19,8 @@ from pathlib import Path
 # ``gateway.plan``); microinverters report every 5 minutes; ``ensemble`` are the battery powers and
 # aggregate; inventory (devices, the Ensemble inventory) changes on installation and with device
 # flags; the meter configuration changes when an installer changes it; /info with new firmware.
+# ``settings`` are the battery profile, the dry contacts, the generator and the gateway's network
+# status: minutes-scale state, read every ten minutes.
 DEFAULT_CACHE_TTL: dict[str, float] = {
     "readings": 5.0,
     "production": 10.0,
@@ -27,6 +29,7 @@ DEFAULT_CACHE_TTL: dict[str, float] = {
     "ensemble": 30.0,
     "inventory": 300.0,
     "meters": 3600.0,
+    "settings": 600.0,
     "info": 3600.0,
 }
 

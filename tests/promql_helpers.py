@@ -22,8 +22,15 @@ SPEC = SHARED / "spec" / "metrics.md"
 ADDITIONS = frozenset(
     {
         "enphase_endpoint_up",
-        "enphase_counter_corrections_total",
+        "enphase_energy_corrections_total",
         "enphase_production_energy_reported_joules",
+        # issue 10 (docs/metrics.md, "additions"), used by dashboards and alerts
+        "enphase_inverters_power_watts",
+        "enphase_device_status",
+        "enphase_gateway_enlighten_last_report_timestamp_seconds",
+        "enphase_gateway_enlighten_connected",
+        "enphase_gateway_network_interface_up",
+        "enphase_gateway_network_signal_ratio",
     }
 )
 

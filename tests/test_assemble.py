@@ -3,7 +3,7 @@ on hand-built model objects (serials and values are made up, shaped after real c
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
@@ -12,14 +12,18 @@ from envoy_exporter.gateway.endpoints import BY_KEY, ENSEMBLE_INVENTORY, PRODUCT
 from envoy_exporter.gateway.plan import Plan
 from envoy_exporter.model import (
     WH,
+    AcbReading,
     AcbStorage,
     Battery,
     Device,
+    DryContact,
     EimSection,
     EndpointResult,
     Enpower,
     Ensemble,
     GatewayInfo,
+    Generator,
+    HomeStatus,
     Inventory,
     InverterReading,
     InvertersSection,
@@ -31,6 +35,8 @@ from envoy_exporter.model import (
     Readings,
     Relay,
     StorageAggregate,
+    StorageGroup,
+    StorageSettings,
     V1Inverters,
 )
 
@@ -444,12 +450,48 @@ def test_disabled_meter_keeps_its_config_but_no_values() -> None:
     assert meter.total is None and meter.phases == {}
 
 
-def test_single_phase_meter_has_no_phases() -> None:
-    readings = (MeterReading(total=channel(1, 807.0), channels=(channel(0, 807.0),)),)
+def single_phase_channel(eid: int, **kw) -> MeterChannel:
+    """Shaped after a single-phase production CT on firmware 8.2 (phaseCount 1, 50 Hz)."""
+    values = dict(power_w=807.3, voltage_v=244.06, current_a=5.3, frequency_hz=50.06, power_factor=0.654)
+    return MeterChannel(eid=eid, timestamp_s=1.0, **{**values, **kw})
+
+
+def test_single_phase_meter_is_its_own_l1() -> None:
+    # The gateway lists three channels whatever the phase count; the first repeats the meter,
+    # the other two carry noise (2 V, 0.18 A) that is no phase.
+    readings = (
+        MeterReading(
+            total=single_phase_channel(1),
+            channels=(
+                single_phase_channel(11),
+                single_phase_channel(12, power_w=-0.04, voltage_v=2.1, current_a=0.18, power_factor=0.0),
+                single_phase_channel(13, power_w=0.0, voltage_v=3.0, current_a=0.0, power_factor=0.0),
+            ),
+        ),
+    )
     (meter,) = assemble(
         Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
     ).meters
-    assert meter.total.power_w == 807.0 and meter.phases == {}
+    assert list(meter.phases) == ["L1"]
+    l1 = meter.phases["L1"]
+    assert (l1.voltage_v, l1.frequency_hz, l1.power_factor, l1.current_a) == (244.06, 50.06, 0.654, 5.3)
+
+
+def test_single_phase_meter_without_channels_is_its_own_l1() -> None:
+    readings = (MeterReading(total=single_phase_channel(1)),)
+    (meter,) = assemble(
+        Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
+    ).meters
+    assert meter.phases["L1"].voltage_v == 244.06
+
+
+def test_single_phase_meter_reading_nothing_has_no_l1() -> None:
+    silent = single_phase_channel(1, power_w=0.0, voltage_v=0.0, current_a=0.0, power_factor=0.0)
+    readings = (MeterReading(total=silent, channels=(replace(silent, eid=11),)),)
+    (meter,) = assemble(
+        Assembler(), METERED, meters=(config(1, "production", phases=1),), meter_readings=readings
+    ).meters
+    assert meter.phases == {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,10 +689,126 @@ def test_production_json_where_v1_is_the_source_unless_an_ac_battery_reports_the
     assert family(PRODUCTION_JSON, with_acb, v1_source) == "production"
 
 
-def test_the_ensemble_inventory_is_slow_unless_it_lists_a_system_controller() -> None:
+def test_the_ensemble_inventory_is_slow_and_hourly_when_empty() -> None:
     battery = Battery(serial="1", battery_type="encharge")
     enpower = Enpower(serial="2", grid_connected=True)
     of = lambda e: family(ENSEMBLE_INVENTORY, Readings(info=METERED, ensemble_inventory=e))  # noqa: E731
-    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "ensemble"
+    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "inventory"
+    assert of(Ensemble(enpower=enpower)) == "inventory"
     assert of(Ensemble(batteries=(battery,))) == "inventory"
     assert of(Ensemble()) == "info"
+
+
+# --------------------------------------------------------------------------------------------
+# The inverters' own production, batteries by type, Ensemble devices, settings
+
+
+def test_inverters_own_production_beside_a_live_ct_is_the_inverters_section() -> None:
+    snap = assemble(Assembler(), METERED, production_json=metered_json())
+    assert snap.production_source == "meter"
+    assert snap.inverters_total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
+
+
+def test_inverters_own_production_is_the_production_reading_where_inverters_are_the_source() -> None:
+    snap = assemble(
+        Assembler(), STANDARD, production_json=ProductionJson(inverters=section()), api_v1_production=v1()
+    )
+    assert snap.production_source == "inverters"
+    assert snap.inverters_total is snap.production.total  # one reading, one counter
+
+
+def test_no_inverters_own_production_on_the_legacy_page() -> None:
+    snap = assemble(Assembler(), LEGACY, production_html=Reading(power_w=6630.0, lifetime_j=1.0))
+    assert snap.production_source == "legacy" and snap.inverters_total is None
+
+
+def test_acb_storage_section_and_encharge_sum_by_type() -> None:
+    acb = AcbStorage(active_count=3, power_w=260.0, energy_j=930 * WH, state="discharging", soc_ratio=0.25)
+    power = Ensemble(
+        batteries=(
+            Battery("900000000601", "encharge", power_w=-1200.0),
+            Battery("900000000602", "encharge", power_w=-800.0),
+        )
+    )
+    snap = assemble(Assembler(), METERED, production_json=metered_json(storage=acb), ensemble_power=power)
+    assert snap.storage_groups == (
+        StorageGroup("acb", power_w=260.0, state="discharging"),
+        StorageGroup("encharge", power_w=-2000.0),
+    )
+
+
+def test_no_group_for_an_idle_storage_section_without_acbs() -> None:
+    acb = AcbStorage(active_count=0, power_w=0.0, energy_j=0.0, state="idle", soc_ratio=0.0)
+    assert assemble(Assembler(), METERED, production_json=metered_json(storage=acb)).storage_groups == ()
+
+
+@pytest.mark.parametrize(
+    ("state", "watts", "signed"),
+    [("charging", 150.0, -150.0), ("discharging", 150.0, 150.0), ("idle", 4.0, 4.0), (None, 150.0, None)],
+)
+def test_acb_unit_power_gets_its_direction_from_the_units_state(state, watts, signed) -> None:
+    inventory = Inventory(batteries=(Battery("121900000001", "acb", soc_ratio=0.5, state=state),))
+    v1_list = V1Inverters(batteries=(AcbReading("121900000001", power_w=watts),))
+    (battery,) = assemble(Assembler(), METERED, inventory=inventory, api_v1_inverters=v1_list).batteries
+    assert battery.power_w == signed
+
+
+def test_ensemble_devices_join_the_inventorys_once_per_serial() -> None:
+    inventory = Inventory(devices=(Device("900000000201", "PCU"), Device("900000000601", "ACB")))
+    ensemble = Ensemble(devices=(Device("900000000601", "ENCHARGE"), Device("900000000602", "ENPOWER")))
+    snap = assemble(Assembler(), METERED, inventory=inventory, ensemble_inventory=ensemble)
+    assert [(d.serial, d.device_type) for d in snap.devices] == [
+        ("900000000201", "PCU"),
+        ("900000000601", "ACB"),
+        ("900000000602", "ENPOWER"),
+    ]
+
+
+def test_slow_cache_results_pass_through() -> None:
+    settings = StorageSettings(mode="backup", reserve_ratio=1.0)
+    contacts = (DryContact("NC1", closed=True),)
+    home = HomeStatus(enlighten_connected=True)
+    snap = assemble(
+        Assembler(),
+        METERED,
+        tariff=settings,
+        dry_contacts=contacts,
+        generator=Generator(present=False),
+        home=home,
+    )
+    assert (snap.storage_settings, snap.dry_contacts, snap.generator, snap.home) == (
+        settings,
+        contacts,
+        Generator(present=False),
+        home,
+    )
+
+
+def test_acbs_only_the_inverter_list_knows_take_the_direction_of_the_storage_section() -> None:
+    # Shaped after 8.2.4382 with AC Batteries: no /inventory.json, the units among the inverters
+    # (devType 11), the storage section discharging.
+    section = AcbStorage(
+        active_count=2, power_w=260.0, energy_j=930 * WH, state="discharging", soc_ratio=0.25
+    )
+    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0), AcbReading("121900000003")))
+    snap = assemble(
+        Assembler(), METERED, production_json=metered_json(storage=section), api_v1_inverters=units
+    )
+    assert snap.batteries == (Battery("121900000002", "acb", power_w=140.0),)
+    # A unit's own state wins over the section's
+    inventory = Inventory(batteries=(Battery("121900000002", "acb", soc_ratio=0.3, state="charging"),))
+    snap = assemble(
+        Assembler(),
+        METERED,
+        production_json=metered_json(storage=section),
+        api_v1_inverters=units,
+        inventory=inventory,
+    )
+    assert snap.batteries[0].power_w == -140.0
+
+
+def test_acb_power_without_any_state_is_left_out() -> None:
+    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0),))
+    assert (
+        assemble(Assembler(), METERED, production_json=metered_json(), api_v1_inverters=units).batteries == ()
+    )

@@ -181,6 +181,34 @@ ENSEMBLE_INVENTORY = [
         ],
     },
 ]
+TARIFF = {
+    "tariff": {
+        "currency": {"code": "EUR"},
+        "storage_settings": {
+            "mode": "economy",
+            "reserved_soc": 25.0,
+            "very_low_soc": 8,
+            "charge_from_grid": True,
+        },
+    }
+}
+HOME = {
+    "network": {
+        "web_comm": True,
+        "last_enlighten_report_time": 1749999700,
+        "interfaces": [
+            {
+                "type": "wifi",
+                "interface": "wlan0",
+                "carrier": True,
+                "signal_strength": 3,
+                "signal_strength_max": 5,
+            }
+        ],
+    }
+}
+DRY_CONTACTS = {"dry_contacts": [{"id": "NC1", "status": "closed"}, {"id": "NO1", "status": "open"}]}
+GENERATOR = {"admin_state": "on", "oper_state": "close", "present": 1, "type": 1}
 SECCTRL = {
     "agg_soc": 80,
     "Max_energy": 3360,
@@ -257,6 +285,10 @@ METERED = {
     "/ivp/ensemble/inventory": ENSEMBLE_INVENTORY,
     "/ivp/ensemble/secctrl": SECCTRL,
     "/ivp/ensemble/power": ENSEMBLE_POWER,
+    "/admin/lib/tariff": TARIFF,
+    "/home.json": HOME,
+    "/ivp/ensemble/dry_contacts": DRY_CONTACTS,
+    "/ivp/ensemble/generator": GENERATOR,
 }
 TOKEN_ERA = {
     **METERED,
@@ -572,7 +604,7 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
     client = client_for(clocks)
     client.collect(timeout=5)
     first = gw.asked()
-    assert len(first) == 9
+    assert len(first) == 13
     clocks.advance(1)
     snap = client.collect(timeout=5)
     assert gw.asked() == []
@@ -586,9 +618,9 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
         ["/ivp/meters/readings"],  # 6 s: readings (5 s)
         # 11 s: production.json is on the "energy" cadence: the CT readings carry every power
         ["/ivp/meters/readings"],
-        # 36 s: batteries and the system controller (30 s; its inventory lists an Enpower)
-        ["/ivp/meters/readings", "/ivp/ensemble/inventory", "/ivp/ensemble/secctrl", "/ivp/ensemble/power"],
-        # 301 s: the energy figures, the inverters and the inventory (300 s); not the meter
+        # 36 s: the battery powers and the storage aggregate (30 s)
+        ["/ivp/meters/readings", "/ivp/ensemble/secctrl", "/ivp/ensemble/power"],
+        # 301 s: the energy figures, the inverters and the inventories (300 s); not the meter
         # configuration (an hour)
         [
             "/production.json?details=1",
@@ -600,6 +632,14 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
             "/ivp/ensemble/power",
         ],
     ]
+    clocks.advance(565)  # 601 s after the first: the settings family is due
+    client.collect(timeout=5)
+    assert {
+        "/admin/lib/tariff",
+        "/home.json",
+        "/ivp/ensemble/dry_contacts",
+        "/ivp/ensemble/generator",
+    } <= set(gw.asked())
 
 
 def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
@@ -609,6 +649,31 @@ def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
     first = gw.asked()
     client.collect(timeout=5)
     assert gw.asked() == first
+
+
+def test_a_settings_page_that_is_not_json_is_not_asked_on_every_scrape(gateway, clocks, caplog) -> None:
+    # Some firmware answers an HTML page with status 200 where the tariff belongs (3.18 does).
+    gw = gateway({**METERED, "/admin/lib/tariff": LOGIN_PAGE})
+    client = client_for(clocks)
+    with caplog.at_level(logging.WARNING):
+        client.collect(timeout=5)
+    assert "/admin/lib/tariff" in gw.asked()
+    for _ in range(3):
+        clocks.advance(15)  # scrapes, all before the next /info
+        snap = client.collect(timeout=5)
+        assert "/admin/lib/tariff" not in gw.asked()
+    assert snap.endpoints["tariff"].status == "unsupported" and snap.storage_settings is None
+    assert sum(": tariff (" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == 1
+
+
+def test_dry_contacts_and_generator_only_with_a_system_controller(gateway, clocks) -> None:
+    without = [group for group in ENSEMBLE_INVENTORY if group["type"] != "ENPOWER"]
+    gw = gateway({**METERED, "/ivp/ensemble/inventory": without})
+    snap = client_for(clocks).collect(timeout=5)
+    asked = gw.asked()
+    assert "/ivp/ensemble/dry_contacts" not in asked and "/ivp/ensemble/generator" not in asked
+    assert "/admin/lib/tariff" in asked and "/home.json" in asked
+    assert snap.dry_contacts == () and snap.generator is None
 
 
 def test_an_empty_ensemble_inventory_is_asked_again_with_info(gateway, clocks) -> None:
@@ -751,11 +816,15 @@ PARTS: dict[str, Callable[[Snapshot], bool]] = {
     "inverter detail": lambda s: bool(s.inverters) and s.inverters[0].dc_voltage_v is not None,
     "meters": lambda s: len(s.meters) == 2,
     "meter values": lambda s: bool(s.meters) and all(m.total is not None for m in s.meters),
-    "devices": lambda s: len(s.devices) == 2 and len(s.relays) == 1,
+    "devices": lambda s: [d.device_type for d in s.devices][:2] == ["PCU", "NSRB"] and len(s.relays) == 1,
     "batteries": lambda s: len(s.batteries) == 1,
     "enpower": lambda s: s.enpower is not None,
     "storage": lambda s: s.storage is not None,
     "battery power": lambda s: bool(s.batteries) and s.batteries[0].power_w is not None,
+    "storage settings": lambda s: s.storage_settings is not None and s.storage_settings.mode == "economy",
+    "connectivity": lambda s: s.home is not None and s.home.enlighten_connected is True,
+    "dry contacts": lambda s: len(s.dry_contacts) == 2,
+    "generator": lambda s: s.generator is not None and s.generator.relay_closed is True,
 }
 GENERATION_PARTS = {
     "legacy": (LEGACY, {"legacy production"}),
@@ -780,10 +849,14 @@ CASES = {
     "ensemble_inventory": (
         "metered",
         ("/ivp/ensemble/inventory",),
-        {"batteries", "enpower", "storage", "battery power"},
+        {"batteries", "enpower", "storage", "battery power", "dry contacts", "generator"},
     ),
     "ensemble_secctrl": ("metered", ("/ivp/ensemble/secctrl",), {"storage"}),
     "ensemble_power": ("metered", ("/ivp/ensemble/power",), {"battery power"}),
+    "tariff": ("metered", ("/admin/lib/tariff",), {"storage settings"}),
+    "home": ("metered", ("/home.json",), {"connectivity"}),
+    "dry_contacts": ("metered", ("/ivp/ensemble/dry_contacts",), {"dry contacts"}),
+    "generator": ("metered", ("/ivp/ensemble/generator",), {"generator"}),
 }
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -589,3 +590,29 @@ def test_whatever_the_gateway_says_the_counter_never_falls(
         value = keeper.observe(KEY, raw, now)
         assert value is not None and value >= exported
         exported = value
+
+
+def test_inverters_total_that_is_the_production_reading_is_kept_once(keeper: CounterKeeper) -> None:
+    first = _snapshot(T0, kwh(8100), kwh(4000))
+    keeper.apply("gw1", replace(first, inverters_total=first.production.total))
+    fresh = _snapshot(T0 + 600, kwh(8100.5) - WRAP_J, kwh(4000))
+    out = keeper.apply("gw1", replace(fresh, inverters_total=fresh.production.total))
+    assert (
+        out.inverters_total.lifetime_j == out.production.total.lifetime_j == pytest.approx(kwh(8100.5), abs=1)
+    )
+    assert counts(keeper) == {"wrap": 1}  # one correction, not one per family
+    assert not any(r.kind == "inverters_total" for r in out.reported)
+
+
+def test_inverters_total_beside_the_ct_is_a_counter_of_its_own(keeper: CounterKeeper) -> None:
+    def with_inverters(t: float, lifetime: float) -> Snapshot:
+        return replace(
+            _snapshot(t, kwh(8100), kwh(4000), source="meter"),
+            inverters_total=Reading(power_w=2400.0, lifetime_j=lifetime),
+        )
+
+    keeper.apply("gw1", with_inverters(T0, kwh(5000)))
+    out = keeper.apply("gw1", with_inverters(T0 + 600, kwh(5000.3) - WRAP_J))  # a 2^32 J wrap
+    assert out.inverters_total.lifetime_j == pytest.approx(kwh(5000.3), abs=1)
+    assert out.inverters_total.power_w == 2400.0
+    assert Reported("inverters_total", "", "", kwh(5000.3) - WRAP_J) in out.reported

@@ -29,7 +29,7 @@ WRAP_J = 2**32
 GATEWAY = "e2e"
 COUNTER = "enphase_production_energy_joules_total"
 REPORTED = "enphase_production_energy_reported_joules"
-CORRECTIONS = "enphase_counter_corrections_total"
+CORRECTIONS = "enphase_energy_corrections_total"
 SERIES = {"gateway": GATEWAY, "source": "inverters"}
 
 # The gateway reports whole Wh, so a counter step can differ from the energy produced by the

@@ -213,6 +213,9 @@ def test_dashboards_cover_the_contract_areas() -> None:
         "enphase_meter_phase_power_factor",
         "enphase_meter_reactive_power_var",
         "enphase_meter_apparent_power_voltamperes",
+        "enphase_meter_metering_status",
+        "enphase_meter_status_flag",
+        "enphase_inverters_power_watts",
     } <= used["enphase-meters.json"]
     assert {
         "enphase_inverter_power_watts",
@@ -225,6 +228,13 @@ def test_dashboards_cover_the_contract_areas() -> None:
         "enphase_storage_reserve_ratio",
         "enphase_storage_capacity_joules",
         "enphase_grid_connected",
+        "enphase_storage_mode",
+        "enphase_storage_reserve_setting_ratio",
+        "enphase_storage_charge_from_grid",
+        "enphase_dry_contact_closed",
+        "enphase_generator_present",
+        "enphase_generator_relay_closed",
+        "enphase_grid_enabled",
     } <= used["enphase-storage.json"]
     assert {
         "enphase_up",
@@ -232,7 +242,7 @@ def test_dashboards_cover_the_contract_areas() -> None:
         "enphase_scrape_duration_seconds",
         "enphase_gateway_requests_total",
         "enphase_token_expiry_timestamp_seconds",
-        "enphase_counter_corrections_total",
+        "enphase_energy_corrections_total",
     } <= used["enphase-exporter.json"]
 
 

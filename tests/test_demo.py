@@ -12,9 +12,17 @@ import jwt
 import pytest
 import requests
 
+from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.families import Families
 from envoy_exporter.demo import DemoGateway, start_demo
 from envoy_exporter.demo.render import ROUTES
 from envoy_exporter.demo.simulator import RESERVE_SOC, Plant
+from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.model import DryContact, Generator, StorageSettings
+from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.parsers.home import parse_home
+from envoy_exporter.parsers.tariff import parse_tariff
+from envoy_exporter.settings import GatewaySettings, Secret
 
 T0 = 1_790_000_000.0
 FROZEN = 1e12  # day_seconds so long that the sun stands still for the test
@@ -173,7 +181,8 @@ def test_production_json_shape(noon):
             assert line.keys() >= EIM_KEYS | DAY_KEYS
             assert 220 < line["rmsVoltage"] < 240
     assert body["storage"] == [
-        {"type": "acb", "activeCount": 0, "readingTime": 0, "wNow": 0, "whNow": 0, "state": "idle"}
+        {"type": "acb", "activeCount": 1, "readingTime": T0 - 31, "wNow": 0, "whNow": 300, "state": "idle"}
+        | {"percentFull": 25}
     ]
     # Without details=1 the gateway leaves the phases out
     plain = noon.json("/production.json")
@@ -271,7 +280,8 @@ def test_meters_shape(noon):
 
 def test_inventory_shape(noon):
     groups = {g["type"]: g["devices"] for g in noon.json("/inventory.json")}
-    assert groups["ACB"] == []
+    (acb,) = groups["ACB"]
+    assert (acb["charge_status"], acb["percentFull"], acb["dev_type"]) == ("idle", 25, 11)
     pcus = groups["PCU"]
     assert len(pcus) >= 16
     assert {"ph-a", "ph-b", "ph-c"} == {d["phase"] for d in pcus}
@@ -310,6 +320,34 @@ def test_ensemble_shapes(noon):
     assert all(isinstance(d["real_power_mw"], int) for d in power["devices:"])
 
 
+def test_settings_relays_and_home(noon):
+    settings = parse_tariff(noon.get("/admin/lib/tariff").content)
+    assert settings == StorageSettings(
+        mode="economy", reserve_ratio=RESERVE_SOC, very_low_ratio=0.05, charge_from_grid=False
+    )
+    contacts = {
+        c.contact: c.closed for c in parse_dry_contacts(noon.get("/ivp/ensemble/dry_contacts").content)
+    }
+    assert contacts == {"NC1": True, "NC2": True, "NO1": False, "NO2": False}  # noon: batteries charging
+    assert parse_generator(noon.get("/ivp/ensemble/generator").content) == Generator(
+        present=True, relay_closed=False
+    )
+    status = parse_home(noon.get("/home.json").content)
+    assert status.enlighten_connected is True
+    assert T0 - 900 < status.last_enlighten_report_s <= T0
+    assert [(i.name, i.up) for i in status.interfaces] == [("eth0", True), ("wlan0", True)]
+    assert status.interfaces[1].signal_ratio in (0.6, 0.8)
+
+
+def test_load_shedding_contact_closes_while_the_batteries_carry_the_house(clock):
+    gateway, client = serve(Plant(clock=clock, start_hour=19.0, initial_soc=0.9))
+    try:
+        contacts = parse_dry_contacts(client.get("/ivp/ensemble/dry_contacts").content)
+        assert DryContact("NO1", closed=True) in contacts
+    finally:
+        gateway.stop()
+
+
 def test_parsers_read_every_demo_endpoint(noon):
     """Each endpoint through the project's own parser (where it exists yet)."""
     cases = [
@@ -324,6 +362,10 @@ def test_parsers_read_every_demo_endpoint(noon):
         ("ensemble", "parse_ensemble_inventory", "/ivp/ensemble/inventory"),
         ("ensemble", "parse_secctrl", "/ivp/ensemble/secctrl"),
         ("ensemble", "parse_ensemble_power", "/ivp/ensemble/power"),
+        ("tariff", "parse_tariff", "/admin/lib/tariff"),
+        ("ensemble_relays", "parse_dry_contacts", "/ivp/ensemble/dry_contacts"),
+        ("ensemble_relays", "parse_generator", "/ivp/ensemble/generator"),
+        ("home", "parse_home", "/home.json"),
     ]
     parsed = 0
     for module, function, path in cases:
@@ -509,3 +551,54 @@ def test_today_resets_at_simulated_midnight(clock):
     assert evening.today_wh > 0
     assert morning.today_wh == 0  # no sun yet today
     assert morning.yesterday_wh == pytest.approx(evening.today_wh, rel=0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# The exporter on the demo: every family issue 10 added has data (the dashboards rely on it)
+
+DEMO_FAMILIES = (
+    "enphase_storage_mode",
+    "enphase_storage_reserve_setting_ratio",
+    "enphase_storage_very_low_setting_ratio",
+    "enphase_storage_charge_from_grid",
+    "enphase_dry_contact_closed",
+    "enphase_generator_present",
+    "enphase_generator_relay_closed",
+    "enphase_grid_enabled",
+    "enphase_grid_mode",
+    "enphase_system_controller_temperature_celsius",
+    "enphase_meter_metering_status",
+    "enphase_inverters_power_watts",
+    "enphase_inverters_energy_joules_total",
+    "enphase_storage_power_watts",
+    "enphase_storage_state",
+    "enphase_battery_state",
+    "enphase_battery_dc_switch_on",
+    "enphase_device_last_report_timestamp_seconds",
+    "enphase_device_status",
+    "enphase_device_admin_state",
+    "enphase_device_grid_state",
+    "enphase_inverter_last_report_duration_seconds",
+    "enphase_inverter_last_report_energy_joules",
+    "enphase_gateway_enlighten_connected",
+    "enphase_gateway_enlighten_last_report_timestamp_seconds",
+    "enphase_gateway_network_interface_up",
+    "enphase_gateway_network_signal_ratio",
+)
+
+
+def test_every_new_family_has_data_on_the_demo(noon_gateway):
+    settings = GatewaySettings(name="demo", host=noon_gateway.url, token=Secret(noon_gateway.token))
+    client = GatewayClient(settings, None)
+    try:
+        snapshot = client.collect(timeout=30)
+    finally:
+        client.close()
+    families = Families()
+    add_snapshot(families, "demo", snapshot)
+    names = {s.name for family in families for s in family.samples}
+    assert [name for name in DEMO_FAMILIES if name not in names] == []
+    # The CT meters raise no status flag on the demo: a healthy system has none.
+    assert "enphase_meter_status_flag" not in names
+    assert snapshot.storage_settings.mode == "economy"
+    assert {g.battery_type for g in snapshot.storage_groups} == {"acb", "encharge"}

@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared
 from parser_mutations import mutations, survives, truncations
 
-from envoy_exporter.model import WH, Battery, Enpower, Ensemble, StorageAggregate
+from envoy_exporter.model import WH, Battery, Device, Enpower, Ensemble, StorageAggregate
 from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
 
@@ -39,6 +39,7 @@ def test_encharge_and_enpower() -> None:
             capacity_j=3500 * WH,
             temperature_c=24.0,
             communicating=True,
+            dc_switch_on=True,
         ),
         Battery(
             serial="482409010002",
@@ -48,16 +49,54 @@ def test_encharge_and_enpower() -> None:
             temperature_c=25.0,
             communicating=False,
             operating=True,
+            dc_switch_on=True,
         ),
     )
     assert ensemble.enpower == Enpower(
         serial="482408020001",
         grid_connected=True,
+        grid_enabled=True,
         grid_mode="multimode-ongrid",
         temperature_c=pytest.approx(35.0),  # 95 °F
         communicating=True,
     )
     assert ensemble.aggregate is None
+
+
+def test_ensemble_devices_with_flags_status_and_states() -> None:
+    devices = parse_ensemble_inventory(_body("ivp_ensemble_inventory_enpower.json")).devices
+    assert [(d.serial, d.device_type) for d in devices] == [
+        ("482409010001", "ENCHARGE"),
+        ("482409010002", "ENCHARGE"),
+        ("482408020001", "ENPOWER"),
+    ]
+    assert devices[2] == Device(
+        serial="482408020001",
+        device_type="ENPOWER",
+        part_number="860-00276-r50",
+        firmware="1.2.2064_release/20.34",
+        communicating=True,
+        last_report_s=1767225390.0,
+        statuses=("envoy.global.ok", "prop.done"),
+        admin_state="ENPWR_STATE_OPER_CLOSED",
+        grid_state="multimode-ongrid",
+    )
+    assert devices[1].operating is True and devices[1].communicating is False
+
+
+def test_collar_and_its_combiner_as_devices() -> None:
+    devices = parse_ensemble_inventory(_body("ivp_ensemble_inventory_collar.json")).devices
+    collar = next(d for d in devices if d.device_type == "COLLAR")
+    assert (collar.communicating, collar.grid_state) == (True, "off_grid")
+    assert collar.admin_state is not None
+    assert {d.device_type for d in devices} >= {"COLLAR", "ENCHARGE"}
+
+
+def test_a_battery_with_its_dc_switch_off() -> None:
+    device = {"serial_num": "3", "dc_switch_off": True}
+    body = json.dumps([{"type": "ENCHARGE", "devices": [device]}]).encode()
+    (battery,) = parse_ensemble_inventory(body).batteries
+    assert battery.dc_switch_on is False
 
 
 def test_collar_stands_in_for_the_system_controller() -> None:
@@ -363,6 +402,7 @@ def test_captures_match_pyenphase_enpower_and_collar() -> None:
             assert controller == Enpower(
                 serial=values["serial_number"],
                 grid_connected=values["mains_oper_state"] == "closed",
+                grid_enabled=values["mains_admin_state"] == "closed",
                 grid_mode=values["grid_mode"],
                 temperature_c=pytest.approx(_celsius(values["temperature"], values["temperature_unit"])),
                 communicating=values["communicating"],

@@ -35,6 +35,8 @@ def test_every_live_device_with_its_flags() -> None:
         communicating=True,
         provisioned=True,
         operating=True,
+        last_report_s=1767225300.0,  # firmware 8 writes epoch seconds as a string
+        statuses=("envoy.global.ok",),
     )
 
 
@@ -50,6 +52,8 @@ def test_a_serial_listed_twice_counts_once_as_first_listed() -> None:
             communicating=True,
             provisioned=True,
             operating=False,
+            last_report_s=1767225310.0,
+            statuses=("envoy.cond_flags.pcu_ctrl.dc-pwr-low",),
         )
     ]
 
@@ -76,9 +80,15 @@ def test_acbs_are_batteries_with_state_of_charge() -> None:
             temperature_c=23.0,
             communicating=True,
             operating=True,
+            state="charging",
         ),
         Battery(
-            serial="121931002002", battery_type="acb", soc_ratio=0.07, communicating=True, operating=True
+            serial="121931002002",
+            battery_type="acb",
+            soc_ratio=0.07,
+            communicating=True,
+            operating=True,
+            state="idle",
         ),
     )
 

@@ -597,6 +597,8 @@ def test_device_data_reads_active_pcus_in_base_units() -> None:
     assert first.dc_current_a == 7.215
     assert first.ac_frequency_hz == 49.987
     assert first.temperature_c == 41
+    assert first.last_report_duration_s == 903  # the report covers 903 s ...
+    assert first.last_report_energy_j == 216_000  # ... in which it produced 216 kJ (60 Wh)
     assert inverters[1].power_w == 17
 
 
@@ -614,6 +616,7 @@ def test_device_data_without_readings_reports_none() -> None:
     (inverter,) = parse_device_data(dumps(device_data(bare)))
     assert inverter.max_power_w == 250
     assert inverter.ac_voltage_v is None and inverter.lifetime_j is None and inverter.last_report_s is None
+    assert inverter.last_report_duration_s is None and inverter.last_report_energy_j is None
 
 
 def test_device_data_refuses_a_list_cut_at_its_limit() -> None:

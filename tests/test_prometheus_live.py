@@ -178,6 +178,16 @@ def test_prometheus_scrapes_the_demo(live: Live) -> None:
     assert [r["metric"]["instance"] for r in answer["data"]["result"]] == [live.exporter_address]
 
 
+def test_promtool_check_metrics_prints_nothing_on_a_demo_scrape(live: Live) -> None:
+    # promtool ships with prometheus; a full --demo scrape has every family the demo simulates.
+    status, body = get(f"http://{live.exporter_address}/metrics")
+    assert status == 200
+    promtool = shutil.which("promtool") or str(Path(str(PROMETHEUS_BIN)).with_name("promtool"))
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    assert (result.stdout + result.stderr).decode().strip() == ""
+    assert result.returncode == 0
+
+
 def test_gateway_variable_lists_the_demo(live: Live) -> None:
     # What Grafana's label_values(enphase_up, gateway) asks for.
     values = live.api("label/gateway/values", **{"match[]": "enphase_up"})["data"]

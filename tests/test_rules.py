@@ -89,6 +89,12 @@ def test_there_are_alerts_and_recording_rules() -> None:
         "EnphaseGridDisconnected",
         "EnphaseBatteryLow",
         "EnphaseNoProductionInDaylight",
+        "EnphaseMeterStatusAbnormal",
+        "EnphaseProductionSourcesDisagree",
+        "EnphaseGridDisabled",
+        "EnphaseGeneratorRunningLong",
+        "EnphaseGatewayNotReportingToEnlighten",
+        "EnphaseDeviceFault",
     } <= names
     assert {
         "gateway:enphase_grid_import_power_watts:clamp_min",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ..counters import PRODUCTION
 from ..model import Battery, Device, Flow, InverterReading, Meter, MeterChannel, Snapshot
 from .families import Families
+from .system import add_controller, add_home, add_inverters_total, add_storage_groups, add_storage_settings
 
 Labels = dict[str, str]
 
@@ -44,6 +45,16 @@ _INVERTER_GAUGES = (
     ("ac_current_amperes", "AC output current", "ac_current_a"),
     ("ac_frequency_hertz", "AC output frequency", "ac_frequency_hz"),
     ("temperature_celsius", "Microinverter temperature", "temperature_c"),
+    (
+        "last_report_duration_seconds",
+        "Length of the interval the last report covers",
+        "last_report_duration_s",
+    ),
+    (
+        "last_report_energy_joules",
+        "Energy produced in the interval of the last report",
+        "last_report_energy_j",
+    ),
 )
 _DEVICE_FLAGS = (
     ("producing", "1 if the device is producing"),
@@ -81,7 +92,7 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
         "enphase_production_energy_today_joules", "Energy produced today, as reported", base, total.today_j
     )
     f.gauge(
-        "enphase_production_energy_last_seven_days_joules",
+        "enphase_production_energy_seven_day_joules",
         "Energy produced in the last seven days, as reported",
         base,
         total.last_seven_days_j,
@@ -130,7 +141,7 @@ def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
         "enphase_consumption_energy_today_joules", "Energy consumed today, as reported", labels, total.today_j
     )
     f.gauge(
-        "enphase_consumption_energy_last_seven_days_joules",
+        "enphase_consumption_energy_seven_day_joules",
         "Energy consumed in the last seven days, as reported",
         labels,
         total.last_seven_days_j,
@@ -188,6 +199,20 @@ def _meter(f: Families, labels: Labels, meter: Meter) -> None:
         "state": config.state,
     }
     f.gauge("enphase_meter_info", "CT meter configuration", info, 1)
+    if config.enabled and config.metering_status:
+        f.gauge(
+            "enphase_meter_metering_status",
+            "1 for the metering status of the CT meter",
+            {**labels, "status": config.metering_status},
+            1,
+        )
+    for flag in config.status_flags if config.enabled else ():
+        f.gauge(
+            "enphase_meter_status_flag",
+            "1 for each status flag the CT meter raises",
+            {**labels, "flag": flag},
+            1,
+        )
     if meter.total is not None:
         _channel(f, "enphase_meter_", labels, meter.total, _METER_GAUGES)
     for phase, channel in meter.phases.items():
@@ -228,6 +253,30 @@ def _device(f: Families, labels: Labels, device: Device) -> None:
     f.gauge("enphase_device_info", "A device the gateway lists in its inventory", info, 1)
     for flag, doc in _DEVICE_FLAGS:
         f.gauge(f"enphase_device_{flag}", doc, labels, getattr(device, flag))
+    f.gauge(
+        "enphase_device_last_report_timestamp_seconds",
+        "Time the device last reported to the gateway",
+        labels,
+        device.last_report_s,
+    )
+    for status in device.statuses:
+        f.gauge(
+            "enphase_device_status", "1 for each status code of the device", {**labels, "status": status}, 1
+        )
+    if device.admin_state:
+        f.gauge(
+            "enphase_device_admin_state",
+            "1 for the administrative state of the device",
+            {**labels, "state": device.admin_state},
+            1,
+        )
+    if device.grid_state:
+        f.gauge(
+            "enphase_device_grid_state",
+            "1 for the grid state the device reports",
+            {**labels, "state": device.grid_state},
+            1,
+        )
 
 
 def _relays(f: Families, base: Labels, s: Snapshot) -> None:
@@ -257,6 +306,16 @@ def _battery(f: Families, labels: Labels, battery: Battery) -> None:
     )
     for suffix, doc, attr in _BATTERY_GAUGES:
         f.gauge("enphase_battery_" + suffix, doc, labels, getattr(battery, attr))
+    f.gauge(
+        "enphase_battery_dc_switch_on", "1 if the battery's DC switch is on", labels, battery.dc_switch_on
+    )
+    if battery.state:
+        f.gauge(
+            "enphase_battery_state",
+            "1 for the state the battery is in",
+            {**labels, "state": battery.state},
+            1,
+        )
 
 
 def _storage(f: Families, base: Labels, s: Snapshot) -> None:
@@ -281,4 +340,9 @@ _SECTIONS: tuple[Callable[[Families, Labels, Snapshot], None], ...] = (
     _relays,
     _batteries,
     _storage,
+    add_inverters_total,
+    add_storage_groups,
+    add_storage_settings,
+    add_controller,
+    add_home,
 )

@@ -76,7 +76,7 @@ def add_health(f: Families, result: GatewayResult, now: float) -> None:
         )
     for kind, count in sorted(client.counter_corrections().items()):
         f.counter(
-            "enphase_counter_corrections",
+            "enphase_energy_corrections",
             "Corrections made to the gateway's lifetime counters (wrap, bogus, reset, jump)",
             {**base, "kind": kind},
             count,

@@ -1,6 +1,6 @@
 """What the simulated gateway answers: a ``PlantView`` rendered in the shapes, key names and
 quirks of a real IQ Gateway Metered on firmware 8.2 (three-phase, production and
-net-consumption CTs, Encharge batteries with an Enpower).
+net-consumption CTs, Encharge batteries with an Enpower, and an older AC Battery asleep).
 
 Each renderer returns the JSON-able body of one endpoint. ``ROUTES`` maps a path, with its query
 where the gateway answers differently to it, to its renderer.
@@ -33,6 +33,12 @@ METER_SLOTS = (
 ENABLED = ("production", "net-consumption")
 
 RELAY_SERIAL = "122417031517"
+# An AC Battery from before the Encharges, kept asleep in its 25-30 % band: it neither charges
+# nor discharges, so it leaves the plant's power balance alone (firmware 8.2.4382 systems mix
+# both kinds the same way).
+ACB_SERIAL = "121917026513"
+ACB_CAPACITY_WH = 1200.0
+ACB_SOC = 0.25
 ENPOWER_SERIAL = "122413008853"
 INSTALLED = 1_717_579_800  # commissioning day, epoch seconds
 
@@ -160,9 +166,17 @@ def production_json(view: PlantView, details: bool) -> dict:
             _eim_section(view, "total-consumption", details),
             _eim_section(view, "net-consumption", details),
         ],
-        # Encharge batteries are not AC Batteries: this section stays empty
+        # The AC Battery alone: Encharge batteries are not counted here
         "storage": [
-            {"type": "acb", "activeCount": 0, "readingTime": 0, "wNow": 0, "whNow": 0, "state": "idle"}
+            {
+                "type": "acb",
+                "activeCount": 1,
+                "readingTime": int(view.now) - 31,
+                "wNow": 0,
+                "whNow": round(ACB_SOC * ACB_CAPACITY_WH),
+                "state": "idle",
+                "percentFull": round(100 * ACB_SOC),
+            }
         ],
     }
 
@@ -413,11 +427,30 @@ def _pcu_inventory(inv: InverterView) -> dict:
     }
 
 
+def _acb_inventory(view: PlantView) -> dict:
+    device = _device_common(ACB_SERIAL, "800-00930-r03", INSTALLED, view.now - 31, 11, 0x6B000111)
+    return {
+        **device,
+        "img_pnum_running": "520-00092-r01-v02.13.02",
+        "ptpn": "540-00155-r01-v02.13.01",
+        "producing": False,
+        "communicating": True,
+        "provisioned": True,
+        "operating": True,
+        "sleep_enabled": True,
+        "percentFull": round(100 * ACB_SOC),
+        "maxCellTemp": 21,
+        "sleep_min_soc": 25,
+        "sleep_max_soc": 30,
+        "charge_status": "idle",
+    }
+
+
 def inventory(view: PlantView) -> list:
     relay = _device_common(RELAY_SERIAL, "800-00598-r04", INSTALLED, view.now - 42, 12, 0x6C000111)
     return [
         {"type": "PCU", "devices": [_pcu_inventory(inv) for inv in view.inverters]},
-        {"type": "ACB", "devices": []},
+        {"type": "ACB", "devices": [_acb_inventory(view)]},
         {
             "type": "NSRB",
             "devices": [
@@ -519,6 +552,9 @@ def secctrl(view: PlantView) -> dict:
     capacity = sum(b.spec.capacity_wh for b in view.batteries)
     stored = sum(b.soc * b.spec.capacity_wh for b in view.batteries)
     soc = round(100 * stored / capacity)
+    # agg_soc and Max_energy count the AC Battery in, the ENC_ figures do not
+    acb_wh = ACB_SOC * ACB_CAPACITY_WH
+    all_soc = round(100 * (stored + acb_wh) / (capacity + ACB_CAPACITY_WH))
     reserve = round(100 * view.reserve_soc)
     return {
         "shutdown": False,
@@ -536,16 +572,16 @@ def secctrl(view: PlantView) -> dict:
         "voltage_bias_v_q5_phasec": 0,
         "configured_backup_soc": reserve,
         "adjusted_backup_soc": reserve,
-        "agg_soc": soc,
-        "Max_energy": round(capacity),
+        "agg_soc": all_soc,
+        "Max_energy": round(capacity + ACB_CAPACITY_WH),
         "ENC_agg_soc": soc,
         "ENC_agg_soh": 100,
         "ENC_agg_backup_energy": round(view.reserve_soc * capacity),
         "ENC_agg_avail_energy": round(stored),
         "Enc_commissioned_capacity": round(capacity),
         "Enc_max_available_capacity": round(capacity),
-        "ACB_agg_soc": 0,
-        "ACB_agg_energy": 0,
+        "ACB_agg_soc": round(100 * ACB_SOC),
+        "ACB_agg_energy": round(acb_wh),
     }
 
 
@@ -564,6 +600,83 @@ def ensemble_power(view: PlantView) -> dict:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Settings, the Enpower's relays, the gateway's own status page
+
+
+def tariff(view: PlantView) -> dict:
+    """The battery profile: the demo's batteries cover the evening peak tariff, Enphase's
+    "savings" profile, which the API calls ``economy``."""
+    return {
+        "tariff": {
+            "currency": {"code": "EUR"},
+            "logger": "mylogger",
+            "date": str(INSTALLED),
+            "storage_settings": {
+                "mode": "economy",
+                "operation_mode_sub_type": "",
+                "reserved_soc": round(100 * view.reserve_soc, 1),
+                "very_low_soc": 5,
+                "charge_from_grid": False,
+                "date": str(INSTALLED),
+                "opt_schedules": True,
+            },
+            "single_rate": {"rate": 0.0, "sell": 0.0},
+            "seasons": [],
+            "seasons_sell": [],
+        },
+        "schedule": {"source": "Tariff", "date": "2024-06-05 09:30:00 UTC", "version": "00.00.02"},
+    }
+
+
+def dry_contacts(view: PlantView) -> dict:
+    """NC1/NC2 keep essential loads on; NO1 switches the heat-pump boost off (load shedding)
+    while the batteries carry the house."""
+    discharging = any(b.power_w > 0 for b in view.batteries)
+    states = {"NC1": "closed", "NC2": "closed", "NO1": "closed" if discharging else "open", "NO2": "open"}
+    return {"dry_contacts": [{"id": contact, "status": status} for contact, status in states.items()]}
+
+
+def generator(_view: PlantView) -> dict:
+    """A standby generator is wired in; on a grid-tied day it never runs."""
+    return {
+        "admin_state": "auto",
+        "oper_state": "open",
+        "admin_mode": 1,
+        "schedule": 0,
+        "start_soc": 15,
+        "stop_soc": 60,
+        "exc_on": 0,
+        "present": 1,
+        "type": 1,
+    }
+
+
+ENLIGHTEN_REPORT_S = 900  # the gateway reports to Enlighten every 15 minutes
+
+
+def home(view: PlantView) -> dict:
+    now = int(view.now)
+    return {
+        "software_build_epoch": INSTALLED - 86_400 * 30,
+        "timezone": "Europe/Amsterdam",
+        "network": {
+            "web_comm": True,
+            "ever_reported_to_enlighten": True,
+            "last_enlighten_report_time": now - now % ENLIGHTEN_REPORT_S,
+            "primary_interface": "eth0",
+            "interfaces": [
+                {"type": "ethernet", "interface": "eth0", "dhcp": True, "signal_strength": 1}
+                | {"signal_strength_max": 1, "carrier": True},
+                # Wi-Fi configured as a fallback; its signal wavers between 3 and 4 bars
+                {"type": "wifi", "interface": "wlan0", "dhcp": True, "carrier": True}
+                | {"signal_strength": 3 + (now // 60) % 2, "signal_strength_max": 5, "status": "connected"},
+            ],
+        },
+        "tariff": "single_rate",
+    }
+
+
 Renderer = Callable[[PlantView], object]
 
 # Path (with its query where that changes the answer) -> renderer of the JSON body
@@ -579,4 +692,8 @@ ROUTES: dict[str, Renderer] = {
     "/ivp/ensemble/inventory": ensemble_inventory,
     "/ivp/ensemble/secctrl": secctrl,
     "/ivp/ensemble/power": ensemble_power,
+    "/admin/lib/tariff": tariff,
+    "/ivp/ensemble/dry_contacts": dry_contacts,
+    "/ivp/ensemble/generator": generator,
+    "/home.json": home,
 }

@@ -32,6 +32,7 @@ from typing import TypeVar
 from envoy_exporter.model import (
     PHASES,
     Battery,
+    Device,
     EimSection,
     EndpointResult,
     Enpower,
@@ -49,6 +50,7 @@ from envoy_exporter.model import (
     Readings,
     Snapshot,
     StorageAggregate,
+    StorageGroup,
     V1Inverters,
 )
 
@@ -118,13 +120,17 @@ class Assembler:
         eim = live_production_ct(production_json, meter_configs)
         production = flows.get(source) if source else None
         total, net = _consumption(production_json, eim)
+        inverters_total = _inverters_total(source, production, flows)
         if source == METER and _older(endpoints, SOURCE_ENDPOINTS[METER], self._power_max_age):
             production, total, net = _ct_powers(
                 production, total, net, _ct_readings(meter_configs, readings.meter_readings or ())
             )
+            # The inverters section is production.json's too; no reading stands in for its power.
+            inverters_total = inverters_total and replace(inverters_total, power_w=None)
         inventory = readings.inventory or Inventory()
         ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
         secctrl = readings.ensemble_secctrl
+        batteries = _batteries(ensembles, inventory, readings.api_v1_inverters, production_json)
         return Snapshot(
             collected_at=now,
             info=info,
@@ -134,11 +140,17 @@ class Assembler:
             consumption_net=net,
             meters=_meters(meter_configs, readings.meter_readings or ()),
             inverters=_inverters(readings.device_data, readings.api_v1_inverters),
-            devices=inventory.devices,
+            devices=_devices(inventory, ensembles),
             relays=inventory.relays,
-            batteries=_batteries(ensembles, inventory),
+            batteries=batteries,
             storage=_storage(secctrl, ensembles, production_json),
             enpower=_enpower([e for e in (*ensembles, secctrl) if e is not None]),
+            inverters_total=inverters_total,
+            storage_groups=_storage_groups(production_json, batteries),
+            storage_settings=readings.tariff,
+            dry_contacts=readings.dry_contacts or (),
+            generator=readings.generator,
+            home=readings.home,
             endpoints=dict(endpoints),
         )
 
@@ -436,22 +448,47 @@ def _meters(configs: tuple[MeterConfig, ...], readings: tuple[MeterReading, ...]
             Meter(
                 config=config,
                 total=reading.total if reading else None,
-                phases=_channels(reading.channels, config.phase_count) if reading else {},
+                phases=_phases_of(reading, config.phase_count) if reading else {},
             )
         )
     return tuple(meters)
 
 
+def _phases_of(reading: MeterReading, phase_count: int) -> dict[str, MeterChannel]:
+    if phase_count == 1 and not reading.channels and not _all_zero(reading.total, ignore=_NOT_MEASURED):
+        return {"L1": reading.total}  # no channels listed: the meter's own figures are its L1
+    return _channels(reading.channels, phase_count)
+
+
+# Filled by the gateway on unused channels too, so they do not make a channel used.
+_NOT_MEASURED = ("eid", "timestamp_s", "frequency_hz")
+
+
 def _channels(channels: tuple[MeterChannel, ...], phase_count: int) -> dict[str, MeterChannel]:
     """The first ``phase_count`` channels as L1..; all-zero ones left out. The gateway fills
-    the frequency, eid and timestamp of unused channels too, so those do not count."""
-    if phase_count < 2:
-        return {}
+    the frequency, eid and timestamp of unused channels too, so those do not count. A
+    single-phase meter (``phaseCount`` 1, common in Europe and Australia) is its own L1: its
+    first channel repeats the meter's figures (8.2.4345: 244.06 V, 50.06 Hz, PF 0.654 in both)."""
     return {
         PHASES[i]: channel
         for i, channel in enumerate(channels[: min(phase_count, len(PHASES))])
-        if not _all_zero(channel, ignore=("eid", "timestamp_s", "frequency_hz"))
+        if not _all_zero(channel, ignore=_NOT_MEASURED)
     }
+
+
+def _inverters_total(
+    source: str | None, production: Flow | None, flows: Mapping[str, Flow]
+) -> Reading | None:
+    """The microinverters' own production. Where it is the production source already, the very
+    same reading (the counter keeper then keeps one counter for both); beside a production CT,
+    the inverters section of ``/production.json`` (or ``/api/v1/production`` on gateways without
+    that section), power and lifetime only: its today / seven-day figures are the CT's."""
+    if source in (API_V1, SECTION):
+        return production.total if production is not None else None
+    if source != METER:
+        return None
+    flow = flows.get(SECTION) or flows.get(API_V1)
+    return None if flow is None else Reading(power_w=flow.total.power_w, lifetime_j=flow.total.lifetime_j)
 
 
 def _inverters(
@@ -480,10 +517,16 @@ def _merge(base: T, extra: T, prefer: tuple[str, ...] = ()) -> T:
     return replace(base, **changes)  # type: ignore[type-var]
 
 
-def _batteries(ensembles: list[Ensemble], inventory: Inventory) -> tuple[Battery, ...]:
+def _batteries(
+    ensembles: list[Ensemble],
+    inventory: Inventory,
+    v1: V1Inverters | None,
+    production_json: ProductionJson | None,
+) -> tuple[Battery, ...]:
     """Batteries merged by serial: the Ensemble inventory (capacity, temperature, state of
     charge), then ``/ivp/ensemble/power`` (power, and its state of charge wins: it is the live
-    one), then the ACBs of ``/inventory.json`` for what is still missing."""
+    one), then the ACBs of ``/inventory.json`` for what is still missing, with their power from
+    ``/api/v1/production/inverters`` (where only that list has them, their power alone)."""
     merged: dict[str, Battery] = {}
     sources = [(e.batteries, ("soc_ratio", "power_w")) for e in ensembles]
     sources.append((inventory.batteries, ()))
@@ -491,7 +534,54 @@ def _batteries(ensembles: list[Ensemble], inventory: Inventory) -> tuple[Battery
         for battery in batteries:
             known = merged.get(battery.serial)
             merged[battery.serial] = battery if known is None else _merge(known, battery, prefer)
+    # The AC Batteries move together: the storage section's state stands in for a unit's own.
+    group = production_json.storage if production_json else None
+    group_state = group.state if group is not None and group.active_count > 0 else None
+    for acb in v1.batteries if v1 else ():
+        known = merged.get(acb.serial)
+        if acb.power_w is None or (known is not None and known.power_w is not None):
+            continue
+        power = _signed_acb_power(acb.power_w, (known.state if known else None) or group_state)
+        if known is not None:
+            merged[acb.serial] = replace(known, power_w=power)
+        elif power is not None:
+            merged[acb.serial] = Battery(acb.serial, "acb", power_w=power)
     return tuple(merged.values())
+
+
+def _signed_acb_power(watts: float, state: str | None) -> float | None:
+    """An AC battery's ``lastReportWatts`` has no direction (4-5 W while idle in 8.3.5169); its
+    state gives it, positive = discharging. Without a state the direction is unknown and the
+    value is left out rather than guessed."""
+    if state == "charging":
+        return -abs(watts)
+    if state in ("discharging", "idle"):
+        return abs(watts)
+    return None
+
+
+def _storage_groups(
+    production_json: ProductionJson | None, batteries: tuple[Battery, ...]
+) -> tuple[StorageGroup, ...]:
+    """All batteries of a type together: the ACBs as the ``/production.json`` storage section
+    reports them, the IQ Batteries as the sum of their powers (only when every one reports it)."""
+    groups = []
+    acb = production_json.storage if production_json else None
+    if acb is not None and acb.active_count > 0:
+        groups.append(StorageGroup("acb", power_w=acb.power_w, state=acb.state))
+    encharge = [b.power_w for b in batteries if b.battery_type == "encharge"]
+    if encharge and all(p is not None for p in encharge):
+        groups.append(StorageGroup("encharge", power_w=sum(p for p in encharge if p is not None)))
+    return tuple(groups)
+
+
+def _devices(inventory: Inventory, ensembles: list[Ensemble]) -> tuple[Device, ...]:
+    """``/inventory.json``'s devices, then the Ensemble devices; a serial listed by both
+    keeps its first entry, so no series is repeated."""
+    found: dict[str, Device] = {}
+    for device in (*inventory.devices, *(d for e in ensembles for d in e.devices)):
+        found.setdefault(device.serial, device)
+    return tuple(found.values())
 
 
 def _storage(

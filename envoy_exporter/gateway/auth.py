@@ -32,7 +32,7 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from envoy_exporter.gateway.endpoints import INFO
-from envoy_exporter.gateway.transport import failure_code
+from envoy_exporter.gateway.errors import failure_code
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings
 

@@ -38,9 +38,12 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
     ENSEMBLE_SECCTRL,
+    GENERATOR,
+    HOME,
     INFO,
     INVENTORY,
     METER_READINGS,
@@ -48,11 +51,13 @@ from envoy_exporter.gateway.endpoints import (
     PRODUCTION_HTML,
     PRODUCTION_JSON,
     PRODUCTION_JSON_PLAIN,
+    TARIFF,
     Endpoint,
 )
+from envoy_exporter.gateway.errors import TransportError
 from envoy_exporter.gateway.labels import Labels
 from envoy_exporter.gateway.plan import Plan, single_phase
-from envoy_exporter.gateway.transport import Transport, TransportError
+from envoy_exporter.gateway.transport import Transport
 from envoy_exporter.model import (
     EndpointResult,
     GatewayInfo,
@@ -64,11 +69,14 @@ from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.parsers.device_data import parse_device_data
 from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
+from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.parsers.home import parse_home
 from envoy_exporter.parsers.info import parse_info
 from envoy_exporter.parsers.inventory import parse_inventory
 from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
 from envoy_exporter.parsers.production_html import parse_production_html
 from envoy_exporter.parsers.production_json import parse_production_json
+from envoy_exporter.parsers.tariff import parse_tariff
 from envoy_exporter.settings import COLLECTION_DEADLINE, GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -86,6 +94,10 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     ENSEMBLE_INVENTORY.key: parse_ensemble_inventory,
     ENSEMBLE_SECCTRL.key: parse_secctrl,
     ENSEMBLE_POWER.key: parse_ensemble_power,
+    TARIFF.key: parse_tariff,
+    DRY_CONTACTS.key: parse_dry_contacts,
+    GENERATOR.key: parse_generator,
+    HOME.key: parse_home,
 }
 
 # What a failed endpoint costs, for the warning.
@@ -102,6 +114,10 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_INVENTORY.key: "battery and system controller series",
     ENSEMBLE_SECCTRL.key: "storage aggregate series",
     ENSEMBLE_POWER.key: "battery power series",
+    TARIFF.key: "storage mode and setting series",
+    DRY_CONTACTS.key: "dry contact series",
+    GENERATOR.key: "generator series",
+    HOME.key: "Enlighten and network interface series",
 }
 
 # production.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML there.
@@ -530,6 +546,11 @@ class GatewayClient:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
+            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+        elif endpoint.family == TARIFF.family and result.status == "parse":
+            # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
+            # asked again with the next /info instead of on every scrape.
+            self._warn(endpoint, result)
             self._mark_unsupported(endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1

@@ -33,6 +33,11 @@ INVENTORY = Endpoint("inventory", "/inventory.json", "inventory", digest=True)
 ENSEMBLE_INVENTORY = Endpoint("ensemble_inventory", "/ivp/ensemble/inventory", "inventory", digest=True)
 ENSEMBLE_SECCTRL = Endpoint("ensemble_secctrl", "/ivp/ensemble/secctrl", "ensemble", digest=True)
 ENSEMBLE_POWER = Endpoint("ensemble_power", "/ivp/ensemble/power", "ensemble", digest=True)
+# Settings and status that change rarely: the slow ``settings`` cache family.
+TARIFF = Endpoint("tariff", "/admin/lib/tariff", "settings", digest=True)
+DRY_CONTACTS = Endpoint("dry_contacts", "/ivp/ensemble/dry_contacts", "settings", digest=True)
+GENERATOR = Endpoint("generator", "/ivp/ensemble/generator", "settings", digest=True)
+HOME = Endpoint("home", "/home.json", "settings", digest=False)
 
 DATA_ENDPOINTS: tuple[Endpoint, ...] = (
     PRODUCTION_JSON,
@@ -46,6 +51,10 @@ DATA_ENDPOINTS: tuple[Endpoint, ...] = (
     ENSEMBLE_INVENTORY,
     ENSEMBLE_SECCTRL,
     ENSEMBLE_POWER,
+    TARIFF,
+    DRY_CONTACTS,
+    GENERATOR,
+    HOME,
 )
 
 BY_KEY: dict[str, Endpoint] = {e.key: e for e in (INFO, *DATA_ENDPOINTS)}

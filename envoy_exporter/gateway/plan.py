@@ -8,8 +8,10 @@ lazily, when an endpoint's turn comes, so each one sees what the earlier ones an
 An answer is cached for its endpoint's family (``settings.DEFAULT_CACHE_TTL``), or a slower one
 where it carries slow-moving data only (``family``): ``production.json`` on a CT system, where
 ``/ivp/meters/readings`` carries every power, and where ``/api/v1/production`` is the source
-and there is no AC battery; the Ensemble inventory unless it lists a system controller, whose
-relay state is the grid-outage signal (hourly where it lists no device at all).
+and there is no AC battery; the Ensemble inventory hourly where it lists no device at all (it is
+on the inventory's 5 minutes otherwise: battery powers and live states of charge come from
+``/ivp/ensemble/power`` every scrape, but the system controller's relay state, the grid-outage
+signal, only from the inventory).
 """
 
 from __future__ import annotations
@@ -21,26 +23,32 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
     ENSEMBLE_SECCTRL,
+    GENERATOR,
+    HOME,
     INFO,
     INVENTORY,
     METER_READINGS,
     METERS,
     PRODUCTION_HTML,
     PRODUCTION_JSON,
+    TARIFF,
     Endpoint,
 )
-from envoy_exporter.model import GatewayInfo, MeterConfig, ProductionJson, Readings
+from envoy_exporter.model import Ensemble, GatewayInfo, MeterConfig, ProductionJson, Readings
 
 # /ivp/pdm/device_data came with firmware 8.
 DEVICE_DATA_FROM = (8,)
-# Ensemble (Encharge, Enpower) needs firmware 5 or later.
+# Ensemble (Encharge, Enpower) needs firmware 5 or later; so does the battery profile.
 ENSEMBLE_FROM = (5,)
 # The cache family of production.json where it adds only energy figures (lifetime, today, seven
 # days) and the AC battery: see ``Plan.family``.
 ENERGY = "energy"
+# /home.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML pages.
+HOME_FROM = (4,)
 
 
 class Plan:
@@ -78,6 +86,14 @@ class Plan:
             yield ENSEMBLE_SECCTRL
         if self._has_batteries():
             yield ENSEMBLE_POWER
+        # The slow-cache settings last: a gateway that stops answering costs them first.
+        if info.version >= ENSEMBLE_FROM:
+            yield TARIFF
+        if info.version >= HOME_FROM:
+            yield HOME
+        if self._has_controller():
+            yield DRY_CONTACTS
+            yield GENERATOR
 
     def wants_v1_production(self) -> bool:
         """``/api/v1/production`` is not worth asking while the CT is live (the meter wins), nor
@@ -106,11 +122,8 @@ class Plan:
         pj, ensemble = self._readings.production_json, self._readings.ensemble_inventory
         if endpoint is PRODUCTION_JSON and pj is not None and self._energy_only(pj):
             return ENERGY
-        if endpoint is ENSEMBLE_INVENTORY and ensemble is not None:
-            if ensemble.enpower is not None:
-                return ENSEMBLE_POWER.family  # a grid outage must show within a scrape or two
-            if not ensemble.batteries:
-                return INFO.family  # no Ensemble devices: they come with an installer, not a scrape
+        if endpoint is ENSEMBLE_INVENTORY and ensemble == Ensemble():
+            return INFO.family  # no Ensemble devices: they come with an installer, not a scrape
         return endpoint.family
 
     def _energy_only(self, production_json: ProductionJson) -> bool:
@@ -129,6 +142,11 @@ class Plan:
     def _has_batteries(self) -> bool:
         ensemble = self._readings.ensemble_inventory
         return ensemble is not None and bool(ensemble.batteries)
+
+    def _has_controller(self) -> bool:
+        """An IQ System Controller or Meter Collar: only they have dry contacts and a generator."""
+        ensemble = self._readings.ensemble_inventory
+        return ensemble is not None and ensemble.enpower is not None
 
 
 def single_phase(configs: tuple[MeterConfig, ...]) -> bool:

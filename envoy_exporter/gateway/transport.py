@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import requests
-from urllib3.exceptions import InsecureRequestWarning, ReadTimeoutError
+from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.gateway.endpoints import INFO
+from envoy_exporter.gateway.errors import TransportError, failure_code
 from envoy_exporter.settings import GatewaySettings, TLSSettings
 
 if TYPE_CHECKING:
@@ -37,31 +38,12 @@ class GatewayResponse:
     headers: Mapping[str, str]
 
 
-class TransportError(Exception):
-    """A request got no usable answer. ``code``: "timeout", "error", or the HTTP status as text."""
-
-    def __init__(self, code: str, detail: str | None = None) -> None:
-        super().__init__(code if detail is None else f"{code} ({detail})")
-        self.code = code
-        self.detail = detail
-
-
 class _Unreachable(Exception):
     """No HTTP answer at all from one base URL (refused, TLS failure, connect timeout)."""
 
     def __init__(self, code: str, cause: str) -> None:
         super().__init__(cause)
         self.code = code
-
-
-def failure_code(exc: BaseException) -> str:
-    """How a failed request is counted: "timeout" or "error"."""
-    if isinstance(exc, requests.Timeout):
-        return "timeout"
-    # requests reports a read timeout while streaming the body as a ConnectionError
-    if isinstance(exc, requests.ConnectionError) and any(isinstance(a, ReadTimeoutError) for a in exc.args):
-        return "timeout"
-    return "error"
 
 
 def base_urls(host: str, plain_fallback: bool = True) -> tuple[str, ...]:

@@ -73,6 +73,8 @@ def _inverter(device: dict[str, Any]) -> InverterReading:
         ac_current_a=_milli(last, "acCurrentInmA", serial),
         ac_frequency_hz=_milli(last, "acFrequencyINmHz", serial),
         temperature_c=as_float(last.get("channelTemp"), f"{serial}.lastReading.channelTemp"),
+        last_report_duration_s=as_float(last.get("duration"), f"{serial}.lastReading.duration"),
+        last_report_energy_j=as_float(last.get("joulesProduced"), f"{serial}.lastReading.joulesProduced"),
     )
 
 

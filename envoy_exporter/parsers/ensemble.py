@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from envoy_exporter.model import WH, Battery, Enpower, Ensemble, StorageAggregate
+from envoy_exporter.model import WH, Battery, Device, Enpower, Ensemble, StorageAggregate
 from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers._json import (
     as_bool,
     as_float,
     as_str,
+    as_timestamp,
     expect_dict,
     expect_list,
     group_devices,
@@ -57,7 +58,45 @@ def parse_ensemble_inventory(body: bytes) -> Ensemble:
             _encharge(raw, serial) for serial, raw in _with_serial(by_type.get(ENCHARGE, []), ENCHARGE)
         ),
         enpower=controllers[0] if controllers else None,
+        devices=tuple(
+            _device(raw, serial, group_type)
+            for group_type, devices in by_type.items()
+            for serial, raw in _with_serial(devices, group_type)
+        ),
     )
+
+
+# The grid state each device type reports under its own key.
+_GRID_STATE_KEY = {ENPOWER: "Enpwr_grid_mode", COLLAR: "grid_state", ENCHARGE: "reported_enc_grid_state"}
+
+
+def _device(raw: dict[str, Any], serial: str, device_type: str) -> Device:
+    """Any Ensemble device with the flags, status codes and states it reports, for the same
+    device series the ``/inventory.json`` devices have."""
+    grid_key = _GRID_STATE_KEY.get(device_type)
+    return Device(
+        serial=serial,
+        device_type=device_type,
+        part_number=as_str(raw.get("part_num"), f"{serial}.part_num"),
+        firmware=as_str(raw.get("img_pnum_running"), f"{serial}.img_pnum_running"),
+        communicating=as_bool(raw.get("communicating"), f"{serial}.communicating"),
+        operating=as_bool(raw.get("operating"), f"{serial}.operating"),
+        last_report_s=as_timestamp(raw.get("last_rpt_date"), f"{serial}.last_rpt_date"),
+        statuses=statuses(raw, serial),
+        admin_state=as_str(raw.get("admin_state_str"), f"{serial}.admin_state_str") or None,
+        grid_state=(as_str(raw.get(grid_key), f"{serial}.{grid_key}") or None) if grid_key else None,
+    )
+
+
+def statuses(raw: dict[str, Any], serial: str) -> tuple[str, ...]:
+    """The ``device_status`` codes of a device, each once, in the gateway's order."""
+    value = raw.get("device_status")
+    if value is None:
+        return ()
+    codes = (
+        as_str(code, f"{serial}.device_status") for code in expect_list(value, f"{serial}.device_status")
+    )
+    return tuple(dict.fromkeys(code for code in codes if code))
 
 
 def _with_serial(devices: list[dict[str, Any]], what: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -70,6 +109,7 @@ def _with_serial(devices: list[dict[str, Any]], what: str) -> Iterator[tuple[str
 
 def _encharge(raw: dict[str, Any], serial: str) -> Battery:
     capacity_wh = as_float(raw.get("encharge_capacity"), f"{serial}.encharge_capacity")
+    dc_switch_off = as_bool(raw.get("dc_switch_off"), f"{serial}.dc_switch_off")
     return Battery(
         serial=serial,
         battery_type="encharge",
@@ -78,14 +118,17 @@ def _encharge(raw: dict[str, Any], serial: str) -> Battery:
         temperature_c=_celsius(raw, ENCHARGE, serial),
         communicating=as_bool(raw.get("communicating"), f"{serial}.communicating"),
         operating=as_bool(raw.get("operating"), f"{serial}.operating"),
+        dc_switch_on=None if dc_switch_off is None else not dc_switch_off,
     )
 
 
 def _enpower(raw: dict[str, Any], serial: str) -> Enpower:
     mains = as_str(raw.get("mains_oper_state"), f"{serial}.mains_oper_state")
+    admin = as_str(raw.get("mains_admin_state"), f"{serial}.mains_admin_state")
     return Enpower(
         serial=serial,
         grid_connected=None if mains is None else mains == "closed",
+        grid_enabled=None if admin is None else admin == "closed",
         grid_mode=as_str(raw.get("Enpwr_grid_mode"), f"{serial}.Enpwr_grid_mode"),
         temperature_c=_celsius(raw, ENPOWER, serial),
         communicating=as_bool(raw.get("communicating"), f"{serial}.communicating"),

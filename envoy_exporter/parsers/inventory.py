@@ -11,16 +11,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from envoy_exporter.model import Battery, Device, Inventory, Relay
+from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers._json import (
     as_bool,
     as_float,
     as_int,
     as_str,
+    as_timestamp,
     expect_dict,
     expect_list,
     group_devices,
     load_json,
 )
+from envoy_exporter.parsers.ensemble import statuses
 
 # admin_state 0 is a decommissioned device (pyenphase drops those); 3 is what the devices
 # listed only by /inventory.json?deleted=1 carry (8.3.5433: no status flags, silent for years).
@@ -82,7 +85,18 @@ def _device(raw: dict[str, Any], serial: str, group_type: str) -> Device:
         communicating=_flag(raw, "communicating", serial),
         provisioned=_flag(raw, "provisioned", serial),
         operating=_flag(raw, "operating", serial),
+        last_report_s=_epoch(raw.get("last_rpt_date"), f"{serial}.last_rpt_date"),
+        statuses=statuses(raw, serial),
     )
+
+
+def _epoch(value: Any, what: str) -> float | None:
+    """Epoch seconds; firmware 8 writes them as strings of digits ("1781988156")."""
+    if isinstance(value, str):
+        if not value.isascii() or not value.isdigit() or len(value) > 12:
+            raise ParseError(f"{what}: expected epoch seconds, got {value[:20]!r}")
+        value = int(value)
+    return as_timestamp(value, what)
 
 
 def _relay(raw: dict[str, Any], serial: str) -> Relay:
@@ -105,4 +119,5 @@ def _acb(raw: dict[str, Any], serial: str) -> Battery:
         temperature_c=as_float(raw.get("maxCellTemp"), f"{serial}.maxCellTemp"),
         communicating=_flag(raw, "communicating", serial),
         operating=_flag(raw, "operating", serial),
+        state=as_str(raw.get("charge_status"), f"{serial}.charge_status") or None,
     )
