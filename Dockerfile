@@ -5,7 +5,11 @@
 #   docker run -p 9433:9433 envoy-exporter --demo
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The image has no .git: pass the commit for enphase_exporter_build_info's revision label,
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t envoy-exporter .
+ARG REVISION=
+ENV ENVOY_EXPORTER_REVISION=$REVISION
+COPY pyproject.toml setup.py README.md ./
 COPY envoy_exporter ./envoy_exporter
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

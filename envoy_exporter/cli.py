@@ -2,6 +2,10 @@
 
 Exit status: 0 after a clean shutdown (SIGTERM / SIGINT) or a passing ``--check-config``;
 2 for a bad configuration or bad flags; 1 when the server cannot start.
+
+SIGHUP and ``POST /-/reload`` re-read the configuration and the web configuration. Gateways
+whose settings did not change keep their client, and with it their counters, token and cache. A
+new configuration that does not load is refused, naming the key, and the old one keeps running.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 
 from . import __version__
@@ -21,7 +25,15 @@ from .config import ConfigError, load_config
 from .fleet import Fleet
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
-from .web import make_server, parse_listen_address
+from .web import (
+    DEFAULT_TELEMETRY_PATH,
+    ExporterServer,
+    check_telemetry_path,
+    make_server,
+    make_systemd_server,
+    parse_listen_address,
+)
+from .webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("envoy_exporter")
 
@@ -42,6 +54,24 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_LISTEN,
         help="address to listen on: host:port, [ipv6]:port or :port for all interfaces",
     )
+    p.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default=DEFAULT_TELEMETRY_PATH,
+        help="path under which to expose the metrics of every gateway",
+    )
+    p.add_argument(
+        "--web.config.file",
+        dest="web_config",
+        default=None,
+        help="TLS and basic auth for this server, in the Prometheus exporter-toolkit format",
+    )
+    p.add_argument(
+        "--web.systemd-socket",
+        dest="systemd_socket",
+        action="store_true",
+        help="serve on the socket systemd passes (socket activation) instead of --web.listen-address",
+    )
     p.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     p.add_argument("--log.format", dest="log_format", choices=list(FORMATS), default="logfmt")
     p.add_argument("--demo", action="store_true", help="serve a simulated gateway; no configuration needed")
@@ -60,11 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         print(f"envoy-exporter {__version__} (Python {platform.python_version()})")
         return 0
-    try:
-        parse_listen_address(args.listen)
-    except ValueError as e:
-        print(f"envoy-exporter: --web.listen-address: {e}", file=sys.stderr)
-        return 2
+    for flag, check, value in (
+        ("--web.listen-address", parse_listen_address, args.listen),
+        ("--web.telemetry-path", check_telemetry_path, args.telemetry_path),
+    ):
+        try:
+            check(value)
+        except ValueError as e:
+            print(f"envoy-exporter: {flag}: {e}", file=sys.stderr)
+            return 2
     setup_logging(args.log_level, args.log_format)
     with ExitStack() as cleanup:
         try:
@@ -72,12 +106,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as e:
             print(f"envoy-exporter: configuration error: {e}", file=sys.stderr)
             return 2
+        try:
+            web_config = load_web_config(Path(args.web_config)) if args.web_config else WebConfig()
+        except WebConfigError as e:
+            print(f"envoy-exporter: web configuration error: {e}", file=sys.stderr)
+            return 2
         if args.check_config:
             print(f"{args.config}: OK, {len(settings.gateways)} gateway(s)")
+            if args.web_config:
+                print(f"{args.web_config}: OK")
             return 0
         stop = threading.Event()
         _on_signals(stop.set)
-        return serve(settings, args.listen, stop)
+        return serve(settings, args.listen, stop, args=args, web_config=web_config)
 
 
 def _demo_settings(cleanup: ExitStack) -> Settings:
@@ -89,22 +130,42 @@ def _demo_settings(cleanup: ExitStack) -> Settings:
     return Settings(gateways=(GatewaySettings(name=DEMO_GATEWAY, host=demo.url, token=Secret(demo.token)),))
 
 
-def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
+def serve(
+    settings: Settings,
+    listen: str,
+    stop: threading.Event,
+    *,
+    args: argparse.Namespace | None = None,
+    web_config: WebConfig | None = None,
+) -> int:
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
     from .gateway.client import GatewayClient
     from .gateway.labels import Labels
 
-    labels = Labels()
-    fleet = Fleet(
-        settings.gateways, lambda gateway: GatewayClient(gateway, settings.state_dir, labels=labels)
-    )
+    labels = Labels()  # shared by every client, across reloads too
+
+    def make_client(gateway: GatewaySettings) -> GatewayClient:
+        return GatewayClient(gateway, settings.state_dir, labels=labels)
+
+    fleet = Fleet(settings.gateways, make_client)
     try:
+        options = {
+            "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
+            "web_config": web_config,
+        }
         try:
-            server = make_server(listen, fleet)
+            if args is not None and args.systemd_socket:
+                server = make_systemd_server(fleet, **options)
+            else:
+                server = make_server(listen, fleet, **options)
         except OSError as e:
-            log.error("cannot listen on %s: %s", listen, e)
+            where = "the systemd socket" if args is not None and args.systemd_socket else listen
+            log.error("cannot listen on %s: %s", where, e)
             return 1
+        if args is not None:
+            server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server)
+            _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
         for client in fleet.clients():
@@ -114,7 +175,11 @@ def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
         log.info(
             "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
         )
-        stop.wait()
+        # Timed waits: Python runs signal handlers on the main thread only, and only between
+        # bytecodes. The kernel may hand SIGHUP or SIGTERM to another thread, which does not
+        # wake a main thread blocked for good in a lock; a timed wait comes round to it.
+        while not stop.wait(timeout=0.5):
+            pass
         log.info("shutting down")
         server.shutdown()
         server.server_close()
@@ -123,6 +188,69 @@ def serve(settings: Settings, listen: str, stop: threading.Event) -> int:
         fleet.apply(())  # closes every client
 
 
+class Reloader:
+    """Re-reads both configuration files; applies them only when both load."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, fleet: Fleet, server: ExporterServer):
+        self._args = args
+        self._state_dir = settings.state_dir
+        self._fleet = fleet
+        self._server = server
+        self._lock = threading.Lock()  # a SIGHUP and a POST /-/reload together: one after the other
+
+    def __call__(self) -> None:
+        """Raises ``ConfigError`` or ``WebConfigError`` naming the key; nothing changes then."""
+        with self._lock:
+            try:
+                self._reload()
+            except (ConfigError, WebConfigError) as e:
+                log.error("reload refused, the running configuration stays: %s", e)
+                raise
+            except Exception:
+                log.exception("reload failed, the running configuration stays")
+                raise
+
+    def _reload(self) -> None:
+        settings = load_config(Path(self._args.config))
+        if settings.state_dir != self._state_dir:
+            raise ConfigError("state_dir: cannot change while running; restart the exporter")
+        path = self._args.web_config
+        web_config = load_web_config(Path(path)) if path else WebConfig()
+        before = {gateway.label for gateway in self._fleet.settings()}
+        running = {id(client) for client in self._fleet.clients()}
+        self._fleet.apply(settings.gateways)
+        self._server.web_config = web_config
+        for client in self._fleet.clients():
+            if id(client) not in running:
+                client.start()  # a new or changed gateway: its first collection now
+        after = {gateway.label for gateway in settings.gateways}
+        log.info(
+            "configuration reloaded: %d gateway(s), %d added, %d removed",
+            len(settings.gateways),
+            len(after - before),
+            len(before - after),
+        )
+
+
 def _on_signals(handler: Callable[[], None]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: handler())
+
+
+def _demo_reload() -> None:
+    log.info("demo mode: no configuration to reload")
+
+
+def _on_reload_signal(reload: Callable[[], None]) -> None:
+    """SIGHUP reloads on a thread of its own: a handler must not block the main thread."""
+
+    def on_hup(_signum, _frame) -> None:
+        threading.Thread(target=_quietly, args=(reload,), name="reload", daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGHUP, on_hup)
+
+
+def _quietly(reload: Callable[[], None]) -> None:
+    with suppress(Exception):  # the reloader logged why already
+        reload()

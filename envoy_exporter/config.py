@@ -44,7 +44,7 @@ _GATEWAY_KEYS = frozenset(
         "max_power_w",
     }
 )
-_TLS_KEYS = frozenset({"verify", "ca_file"})
+_TLS_KEYS = frozenset({"verify", "ca_file", "server_name"})
 
 
 class ConfigError(Exception):
@@ -303,4 +303,7 @@ def _tls(reader: _Reader) -> TLSSettings:
         if not ca_file.is_file():
             raise ConfigError(reader.at("ca_file"), f"{ca_file} is not a readable file")
         verify = True
-    return TLSSettings(verify=bool(verify), ca_file=ca_file)
+    server_name = reader.string("server_name")
+    if server_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,253}", server_name.strip()):
+        raise ConfigError(reader.at("server_name"), "must be a host name, as in the certificate")
+    return TLSSettings(verify=bool(verify), ca_file=ca_file, server_name=server_name and server_name.strip())

@@ -13,10 +13,17 @@ import sys
 import time
 from typing import TextIO
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,  # Python's name for it; Prometheus' exporters say "warn"
+    "error": logging.ERROR,
+}
 FORMATS = ("logfmt", "json")
 
 _MASK = "***"
+_KEYS = "password|passwd|pwd|token|session_?id|secret"
 
 # Order matters: whole header values first, so a "Bearer eyJ..." inside one is gone as a whole.
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -27,10 +34,20 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+"), rf"\1{_MASK}"),
     # JWTs: base64url of '{"' is always "eyJ".
     (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}"), _MASK),
+    # A quoted value, whole: password = "two words", 'token': 'abc'.
     (
-        re.compile(
-            r"""(?i)\b(password|passwd|pwd|token|session_?id|secret)(['"]?\s*[=:]\s*['"]?)[^\s'"&,;})]+"""
-        ),
+        re.compile(rf"""(?i)\b({_KEYS})(['"]?\s*[=:]\s*)(['"])(?:(?!\3).)*\3"""),
+        rf"\1\2\3{_MASK}\3",
+    ),
+    # key=value, "key": value: whatever follows is the value.
+    (
+        re.compile(rf"""(?i)\b({_KEYS})((?:['"]\s*[=:]|\s*=)\s*['"]?|\s*:\s*['"])[^\s'"&,;}})]+"""),
+        rf"\1\2{_MASK}",
+    ),
+    # key: value, unquoted. Prose has this shape too ("needs a token: set token, token_file or
+    # ..."): a plain word followed by more words is a sentence going on, not a value.
+    (
+        re.compile(rf"""(?i)\b({_KEYS})(\s*:\s*)(?![a-z]+\s+\w)[^\s'"&,;}})]+"""),
         rf"\1\2{_MASK}",
     ),
 )

@@ -52,6 +52,9 @@ class TLSSettings:
     # default, and only for it. ``ca_file`` pins a CA (or the gateway's own cert) instead.
     verify: bool = False
     ca_file: Path | None = None
+    # The name the certificate is checked against (and sent as SNI) instead of the host: a
+    # gateway reached by IP address shows a certificate naming only its common name.
+    server_name: str | None = None
 
 
 @dataclass(frozen=True)

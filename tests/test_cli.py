@@ -221,7 +221,48 @@ def test_tracebacks_are_scrubbed_too():
         ('{"password": "s3cret", "user": "me"}', '{"password": "***", "user": "me"}'),
         ("Cookie: sessionId=0123abcd", "Cookie: sessionId=***"),
         ("nothing to hide here", "nothing to hide here"),
+        # values are redacted, not the words of a sentence that follow "token:"
+        (
+            "firmware D8.2.4345 needs a token: set token, token_file or Enlighten credentials",
+            "firmware D8.2.4345 needs a token: set token, token_file or Enlighten credentials",
+        ),
+        ("password: hunter2", "password: ***"),
+        ("token: 0123abcdef", "token: ***"),
+        ('password = "two words"', 'password = "***"'),
+        ("GET /x?token=abc&n=1", "GET /x?token=***&n=1"),
     ],
 )
 def test_redact(text, scrubbed):
     assert redact(text) == scrubbed
+
+
+@pytest.mark.parametrize("level", ["warn", "warning"])
+def test_log_level_warning_is_accepted(level, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "envoy_exporter",
+            "--log.level",
+            level,
+            "--check-config",
+            "--config.file",
+            str(tmp_path / "missing.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "missing.yml" in proc.stderr  # the config, not the flag
+    assert "--log.level" not in proc.stderr
+
+
+def test_warning_level_drops_info_and_names_warnings_warn():
+    stream = io.StringIO()
+    setup_logging("warning", "logfmt", stream)
+    try:
+        logging.getLogger("envoy_exporter.test").info("quiet")
+        logging.getLogger("envoy_exporter.test").warning("loud")
+    finally:
+        setup_logging("info", "logfmt", io.StringIO())
+    assert "quiet" not in stream.getvalue() and "level=warn " in stream.getvalue()

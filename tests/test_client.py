@@ -536,14 +536,19 @@ def test_401_everywhere_is_the_token_and_is_asked_again(gateway, clocks, caplog)
     client = client_for(clocks, ttl=NO_CACHE, token=token_for(clocks))
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
-    assert snap.endpoints["production_json"].status == "401"
+    assert snap.endpoints["production_json"].status == "auth"
+    assert "rejected the token" in (snap.endpoints["production_json"].detail or "")
     assert not snap.up
-    assert any(
-        ": production_json (" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
-    )
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "http://envoy.test: the gateway rejected the token; Enlighten credentials would allow "
+        "fetching a new one; next attempt in 60 s"
+    ]
     gw.asked()
-    client.collect(timeout=5)
-    assert "/production.json?details=1" in gw.asked()
+    client.collect(timeout=5)  # within the back-off window: only /info (not cached here) is asked
+    assert gw.asked() == ["/info"]
+    clocks.advance(61)
+    client.collect(timeout=5)  # the window has passed: one check_jwt, and the token is still refused
+    assert gw.asked() == ["/info", "/auth/check_jwt"]
 
 
 def test_digest_401_is_remembered_until_the_next_info(gateway, clocks) -> None:

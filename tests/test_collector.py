@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from envoy_exporter import __version__
 from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape_timeout
 from envoy_exporter.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
+from envoy_exporter.revision import revision
 from envoy_exporter.settings import COLLECTION_DEADLINE
 
 
@@ -223,7 +224,7 @@ def test_health_series(rich):
     assert (
         value(rich, "enphase_endpoint_up", gateway="home", endpoint="production_html") is None
     )  # unsupported
-    build = {"version": __version__, "python_version": platform.python_version()}
+    build = {"version": __version__, "revision": revision(), "python_version": platform.python_version()}
     assert value(rich, "enphase_exporter_build_info", **build) == 1
 
 

@@ -224,6 +224,6 @@ def test_promtool_accepts_the_new_families():
         text=True,
         timeout=30,
     )
-    problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    accepted = ("last_seven_days_joules", "seven_day_joules", "enphase_counter_corrections_total")
-    assert [p for p in problems if not any(name in p for name in accepted)] == []
+    # The contract's names pass promtool's lints: no exception accepted.
+    assert (result.stdout + result.stderr).strip() == ""
+    assert result.returncode == 0

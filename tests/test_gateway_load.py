@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, SHARED, SHARED_FIXTURES, needs_shared
 from exporter_fakes import samples, value
 
-from envoy_exporter.gateway.auth import CHECK_JWT_PATH
+from envoy_exporter.gateway.token_keeper import CHECK_JWT_PATH
 from envoy_exporter.settings import DEFAULT_CACHE_TTL
 
 sys.path.insert(0, str(ROOT / "scripts"))

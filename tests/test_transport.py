@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import socket
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ import requests
 from conftest import SHARED, SHARED_FIXTURES, needs_shared
 
 from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.http import tls_context
 from envoy_exporter.gateway.transport import Transport, TransportError, base_urls
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings, Secret, TLSSettings
@@ -118,23 +120,21 @@ def test_bare_host_tries_https_then_http_and_remembers(requests_mock):
     assert [r.scheme for r in requests_mock.request_history] == ["https", "http", "http"]
 
 
-def test_when_the_remembered_scheme_fails_the_other_is_tried_next_time(requests_mock):
+def test_once_https_answered_plain_http_is_never_tried(requests_mock):
     requests_mock.get("https://192.0.2.10/info", content=INFO_BODY)
     transport, record = make_transport()
     transport.get("info", "/info")
     assert transport.base_url == "https://192.0.2.10"
 
     requests_mock.get("https://192.0.2.10/info", exc=requests.exceptions.ConnectionError)
-    with pytest.raises(TransportError) as failure:
-        transport.get("info", "/info")
-    assert failure.value.code == "error"
-    assert requests_mock.call_count == 2  # no second attempt within the failed call
-
-    requests_mock.get("http://192.0.2.10/info", content=INFO_BODY)
-    transport.get("info", "/info")
-    assert transport.base_url == "http://192.0.2.10"
-    assert [r.scheme for r in requests_mock.request_history] == ["https", "https", "http"]
-    assert record.calls == [("info", "200"), ("info", "error"), ("info", "200")]
+    plain = requests_mock.get("http://192.0.2.10/info", content=INFO_BODY)
+    for _ in range(3):
+        with pytest.raises(TransportError) as failure:
+            transport.get("info", "/info")
+        assert failure.value.code == "error"
+    assert not plain.called
+    assert transport.base_url == "https://192.0.2.10"
+    assert record.calls == [("info", "200")] + [("info", "error")] * 3
 
 
 def test_both_schemes_down(requests_mock):
@@ -251,24 +251,35 @@ def test_auth_refresh_runs_before_protected_requests_only(requests_mock):
 # verify, timeout, slow bodies
 
 
-@pytest.mark.parametrize(
-    ("tls", "verify"),
-    [
-        (TLSSettings(), False),
-        (TLSSettings(verify=True), True),
-        (TLSSettings(verify=False, ca_file=Path("/etc/envoy-ca.pem")), "/etc/envoy-ca.pem"),
-    ],
-)
-def test_verify_is_passed_on_every_request_despite_requests_ca_bundle(
-    requests_mock, monkeypatch, tls, verify
-):
+def test_tls_comes_from_one_shared_context_per_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    requests_mock.get("https://192.0.2.10/info", content=INFO_BODY)
-    requests_mock.get("https://192.0.2.10/ivp/meters", json=[])
-    transport, _ = make_transport(tls=tls)
-    transport.get("info", "/info")
-    transport.get("meters", "/ivp/meters")
-    assert [r.verify for r in requests_mock.request_history] == [verify, verify]
+    ca = tmp_path / "gateway.pem"
+    ca.write_text(Path(requests.certs.where()).read_text())  # any readable PEM will do here
+
+    def context(tls: TLSSettings):
+        transport, _ = make_transport(tls=tls)
+        adapter = transport._session.get_adapter("https://192.0.2.10/")
+        return adapter.poolmanager.connection_pool_kw["ssl_context"]
+
+    insecure = context(TLSSettings())
+    assert insecure is context(TLSSettings()) is tls_context(False)
+    assert insecure.verify_mode == ssl.CERT_NONE
+    assert insecure.cert_store_stats()["x509_ca"] == 0  # no CA bundle loaded for nothing
+    system = context(TLSSettings(verify=True))
+    assert system is tls_context(True) and system.verify_mode == ssl.CERT_REQUIRED
+    pinned = context(TLSSettings(verify=True, ca_file=ca))
+    assert pinned is context(TLSSettings(verify=True, ca_file=ca)) is tls_context(True, str(ca))
+    assert pinned not in (insecure, system)
+    assert pinned.verify_mode == ssl.CERT_REQUIRED and pinned.check_hostname
+
+
+def test_an_unreadable_ca_file_trusts_nothing(tmp_path, caplog):
+    transport, _ = make_transport(tls=TLSSettings(verify=True, ca_file=tmp_path / "gone.pem"))
+    context = transport._session.get_adapter("https://192.0.2.10/").poolmanager.connection_pool_kw[
+        "ssl_context"
+    ]
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.cert_store_stats()["x509_ca"] == 0
+    assert "cannot load tls.ca_file" in caplog.text
 
 
 def test_timeout_defaults_to_the_settings_and_can_be_overridden(requests_mock):
@@ -277,22 +288,6 @@ def test_timeout_defaults_to_the_settings_and_can_be_overridden(requests_mock):
     transport.get("info", "/info")
     transport.get("info", "/info", timeout=2.5)
     assert [r.timeout for r in requests_mock.request_history] == [7.0, 2.5]
-
-
-def test_a_body_slower_than_the_timeout_is_a_timeout(requests_mock):
-    requests_mock.get("http://192.0.2.10/inventory.json", content=b"x" * 300_000)
-    ticks = iter(range(0, 1000, 4))
-    record = Recorder()
-    transport = Transport(
-        GatewaySettings(name="roof", host="http://192.0.2.10", timeout=10.0),
-        FakeAuth(),  # type: ignore[arg-type]
-        record,
-        clock=lambda: float(next(ticks)),
-    )
-    with pytest.raises(TransportError) as failure:
-        transport.get("inventory", "/inventory.json")
-    assert failure.value.code == "timeout"
-    assert record.calls == [("inventory", "timeout")]
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,15 +8,16 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from .. import __version__
+from ..revision import revision
 
 
 def build_info() -> Metric:
     family = GaugeMetricFamily(
         "enphase_exporter_build_info",
-        "The exporter's version and the Python running it",
-        labels=["version", "python_version"],
+        "The exporter's version, the source revision it was built from, and the Python running it",
+        labels=["version", "revision", "python_version"],
     )
-    family.add_metric([__version__, platform.python_version()], 1)
+    family.add_metric([__version__, revision(), platform.python_version()], 1)
     return family
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from envoy_exporter.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.gateway.assemble import Assembler
-from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.auth import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
@@ -259,6 +259,7 @@ class GatewayClient:
     def close(self) -> None:
         self._labels.release(self)
         self._transport.close()
+        self._auth.close()
 
     # ----------------------------------------------------------------------------------------
     # One collection (on the single-flight worker thread)
@@ -510,9 +511,12 @@ class GatewayClient:
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
         run.current = endpoint.key
+        withheld = self._auth.withheld(endpoint.key)  # after a rejection: not before the back-off ends
         # The transport's own timeout, cut to what is left of the collection's deadline.
         timeout = min(self._settings.timeout, max(run.deadline - self._clock(), 0.0))
         try:
+            if withheld is not None:
+                raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
         except TransportError as exc:
             outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
@@ -521,14 +525,17 @@ class GatewayClient:
                 outcome = _Outcome(
                     EndpointResult(True, str(response.status)), PARSERS[endpoint.key](response.body)
                 )
-            except ParseError as exc:
+            except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
+                reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(False, "parse", str(exc)), html=html)
+                outcome = _Outcome(EndpointResult(False, "parse", reason), html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
         run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
         if outcome.result.ok:
             run.fetched += 1
-            run.authorized |= endpoint is not INFO and self._protected(endpoint)
+            if endpoint is not INFO and self._protected(endpoint):
+                run.authorized = True
+                self._auth.accepted()
         return outcome
 
     def _protected(self, endpoint: Endpoint) -> bool:
@@ -537,11 +544,10 @@ class GatewayClient:
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.status == "404":
             self._mark_unsupported(endpoint, "404")
-        elif result.status == "401" and self._auth.scheme == "digest":
-            # Digest credentials do not change while running: no use asking before the next /info.
-            self._mark_unsupported(endpoint, "401", hourly=True)
+        elif result.status == "auth":
+            run.failed += 1  # credentials withheld: the auth module logs each change of state
         elif result.status == "401":
-            run.unauthorized.append(endpoint)  # decided once the collection shows whether the token works
+            run.unauthorized.append(endpoint)  # decided once the collection shows whether credentials work
         elif endpoint is DEVICE_DATA and result.status == "parse":
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
@@ -557,17 +563,27 @@ class GatewayClient:
             self._warn(endpoint, result)
 
     def _settle_unauthorized(self, run: _Collection) -> None:
-        """A 401 beside endpoints that accepted the token means this endpoint needs more rights
-        (an installer token): remember it until the next /info. With no endpoint accepting the
-        token it is the token, and every collection tries again (the auth module renews it)."""
+        """A 401 beside endpoints that accepted the credentials means this endpoint needs more
+        rights (the installer user, an installer token): remember it until the next /info. With
+        no endpoint accepting them it is the credentials: the auth module backs off (60 s,
+        doubling) and says so once."""
+        rejected: str | None = None
         for endpoint in run.unauthorized:
             result = run.results[endpoint.key]
-            if run.authorized:
+            if self._auth.installer_only(endpoint.key):
+                self._mark_unsupported(endpoint, "401 (only the installer user may read it)", hourly=True)
+                run.record(endpoint.key, self._unsupported[endpoint.key])
+            elif run.authorized:
                 self._mark_unsupported(endpoint, "401", hourly=True)
+            elif self._auth.scheme == "digest":
+                run.failed += 1
+                rejected = rejected or self._auth.digest_rejected()
+                run.record(endpoint.key, replace(result, detail=f"401: {rejected}"))
             else:
                 run.failed += 1
-                reason = self._auth.last_error or "the gateway did not accept the token"
-                self._warn(endpoint, replace(result, detail=f"401: {reason}"))
+                if self._auth.blocked_until() is None:  # else the auth module said why, once
+                    reason = self._auth.last_error or "the gateway did not accept the token"
+                    self._warn(endpoint, replace(result, detail=f"401: {reason}"))
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         log.warning(

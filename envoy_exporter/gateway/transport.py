@@ -2,25 +2,43 @@
 
 The gateway is a small embedded web server: it copes badly with parallel requests, serves a
 self-signed certificate (from firmware 7), and some old firmware answers with redirects to
-``https://localhost``. So requests are serialised, TLS verification follows ``settings.tls`` on
-every single request, and redirects are reported, never followed.
+``https://localhost``. So requests are serialised, TLS follows ``settings.tls`` (one shared
+context per setting, see ``gateway.http``), every answer is bounded in size and time, and
+redirects are reported, never followed.
+
+A host given without a scheme is tried over https, then over plain http, but plain http is only
+ever a fallback for a gateway that has never answered over https (old firmware has no https):
+
+- once the gateway answered over https, every later request goes over https;
+- while on the plain-http fallback, https is tried again every ``HTTPS_RETRY_S``;
+- a token (or the session cookie that check_jwt gives) never travels over plain http unless the
+  user wrote ``http://`` in ``host``: such requests are refused, not sent.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
+from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.gateway.endpoints import INFO
 from envoy_exporter.gateway.errors import TransportError, failure_code
+from envoy_exporter.gateway.http import (
+    DeadlineExceeded,
+    ResponseTooLarge,
+    bounded_session,
+    tls_context,
+    trust_nothing,
+)
 from envoy_exporter.settings import GatewaySettings, TLSSettings
 
 if TYPE_CHECKING:
@@ -28,7 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+# How long a bare host stays on the plain-http fallback before https is tried again.
+HTTPS_RETRY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -73,8 +92,8 @@ def gateway_verify(tls: TLSSettings) -> bool | str:
 class Transport:
     """Sends GETs to one gateway.
 
-    ``timeout`` bounds each attempt (connect, every read, and the whole body); a 401 costs at most
-    one retry, after ``auth.on_unauthorized``.
+    ``timeout`` bounds each attempt as a whole (connect, headers, body); a 401 costs at most one
+    retry, after ``auth.on_unauthorized``.
     """
 
     def __init__(
@@ -93,11 +112,20 @@ class Transport:
         # Who asks for verification wants https: a certificate failure must not end up on plain http.
         self._candidates = list(base_urls(settings.host, plain_fallback=self._verify is False))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
+        self._fallback_since: float | None = None  # when the plain-http fallback was (re)chosen
         self._lock = threading.Lock()
-        self._session = requests.Session()
-        # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and no
-        # REQUESTS_CA_BUNDLE; verification is decided per request from settings.tls.
-        self._session.trust_env = False
+        tls = settings.tls
+        try:
+            context = tls_context(tls.verify, None if tls.ca_file is None else str(tls.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            # The file was checked at start-up; now it is gone or broken. Trust nothing rather
+            # than anything: every https request fails until it is fixed.
+            log.error("%s: cannot load tls.ca_file %s: %s", settings.label, tls.ca_file, exc)
+            context = trust_nothing()
+        # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
+        # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
+        self._session = bounded_session(context, tls.server_name)
+        self._headers = dict(self._session.headers)
         if self._verify is False:
             # Not verifying the gateway's self-signed certificate is the documented default; a
             # warning per request would drown the log.
@@ -124,51 +152,79 @@ class Transport:
 
     def _send(self, endpoint_key: str, path: str, timeout: float) -> tuple[str, GatewayResponse]:
         """One request, on the remembered base URL or, while none is known, on each in turn."""
+        if self._base is not None and self._fallback_expired():
+            self._base = None  # give https another chance
         if self._base is not None:
             base = self._base
             try:
                 return base, self._attempt(base, endpoint_key, path, timeout)
             except _Unreachable as exc:
                 if len(self._candidates) > 1:
-                    # Perhaps the gateway changed scheme (firmware 7 brought https): next time
-                    # start with the other one.
-                    self._base = None
-                    self._candidates.remove(base)
-                    self._candidates.append(base)
+                    self._base = None  # next time, https first again
                 raise TransportError(exc.code, str(exc)) from None
         failure = TransportError("error", "no base URL")
-        for base in list(self._candidates):
+        for base in self._candidates:
             try:
                 response = self._attempt(base, endpoint_key, path, timeout)
             except _Unreachable as exc:
                 failure = TransportError(exc.code, str(exc))
                 continue
-            self._base = base
+            self._settle(base)
             return base, response
         raise failure
 
+    def _settle(self, base: str) -> None:
+        """Remember the base URL that answered; an https answer ends plain http for good."""
+        self._base = base
+        if len(self._candidates) == 1:
+            return
+        if base.startswith("https://"):
+            self._candidates = [base]
+            log.info(
+                "%s: the gateway answers over https; plain http is no longer tried", self._settings.label
+            )
+        else:
+            if self._fallback_since is None:
+                log.warning(
+                    "%s: no answer over https, using plain http (write http:// in host to make this "
+                    "the choice; no token is sent over plain http otherwise)",
+                    self._settings.label,
+                )
+            self._fallback_since = self._clock()
+
+    def _fallback_expired(self) -> bool:
+        since = self._fallback_since
+        return (
+            self._plain_fallback(self._base) and since is not None and self._clock() - since >= HTTPS_RETRY_S
+        )
+
+    def _plain_fallback(self, base: str | None) -> bool:
+        """Plain http that the user did not ask for."""
+        return base is not None and base.startswith("http://") and len(self._candidates) > 1
+
     def _attempt(self, base: str, endpoint_key: str, path: str, timeout: float) -> GatewayResponse:
-        if endpoint_key != INFO.key and base == self._base:
+        plain_fallback = self._plain_fallback(base)
+        if plain_fallback:
+            self._guard_plain(endpoint_key)
+        elif endpoint_key != INFO.key and base == self._base:
             self._auth.refresh(self._session, base, self._verify)
         url = base + path
         started = self._clock()
         try:
-            with self._session.get(
-                url,
-                verify=self._verify,
+            response = self._session.send(
+                self._prepare(url, self._auth.prepare(self._session, endpoint_key)),
                 timeout=timeout,
                 allow_redirects=False,
-                stream=True,
-                **self._auth.prepare(self._session, endpoint_key),
-            ) as response:
-                body = self._read(response, started + timeout)
+            )
+            body = response.content
         except (OSError, ValueError) as exc:
             code = failure_code(exc)
             self._record(endpoint_key, code)
-            log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, type(exc).__name__)
+            reason = failure_reason(exc)
+            log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, reason)
             if _unreachable(exc):
-                raise _Unreachable(code, type(exc).__name__) from None
-            raise TransportError(code, type(exc).__name__) from None
+                raise _Unreachable(code, reason) from None
+            raise TransportError(code, reason) from None
         self._record(endpoint_key, str(response.status_code))
         log.debug(
             "GET %s -> %d in %.3f s (credentials: %s)",
@@ -179,14 +235,66 @@ class Transport:
         )
         return GatewayResponse(response.status_code, body, response.headers)
 
-    def _read(self, response: requests.Response, deadline: float) -> bytes:
-        """The body, but not past the deadline: a gateway that trickles must not hold a scrape."""
-        chunks = []
-        for chunk in response.iter_content(CHUNK):
-            chunks.append(chunk)
-            if self._clock() > deadline:
-                raise requests.ReadTimeout("the body took longer than the timeout")
-        return b"".join(chunks)
+    def _prepare(self, url: str, credentials: dict[str, Any]) -> requests.PreparedRequest:
+        """The request ``Session.request`` would build, without its per-request merging of
+        session defaults and environment settings that never change for a gateway (a copy of the
+        cookie jar, seven merge_setting calls with typing-protocol checks; see
+        scripts/bench_transport.py). ``credentials``: ``Auth.prepare``'s ``auth=``/``headers=``."""
+        headers = self._headers
+        if "headers" in credentials:
+            headers = {**headers, **credentials["headers"]}
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="GET",
+            url=url,
+            headers=headers,
+            cookies=self._session.cookies,
+            auth=credentials.get("auth"),
+        )
+        return prepared
+
+    def _guard_plain(self, endpoint_key: str) -> None:
+        """Before a request on the plain-http fallback: no token, no session cookie."""
+        # Cookies learnt over https are kept for https, as if the gateway had marked them Secure.
+        for cookie in self._session.cookies:
+            cookie.secure = True
+        if endpoint_key != INFO.key and self._auth.scheme == "token":
+            raise TransportError(
+                "error",
+                "the gateway answers over plain http only, and the token is not sent over plain "
+                "http (write http:// in host to allow it)",
+            )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a request failed, safe to log: the exception's kind, and for TLS the certificate's
+    verification error; for bounded answers the bound that was hit."""
+    verification = _find(exc, ssl.SSLCertVerificationError)
+    if verification is not None:
+        return f"{type(exc).__name__}: {verification.verify_message or verification.reason}"
+    tls = _find(exc, ssl.SSLError)
+    if tls is not None:
+        return f"{type(exc).__name__}: {tls.reason or type(tls).__name__}"
+    if isinstance(exc, ResponseTooLarge | DeadlineExceeded | ContentDecodingError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> Any:
+    """The first ``kind`` among ``exc``, its arguments, reasons and causes (requests and urllib3
+    wrap the ssl module's errors two or three deep)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind):
+            return item
+        todo.extend(item.args)
+        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
+    return None
 
 
 def _unreachable(exc: BaseException) -> bool:

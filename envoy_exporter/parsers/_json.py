@@ -15,9 +15,22 @@ from typing import Any
 
 from envoy_exporter.parsers import ParseError
 
+# No gateway figure comes near this (lifetime Wh ~1e10, epoch seconds ~2e9). A larger one is
+# garbage, and turned into joules it could overflow to inf: it is treated as not reported.
+ABSURD = 1e18
+# Longer integer literals are absurd; int() of one is quadratic in its length and refuses more
+# than 4,300 digits with a ValueError (sys.int_info.default_max_str_digits).
+_INT_DIGITS = 20
+
 
 def _reject_constant(name: str) -> float:
     raise ParseError(f"non-finite number {name} in JSON")
+
+
+def _parse_int(literal: str) -> int | float:
+    """An integer literal; a very long one becomes a float (inf past 1e308) for ``as_float`` to
+    drop, so that one absurd value costs only itself."""
+    return int(literal) if len(literal) <= _INT_DIGITS else float(literal)
 
 
 def load_json(body: bytes) -> Any:
@@ -33,7 +46,7 @@ def load_json(body: bytes) -> Any:
         raise ParseError("HTML or XML instead of JSON")
     try:
         # NaN/Infinity are not JSON; Python accepts them unless told otherwise.
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ParseError(f"not JSON: {exc}") from exc
 
@@ -51,7 +64,9 @@ def expect_list(obj: Any, what: str) -> list[Any]:
 
 
 def as_float(value: Any, what: str) -> float | None:
-    """A finite number as float. Strings, lists and bools are not numbers here."""
+    """A number as float; None for null and for an absurd magnitude (past ``ABSURD``, or too
+    large for a float): one garbage value must not cost the rest of the answer. Strings, lists
+    and bools are not numbers here."""
     if value is None:
         return None
     # bool is an int subclass; a true/false where a number belongs is a schema surprise.
@@ -59,10 +74,10 @@ def as_float(value: Any, what: str) -> float | None:
         raise ParseError(f"{what}: expected a number, got {type(value).__name__}")
     try:
         result = float(value)
-    except OverflowError as exc:  # an integer literal too large for a float
-        raise ParseError(f"{what}: number out of range") from exc
-    if not math.isfinite(result):
-        raise ParseError(f"{what}: number out of range")
+    except OverflowError:  # an integer too large for a float
+        return None
+    if not math.isfinite(result) or abs(result) > ABSURD:
+        return None
     return result
 
 

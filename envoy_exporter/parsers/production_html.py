@@ -13,7 +13,9 @@ from decimal import Decimal
 from envoy_exporter.model import WH, Reading
 from envoy_exporter.parsers import ParseError
 
-_TAG = re.compile(r"<[^>]*>")
+# A tag holds no "<": so an unclosed "<" is given up at the next one, and a page of "<" costs
+# time linear in its size (with "[^>]*" every "<" scanned to the end: quadratic).
+_TAG = re.compile(r"<[^<>]*>")
 _PREFIX = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
 # Bounded digits: the page shows three significant ones, and floats must stay finite.
 _NUMBER = r"(\d{1,12}(?:\.\d{1,6})?)\s*([kM]?)"

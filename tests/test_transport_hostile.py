@@ -1,0 +1,392 @@
+"""A hostile or broken gateway on loopback cannot make the transport hold memory or time, nor
+lure a credential onto plain http; TLS pinning works for a gateway reached by IP address.
+
+Every stand-in is a ``standin.StandIn`` on a free loopback port, stopped by the test; each of its
+scripts gives up after ``standin.LIMIT_S`` so the tests stay bounded even when the exporter is not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+import standin
+from standin import StandIn, answer, make_cert, server_context
+
+from envoy_exporter.config import ConfigError, load_config
+from envoy_exporter.gateway import transport as transport_module
+from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.gateway.errors import TransportError
+from envoy_exporter.gateway.http import tls_context
+from envoy_exporter.gateway.transport import Transport
+from envoy_exporter.model import GatewayInfo
+from envoy_exporter.settings import GatewaySettings, Secret, TLSSettings
+
+INFO_BODY = (
+    b"<?xml version='1.0'?><envoy_info><device><sn>482301000042</sn><software>D7.6.175</software>"
+    b"</device><web-tokens>true</web-tokens></envoy_info>"
+)
+TOKEN = jwt.encode(
+    {"exp": int(time.time()) + 86400, "aud": "482301000042"},
+    "a test key that is long enough for HS256",
+    algorithm="HS256",
+)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, endpoint: str, code: str) -> None:
+        self.calls.append((endpoint, code))
+
+
+class NoAuth:
+    scheme = "none"
+
+    def prepare(self, session, endpoint_key):
+        return {}
+
+    def refresh(self, session, base_url, verify):
+        pass
+
+    def on_unauthorized(self, session, base_url, verify):
+        return False
+
+
+def transport_for(host: str, timeout: float = 5.0, tls: TLSSettings | None = None, **kw) -> Transport:
+    settings = GatewaySettings(name="roof", host=host, timeout=timeout, tls=tls or TLSSettings())
+    return Transport(settings, NoAuth(), Recorder(), **kw)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# Size: every answer is bounded, decoded size included
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return standin.gzip_bomb()
+
+
+@pytest.mark.parametrize("kind", ["content-length", "chunked", "gzip"])
+def test_an_oversized_answer_fails_its_request_with_the_reason(kind, bomb):
+    script = {
+        "content-length": standin.huge_length,
+        "chunked": standin.huge_chunked,
+        "gzip": answer(bomb, headers={"Content-Encoding": "gzip", "Content-Type": "text/xml"}),
+    }[kind]
+    with StandIn(script) as gateway:
+        transport = transport_for(f"http://{gateway.host}")
+        started = time.monotonic()
+        with pytest.raises(TransportError) as failure:
+            transport.get("info", "/info")
+        elapsed = time.monotonic() - started
+        transport.close()
+    assert failure.value.code == "error"
+    assert "over the 4 MiB bound" in str(failure.value)
+    assert transport._record.calls == [("info", "error")]
+    assert elapsed < 5.0
+    # The transport stopped reading at the bound: the stand-in could not push much more than
+    # the bound plus what the kernel buffers hold.
+    assert gateway.bytes_sent < 40_000_000
+
+
+def test_an_answer_within_the_bound_is_read_whole_and_decoded():
+    body = b"<x>" + b"y" * 3_000_000 + b"</x>"
+    packed = standin.zlib.compress(body, wbits=31)
+    with StandIn(answer(packed, headers={"Content-Encoding": "gzip"})) as gateway:
+        transport = transport_for(f"http://{gateway.host}")
+        assert transport.get("info", "/info").body == body
+        transport.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    sys.path.insert(0, sys.argv[1])
+    import standin
+    from test_transport_hostile import transport_for
+    from envoy_exporter.gateway.errors import TransportError
+
+    bomb = standin.gzip_bomb()
+    scripts = [
+        standin.huge_length,
+        standin.huge_chunked,
+        standin.answer(bomb, headers={"Content-Encoding": "gzip"}),
+    ]
+    errors = []
+    for script in scripts:
+        with standin.StandIn(script) as gateway:
+            transport = transport_for(f"http://{gateway.host}")
+            try:
+                transport.get("info", "/info")
+            except TransportError as exc:
+                errors.append(str(exc))
+            transport.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"maxrss_mb": peak_mb, "errors": errors}))
+    """
+)
+
+
+def test_peak_memory_stays_under_200_mb_against_500_mb_answers_and_a_gzip_bomb():
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tests)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    result = json.loads(child.stdout.splitlines()[-1])
+    assert len(result["errors"]) == 3 and all("4 MiB bound" in e for e in result["errors"])
+    assert result["maxrss_mb"] < 200
+
+
+# --------------------------------------------------------------------------------------------
+# Time: the timeout bounds the whole request
+
+
+@pytest.mark.parametrize(
+    "script",
+    [standin.trickle_body, standin.trickle_headers, standin.continue_flood],
+    ids=lambda s: s.__name__,
+)
+def test_the_timeout_bounds_the_whole_request(script):
+    with StandIn(script) as gateway:
+        transport = transport_for(f"http://{gateway.host}", timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransportError) as failure:
+            transport.get("info", "/info")
+        elapsed = time.monotonic() - started
+        transport.close()
+    assert failure.value.code == "timeout"
+    assert "longer than 1 s" in str(failure.value)
+    assert elapsed < 3.0
+
+
+def test_a_connection_survives_a_request_that_finished_in_time():
+    with StandIn(answer(INFO_BODY)) as gateway:
+        transport = transport_for(f"http://{gateway.host}", timeout=0.5)
+        for _ in range(3):
+            assert transport.get("info", "/info").body == INFO_BODY
+        time.sleep(0.7)  # every deadline has passed: nothing may cut the kept-alive connection
+        assert transport.get("info", "/info").body == INFO_BODY
+        transport.close()
+    assert len(gateway.requests) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# No silent downgrade to plain http
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("certs")
+    return {name: make_cert(directory, name) for name in ("envoy", "other")}
+
+
+def token_gateway(request: standin.Request) -> bytes:
+    return INFO_BODY if request.path == "/info" else b"{}"
+
+
+def routed(conn: standin.Connection, request: standin.Request) -> None:
+    if request.path == "/auth/check_jwt":
+        answer(b"<html>Valid token.</html>", headers={"Set-Cookie": "sessionId=s3ss10n; Path=/"})(
+            conn, request
+        )
+    else:
+        answer(token_gateway(request))(conn, request)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def token_transport(host: str, clock: Clock) -> Transport:
+    settings = GatewaySettings(name="roof", host=host, timeout=3.0, token=Secret(TOKEN))
+    record = Recorder()
+    auth = Auth(settings, None, record)
+    auth.configure(GatewayInfo(serial="482301000042", firmware="D7.6.175", web_tokens=True))
+    return Transport(settings, auth, record, clock=clock)
+
+
+def credentials_over_plain_http(gateway: StandIn) -> list[str]:
+    return [
+        r.path
+        for r in gateway.requests
+        if r.scheme == "http" and ("authorization" in r.headers or "cookie" in r.headers)
+    ]
+
+
+def test_once_the_gateway_answered_over_https_it_stays_on_https(certs):
+    with StandIn(routed, tls=server_context(*certs["envoy"])) as gateway:
+        transport = token_transport(gateway.host, Clock())
+        for _ in range(2):
+            transport.get("info", "/info")
+            transport.get("production_json", "/production.json")
+        assert transport._session.cookies.get("sessionId") == "s3ss10n"
+
+        gateway.tls_on = False  # TLS fails once (a reboot, a glitch)...
+        gateway.drop()
+        for _ in range(4):
+            with pytest.raises(TransportError):
+                transport.get("production_json", "/production.json")
+            with pytest.raises(TransportError):
+                transport.get("info", "/info")
+        gateway.tls_on = True  # ...and works again
+        for _ in range(2):
+            transport.get("info", "/info")
+            transport.get("production_json", "/production.json")
+        transport.close()
+    assert {r.scheme for r in gateway.requests} == {"https"}
+    assert credentials_over_plain_http(gateway) == []
+    assert len(gateway.requests) == 9  # 4 + check_jwt, then 4 again; none while TLS was down
+
+
+def test_a_bare_host_without_https_gets_no_token_and_https_is_tried_again(certs):
+    clock = Clock()
+    with StandIn(routed, tls=server_context(*certs["envoy"])) as gateway:
+        gateway.tls_on = False
+        transport = token_transport(gateway.host, clock)
+        assert transport.get("info", "/info").body == INFO_BODY
+        assert transport.base_url == f"http://{gateway.host}"
+        with pytest.raises(TransportError) as refused:
+            transport.get("production_json", "/production.json")
+        assert "not sent over plain http" in str(refused.value)
+        transport.get("info", "/info")
+
+        gateway.tls_on = True
+        clock.now += transport_module.HTTPS_RETRY_S
+        transport.get("info", "/info")
+        assert transport.base_url == f"https://{gateway.host}"
+        transport.get("production_json", "/production.json")
+        gateway.tls_on = False
+        gateway.drop()
+        clock.now += 10 * transport_module.HTTPS_RETRY_S
+        with pytest.raises(TransportError):
+            transport.get("info", "/info")
+        transport.close()
+    assert credentials_over_plain_http(gateway) == []
+    assert [(r.scheme, r.path) for r in gateway.requests] == [
+        ("http", "/info"),
+        ("http", "/info"),
+        ("https", "/info"),
+        ("https", "/auth/check_jwt"),
+        ("https", "/production.json"),
+    ]
+
+
+def test_http_written_by_the_user_carries_the_token():
+    with StandIn(routed) as gateway:
+        transport = token_transport(f"http://{gateway.host}", Clock())
+        transport.get("production_json", "/production.json")
+        transport.close()
+    assert gateway.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+# --------------------------------------------------------------------------------------------
+# TLS: pinning by ca_file with server_name, the reason of a certificate error
+
+
+def pinned(host: str, cert: Path, server_name: str | None = None) -> Transport:
+    return transport_for(host, tls=TLSSettings(verify=True, ca_file=cert, server_name=server_name))
+
+
+def test_a_pinned_common_name_only_certificate_needs_server_name_for_an_ip_host(certs):
+    with StandIn(answer(INFO_BODY), tls=server_context(*certs["envoy"])) as gateway:
+        by_ip = pinned(gateway.host, certs["envoy"][0])
+        with pytest.raises(TransportError) as failure:
+            by_ip.get("info", "/info")
+        assert "IP address mismatch" in str(failure.value)
+        assert gateway.requests == []  # and no plain http attempted: verification was asked for
+
+        named = pinned(gateway.host, certs["envoy"][0], server_name="envoy")
+        assert named.get("info", "/info").body == INFO_BODY
+        assert named.base_url == f"https://{gateway.host}"
+
+        wrong_name = pinned(gateway.host, certs["envoy"][0], server_name="envoy.example")
+        with pytest.raises(TransportError) as failure:
+            wrong_name.get("info", "/info")
+        assert "Hostname mismatch" in str(failure.value)
+        for t in (by_ip, named, wrong_name):
+            t.close()
+    assert [r.scheme for r in gateway.requests] == ["https"]
+
+
+def test_a_certificate_is_trusted_for_the_gateway_it_is_pinned_to_only(certs, monkeypatch):
+    # REQUESTS_CA_BUNDLE is set on these machines; requests would trust it over Session.verify.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certs["envoy"][0]))
+    with StandIn(answer(INFO_BODY), tls=server_context(*certs["envoy"])) as gateway:
+        other_pin = pinned(gateway.host, certs["other"][0], server_name="envoy")
+        with pytest.raises(TransportError) as failure:
+            other_pin.get("info", "/info")
+        assert "self-signed certificate" in str(failure.value)
+
+        system = transport_for(gateway.host, tls=TLSSettings(verify=True, server_name="envoy"))
+        with pytest.raises(TransportError) as failure:
+            system.get("info", "/info")
+        assert "certificate verify failed" in str(failure.value) or "self-signed" in str(failure.value)
+        for t in (other_pin, system):
+            t.close()
+    assert gateway.requests == []
+
+
+def test_server_name_in_the_config(tmp_path):
+    (tmp_path / "envoy.pem").write_text("pem")
+    config = tmp_path / "exporter.yml"
+    config.write_text("gateways:\n  - host: 192.0.2.10\n    tls: {ca_file: envoy.pem, server_name: envoy}\n")
+    tls = load_config(config).gateways[0].tls
+    assert (tls.verify, tls.ca_file, tls.server_name) == (True, tmp_path / "envoy.pem", "envoy")
+
+    config.write_text("gateways:\n  - host: 192.0.2.10\n    tls: {server_name: 'envoy/x'}\n")
+    with pytest.raises(ConfigError) as failure:
+        load_config(config)
+    assert failure.value.key == "gateways[0].tls.server_name"
+
+
+def test_an_oversized_endpoint_costs_only_its_own_part(caplog):
+    """An Envoy-S standard on firmware 5 whose inverter list is endless: production stays."""
+    bodies = {
+        "/info": INFO_BODY.replace(b"D7.6.175", b"D5.0.62").replace(b"true", b"false"),
+        "/api/v1/production": b'{"wattsNow": 512, "wattHoursToday": 12, "wattHoursSevenDays": 80, '
+        b'"wattHoursLifetime": 6000}',
+    }
+
+    def gateway_script(conn, request):
+        if request.path == "/api/v1/production/inverters":
+            standin.huge_chunked(conn, request)
+        elif request.path in bodies:
+            answer(bodies[request.path])(conn, request)
+        else:
+            answer(b"{}", "404 Not Found")(conn, request)
+
+    with StandIn(gateway_script) as gateway:
+        settings = GatewaySettings(name="roof", host=f"http://{gateway.host}", timeout=5.0)
+        client = GatewayClient(settings, None)
+        snapshot = client.collect(timeout=20)
+        client.close()
+    assert snapshot.up and snapshot.production.total.power_w == 512.0
+    result = snapshot.endpoints["api_v1_inverters"]
+    assert (result.ok, result.status) == (False, "error")
+    assert "over the 4 MiB bound" in result.detail
+    assert "api_v1_inverters (/api/v1/production/inverters) failed: error (ResponseTooLarge" in caplog.text
+
+
+def test_a_replaced_ca_file_gets_a_context_of_its_own(certs, tmp_path):
+    pin = tmp_path / "pin.pem"
+    pin.write_bytes(certs["envoy"][0].read_bytes())
+    first = tls_context(True, str(pin))
+    assert tls_context(True, str(pin)) is first
+    pin.write_bytes(certs["other"][0].read_bytes() + b"\n")
+    assert tls_context(True, str(pin)) is not first

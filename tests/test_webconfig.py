@@ -1,0 +1,330 @@
+"""``--web.config.file``: TLS, client certificates and basic auth, on loopback.
+
+Certificates are made for each test run with the ``openssl`` command (a CA, a server certificate
+for 127.0.0.1, a client certificate from the same CA and one from a stranger CA); the tests skip
+when it is absent.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import bcrypt
+import pytest
+from conftest import ROOT
+from exporter_fakes import FakeClient
+
+from envoy_exporter.fleet import Fleet
+from envoy_exporter.settings import GatewaySettings
+from envoy_exporter.web import ExporterServer, make_server
+from envoy_exporter.webconfig import WebConfig, WebConfigError, load_web_config
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
+
+PASSWORD = "correct horse"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap rounds for tests
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _ca(directory: Path, name: str) -> None:
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=directory,
+    )  # fmt: skip
+
+
+def _signed(directory: Path, name: str, ca: str, extensions: str) -> None:
+    _openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
+        "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=directory,
+    )  # fmt: skip
+    (directory / f"{name}.ext").write_text(extensions)
+    _openssl(
+        "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+        "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=directory,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command")
+    d = tmp_path_factory.mktemp("pki")
+    _ca(d, "ca")
+    _ca(d, "stranger-ca")
+    _signed(d, "server", "ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    _signed(d, "client", "ca", "extendedKeyUsage=clientAuth\n")
+    _signed(d, "stranger", "stranger-ca", "extendedKeyUsage=clientAuth\n")
+    return d
+
+
+def _serve(path: Path) -> ExporterServer:
+    fleet = Fleet([GatewaySettings(name="home", host="http://home.example")], lambda s: FakeClient(s.label))
+    server = make_server("127.0.0.1:0", fleet, web_config=load_web_config(path))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server.ready.set()
+    return server
+
+
+def _stop(server: ExporterServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def _get(server: ExporterServer, path: str = "/metrics", headers=None, context=None):
+    host, port = server.server_address[:2]
+    if context is None:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+    else:
+        conn = http.client.HTTPSConnection(host, port, timeout=10, context=context)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _client_context(pki: Path, cert: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    if cert:
+        context.load_cert_chain(pki / f"{cert}.crt", pki / f"{cert}.key")
+    return context
+
+
+# --------------------------------------------------------------------------------------------
+# Basic auth
+
+
+@pytest.fixture
+def with_users(tmp_path) -> ExporterServer:
+    path = tmp_path / "web.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: '{HASH}'\n")
+    server = _serve(path)
+    yield server
+    _stop(server)
+
+
+def test_no_credentials_get_401_and_a_challenge(with_users):
+    status, headers, _ = _get(with_users)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        _basic("prometheus", "wrong"),
+        _basic("prometheus", PASSWORD + " "),
+        _basic("nobody", PASSWORD),
+        _basic("prometheus", PASSWORD + "x" * 80),
+        {"Authorization": "Bearer " + PASSWORD},
+        {"Authorization": "Basic not-base64!"},
+    ],
+)
+def test_wrong_credentials_get_401(with_users, headers):
+    assert _get(with_users, headers=headers)[0] == 401
+
+
+def test_the_right_password_gets_200_on_every_page(with_users):
+    status, _, body = _get(with_users, headers=_basic("prometheus", PASSWORD))
+    assert status == 200 and b'enphase_up{gateway="home"} 1.0' in body
+    for path in ("/", "/probe?target=home", "/-/healthy"):
+        assert _get(with_users, path, headers=_basic("prometheus", PASSWORD))[0] == 200
+        assert _get(with_users, path)[0] == 401
+
+
+# --------------------------------------------------------------------------------------------
+# TLS
+
+
+def _tls_config(tmp_path: Path, pki: Path, extra: str = "") -> Path:
+    path = tmp_path / "web.yml"
+    path.write_text(
+        f"tls_server_config:\n  cert_file: {pki / 'server.crt'}\n  key_file: {pki / 'server.key'}\n{extra}"
+    )
+    return path
+
+
+@needs_openssl
+def test_tls_without_client_certificates(tmp_path, pki):
+    server = _serve(_tls_config(tmp_path, pki))
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        status, _, body = _get(server, context=_client_context(pki))
+        assert status == 200 and b"enphase_up" in body
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            _get(server)  # plain http to a TLS port gets nothing
+        assert _get(server, "/-/healthy", context=_client_context(pki))[0] == 200  # and it lives on
+    finally:
+        _stop(server)
+
+
+@needs_openssl
+def test_a_client_certificate_where_asked(tmp_path, pki):
+    extra = f"  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {pki / 'ca.crt'}\n"
+    server = _serve(_tls_config(tmp_path, pki, extra))
+    try:
+        status, _, body = _get(server, context=_client_context(pki, "client"))
+        assert status == 200 and b"enphase_up" in body
+        for refused in (None, "stranger"):
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                _get(server, context=_client_context(pki, refused))
+        assert _get(server, context=_client_context(pki, "client"))[0] == 200
+    finally:
+        _stop(server)
+
+
+@needs_openssl
+def test_a_client_certificate_if_given(tmp_path, pki):
+    extra = f"  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: {pki / 'ca.crt'}\n"
+    server = _serve(_tls_config(tmp_path, pki, extra))
+    try:
+        assert _get(server, context=_client_context(pki))[0] == 200
+        assert _get(server, context=_client_context(pki, "client"))[0] == 200
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _get(server, context=_client_context(pki, "stranger"))
+    finally:
+        _stop(server)
+
+
+@needs_openssl
+def test_min_version(tmp_path, pki):
+    server = _serve(_tls_config(tmp_path, pki, "  min_version: TLS13\n"))
+    try:
+        old = _client_context(pki)
+        old.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _get(server, context=old)
+        assert _get(server, context=_client_context(pki))[0] == 200
+    finally:
+        _stop(server)
+
+
+@needs_openssl
+def test_tls_and_basic_auth_together_with_headers(tmp_path, pki):
+    extra = f"basic_auth_users:\n  prometheus: '{HASH}'\nhttp_server_config:\n  headers:\n"
+    extra += "    X-Frame-Options: deny\n"
+    server = _serve(_tls_config(tmp_path, pki, extra))
+    try:
+        assert _get(server, context=_client_context(pki))[0] == 401
+        status, headers, _ = _get(
+            server, headers=_basic("prometheus", PASSWORD), context=_client_context(pki)
+        )
+        assert status == 200 and headers["X-Frame-Options"] == "deny"
+    finally:
+        _stop(server)
+
+
+# --------------------------------------------------------------------------------------------
+# The file itself
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("tls_server_config:\n  key_file: a.key\n", "tls_server_config.cert_file"),
+        ("tls_server_config:\n  cert_file: a.crt\n", "tls_server_config.key_file"),
+        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [x]\n", "cipher_suites"),
+        ("basic_auth_users:\n  bob: plain-password\n", "basic_auth_users.bob"),
+        ("basic_auth_users: [bob]\n", "basic_auth_users"),
+        ("basic_auth_user:\n  bob: x\n", "basic_auth_user"),
+        ("http_server_config:\n  headers:\n    Set-Cookie: a=b\n", "http_server_config.headers.Set-Cookie"),
+    ],
+)
+def test_bad_files_name_the_key(tmp_path, text, key):
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(WebConfigError, match=key.replace(".", r"\.")):
+        load_web_config(path)
+
+
+@needs_openssl
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("  client_auth_type: RequestClientCert\n", "client_auth_type"),
+        ("  client_auth_type: RequireAndVerifyClientCert\n", "client_ca_file"),
+        ("  client_auth_type: Sometimes\n", "client_auth_type"),
+        ("  min_version: TLS14\n", "min_version"),
+    ],
+)
+def test_bad_tls_settings_name_the_key(tmp_path, pki, extra, key):
+    with pytest.raises(WebConfigError, match=key):
+        load_web_config(_tls_config(tmp_path, pki, extra))
+
+
+def test_check_config_checks_the_web_config_too(tmp_path):
+    config, web = tmp_path / "exporter.yml", tmp_path / "web.yml"
+    config.write_text("gateways:\n  - name: home\n    host: 192.0.2.10\n")
+    web.write_text(f"basic_auth_users:\n  prometheus: '{HASH}'\n")
+    command = [sys.executable, "-m", "envoy_exporter", "--check-config", "--config.file", str(config)]
+    proc = subprocess.run(
+        [*command, "--web.config.file", str(web)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and f"{web}: OK" in proc.stdout
+    web.write_text("tls_server_config:\n  cert_file: nowhere.crt\n  key_file: nowhere.key\n")
+    proc = subprocess.run(
+        [*command, "--web.config.file", str(web)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "tls_server_config.cert_file" in proc.stderr
+
+
+def test_the_flag_refuses_a_bad_file_with_exit_2(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users:\n  bob: plain-password\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "envoy_exporter", "--demo", "--web.config.file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "basic_auth_users.bob" in proc.stderr
+
+
+@pytest.fixture
+def shipped_example(tmp_path, pki) -> Path:
+    """The shipped web-config.yml, beside the certificate files its relative paths name."""
+    shutil.copy(ROOT / "web-config.yml", tmp_path / "web-config.yml")
+    for name, source in (
+        ("server.crt", "server.crt"),
+        ("server.key", "server.key"),
+        ("clients-ca.crt", "ca.crt"),
+    ):
+        shutil.copy(pki / source, tmp_path / name)
+    return tmp_path / "web-config.yml"
+
+
+def test_the_shipped_example_loads(shipped_example):
+    config = load_web_config(shipped_example)
+    assert config.tls is not None and config.tls.verify_mode == ssl.CERT_REQUIRED
+    assert config.authorized(_basic("prometheus", "change-me")["Authorization"])
+    assert not config.authorized(_basic("prometheus", "changeme")["Authorization"])
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool")
+def test_promtool_accepts_the_shipped_example(shipped_example):
+    proc = subprocess.run(
+        ["promtool", "check", "web-config", str(shipped_example)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_password_past_bcrypts_72_bytes_is_refused_not_truncated():
+    long = b"a" * 72
+    config = WebConfig(users={"bob": bcrypt.hashpw(long, bcrypt.gensalt(rounds=4))})
+    assert config.authorized(_basic("bob", long.decode())["Authorization"])
+    assert not config.authorized(_basic("bob", (long + b"tail").decode())["Authorization"])
