@@ -203,7 +203,7 @@ class GatewayClient:
         self._conflict: str | None = None  # the host that holds the label this gateway would take
         if settings.name or settings.serial:
             # A configured label (the configuration checked it is unique) is held from the start.
-            self._labels.claim(settings.label, self, settings.host)
+            self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
 
     # ----------------------------------------------------------------------------------------
