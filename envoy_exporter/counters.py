@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import re
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from envoy_exporter.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Reported, Snapshot
+from envoy_exporter.state import read_state, safe_name, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +67,7 @@ def series_key(gateway: str, kind: str, name: str | None, phase: str = "") -> tu
 
 def state_path(state_dir: Path, gateway: str) -> Path:
     """Where one gateway's counter state lives: ``counters-<gateway>.json``, name made file-safe."""
-    return state_dir / f"counters-{re.sub(r'[^A-Za-z0-9._-]', '_', gateway)}.json"
+    return state_dir / f"counters-{safe_name(gateway)}.json"
 
 
 @dataclass
@@ -278,8 +276,9 @@ class CounterKeeper:
             return {(gw, kind): self._counts[(gw, kind)] for gw in sorted(gateways) for kind in KINDS}
 
     def save(self) -> None:
-        """Write the state if it changed: atomically, mode 0600. Never raises; a failure is a
-        warning and the next save tries again. Call it before the corrected snapshot is served."""
+        """Write the state if it changed: atomically, mode 0600, the previous generation kept
+        (``state.write_atomic``). Never raises; a failure is a warning and the next save tries
+        again. Call it before the corrected snapshot is served."""
         with self._lock:
             if self._path is None or not self._dirty:
                 return
@@ -288,27 +287,22 @@ class CounterKeeper:
                 separators=(",", ":"),
             ).encode()
             try:
-                _write_atomic(self._path, body)
+                write_atomic(self._path, body)
             except OSError as err:
                 log.warning("cannot save counter state to %s: %s", self._path, err)
                 return
             self._dirty = False
 
     def _load(self) -> None:
+        """The saved state, else the previous generation; a file that cannot be used is moved
+        aside (``state.read_state``), never overwritten, and never fails the caller."""
         if self._path is None:
             return
-        try:
-            body = self._path.read_bytes()
-        except FileNotFoundError:
-            log.info("no counter state at %s yet: starting fresh", self._path)
+        series = read_state(self._path, _parse_state)
+        if series is None:
+            log.info("no usable counter state at %s: starting fresh", self._path)
             return
-        except OSError as err:
-            log.warning("cannot read counter state %s (%s): starting fresh", self._path, err)
-            return
-        try:
-            self._series = _parse_state(body)
-        except (ValueError, TypeError, KeyError) as err:
-            log.warning("counter state %s is unreadable (%s): starting fresh", self._path, err)
+        self._series = series
 
 
 @dataclass
@@ -445,25 +439,3 @@ def _number(obj: dict[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TypeError(f"{name} is not a number: {value!r}")
     return float(value)
-
-
-def _write_atomic(path: Path, body: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over, fsync the directory: a crash leaves
-    the old state or the new one, never half of one. mkstemp creates the file 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

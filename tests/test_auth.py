@@ -19,12 +19,8 @@ import requests
 from conftest import SHARED, SHARED_FIXTURES, needs_shared
 from requests.auth import HTTPDigestAuth
 
-from envoy_exporter.gateway.auth import (
-    BACKOFF_MAX_S,
-    REALM,
-    Auth,
-    installer_password,
-)
+from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
+from envoy_exporter.gateway.backoff import BACKOFF_MAX_S
 from envoy_exporter.gateway.transport import Transport, TransportError
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings, Secret
@@ -248,12 +244,14 @@ def test_digest_nonce_carries_over_to_the_next_collection_thread(requests_mock):
 
 
 def test_rejected_digest_is_an_error_once(caplog):
-    auth, *_ = make_auth(gateway_settings(), info=INFO_LEGACY)
+    auth, clock, *_ = make_auth(gateway_settings(), info=INFO_LEGACY)
     with caplog.at_level(logging.ERROR):
         for _ in range(3):
             assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is False
+            auth.digest_rejected()
+            clock.now += 3600
     assert [r.getMessage() for r in caplog.records] == [
-        "roof: the gateway rejected the digest credentials of user 'envoy'"
+        "roof: the gateway rejected the digest credentials of user 'envoy'; next attempt in 60 s"
     ]
 
 
@@ -493,7 +491,7 @@ def test_repeated_401s_back_off_exponentially_and_never_hammer_enlighten(request
     for _ in range(10):
         clock.now += BACKOFF_MAX_S
         scrape()
-    assert "next attempt in 3600 s" in caplog.records[-1].getMessage()  # capped at an hour
+    assert auth.blocked_until() == clock.now + BACKOFF_MAX_S  # capped at an hour
     assert record.count("enlighten_login") == 13
 
 
@@ -535,8 +533,9 @@ def test_enlighten_outage_never_raises_and_backs_off(requests_mock, caplog, fail
     auth, _, _, record = make_auth(cloud_settings())
     session = requests.Session()
     with caplog.at_level(logging.WARNING):
-        auth.refresh(session, GATEWAY, False)
-        auth.refresh(session, GATEWAY, False)
+        for _ in range(2):  # the request is not sent: a TransportError for the client to record
+            with pytest.raises(CredentialsWithheld, match="could not get a token from Enlighten"):
+                auth.refresh(session, GATEWAY, False)
         assert auth.on_unauthorized(session, GATEWAY, False) is False
     assert record.calls == [recorded]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -556,7 +555,7 @@ def test_entrez_failure_is_an_outage_too(requests_mock, caplog, answer, reason):
     requests_mock.post(f"{ENLIGHTEN}/login/login.json", json={"session_id": "sid-1"})
     requests_mock.post(f"{ENTREZ}/tokens", **answer)
     auth, *_ = make_auth(cloud_settings())
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING), pytest.raises(CredentialsWithheld):
         auth.refresh(requests.Session(), GATEWAY, False)
     assert f"could not get a token from Enlighten: {reason}" in caplog.text
     assert auth.token_expiry is None
@@ -583,7 +582,8 @@ def test_no_secret_ever_reaches_the_log(requests_mock, tmp_path, caplog):
     stale, fresh = make_token(subject="stale-one"), make_token(subject="fresh-one")
     mock_enlighten(requests_mock, [fresh])
     mock_check_jwt(requests_mock, {fresh})
-    requests_mock.get(f"{GATEWAY}/ivp/meters", [{"status_code": 401}, {"json": []}])
+    # The stale token is rejected by check_jwt before any data request; a new one is fetched.
+    requests_mock.get(f"{GATEWAY}/ivp/meters", json=[])
     settings = cloud_settings(token=Secret(stale), password=Secret("local-pw-55"))
     with caplog.at_level(logging.DEBUG):
         auth, *_ = make_auth(settings, state_dir=tmp_path)

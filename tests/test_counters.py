@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envoy_exporter import counters
+from envoy_exporter import state
 from envoy_exporter.counters import CounterKeeper, state_path
 from envoy_exporter.model import (
     WH,
@@ -336,7 +336,7 @@ def test_a_failed_save_warns_cleans_up_and_retries(tmp_path: Path, caplog: pytes
     path = tmp_path / "counters-gw1.json"
     keeper = CounterKeeper(path)
     keeper.observe(KEY, kwh(1), T0)
-    with mock.patch.object(counters.os, "replace", side_effect=OSError("disk full")):
+    with mock.patch.object(state.os, "replace", side_effect=OSError("disk full")):
         keeper.save()
     assert "disk full" in caplog.text
     assert list(tmp_path.iterdir()) == []
@@ -376,17 +376,19 @@ def test_a_missing_state_file_is_a_fresh_start(tmp_path: Path, caplog: pytest.Lo
     ],
     ids=["truncated", "empty", "list", "version", "series", "key", "number", "hold", "binary"],
 )
-def test_a_corrupt_state_file_is_a_warning_and_a_fresh_start(
+def test_a_corrupt_state_file_is_a_warning_moved_aside_and_a_fresh_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, body: bytes
 ) -> None:
     path = tmp_path / "counters-gw1.json"
     path.write_bytes(body)
     keeper = CounterKeeper(path)
-    assert "starting fresh" in caplog.text
-    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [logging.WARNING]
+    assert "moved aside" in caplog.text
     assert keeper.observe(KEY, kwh(3), T0) == kwh(3)
     keeper.save()
     assert json.loads(path.read_text())["series"][0]["good"] == kwh(3)
+    (aside,) = tmp_path.glob("counters-gw1.json.bad-*")
+    assert aside.read_bytes() == body  # kept for a look, never overwritten
 
 
 def test_state_path_is_one_safe_file_per_gateway(tmp_path: Path) -> None:
@@ -533,8 +535,9 @@ def test_the_exported_counter_never_falls_and_follows_true_production(
     now = T0
     last_spike = False
     path = state_dir / "counters-gw1.json"
-    path.unlink(missing_ok=True)
-    with mock.patch.object(counters.os, "fsync"):
+    for old in state_dir.iterdir():
+        old.unlink()
+    with mock.patch.object(state.os, "fsync"):
         keeper = CounterKeeper(path)
         exported: float | None = None
         start: tuple[float, float] | None = None  # (exported, true) at the first value

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from envoy_exporter.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.gateway.assemble import Assembler
-from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.auth import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
@@ -60,7 +60,6 @@ from envoy_exporter.gateway.plan import Plan, single_phase
 from envoy_exporter.gateway.transport import Transport
 from envoy_exporter.model import (
     EndpointResult,
-    Ensemble,
     GatewayInfo,
     Latest,
     Readings,
@@ -133,7 +132,9 @@ class _Collection:
     """One collection in progress: what it got so far. Read by callers whose deadline passed
     while the worker thread still writes, hence the lock."""
 
-    deadline: float = float("inf")  # on the client's clock
+    started: float = 0.0  # on the client's clock
+    deadline: float = float("inf")
+    plan: Plan | None = None
     readings: Readings = field(default_factory=Readings)
     results: dict[str, EndpointResult] = field(default_factory=dict)
     current: str | None = None  # the endpoint being asked right now
@@ -181,7 +182,9 @@ class GatewayClient:
         self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
-        self._assembler = Assembler()
+        # production.json's powers serve as long as production figures do; past that, on its
+        # slow cadence, the CT readings' powers stand in (see assemble).
+        self._assembler = Assembler(power_max_age=settings.cache_ttl.get(PRODUCTION_JSON.family, 0.0))
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
         self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
@@ -200,7 +203,7 @@ class GatewayClient:
         self._conflict: str | None = None  # the host that holds the label this gateway would take
         if settings.name or settings.serial:
             # A configured label (the configuration checked it is unique) is held from the start.
-            self._labels.claim(settings.label, self, settings.host)
+            self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
 
     # ----------------------------------------------------------------------------------------
@@ -256,6 +259,7 @@ class GatewayClient:
     def close(self) -> None:
         self._labels.release(self)
         self._transport.close()
+        self._auth.close()
 
     # ----------------------------------------------------------------------------------------
     # One collection (on the single-flight worker thread)
@@ -266,7 +270,7 @@ class GatewayClient:
 
     def _run(self) -> Snapshot:
         started = self._clock()
-        run = _Collection(deadline=started + COLLECTION_DEADLINE)
+        run = _Collection(started=started, deadline=started + COLLECTION_DEADLINE)
         self._run_state = run
         try:
             latest = self._collect(run)
@@ -331,7 +335,7 @@ class GatewayClient:
     def _refresh_info(self, run: _Collection) -> GatewayInfo | None:
         """/info from the cache, or fetched when it expired (hourly by default). Without an
         answer the known identity stays in use."""
-        if self._info is not None and self._cache.get(INFO.key) is not None:
+        if self._info is not None and self._cache.get(INFO.key, run.started) is not None:
             run.record(INFO.key, EndpointResult(True, "cached"), self._info)
             return self._claimed(run, self._info)
         outcome = self._request(run, INFO, INFO.path)
@@ -349,7 +353,7 @@ class GatewayClient:
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
-        self._cache.put(INFO.key, INFO.family, info)
+        self._cache.put(INFO.key, INFO.family, info, run.started)
         return self._claimed(run, info)
 
     def _claimed(self, run: _Collection, info: GatewayInfo) -> GatewayInfo | None:
@@ -428,7 +432,7 @@ class GatewayClient:
 
     def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
         """Ask, in the plan's order, each endpoint this gateway has and this collection can use."""
-        plan = Plan(info, run.readings, self._assembler, self._unsupported)
+        run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
                 log.warning(
@@ -491,23 +495,28 @@ class GatewayClient:
         """Cache a usable answer; account for a failed one (recorded as the cause to show)."""
         run.record(endpoint.key, outcome.result, outcome.value)
         if outcome.result.ok:
-            self._cache.put(endpoint.key, _family(endpoint, outcome.value), outcome.value)
+            family = run.plan.family(endpoint) if run.plan else endpoint.family
+            self._cache.put(endpoint.key, family, outcome.value, run.started)
         else:
             self._failed(run, endpoint, outcome.result)
 
     def _from_cache(self, run: _Collection, endpoint: Endpoint) -> bool:
-        entry = self._cache.get(endpoint.key)
+        entry = self._cache.get(endpoint.key, run.started)
         if entry is None:
             return False
-        run.record(endpoint.key, EndpointResult(True, "cached"), entry.value)
+        age = run.started - entry.fetched_at
+        run.record(endpoint.key, EndpointResult(True, "cached", age_s=age), entry.value)
         return True
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
         run.current = endpoint.key
+        withheld = self._auth.withheld(endpoint.key)  # after a rejection: not before the back-off ends
         # The transport's own timeout, cut to what is left of the collection's deadline.
         timeout = min(self._settings.timeout, max(run.deadline - self._clock(), 0.0))
         try:
+            if withheld is not None:
+                raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
         except TransportError as exc:
             outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
@@ -524,7 +533,9 @@ class GatewayClient:
         run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
         if outcome.result.ok:
             run.fetched += 1
-            run.authorized |= endpoint is not INFO and self._protected(endpoint)
+            if endpoint is not INFO and self._protected(endpoint):
+                run.authorized = True
+                self._auth.accepted()
         return outcome
 
     def _protected(self, endpoint: Endpoint) -> bool:
@@ -533,11 +544,10 @@ class GatewayClient:
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.status == "404":
             self._mark_unsupported(endpoint, "404")
-        elif result.status == "401" and self._auth.scheme == "digest":
-            # Digest credentials do not change while running: no use asking before the next /info.
-            self._mark_unsupported(endpoint, "401", hourly=True)
+        elif result.status == "auth":
+            run.failed += 1  # credentials withheld: the auth module logs each change of state
         elif result.status == "401":
-            run.unauthorized.append(endpoint)  # decided once the collection shows whether the token works
+            run.unauthorized.append(endpoint)  # decided once the collection shows whether credentials work
         elif endpoint is DEVICE_DATA and result.status == "parse":
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
@@ -553,17 +563,27 @@ class GatewayClient:
             self._warn(endpoint, result)
 
     def _settle_unauthorized(self, run: _Collection) -> None:
-        """A 401 beside endpoints that accepted the token means this endpoint needs more rights
-        (an installer token): remember it until the next /info. With no endpoint accepting the
-        token it is the token, and every collection tries again (the auth module renews it)."""
+        """A 401 beside endpoints that accepted the credentials means this endpoint needs more
+        rights (the installer user, an installer token): remember it until the next /info. With
+        no endpoint accepting them it is the credentials: the auth module backs off (60 s,
+        doubling) and says so once."""
+        rejected: str | None = None
         for endpoint in run.unauthorized:
             result = run.results[endpoint.key]
-            if run.authorized:
+            if self._auth.installer_only(endpoint.key):
+                self._mark_unsupported(endpoint, "401 (only the installer user may read it)", hourly=True)
+                run.record(endpoint.key, self._unsupported[endpoint.key])
+            elif run.authorized:
                 self._mark_unsupported(endpoint, "401", hourly=True)
+            elif self._auth.scheme == "digest":
+                run.failed += 1
+                rejected = rejected or self._auth.digest_rejected()
+                run.record(endpoint.key, replace(result, detail=f"401: {rejected}"))
             else:
                 run.failed += 1
-                reason = self._auth.last_error or "the gateway did not accept the token"
-                self._warn(endpoint, replace(result, detail=f"401: {reason}"))
+                if self._auth.blocked_until() is None:  # else the auth module said why, once
+                    reason = self._auth.last_error or "the gateway did not accept the token"
+                    self._warn(endpoint, replace(result, detail=f"401: {reason}"))
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         log.warning(
@@ -574,19 +594,6 @@ class GatewayClient:
             result.detail or result.status,
             left_out or LEFT_OUT[endpoint.key],
         )
-
-
-def _family(endpoint: Endpoint, value: object) -> str:
-    """The cache family of a result. An installation without Ensemble devices does not grow one
-    between two scrapes: its empty Ensemble inventory is asked again at the inventory's pace."""
-    if (
-        endpoint is ENSEMBLE_INVENTORY
-        and isinstance(value, Ensemble)
-        and not value.batteries
-        and value.enpower is None
-    ):
-        return INVENTORY.family
-    return endpoint.family
 
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:

@@ -1,0 +1,74 @@
+"""Which gateway of this process may hold the tokens of a serial.
+
+A token from Enlighten (or from the cache of one) opens the gateway whose serial it names. The
+only thing that says which gateway is at a host is its own ``/info``, so a second gateway can
+claim the serial of the first, and with shared Enlighten credentials it would be handed a
+token that opens the first. Every gateway that wants a shared token for a serial claims it
+here. While two gateways at different hosts claim one serial, neither gets a shared token,
+unless one of them has that serial configured: the user's word settles it.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+from dataclasses import dataclass
+
+
+@dataclass
+class _Claim:
+    owner: weakref.ref[object]
+    host: str
+    configured: bool  # the serial is the one the user configured for this gateway
+    collected: bool = False  # a garbage collection was done before this claim was held against another
+
+
+class SerialClaims:
+    def __init__(self) -> None:
+        # Re-entrant: the garbage collection below may finalise objects that release a claim.
+        self._lock = threading.RLock()
+        self._claims: dict[str, dict[int, _Claim]] = {}
+
+    def claim(self, serial: str, owner: object, host: str, *, configured: bool) -> None:
+        """``owner`` (at ``host``) wants shared tokens for ``serial``; its earlier claim ends."""
+        with self._lock:
+            self._drop(owner)
+            self._claims.setdefault(serial, {})[id(owner)] = _Claim(weakref.ref(owner), host, configured)
+
+    def release(self, owner: object) -> None:
+        with self._lock:
+            self._drop(owner)
+
+    def rival(self, serial: str, owner: object) -> str | None:
+        """The host of another gateway whose claim on ``serial`` stands against ``owner``'s,
+        or None when ``owner`` may use shared tokens for it."""
+        with self._lock:
+            rivals = self._rivals(serial, owner)
+            if rivals and not all(c.collected for c in rivals):
+                # A client nobody holds any more may linger in a reference cycle: it is no rival.
+                for c in rivals:
+                    c.collected = True
+                gc.collect()
+                rivals = self._rivals(serial, owner)
+            return rivals[0].host if rivals else None
+
+    def _rivals(self, serial: str, owner: object) -> list[_Claim]:
+        claims = self._claims.get(serial, {})
+        for key in [k for k, c in claims.items() if c.owner() is None]:
+            del claims[key]
+        mine = claims.get(id(owner))
+        if mine is None:
+            return []
+        others = [c for k, c in claims.items() if k != id(owner) and c.host != mine.host]
+        if mine.configured and not any(c.configured for c in others):
+            return []
+        return others
+
+    def _drop(self, owner: object) -> None:
+        for claims in self._claims.values():
+            claims.pop(id(owner), None)
+
+
+# One registry for the process: the gateways of one exporter share it.
+CLAIMS = SerialClaims()

@@ -1,0 +1,412 @@
+"""Credentials go only where they belong, and a rejected one does not hammer the gateway
+(issue 9): tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
+http, a bounded Enlighten, the back-off after a rejected token or digest password.
+
+The gateways and Enlighten are requests-mock stand-ins of this project's own making.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import jwt
+import pytest
+import requests
+
+from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.model import GatewayInfo
+from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+
+SERIAL_A = "482301000042"
+SERIAL_B = "482301000077"
+ENLIGHTEN = "https://enlighten.test"
+ENTREZ = "https://entrez.test"
+CLOUD_USER = "owner@example.net"
+CLOUD_PASSWORD = "cloud-pw-Zq81!"
+NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
+WALL = 1_750_000_000.0
+
+PRODUCTION = (
+    '{"production": [{"type": "inverters", "activeCount": 2, "readingTime": 1750000000, '
+    '"wNow": 480, "whLifetime": 174174}]}'
+)
+
+INVERTERS = (
+    '[{"serialNumber": "900000000201", "lastReportDate": 1750000000, "lastReportWatts": 240, '
+    '"maxReportWatts": 290}]'
+)
+
+
+def make_token(serial: str, subject: str = "t") -> str:
+    claims = {"aud": serial, "iss": "Entrez", "enphaseUser": "owner", "iat": int(WALL)}
+    return jwt.encode({**claims, "exp": int(WALL) + 365 * 86400, "jti": subject}, "k" * 32, algorithm="HS256")
+
+
+def info_xml(serial: str, firmware: str) -> str:
+    tokens = "<web-tokens>true</web-tokens>" if firmware.startswith(("D7", "D8")) else ""
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?><envoy_info><time>1750000000</time><device>"
+        f"<sn>{serial}</sn><pn>800-00000-r01</pn><software>{firmware}</software>"
+        f"</device>{tokens}</envoy_info>"
+    )
+
+
+@dataclass
+class Clocks:
+    mono: float = 1000.0
+    wall: float = WALL
+
+    def clock(self) -> float:
+        return self.mono
+
+    def now(self) -> float:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+@dataclass
+class StandIn:
+    """A gateway at ``url`` whose /info says ``serial``. Token era: accepts the tokens in
+    ``accept`` (check_jwt and data). Digest era: ``protected`` paths answer 401 unless
+    ``digest_ok``; the rest is open."""
+
+    url: str
+    serial: str
+    firmware: str = "D8.2.4345"
+    accept: set[str] = field(default_factory=set)
+    digest_ok: bool = False
+    protected: tuple[str, ...] = ("/api/v1/production/inverters", "/ivp/", "/inventory")
+    routes: dict[str, str] = field(default_factory=dict)
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (path, Authorization)
+
+    @property
+    def token_era(self) -> bool:
+        return int(re.findall(r"\d+", self.firmware)[0]) >= 7
+
+    def install(self, mock) -> StandIn:
+        mock.get(re.compile(re.escape(self.url) + "/.*"), text=self.answer)
+        return self
+
+    def answer(self, request, context) -> str:
+        path = request.path_url
+        authorization = request.headers.get("Authorization", "")
+        self.seen.append((path, authorization))
+        if path == "/info":
+            return info_xml(self.serial, self.firmware)
+        if self.token_era:
+            if authorization.removeprefix("Bearer ") not in self.accept:
+                context.status_code = 401
+                return '{"status":401,"info":"Authentication required"}'
+        elif path.startswith(self.protected) and not self.digest_ok:
+            context.status_code = 401
+            return "Error: 401"
+        if path.startswith("/production.json"):
+            return PRODUCTION
+        if path == "/auth/check_jwt":
+            return "<!DOCTYPE html><h2>Valid token.</h2>"
+        if path in self.routes:
+            return self.routes[path]
+        context.status_code = 404
+        return '{"error": "404 - Not Found"}'
+
+    def asked(self) -> list[str]:
+        paths = [path for path, _ in self.seen]
+        self.seen.clear()
+        return paths
+
+    def tokens_received(self) -> set[str]:
+        return {a.removeprefix("Bearer ") for _, a in self.seen if a.startswith("Bearer ")}
+
+
+@dataclass
+class Cloud:
+    """Enlighten and Entrez: a token for any serial asked, as for an account owning them all;
+    the gateway registered under that serial accepts it."""
+
+    gateways: dict[str, StandIn] = field(default_factory=dict)
+    issued: dict[str, list[str]] = field(default_factory=dict)  # serial -> tokens
+
+    def install(self, mock) -> Cloud:
+        mock.post(f"{ENLIGHTEN}/login/login.json", json={"session_id": "sid-77"})
+        mock.post(f"{ENTREZ}/tokens", text=self.token)
+        return self
+
+    def token(self, request, context) -> str:
+        serial = request.json()["serial_num"]
+        value = make_token(serial, subject=f"{serial}-{len(self.issued.get(serial, []))}")
+        self.issued.setdefault(serial, []).append(value)
+        if serial in self.gateways:
+            self.gateways[serial].accept.add(value)
+        return value
+
+
+def client(host: str, clocks: Clocks, state_dir=None, **settings: object) -> GatewayClient:
+    config = GatewaySettings(name=None, host=host, cache_ttl=dict(NO_CACHE), timeout=2.0, **settings)  # type: ignore[arg-type]
+    return GatewayClient(config, state_dir, clock=clocks.clock, wall=clocks.now)
+
+
+def cloud_settings(**extra: object) -> dict[str, object]:
+    return {
+        "enlighten_username": CLOUD_USER,
+        "enlighten_password": Secret(CLOUD_PASSWORD),
+        "enlighten_url": ENLIGHTEN,
+        "entrez_url": ENTREZ,
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Tokens bound to their gateway
+
+
+@pytest.mark.parametrize("configured", [None, SERIAL_B], ids=["serial-not-configured", "serial-configured"])
+def test_a_gateway_claiming_another_serial_never_gets_its_token(requests_mock, tmp_path, caplog, configured):
+    a = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    b = StandIn("https://192.0.2.11", SERIAL_A).install(requests_mock)  # B's /info claims A's serial
+    cloud = Cloud({SERIAL_A: a}).install(requests_mock)
+    clocks = Clocks()
+    first = client("192.0.2.10", clocks, tmp_path, **cloud_settings())
+    assert first.collect(timeout=5).up
+
+    second = client("192.0.2.11", clocks, tmp_path, **cloud_settings(serial=configured))
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            snap = second.collect(timeout=5)
+            assert not snap.up
+            clocks.advance(3601)
+    assert b.tokens_received() == set()
+    assert {p for p, _ in b.seen} == {"/info"}  # not even check_jwt, and no data request
+    assert cloud.issued.keys() == {SERIAL_A}
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1  # said once, not every scrape
+    if configured:
+        assert f"reports serial {SERIAL_A}, but serial {SERIAL_B} is configured" in errors[0]
+        assert second.name == SERIAL_B  # never silently overridden
+    else:
+        assert f"claims serial {SERIAL_A} too" in errors[0]
+    first.close()
+    second.close()
+
+
+def test_the_gateway_with_the_serial_configured_keeps_its_token(requests_mock, tmp_path):
+    a = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    b = StandIn("https://192.0.2.11", SERIAL_A).install(requests_mock)
+    Cloud({SERIAL_A: a}).install(requests_mock)
+    clocks = Clocks()
+    genuine = client("192.0.2.10", clocks, tmp_path, **cloud_settings(serial=SERIAL_A))
+    impostor = client("192.0.2.11", clocks, tmp_path, **cloud_settings())
+    assert genuine.collect(timeout=5).up
+    impostor.collect(timeout=5)
+    clocks.advance(61)
+    assert genuine.collect(timeout=5).up
+    assert b.tokens_received() == set()
+    genuine.close()
+    impostor.close()
+
+
+def test_a_given_token_goes_only_to_the_serial_it_names(requests_mock):
+    token = make_token(SERIAL_A)
+    b = StandIn("https://192.0.2.11", SERIAL_B, accept={token}).install(requests_mock)
+    gateway = client("192.0.2.11", Clocks(), token=Secret(token))
+    snap = gateway.collect(timeout=5)
+    assert not snap.up
+    assert "issued for serial 482301000042, not for this gateway's serial 482301000077" in str(
+        snap.endpoints["production_json"].detail
+    )
+    assert b.tokens_received() == set()
+
+
+# --------------------------------------------------------------------------------------------
+# Enlighten: https only, bounded
+
+
+def test_enlighten_over_plain_http_is_refused(requests_mock, caplog):
+    StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    requests_mock.post(re.compile("http://enlighten.example/.*"), json={"session_id": "sid-1"})
+    gateway = client("192.0.2.10", Clocks(), **cloud_settings(enlighten_url="http://enlighten.example"))
+    with caplog.at_level(logging.WARNING):
+        snap = gateway.collect(timeout=5)
+    assert not [r for r in requests_mock.request_history if r.method == "POST"]
+    assert "enlighten_url must be https" in str(snap.endpoints["production_json"].detail)
+    assert "enlighten_url must be https" in caplog.text
+
+
+class _BigLogin(http.server.BaseHTTPRequestHandler):
+    """Enlighten whose login answers 64 MiB of JSON, streamed, with no Content-Length."""
+
+    paths: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.paths.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            self.wfile.write(b'{"session_id": "sid", "pad": "')
+            for _ in range(64):
+                self.wfile.write(b"x" * (1024 * 1024))
+            self.wfile.write(b'"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_oversized_enlighten_answer_is_refused():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BigLogin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        settings = GatewaySettings(
+            name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url, entrez_url=url)
+        )  # type: ignore[arg-type]
+        auth = Auth(settings, None, lambda endpoint, code: None)
+        auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
+        with pytest.raises(Exception, match="enlighten_login") as refused:
+            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "could not get a token from Enlighten" in str(refused.value)
+    assert _BigLogin.paths == ["/login/login.json"]  # never on to /tokens
+
+
+# --------------------------------------------------------------------------------------------
+# A rejected credential does not hammer the gateway
+
+
+def data_requests(stand_in: StandIn) -> list[str]:
+    return [p for p in stand_in.asked() if p != "/info"]
+
+
+def test_a_rejected_token_is_not_sent_again_before_the_back_off_ends(requests_mock, caplog):
+    gw = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)  # accepts nothing
+    clocks = Clocks()
+    gateway = client("192.0.2.10", clocks, token=Secret(make_token(SERIAL_A)))
+    with caplog.at_level(logging.INFO):
+        gateway.collect(timeout=5)
+        assert data_requests(gw) == ["/auth/check_jwt"]
+        for _ in range(9):  # a minute of scrapes 6 s apart
+            clocks.advance(6)
+            assert not gateway.collect(timeout=5).up
+        assert data_requests(gw) == []
+        clocks.advance(7)  # the 60 s window has passed: one check_jwt, still rejected
+        gateway.collect(timeout=5)
+        assert data_requests(gw) == ["/auth/check_jwt"]
+        clocks.advance(100)  # inside the doubled (120 s) window
+        gateway.collect(timeout=5)
+        assert data_requests(gw) == []
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "rejected the token" in warnings[0].getMessage()
+
+
+def test_a_new_token_in_the_token_file_ends_the_back_off_at_once(requests_mock, tmp_path, caplog):
+    gw = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    path = tmp_path / "token.jwt"
+    path.write_text(make_token(SERIAL_A, "old"))
+    clocks = Clocks()
+    gateway = client("192.0.2.10", clocks, token_file=path)
+    gateway.collect(timeout=5)
+    fresh = make_token(SERIAL_A, "pasted")
+    gw.accept.add(fresh)
+    path.write_text(fresh)
+    clocks.advance(5)
+    with caplog.at_level(logging.INFO):
+        assert gateway.collect(timeout=5).up
+    assert fresh in gw.tokens_received()
+    assert "accepts the token again" in caplog.text
+
+
+def test_a_wrong_digest_password_is_a_credentials_error_retried_after_a_minute(requests_mock, caplog):
+    gw = StandIn("https://192.0.2.10", SERIAL_A, firmware="D5.0.62")
+    gw.routes["/api/v1/production/inverters"] = INVERTERS
+    gw.install(requests_mock)
+    clocks = Clocks()
+    gateway = client("192.0.2.10", clocks, password=Secret("000000"))
+    with caplog.at_level(logging.INFO):
+        snap = gateway.collect(timeout=5)
+        inverters = snap.endpoints["api_v1_inverters"]
+        assert (inverters.ok, inverters.status) == (False, "401")
+        assert "rejected the digest credentials of user 'envoy'" in str(inverters.detail)
+        assert "api_v1_inverters (/api/v1/production/inverters) is not available" not in caplog.text
+        assert "/api/v1/production/inverters" in gw.asked()
+        clocks.advance(30)
+        snap = gateway.collect(timeout=5)
+        assert snap.endpoints["api_v1_inverters"].ok is False
+        assert "/api/v1/production/inverters" not in gw.asked()  # inside the 60 s window
+        clocks.advance(31)
+        gw.digest_ok = True  # the password was fixed meanwhile (or the gateway is back)
+        snap = gateway.collect(timeout=5)
+        assert "/api/v1/production/inverters" in gw.asked()
+    assert snap.endpoints["api_v1_inverters"].ok
+    assert "accepts the digest credentials again" in caplog.text
+
+
+def test_an_installer_only_endpoint_is_named_as_such(requests_mock, caplog):
+    gw = StandIn("https://192.0.2.10", SERIAL_A, firmware="R3.9.36", protected=("/ivp/meters",))
+    gw.routes["/api/v1/production/inverters"] = INVERTERS
+    gw.install(requests_mock)
+    gateway = client("192.0.2.10", Clocks())
+    with caplog.at_level(logging.INFO):
+        snap = gateway.collect(timeout=5)
+    assert "only the installer user may read it" in str(snap.endpoints["meters"].detail)
+    assert "only the installer user may read it" in caplog.text
+
+
+def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):
+    """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
+    would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""
+    monkeypatch.setattr("envoy_exporter.gateway.enlighten.ENLIGHTEN_TIMEOUT_S", 1.0)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                )
+                while not stop.wait(0.1):
+                    conn.sendall(b" ")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    settings = GatewaySettings(name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url))  # type: ignore[arg-type]
+    auth = Auth(settings, None, lambda endpoint, code: None)
+    auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
+    outcome: list[BaseException | None] = []
+
+    def fetch() -> None:
+        try:
+            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+            outcome.append(None)
+        except Exception as exc:  # the new code says why the request is withheld
+            outcome.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=8)
+    stop.set()
+    server.close()
+    assert not worker.is_alive(), "the Enlighten login was still being read after 8 s"
+    assert time.monotonic() - started < 4
+    assert "enlighten_login: timeout" in str(outcome[0])

@@ -1,0 +1,149 @@
+"""State files (issue 9): the previous generation kept, a broken file moved aside and never
+overwritten, and no state file, however hostile, fails a collection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from pathlib import Path
+
+import jwt
+import pytest
+
+from envoy_exporter.counters import CounterKeeper
+from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.model import WRAP_J, GatewayInfo
+from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.state import read_state, safe_name, write_atomic
+
+KEY = ("gw1", "production", "inverters", "")
+T0 = 1_750_000_000.0
+KWH = 3_600_000.0
+NESTED = b"[" * 100_000 + b"]" * 100_000
+SERIAL = "482301000042"
+
+
+def kwh(value: float) -> float:
+    return value * KWH
+
+
+# --------------------------------------------------------------------------------------------
+# The helper
+
+
+def test_write_atomic_keeps_the_previous_generation_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "x.json"
+    write_atomic(path, b"one")
+    write_atomic(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert (tmp_path / "state" / "x.json.prev").read_bytes() == b"one"
+    for p in (path, tmp_path / "state" / "x.json.prev"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.json", "x.json.prev"]
+
+
+def test_read_state_falls_back_to_prev_and_moves_the_bad_file_aside(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "x.json"
+    write_atomic(path, b'{"n": 1}')
+    write_atomic(path, b'{"n": 2}')
+    path.write_bytes(b"\x00garbage")
+    with caplog.at_level(logging.WARNING):
+        assert read_state(path, json.loads) == {"n": 1}
+    (aside,) = tmp_path.glob("x.json.bad-*")
+    assert aside.read_bytes() == b"\x00garbage"
+    assert "moved aside" in caplog.text
+    assert read_state(tmp_path / "missing.json") is None
+
+
+def test_read_state_never_raises(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_bytes(NESTED)
+    assert read_state(path, json.loads) is None
+    (tmp_path / "dir.json").mkdir()  # unreadable: a directory where the file belongs
+    assert read_state(tmp_path / "dir.json") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("122300000001", "122300000001"),
+        ("https://[fe80::1]/x", "https____fe80__1__x"),
+        ("..", "_."),
+        ("", "_"),
+    ],
+)
+def test_safe_name(text: str, name: str) -> None:
+    assert safe_name(text) == name
+
+
+# --------------------------------------------------------------------------------------------
+# Counter state
+
+
+def test_a_deeply_nested_counter_state_does_not_fail_collections(tmp_path: Path) -> None:
+    path = tmp_path / "counters-gw1.json"
+    path.write_bytes(NESTED)
+    keeper = CounterKeeper(path)  # was a RecursionError, at every collection
+    assert keeper.observe(KEY, kwh(3), T0) == kwh(3)
+    keeper.save()
+    assert json.loads(path.read_text())["series"][0]["good"] == kwh(3)
+    assert len(list(tmp_path.glob("counters-gw1.json.bad-*"))) == 1
+
+
+def test_a_broken_counter_state_keeps_its_offsets_from_the_previous_generation(tmp_path: Path) -> None:
+    path = tmp_path / "counters-gw1.json"
+    keeper = CounterKeeper(path)
+    keeper.observe(KEY, WRAP_J - kwh(1), T0)
+    keeper.observe(KEY, kwh(0.5), T0 + 3600)  # wrapped: the offset is 2^32 J from now on
+    keeper.save()
+    keeper.observe(KEY, kwh(0.6), T0 + 3700)
+    keeper.save()
+    path.write_bytes(b"{not json")  # a stray edit, a disk error
+    restarted = CounterKeeper(path)
+    assert restarted.observe(KEY, kwh(0.8), T0 + 3800) == pytest.approx(WRAP_J + kwh(0.8))
+    restarted.save()
+    (aside,) = tmp_path.glob("counters-gw1.json.bad-*")
+    assert aside.read_bytes() == b"{not json"  # not overwritten
+
+
+def test_a_garbage_state_after_a_wrap_does_not_make_the_counter_fall(tmp_path: Path) -> None:
+    path = tmp_path / "counters-gw1.json"
+    keeper = CounterKeeper(path)
+    near = WRAP_J - kwh(1)
+    assert keeper.observe(KEY, near, T0) == near
+    keeper.save()
+    wrapped = keeper.observe(KEY, kwh(0.5), T0 + 3600)  # 1.5 kWh in an hour, across the wrap
+    assert wrapped == pytest.approx(WRAP_J + kwh(0.5))
+    keeper.save()
+    path.write_bytes(b"garbage")
+    restarted = CounterKeeper(path)
+    after = restarted.observe(KEY, kwh(0.7), T0 + 3900)
+    assert after is not None and after >= wrapped  # was 2^32 J lower
+
+
+# --------------------------------------------------------------------------------------------
+# Token cache
+
+
+def test_a_deeply_nested_token_cache_is_moved_aside_without_an_error(requests_mock, tmp_path, caplog) -> None:
+    cache = tmp_path / "tokens" / f"{SERIAL}.json"
+    cache.parent.mkdir()
+    cache.write_bytes(NESTED)
+    token = jwt.encode({"aud": SERIAL, "exp": int(T0) + 86400 * 365}, "k" * 32, algorithm="HS256")
+    requests_mock.post("https://enlighten.test/login/login.json", json={"session_id": "s"})
+    requests_mock.post("https://entrez.test/tokens", text=token)
+    settings = GatewaySettings(
+        name="roof",
+        host="192.0.2.10",
+        enlighten_username="owner@example.net",
+        enlighten_password=Secret("pw"),
+        enlighten_url="https://enlighten.test",
+        entrez_url="https://entrez.test",
+    )
+    auth = Auth(settings, tmp_path, lambda endpoint, code: None, wall=lambda: T0)
+    with caplog.at_level(logging.WARNING):
+        auth.configure(GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert len(list(cache.parent.glob(f"{SERIAL}.json.bad-*"))) == 1
+    assert auth.scheme == "token"
