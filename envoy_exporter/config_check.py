@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import ConfigError
-from .jwt_claims import token_audience, token_claims, token_expiry
+from .gateway.token import Token, token_claims
 from .settings import GatewaySettings, Settings
 
 
@@ -42,19 +42,18 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
             return ConfigError(key, f"cannot read {gateway.token_file}: {getattr(e, 'strerror', None) or e}")
     else:
         return None
-    claims = token_claims(value)
-    if claims is None:
+    if token_claims(value) is None:
         # Never quote the value: even a malformed token may be most of a real one.
         return ConfigError(key, "is not a JWT (three base64url parts separated by dots)")
-    expiry = token_expiry(claims)
-    if expiry is not None and expiry <= now:
-        when = datetime.fromtimestamp(expiry, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Read as auth reads it, so the check and the running exporter agree on exp and aud.
+    token = Token.of(value, key.rsplit(".", 1)[1], now)
+    if token.expiry is not None and token.expiry <= now:
+        when = datetime.fromtimestamp(token.expiry, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return ConfigError(key, f"expired at {when}; paste a new one or give Enlighten credentials")
-    audience = token_audience(claims)
-    if audience is not None and gateway.serial is not None and gateway.serial not in audience:
-        issued_for = ", ".join(sorted(audience)) or "no serial"
+    if gateway.serial is not None and not token.issued_for(gateway.serial):
         return ConfigError(
-            key, f"was issued for serial {issued_for}, not for this gateway's serial {gateway.serial}"
+            key,
+            f"was issued for serial {token.audience_text()}, not for this gateway's serial {gateway.serial}",
         )
     return None
 
