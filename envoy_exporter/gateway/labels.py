@@ -19,12 +19,13 @@ class Labels:
         self._lock = threading.Lock()
         self._holders: dict[str, tuple[object, str]] = {}  # label -> (owner, its host)
 
-    def claim(self, label: str, owner: object, host: str) -> str | None:
+    def claim(self, label: str, owner: object, host: str, take: bool = False) -> str | None:
         """None when ``owner`` holds ``label`` now (any label it held before is let go); else
-        the host of the gateway that already holds it."""
+        the host of the gateway that already holds it. ``take``: a configured label, which the
+        configuration checked is unique, is taken over (from the client a reload replaces)."""
         with self._lock:
             holder = self._holders.get(label)
-            if holder is not None and holder[0] is not owner:
+            if holder is not None and holder[0] is not owner and not take:
                 return holder[1]
             self._drop(owner)
             self._holders[label] = (owner, host)
