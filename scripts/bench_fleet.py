@@ -474,7 +474,7 @@ def report(f: Figures) -> None:
     rows = [
         (
             f"peak memory, {f.gateways} gateways",
-            f"{f.peak_rss_mb:.0f} MB ({f.peak_rss_after_metrics_mb:.0f} MB after one /metrics of all)",
+            f"{f.peak_rss_mb:.1f} MB ({f.peak_rss_after_metrics_mb:.1f} MB after one /metrics of all)",
             f"<= {GOALS['memory_mb']:.0f} MB",
         ),
         (
