@@ -159,3 +159,37 @@ def test_named_gateways_may_report_one_serial(gateways) -> None:
             client.close()
     assert value(got, "enphase_up", gateway="a") == 1
     assert value(got, "enphase_up", gateway="b") == 1
+
+
+def test_a_serial_that_is_another_unnamed_gateways_host_label_is_refused(caplog) -> None:
+    # An unnamed gateway goes by its host until its /info answers ("envoy" here, down at the
+    # moment). Another gateway reporting the serial "envoy" took the same label: two gateways'
+    # series under gateway="envoy", and /probe?target=envoy could find the wrong one.
+    from standin import StandIn, answer
+
+    info = (
+        b"<?xml version='1.0'?><envoy_info><device><sn>envoy</sn><pn>800-00654-r08</pn>"
+        b"<software>D5.0.62</software></device></envoy_info>"
+    )
+
+    def impostor(conn, request) -> None:
+        answer(
+            info if request.path == "/info" else b"{}",
+            "200 OK" if request.path == "/info" else "404 Not Found",
+        )(conn, request)
+
+    labels = Labels()
+    down = GatewayClient(GatewaySettings(name=None, host="envoy"), None, labels=labels)
+    with StandIn(impostor) as gateway:
+        other = GatewayClient(
+            GatewaySettings(name=None, host=f"http://{gateway.host}", timeout=3.0), None, labels=labels
+        )
+        try:
+            with caplog.at_level(logging.ERROR):
+                snapshot = other.collect(timeout=10)
+        finally:
+            other.close()
+            down.close()
+    assert snapshot.endpoints["info"].status == "error"
+    assert other.name != "envoy" and down.name == "envoy"
+    assert "the gateway at envoy" in caplog.text

@@ -198,9 +198,10 @@ class GatewayClient:
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
-        if settings.name or settings.serial:
-            # A configured label (the configuration checked it is unique) is held from the start.
-            self._labels.claim(settings.label, self, settings.host)
+        # A configured label (the configuration checked it is unique) is held from the start, and
+        # so is the host an unnamed gateway goes by until its /info answers: no other gateway
+        # may report it as its serial meanwhile.
+        self._labels.claim(settings.label, self, settings.host)
         self.last_duration: float | None = None
 
     # ----------------------------------------------------------------------------------------
