@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -193,3 +194,23 @@ def test_a_serial_that_is_another_unnamed_gateways_host_label_is_refused(caplog)
     assert snapshot.endpoints["info"].status == "error"
     assert other.name != "envoy" and down.name == "envoy"
     assert "the gateway at envoy" in caplog.text
+
+
+def test_a_client_closed_by_a_reload_does_not_keep_its_label_from_its_successor(gateways) -> None:
+    # A scrape that took the client list before a reload still collects the old client once
+    # more. That collection took the serial label again, for good: the new client of the same
+    # gateway was "already served by the gateway at <its own host>", down until a restart.
+    gateway = slow_gateway(gateways)
+    labels = Labels()
+    settings = settings_for(gateway, name=None)
+    old = GatewayClient(settings, None, labels=labels)
+    try:
+        assert old.collect(timeout=20).up
+        new = GatewayClient(replace(settings, timeout=settings.timeout + 1), None, labels=labels)
+        old.close()  # what Fleet.apply does after making the new client
+        old.collect(timeout=20)  # the late scrape
+        assert new.collect(timeout=20).up
+        assert new.name == gateway.serial
+    finally:
+        old.close()
+        new.close()
