@@ -410,6 +410,7 @@ class EndpointResult:
     ok: bool
     status: str  # HTTP code as text, "timeout", "error", "parse", "cached" or "unsupported"
     detail: str | None = None  # a short cause for the log; never a secret
+    age_s: float = 0.0  # how long ago the gateway gave the answer ("cached" ones)
 
 
 @dataclass(frozen=True)

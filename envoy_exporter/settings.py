@@ -9,20 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Cache lifetimes in seconds, per endpoint family, matched to how often the gateway refreshes
-# the data behind it. ``readings`` are the CT meters (the gateway samples them every second or
-# so); inverters report every 5 minutes; inventory and meter configuration change on
-# installation only; /info changes when firmware is pushed. ``settings`` are the battery profile,
-# the dry contacts, the generator and the gateway's network status: minutes-scale state, read
-# every ten minutes: each adds 1/40 of a request to a 15 s scrape, all four together 0.1.
+# the data behind it, so that a 60 s scrape interval asks each slow family once in several
+# scrapes instead of on every one. ``readings`` are the CT meters (the gateway samples them every
+# second or so) and ``production`` the production figures where no CT carries them; ``energy`` is
+# production.json where it adds only energy figures (lifetime, today, seven days: on CT systems,
+# where the readings carry every power, and where /api/v1/production is the source; see
+# ``gateway.plan``); microinverters report every 5 minutes; ``ensemble`` are the battery powers and
+# aggregate; inventory (devices, the Ensemble inventory) changes on installation and with device
+# flags; the meter configuration changes when an installer changes it; /info with new firmware.
+# ``settings`` are the battery profile, the dry contacts, the generator and the gateway's network
+# status: minutes-scale state, read every ten minutes.
 DEFAULT_CACHE_TTL: dict[str, float] = {
     "readings": 5.0,
     "production": 10.0,
-    "inverters": 60.0,
+    "energy": 300.0,
+    "inverters": 300.0,
     "ensemble": 30.0,
     "inventory": 300.0,
-    "meters": 300.0,
+    "meters": 3600.0,
     "settings": 600.0,
     "info": 3600.0,
 }
@@ -81,6 +88,17 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class DiscoverySettings:
+    zeroconf: bool = False  # browse _enphase-envoy._tcp (mDNS) for gateways
+    interfaces: tuple[str, ...] = ()  # addresses to browse on; empty: every interface
+
+
+@dataclass(frozen=True)
 class Settings:
-    gateways: tuple[GatewaySettings, ...]
+    gateways: tuple[GatewaySettings, ...]  # the configured ones; discovery may add more
     state_dir: Path | None = None
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    # ``GatewaySettings`` field values from the ``defaults:`` block, for discovered gateways
+    # (configured ones already carry them); ``cache_ttl`` is always there.
+    defaults: dict[str, Any] = field(default_factory=lambda: {"cache_ttl": dict(DEFAULT_CACHE_TTL)})
+    notices: tuple[str, ...] = ()  # warnings for the operator, each naming its key

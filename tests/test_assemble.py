@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 import pytest
 
 from envoy_exporter.gateway.assemble import Assembler
-from envoy_exporter.gateway.endpoints import BY_KEY
+from envoy_exporter.gateway.endpoints import BY_KEY, ENSEMBLE_INVENTORY, PRODUCTION_JSON
 from envoy_exporter.gateway.plan import Plan
 from envoy_exporter.model import (
     WH,
@@ -577,6 +577,126 @@ def test_readings_have_one_typed_field_per_endpoint() -> None:
     assert {f.name for f in fields(Readings)} == set(BY_KEY)
     snap = assemble(Assembler(), METERED, production_json=None, meters=None)
     assert snap.production is None and snap.meters == ()
+
+
+# --------------------------------------------------------------------------------------------
+# production.json on its slow cadence: the powers come from the CT readings
+
+
+CACHED = {
+    "production_json": EndpointResult(True, "cached", age_s=60.0),
+    "meter_readings": EndpointResult(True, "200"),
+}
+
+
+def ct_system(*consumption_cts: str) -> Readings:
+    """A split-phase CT system whose production.json is older than its readings."""
+    pj = ProductionJson(
+        inverters=section(),
+        production=eim("production", 1000.0, 2_000_000.0, lines=(line(500.0, 1e6), line(500.0, 1e6))),
+        consumption=(
+            eim("total-consumption", 1500.0, 9_000_000.0, today_wh=700.0),
+            eim("net-consumption", 500.0, 7_000_000.0),
+        ),
+    )
+    configs = (config(1, "production"), *(config(2 + i, k) for i, k in enumerate(consumption_cts)))
+    powers = {"production": (1200.0, 700.0, 500.0), "net-consumption": (-400.0, -300.0, -100.0)}
+    powers["total-consumption"] = (800.0, 400.0, 400.0)
+    readings = tuple(
+        MeterReading(
+            total=channel(c.eid, powers[c.measurement_type][0]),
+            channels=tuple(channel(0, p) for p in powers[c.measurement_type][1:]),
+        )
+        for c in configs
+    )
+    return Readings(info=METERED, production_json=pj, meters=configs, meter_readings=readings)
+
+
+def test_powers_of_a_cached_production_json_come_from_the_readings() -> None:
+    snap = Assembler().assemble(ct_system("net-consumption"), CACHED, now=1.0)
+    assert snap.production_source == "meter"
+    assert snap.production.total.power_w == 1200.0
+    assert {ph: r.power_w for ph, r in snap.production.phases.items()} == {"L1": 700.0, "L2": 500.0}
+    # lifetime and today stay production.json's: they move on its cadence
+    assert snap.production.total.lifetime_j == 2_000_000.0 * WH
+    assert snap.production.total.today_j == 10.0 * WH
+    assert snap.consumption_net.total.power_w == -400.0
+    assert snap.consumption_total.total.power_w == 800.0  # net + production: no total CT
+    assert snap.consumption_total.total.today_j == 700.0 * WH
+
+
+def test_a_total_consumption_ct_gives_net_as_total_less_production() -> None:
+    snap = Assembler().assemble(ct_system("total-consumption"), CACHED, now=1.0)
+    assert snap.consumption_total.total.power_w == 800.0
+    assert snap.consumption_net.total.power_w == 800.0 - 1200.0
+
+
+def test_no_readings_this_time_means_no_power_rather_than_a_stale_one() -> None:
+    readings = ct_system("net-consumption")
+    readings.meter_readings = None
+    endpoints = {**CACHED, "meter_readings": EndpointResult(False, "timeout")}
+    snap = Assembler().assemble(readings, endpoints, now=1.0)
+    assert snap.production.total.power_w is None
+    assert snap.production.total.lifetime_j == 2_000_000.0 * WH
+    assert snap.consumption_net.total.power_w is None
+
+
+@pytest.mark.parametrize(
+    "production_json",
+    [EndpointResult(True, "200"), EndpointResult(True, "cached", age_s=9.0)],
+    ids=["read now", "younger than production figures live"],
+)
+def test_a_fresh_production_json_keeps_its_own_powers(production_json) -> None:
+    endpoints = {"production_json": production_json, "meter_readings": EndpointResult(True, "200")}
+    snap = Assembler().assemble(ct_system("net-consumption"), endpoints, now=1.0)
+    assert snap.production.total.power_w == 1000.0
+    assert snap.consumption_net.total.power_w == 500.0
+
+
+# --------------------------------------------------------------------------------------------
+# How long the plan caches an answer
+
+
+def family(endpoint, readings: Readings, asm: Assembler | None = None, unsupported=()) -> str:
+    return Plan(readings.info, readings, asm or Assembler(), unsupported).family(endpoint)
+
+
+def deciding(**readings) -> Assembler:
+    """An assembler that has chosen its source from these readings."""
+    asm = Assembler()
+    assemble(asm, STANDARD, **readings)
+    return asm
+
+
+def test_production_json_on_a_ct_system_is_read_for_its_energy_figures() -> None:
+    assert family(PRODUCTION_JSON, ct_system("net-consumption")) == "energy"
+    # without readings of the consumption CTs, production.json carries consumption power
+    assert family(PRODUCTION_JSON, ct_system()) == "production"
+    assert (
+        family(PRODUCTION_JSON, ct_system("net-consumption"), unsupported=("meter_readings",)) == "production"
+    )
+
+
+def test_production_json_where_v1_is_the_source_unless_an_ac_battery_reports_there() -> None:
+    standard = Readings(info=STANDARD, production_json=ProductionJson(inverters=section()))
+    v1_source = deciding(production_json=standard.production_json, api_v1_production=v1())
+    section_source = deciding(production_json=standard.production_json)
+    assert (v1_source.source, section_source.source) == ("api_v1", "section")
+    assert family(PRODUCTION_JSON, standard, v1_source) == "energy"
+    assert family(PRODUCTION_JSON, standard, section_source) == "production"
+    acb = AcbStorage(active_count=1, power_w=-200.0, energy_j=1.0, state="charging", soc_ratio=0.5)
+    with_acb = Readings(info=STANDARD, production_json=ProductionJson(inverters=section(), storage=acb))
+    assert family(PRODUCTION_JSON, with_acb, v1_source) == "production"
+
+
+def test_the_ensemble_inventory_is_slow_and_hourly_when_empty() -> None:
+    battery = Battery(serial="1", battery_type="encharge")
+    enpower = Enpower(serial="2", grid_connected=True)
+    of = lambda e: family(ENSEMBLE_INVENTORY, Readings(info=METERED, ensemble_inventory=e))  # noqa: E731
+    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "inventory"
+    assert of(Ensemble(enpower=enpower)) == "inventory"
+    assert of(Ensemble(batteries=(battery,))) == "inventory"
+    assert of(Ensemble()) == "info"
 
 
 # --------------------------------------------------------------------------------------------

@@ -99,3 +99,16 @@ def test_a_caller_that_stops_waiting_leaves_the_run_going() -> None:
     assert flight.submit() is future  # still in flight: joined, not restarted
     release.set()
     assert future.result(5) == "done"
+
+
+def test_an_entry_expires_for_the_scrape_a_whole_lifetime_later() -> None:
+    # Stamped with the start of the collection that read it, and judged by the start of the one
+    # that asks: a 300 s entry read by one scrape expires for the scrape 300 s later, a few
+    # milliseconds of jitter or a slow collection notwithstanding (not one scrape later).
+    clock = Clock()
+    cache = TTLCache({"inverters": 300.0}, clock)
+    cache.put("device_data", "inverters", "d", at=1000.0)
+    clock.now = 1002.5  # the answer came late in a slow collection
+    assert cache.get("device_data", at=1240.0).value == "d"
+    assert cache.get("device_data", at=1299.995) is None
+    assert cache.get("device_data", at=1300.0) is None

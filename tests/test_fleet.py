@@ -7,6 +7,7 @@ import threading
 from exporter_fakes import FakeClient
 
 from envoy_exporter.fleet import Fleet
+from envoy_exporter.gateway.labels import Labels
 from envoy_exporter.settings import GatewaySettings
 
 
@@ -80,3 +81,16 @@ def test_apply_is_safe_beside_readers() -> None:
     reader.join(5)
     assert set(seen) <= {1, 2}
     assert fleet.clients()[0] is made[0]
+
+
+def test_labels_go_to_the_first_claimant_and_a_configured_label_is_taken_over() -> None:
+    labels = Labels()
+    first, second, replacement = object(), object(), object()
+    assert labels.claim("999012345678", first, "192.0.2.10") is None
+    assert labels.claim("999012345678", second, "192.0.2.11") == "192.0.2.10"
+    # a reload replaces the client of a configured gateway before it closes the old one
+    assert labels.claim("999012345678", replacement, "192.0.2.10", take=True) is None
+    labels.release(first)
+    assert labels.claim("999012345678", second, "192.0.2.11") == "192.0.2.10"
+    labels.release(replacement)
+    assert labels.claim("999012345678", second, "192.0.2.11") is None

@@ -139,10 +139,14 @@ def test_ten_scrapes_in_ten_seconds_read_slow_endpoints_once_and_keep_data_fresh
     for path in SLOW_PATHS:
         assert len(asked.get(path, [])) <= 1, path
     assert any(path in asked for path in INVERTER_PATHS)
-    # Refreshed when the lifetime runs out, not before: every 10 s, and the CT readings every 5 s.
-    assert DEFAULT_CACHE_TTL["production"] == 10 and DEFAULT_CACHE_TTL["readings"] == 5
+    # Refreshed when the lifetime runs out, not before: the CT readings every 5 s. Both gateways
+    # are CT systems, where the readings carry every power: production.json adds only energy
+    # figures and is read on the "energy" cadence (gateway/plan.py); unless an AC battery reports
+    # its power there, as the demo's does: then every 10 s.
+    assert DEFAULT_CACHE_TTL["energy"] == 300 and DEFAULT_CACHE_TTL["production"] == 10
+    assert DEFAULT_CACHE_TTL["readings"] == 5
     production = [
         second for path, seconds in asked.items() if path.startswith("/production") for second in seconds
     ]
-    assert production == [0, 10]
+    assert production == ([0, 10] if served.name == "demo" else [0])
     assert asked[READINGS_PATH] == [0, 5, 10]

@@ -25,7 +25,7 @@ row (see ``Assembler._decide``), so one glitch never moves a counter from one so
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields, replace
 from typing import TypeVar
 
@@ -72,6 +72,10 @@ SOURCE_ENDPOINTS = {
 # short enough to follow a real change (CTs enabled or removed by the installer).
 SWITCH_AFTER = 5
 
+# How old production.json's powers may be before the CT readings' stand in for them (seconds): the
+# default lifetime of production figures (settings.DEFAULT_CACHE_TTL["production"]).
+POWER_MAX_AGE = 10.0
+
 # From this firmware a metered gateway without a live CT stalls /api/v1/production.
 V1_STALLS_FROM = (8, 2, 4264)
 
@@ -81,8 +85,9 @@ T = TypeVar("T")
 class Assembler:
     """One gateway's assembly, with its sticky production source."""
 
-    def __init__(self, switch_after: int = SWITCH_AFTER) -> None:
+    def __init__(self, switch_after: int = SWITCH_AFTER, power_max_age: float = POWER_MAX_AGE) -> None:
         self._switch_after = switch_after
+        self._power_max_age = power_max_age
         self._firmware: str | None = None
         self._source: str | None = None
         self._pending: str | None = None  # the source that would replace the current one
@@ -113,12 +118,19 @@ class Assembler:
         flows = self._production_candidates(info, readings, production_json, meter_configs)
         source = self._decide(flows, _undecided(endpoints))
         eim = live_production_ct(production_json, meter_configs)
+        production = flows.get(source) if source else None
         total, net = _consumption(production_json, eim)
+        inverters_total = _inverters_total(source, production, flows)
+        if source == METER and _older(endpoints, SOURCE_ENDPOINTS[METER], self._power_max_age):
+            production, total, net = _ct_powers(
+                production, total, net, _ct_readings(meter_configs, readings.meter_readings or ())
+            )
+            # The inverters section is production.json's too; no reading stands in for its power.
+            inverters_total = inverters_total and replace(inverters_total, power_w=None)
         inventory = readings.inventory or Inventory()
         ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
         secctrl = readings.ensemble_secctrl
         batteries = _batteries(ensembles, inventory, readings.api_v1_inverters, production_json)
-        production = flows.get(source) if source else None
         return Snapshot(
             collected_at=now,
             info=info,
@@ -133,7 +145,7 @@ class Assembler:
             batteries=batteries,
             storage=_storage(secctrl, ensembles, production_json),
             enpower=_enpower([e for e in (*ensembles, secctrl) if e is not None]),
-            inverters_total=_inverters_total(source, production, flows),
+            inverters_total=inverters_total,
             storage_groups=_storage_groups(production_json, batteries),
             storage_settings=readings.tariff,
             dry_contacts=readings.dry_contacts or (),
@@ -358,6 +370,67 @@ def _sum(net: Reading, production: Reading, reported: Reading | None) -> Reading
 
 def _add(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a + b
+
+
+# --------------------------------------------------------------------------------------------
+# Powers from the CT readings
+
+
+def _older(endpoints: Mapping[str, EndpointResult], key: str, seconds: float) -> bool:
+    """The endpoint's answer came from the cache, read ``seconds`` ago or earlier."""
+    result = endpoints.get(key)
+    return result is not None and result.status == "cached" and result.age_s >= seconds
+
+
+def _ct_readings(
+    configs: tuple[MeterConfig, ...], readings: tuple[MeterReading, ...]
+) -> dict[str, MeterReading]:
+    """The reading of each enabled CT, by measurement type."""
+    by_eid = {r.total.eid: r for r in readings}
+    return {c.measurement_type: by_eid[c.eid] for c in configs if c.enabled and c.eid in by_eid}
+
+
+def _ct_powers(
+    production: Flow | None, total: Flow | None, net: Flow | None, cts: Mapping[str, MeterReading]
+) -> tuple[Flow | None, Flow | None, Flow | None]:
+    """The flows of a production.json read on its slow cadence (see ``plan.Plan.family``) and
+    older than its powers may be, with the powers of the CT readings: they measure the same
+    CTs, and are fresh. Its lifetimes, today and seven-day figures stay (they
+    move on its cadence; the meters' own lifetimes are exported fresh as ``enphase_meter_*``). A
+    power no reading carries this time is left out rather than shown stale. Net consumption is
+    total less production where there is no net CT, total is net plus production where there is
+    no total CT (production.json's total section may be a copy of net: ``_consumption``)."""
+    made = _ct_phase_powers(cts.get("production"))
+    net_w = _ct_phase_powers(cts.get("net-consumption"))
+    total_w = _ct_phase_powers(cts.get("total-consumption"))
+    if "net-consumption" not in cts:
+        net_w = _combine(total_w, made, lambda t, p: t - p)
+    if "total-consumption" not in cts:
+        total_w = _combine(net_w, made, lambda n, p: n + p)
+    return _with_powers(production, made), _with_powers(total, total_w), _with_powers(net, net_w)
+
+
+def _ct_phase_powers(reading: MeterReading | None) -> dict[str, float | None]:
+    """ "" for the whole, L1.. by channel position."""
+    if reading is None:
+        return {}
+    phases = {PHASES[i]: c.power_w for i, c in enumerate(reading.channels[: len(PHASES)])}
+    return {"": reading.total.power_w, **phases}
+
+
+def _combine(
+    a: dict[str, float | None], b: dict[str, float | None], op: Callable[[float, float], float]
+) -> dict[str, float | None]:
+    return {k: None if a[k] is None or b.get(k) is None else op(a[k], b[k]) for k in a if k in b}
+
+
+def _with_powers(flow: Flow | None, powers: dict[str, float | None]) -> Flow | None:
+    if flow is None:
+        return None
+    return Flow(
+        total=replace(flow.total, power_w=powers.get("")),
+        phases={ph: replace(r, power_w=powers.get(ph)) for ph, r in flow.phases.items()},
+    )
 
 
 # --------------------------------------------------------------------------------------------

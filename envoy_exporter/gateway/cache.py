@@ -17,6 +17,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# An entry counts as expired this much before its TTL runs out (at most 1 s): scrapes come at a
+# steady interval give or take a few milliseconds, so an entry fetched 300 s ago by one scrape
+# expires for the scrape 300 s later, not one scrape after it.
+JITTER_SHARE = 0.01
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -25,13 +30,15 @@ class Entry:
     ttl: float
 
     def fresh(self, now: float) -> bool:
-        return now - self.fetched_at < self.ttl
+        return now - self.fetched_at < self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
 
 
 class TTLCache:
     """Parsed endpoint results by endpoint key; the lifetime comes from the endpoint's family.
 
-    A family missing from ``ttls``, or with ttl 0, is not cached at all.
+    A family missing from ``ttls``, or with ttl 0, is not cached at all. ``at``, where given,
+    is the start of the collection that asks: an entry is stamped with it and judged by it, so
+    its age is a whole number of scrape intervals however long the collection took.
     """
 
     def __init__(self, ttls: Mapping[str, float], clock: Callable[[], float] = time.monotonic) -> None:
@@ -40,17 +47,18 @@ class TTLCache:
         self._entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Entry | None:
+    def get(self, key: str, at: float | None = None) -> Entry | None:
         """The entry while it is fresh, else None."""
         with self._lock:
             entry = self._entries.get(key)
-        return entry if entry is not None and entry.fresh(self._clock()) else None
+        now = self._clock() if at is None else at
+        return entry if entry is not None and entry.fresh(now) else None
 
-    def put(self, key: str, family: str, value: object) -> None:
+    def put(self, key: str, family: str, value: object, at: float | None = None) -> None:
         ttl = self._ttls.get(family, 0.0)
         with self._lock:
             if ttl > 0:
-                self._entries[key] = Entry(value, self._clock(), ttl)
+                self._entries[key] = Entry(value, self._clock() if at is None else at, ttl)
             else:
                 self._entries.pop(key, None)
 

@@ -60,7 +60,6 @@ from envoy_exporter.gateway.plan import Plan, single_phase
 from envoy_exporter.gateway.transport import Transport
 from envoy_exporter.model import (
     EndpointResult,
-    Ensemble,
     GatewayInfo,
     Latest,
     Readings,
@@ -133,7 +132,9 @@ class _Collection:
     """One collection in progress: what it got so far. Read by callers whose deadline passed
     while the worker thread still writes, hence the lock."""
 
-    deadline: float = float("inf")  # on the client's clock
+    started: float = 0.0  # on the client's clock
+    deadline: float = float("inf")
+    plan: Plan | None = None
     readings: Readings = field(default_factory=Readings)
     results: dict[str, EndpointResult] = field(default_factory=dict)
     current: str | None = None  # the endpoint being asked right now
@@ -181,7 +182,9 @@ class GatewayClient:
         self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
-        self._assembler = Assembler()
+        # production.json's powers serve as long as production figures do; past that, on its
+        # slow cadence, the CT readings' powers stand in (see assemble).
+        self._assembler = Assembler(power_max_age=settings.cache_ttl.get(PRODUCTION_JSON.family, 0.0))
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
         self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
@@ -198,10 +201,12 @@ class GatewayClient:
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
+        self._closed = False
         # A configured label (the configuration checked it is unique) is held from the start, and
-        # so is the host an unnamed gateway goes by until its /info answers: no other gateway
-        # may report it as its serial meanwhile.
-        self._labels.claim(settings.label, self, settings.host)
+        # so is the host an unnamed gateway goes by until its /info answers: no other gateway may
+        # report it as its serial meanwhile. Both are taken over (from the client a reload
+        # replaces, or from a gateway that reported it as its serial).
+        self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
 
     # ----------------------------------------------------------------------------------------
@@ -255,6 +260,7 @@ class GatewayClient:
             return self._meanwhile("internal error")
 
     def close(self) -> None:
+        self._closed = True
         self._labels.release(self)
         self._transport.close()
         self._auth.close()
@@ -268,7 +274,7 @@ class GatewayClient:
 
     def _run(self) -> Snapshot:
         started = self._clock()
-        run = _Collection(deadline=started + COLLECTION_DEADLINE)
+        run = _Collection(started=started, deadline=started + COLLECTION_DEADLINE)
         self._run_state = run
         try:
             latest = self._collect(run)
@@ -333,7 +339,7 @@ class GatewayClient:
     def _refresh_info(self, run: _Collection) -> GatewayInfo | None:
         """/info from the cache, or fetched when it expired (hourly by default). Without an
         answer the known identity stays in use."""
-        if self._info is not None and self._cache.get(INFO.key) is not None:
+        if self._info is not None and self._cache.get(INFO.key, run.started) is not None:
             run.record(INFO.key, EndpointResult(True, "cached"), self._info)
             return self._claimed(run, self._info)
         outcome = self._request(run, INFO, INFO.path)
@@ -351,7 +357,7 @@ class GatewayClient:
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
-        self._cache.put(INFO.key, INFO.family, info)
+        self._cache.put(INFO.key, INFO.family, info, run.started)
         return self._claimed(run, info)
 
     def _claimed(self, run: _Collection, info: GatewayInfo) -> GatewayInfo | None:
@@ -362,6 +368,11 @@ class GatewayClient:
             self._serial = info.serial
             return info
         holder = self._labels.claim(info.serial, self, self._settings.host)
+        if self._closed:
+            # A scrape that took the client list before a reload may run one more collection of
+            # a closed client: it must not keep the label its successor needs. (Checked after
+            # the claim: a close() between a check and the claim would leave the label held.)
+            self._labels.release(self)
         if holder is None:
             if self._conflict is not None:
                 log.info("%s: serial %s is this gateway's alone again", info.serial, info.serial)
@@ -430,7 +441,7 @@ class GatewayClient:
 
     def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
         """Ask, in the plan's order, each endpoint this gateway has and this collection can use."""
-        plan = Plan(info, run.readings, self._assembler, self._unsupported)
+        run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
                 log.warning(
@@ -493,15 +504,17 @@ class GatewayClient:
         """Cache a usable answer; account for a failed one (recorded as the cause to show)."""
         run.record(endpoint.key, outcome.result, outcome.value)
         if outcome.result.ok:
-            self._cache.put(endpoint.key, _family(endpoint, outcome.value), outcome.value)
+            family = run.plan.family(endpoint) if run.plan else endpoint.family
+            self._cache.put(endpoint.key, family, outcome.value, run.started)
         else:
             self._failed(run, endpoint, outcome.result)
 
     def _from_cache(self, run: _Collection, endpoint: Endpoint) -> bool:
-        entry = self._cache.get(endpoint.key)
+        entry = self._cache.get(endpoint.key, run.started)
         if entry is None:
             return False
-        run.record(endpoint.key, EndpointResult(True, "cached"), entry.value)
+        age = run.started - entry.fetched_at
+        run.record(endpoint.key, EndpointResult(True, "cached", age_s=age), entry.value)
         return True
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
@@ -590,19 +603,6 @@ class GatewayClient:
             result.detail or result.status,
             left_out or LEFT_OUT[endpoint.key],
         )
-
-
-def _family(endpoint: Endpoint, value: object) -> str:
-    """The cache family of a result. An installation without Ensemble devices does not grow one
-    between two scrapes: its empty Ensemble inventory is asked again at the inventory's pace."""
-    if (
-        endpoint is ENSEMBLE_INVENTORY
-        and isinstance(value, Ensemble)
-        and not value.batteries
-        and value.enpower is None
-    ):
-        return INVENTORY.family
-    return endpoint.family
 
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:

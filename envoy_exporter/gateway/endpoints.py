@@ -29,7 +29,8 @@ DEVICE_DATA = Endpoint("device_data", "/ivp/pdm/device_data", "inverters", diges
 METERS = Endpoint("meters", "/ivp/meters", "meters", digest=True)
 METER_READINGS = Endpoint("meter_readings", "/ivp/meters/readings", "readings", digest=True)
 INVENTORY = Endpoint("inventory", "/inventory.json", "inventory", digest=True)
-ENSEMBLE_INVENTORY = Endpoint("ensemble_inventory", "/ivp/ensemble/inventory", "ensemble", digest=True)
+# Slow unless it lists a system controller (see ``plan.Plan.family``).
+ENSEMBLE_INVENTORY = Endpoint("ensemble_inventory", "/ivp/ensemble/inventory", "inventory", digest=True)
 ENSEMBLE_SECCTRL = Endpoint("ensemble_secctrl", "/ivp/ensemble/secctrl", "ensemble", digest=True)
 ENSEMBLE_POWER = Endpoint("ensemble_power", "/ivp/ensemble/power", "ensemble", digest=True)
 # Settings and status that change rarely: the slow ``settings`` cache family.

@@ -10,7 +10,6 @@ until the first lets go (it is removed, or reports another serial).
 from __future__ import annotations
 
 import threading
-import weakref
 
 
 class Labels:
@@ -19,28 +18,21 @@ class Labels:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._holders: dict[str, tuple[object, str]] = {}  # label -> (owner, its host)
-        # Owners that let go for good (closed clients): a scrape that took the client list
-        # before a reload may still run one collection of them, which must not take back the
-        # label its successor needs.
-        self._released: weakref.WeakSet[object] = weakref.WeakSet()
 
-    def claim(self, label: str, owner: object, host: str) -> str | None:
+    def claim(self, label: str, owner: object, host: str, take: bool = False) -> str | None:
         """None when ``owner`` holds ``label`` now (any label it held before is let go); else
-        the host of the gateway that already holds it."""
+        the host of the gateway that already holds it. ``take``: a configured label, which the
+        configuration checked is unique, is taken over (from the client a reload replaces)."""
         with self._lock:
             holder = self._holders.get(label)
-            if holder is not None and holder[0] is not owner:
+            if holder is not None and holder[0] is not owner and not take:
                 return holder[1]
-            if owner in self._released:
-                return None  # it may finish what it was doing, holding nothing
             self._drop(owner)
             self._holders[label] = (owner, host)
             return None
 
     def release(self, owner: object) -> None:
-        """``owner`` is closed: it lets go of its label, and claims none again."""
         with self._lock:
-            self._released.add(owner)
             self._drop(owner)
 
     def _drop(self, owner: object) -> None:
