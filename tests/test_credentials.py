@@ -275,7 +275,7 @@ def test_an_oversized_enlighten_answer_is_refused():
         auth = Auth(settings, None, lambda endpoint, code: None)
         auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
         with pytest.raises(Exception, match="enlighten_login") as refused:
-            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+            auth.refresh(requests.Session(), "https://192.0.2.10")
     finally:
         server.shutdown()
         server.server_close()
@@ -396,7 +396,7 @@ def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkey
 
     def fetch() -> None:
         try:
-            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+            auth.refresh(requests.Session(), "https://192.0.2.10")
             outcome.append(None)
         except Exception as exc:  # the new code says why the request is withheld
             outcome.append(exc)

@@ -34,13 +34,13 @@ class FakeAuth:
         self.unauthorized = 0
         self.refreshed: list[str] = []
 
-    def prepare(self, session, endpoint_key):
+    def prepare(self, endpoint_key):
         return {} if endpoint_key == "info" else {"headers": {"Authorization": f"Bearer {TOKEN}"}}
 
-    def refresh(self, session, base_url, verify):
+    def refresh(self, session, base_url):
         self.refreshed.append(base_url)
 
-    def on_unauthorized(self, session, base_url, verify):
+    def on_unauthorized(self, session, base_url):
         self.unauthorized += 1
         return self.repairs
 
