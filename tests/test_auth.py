@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import stat
 import threading
 from pathlib import Path
@@ -337,6 +338,20 @@ def test_token_is_fetched_from_enlighten_validated_and_cached(requests_mock, tmp
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert json.loads(cache.read_text())["token"] == token
     assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temp file left behind
+
+
+def test_a_failed_check_jwt_is_logged_with_its_reason(requests_mock, caplog):
+    """A TLS failure says what the certificate check found, not just the exception's kind."""
+    token = make_token()
+    verification = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verification.verify_message = "self-signed certificate"
+    requests_mock.get(f"{GATEWAY}/auth/check_jwt", exc=requests.exceptions.SSLError(verification))
+    auth, _, _, record = make_auth(gateway_settings(token=Secret(token)))
+    with caplog.at_level(logging.DEBUG, logger="envoy_exporter"):
+        auth.refresh(requests.Session(), GATEWAY)
+    assert record.calls == [("check_jwt", "error")]
+    assert "check_jwt failed: SSLError: self-signed certificate" in caplog.text
+    assert token not in caplog.text
 
 
 def test_cached_token_is_reused_after_a_restart_without_enlighten(requests_mock, tmp_path):

@@ -25,7 +25,7 @@ import requests
 
 from envoy_exporter.gateway.backoff import BACKOFF_FIRST_S, Backoff
 from envoy_exporter.gateway.enlighten import Enlighten, EnlightenError
-from envoy_exporter.gateway.errors import failure_code
+from envoy_exporter.gateway.errors import failure_code, failure_reason
 from envoy_exporter.gateway.serial_claims import SerialClaims
 from envoy_exporter.gateway.token import Token
 from envoy_exporter.gateway.token_cache import TokenCache
@@ -295,7 +295,7 @@ class TokenKeeper:
             )
         except (OSError, ValueError) as exc:
             self._record("check_jwt", failure_code(exc))
-            log.debug("%s: check_jwt failed: %s", self._settings.label, type(exc).__name__)
+            log.debug("%s: check_jwt failed: %s", self._settings.label, failure_reason(exc))
             return _Check.FAILED
         self._record("check_jwt", str(response.status_code))
         if response.status_code != 200:

@@ -27,14 +27,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
-from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.gateway.endpoints import INFO
-from envoy_exporter.gateway.errors import TransportError, failure_code
+from envoy_exporter.gateway.errors import TransportError, failure_code, failure_reason
 from envoy_exporter.gateway.http import (
-    DeadlineExceeded,
-    ResponseTooLarge,
     bounded_session,
     tls_context,
     trust_nothing,
@@ -257,37 +254,6 @@ class Transport:
                 "the gateway answers over plain http only, and the token is not sent over plain "
                 "http (write http:// in host to allow it)",
             )
-
-
-def failure_reason(exc: BaseException) -> str:
-    """Why a request failed, safe to log: the exception's kind, and for TLS the certificate's
-    verification error; for bounded answers the bound that was hit."""
-    verification = _find(exc, ssl.SSLCertVerificationError)
-    if verification is not None:
-        return f"{type(exc).__name__}: {verification.verify_message or verification.reason}"
-    tls = _find(exc, ssl.SSLError)
-    if tls is not None:
-        return f"{type(exc).__name__}: {tls.reason or type(tls).__name__}"
-    if isinstance(exc, ResponseTooLarge | DeadlineExceeded | ContentDecodingError):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> Any:
-    """The first ``kind`` among ``exc``, its arguments, reasons and causes (requests and urllib3
-    wrap the ssl module's errors two or three deep)."""
-    seen: set[int] = set()
-    todo: list[object] = [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, kind):
-            return item
-        todo.extend(item.args)
-        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
-    return None
 
 
 def _unreachable(exc: BaseException) -> bool:
