@@ -4,7 +4,6 @@ Enlighten, renewal, recovery from 401, back-off), without a secret ever reaching
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
-from conftest import SHARED, SHARED_FIXTURES, needs_shared
+from conftest import SHARED_FIXTURES, Clock, Recorder, load_fake_gateway, needs_shared
 from requests.auth import HTTPDigestAuth
 
 from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
@@ -37,27 +36,6 @@ NOW = 1_800_000_000.0
 
 INFO_LEGACY = GatewayInfo(serial=SERIAL, firmware="D5.0.62")
 INFO_TOKEN = GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True)
-
-
-class Clock:
-    """A settable clock; ``Auth`` reads it as ``clock()``."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, endpoint: str, code: str) -> None:
-        self.calls.append((endpoint, code))
-
-    def count(self, endpoint: str) -> int:
-        return sum(1 for e, _ in self.calls if e == endpoint)
 
 
 def make_token(lifetime_s: float = 365 * DAY, issued: float = NOW, subject: str = "a") -> str:
@@ -620,13 +598,6 @@ def test_no_secret_ever_reaches_the_log(requests_mock, tmp_path, caplog):
 
 # --------------------------------------------------------------------------------------------
 # End to end against the shared fake gateway and fake Enlighten (loopback)
-
-
-def load_fake_gateway():
-    spec = importlib.util.spec_from_file_location("fake_gateway", SHARED / "conformance" / "fake_gateway.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @needs_shared

@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port
 from exporter_fakes import FakeClient
 
 from envoy_exporter import __version__
@@ -23,12 +23,6 @@ from envoy_exporter.config import load_config
 from envoy_exporter.logs import redact, setup_logging
 
 GOOD = 'gateways:\n  - name: home\n    host: 192.0.2.10\n    token: "${TOKEN}"\n'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_version(capsys):

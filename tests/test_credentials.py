@@ -20,6 +20,7 @@ from typing import ClassVar
 import jwt
 import pytest
 import requests
+from conftest import Clocks
 
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.client import GatewayClient
@@ -58,22 +59,6 @@ def info_xml(serial: str, firmware: str) -> str:
         f"<sn>{serial}</sn><pn>800-00000-r01</pn><software>{firmware}</software>"
         f"</device>{tokens}</envoy_info>"
     )
-
-
-@dataclass
-class Clocks:
-    mono: float = 1000.0
-    wall: float = WALL
-
-    def clock(self) -> float:
-        return self.mono
-
-    def now(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 import pytest
 import standin
+from conftest import Clock, Recorder
 from standin import StandIn, answer, make_cert, server_context
 
 from envoy_exporter.config import ConfigError, load_config
@@ -39,14 +40,6 @@ TOKEN = jwt.encode(
     "a test key that is long enough for HS256",
     algorithm="HS256",
 )
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, endpoint: str, code: str) -> None:
-        self.calls.append((endpoint, code))
 
 
 class NoAuth:
@@ -203,14 +196,6 @@ def routed(conn: standin.Connection, request: standin.Request) -> None:
         )
     else:
         answer(token_gateway(request))(conn, request)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def token_transport(host: str, clock: Clock) -> Transport:
