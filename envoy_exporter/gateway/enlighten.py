@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from envoy_exporter.gateway.errors import failure_code, failure_reason
-from envoy_exporter.gateway.http import ResponseTooLarge, bounded_session, tls_context
+from envoy_exporter.gateway.errors import ResponseTooLarge, failure_code, failure_reason
+from envoy_exporter.gateway.http import bounded_session, tls_context
 from envoy_exporter.gateway.token import token_claims
 from envoy_exporter.settings import GatewaySettings
 

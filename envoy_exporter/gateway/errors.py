@@ -9,7 +9,13 @@ import requests
 from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import ReadTimeoutError
 
-from envoy_exporter.gateway.http import DeadlineExceeded, ResponseTooLarge
+
+class ResponseTooLarge(requests.RequestException):
+    """The answer is larger than the bound (raw or decoded). Counted as an "error"."""
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole request (connect, headers, interim answers, body) took longer than its timeout."""
 
 
 class TransportError(Exception):
