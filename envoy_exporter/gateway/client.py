@@ -201,7 +201,7 @@ class GatewayClient:
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
-        if settings.name or settings.serial:
+        if settings.label_configured:
             # A configured label (the configuration checked it is unique) is held from the start.
             self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
@@ -360,7 +360,7 @@ class GatewayClient:
         """``info``, unless this gateway is labelled by the serial it reports and another
         gateway of the exporter already goes by that label: then None and an error naming both
         hosts, logged once. One label's series must never be served twice."""
-        if self._settings.name or self._settings.serial:
+        if self._settings.label_configured:
             self._serial = info.serial
             return info
         holder = self._labels.claim(info.serial, self, self._settings.host)
