@@ -204,7 +204,7 @@ class Assembler:
             flows[LEGACY] = Flow(total=legacy)
         return flows
 
-    def _decide(self, available: Mapping[str, object], undecided: set[str]) -> str | None:
+    def _decide(self, available: Mapping[str, Flow], undecided: set[str]) -> str | None:
         """Keep the source in use unless another one has been the best for ``switch_after``
         consecutive collections. A collection without any production data is no evidence
         either way.
