@@ -16,6 +16,7 @@ from envoy_exporter.model import (
     AcbStorage,
     Battery,
     Device,
+    DeviceData,
     DryContact,
     EimSection,
     EndpointResult,
@@ -506,7 +507,9 @@ def test_device_data_preferred_and_v1_fills_the_ones_it_leaves_out() -> None:
             InverterReading("900000000202", power_w=78.0),
         )
     )
-    inverters = assemble(Assembler(), METERED, device_data=rich, api_v1_inverters=plain).inverters
+    inverters = assemble(
+        Assembler(), METERED, device_data=DeviceData(inverters=rich), api_v1_inverters=plain
+    ).inverters
     assert [(i.serial, i.power_w) for i in inverters] == [("900000000201", 255.0), ("900000000202", 78.0)]
 
 
@@ -751,6 +754,24 @@ def test_acb_unit_power_gets_its_direction_from_the_units_state(state, watts, si
     v1_list = V1Inverters(batteries=(AcbReading("121900000001", power_w=watts),))
     (battery,) = assemble(Assembler(), METERED, inventory=inventory, api_v1_inverters=v1_list).batteries
     assert battery.power_w == signed
+
+
+def test_acb_unit_power_from_device_data_wins_over_the_unsigned_inverter_list() -> None:
+    # Shaped after 8.3.5169: the inventory says "idle" at 2 %, the inverter list 4 W (unsigned),
+    # device_data's last report a 1 W draw, as the storage section's -2 W for two units says.
+    inventory = Inventory(batteries=(Battery("121900000021", "acb", soc_ratio=0.02, state="idle"),))
+    device_data = DeviceData(batteries=(Battery("121900000021", "acb", soc_ratio=0.03, power_w=-1.0),))
+    v1_list = V1Inverters(batteries=(AcbReading("121900000021", power_w=4.0),))
+    (battery,) = assemble(
+        Assembler(), METERED, inventory=inventory, device_data=device_data, api_v1_inverters=v1_list
+    ).batteries
+    assert (battery.power_w, battery.soc_ratio, battery.state) == (-1.0, 0.02, "idle")
+
+
+def test_acb_only_device_data_lists_is_a_battery() -> None:
+    device_data = DeviceData(batteries=(Battery("121900000022", "acb", power_w=250.0, soc_ratio=0.6),))
+    (battery,) = assemble(Assembler(), METERED, device_data=device_data).batteries
+    assert (battery.serial, battery.battery_type, battery.power_w) == ("121900000022", "acb", 250.0)
 
 
 def test_ensemble_devices_join_the_inventorys_once_per_serial() -> None:

@@ -33,6 +33,7 @@ from envoy_exporter.model import (
     PHASES,
     Battery,
     Device,
+    DeviceData,
     EimSection,
     EndpointResult,
     Enpower,
@@ -130,7 +131,8 @@ class Assembler:
         inventory = readings.inventory or Inventory()
         ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
         secctrl = readings.ensemble_secctrl
-        batteries = _batteries(ensembles, inventory, readings.api_v1_inverters, production_json)
+        device_data = readings.device_data or DeviceData()
+        batteries = _batteries(ensembles, inventory, device_data, readings.api_v1_inverters, production_json)
         return Snapshot(
             collected_at=now,
             info=info,
@@ -139,7 +141,7 @@ class Assembler:
             consumption_total=total,
             consumption_net=net,
             meters=_meters(meter_configs, readings.meter_readings or ()),
-            inverters=_inverters(readings.device_data, readings.api_v1_inverters),
+            inverters=_inverters(device_data.inverters, readings.api_v1_inverters),
             devices=_devices(inventory, ensembles),
             relays=inventory.relays,
             batteries=batteries,
@@ -492,12 +494,12 @@ def _inverters_total(
 
 
 def _inverters(
-    device_data: tuple[InverterReading, ...] | None, v1: V1Inverters | None
+    device_data: tuple[InverterReading, ...], v1: V1Inverters | None
 ) -> tuple[InverterReading, ...]:
     """Microinverters from ``/ivp/pdm/device_data`` (richer) and, for the ones it leaves out
     (it lists at most 50), from ``/api/v1/production/inverters``; devType 11 entries there are
     AC batteries, which the parser already keeps apart."""
-    richer = tuple(device_data or ())
+    richer = device_data
     known = {i.serial for i in richer}
     return richer + tuple(i for i in (v1.inverters if v1 else ()) if i.serial not in known)
 
@@ -520,16 +522,19 @@ def _merge(base: T, extra: T, prefer: tuple[str, ...] = ()) -> T:
 def _batteries(
     ensembles: list[Ensemble],
     inventory: Inventory,
+    device_data: DeviceData,
     v1: V1Inverters | None,
     production_json: ProductionJson | None,
 ) -> tuple[Battery, ...]:
     """Batteries merged by serial: the Ensemble inventory (capacity, temperature, state of
     charge), then ``/ivp/ensemble/power`` (power, and its state of charge wins: it is the live
-    one), then the ACBs of ``/inventory.json`` for what is still missing, with their power from
+    one), then the ACBs of ``/inventory.json`` for what is still missing, then the ACBs of
+    ``/ivp/pdm/device_data`` (their signed power), and only then their power from
     ``/api/v1/production/inverters`` (where only that list has them, their power alone)."""
     merged: dict[str, Battery] = {}
     sources = [(e.batteries, ("soc_ratio", "power_w")) for e in ensembles]
     sources.append((inventory.batteries, ()))
+    sources.append((device_data.batteries, ()))
     for batteries, prefer in sources:
         for battery in batteries:
             known = merged.get(battery.serial)
