@@ -745,35 +745,6 @@ def test_no_group_for_an_idle_storage_section_without_acbs() -> None:
     assert assemble(Assembler(), METERED, production_json=metered_json(storage=acb)).storage_groups == ()
 
 
-@pytest.mark.parametrize(
-    ("state", "watts", "signed"),
-    [("charging", 150.0, -150.0), ("discharging", 150.0, 150.0), ("idle", 4.0, 4.0), (None, 150.0, None)],
-)
-def test_acb_unit_power_gets_its_direction_from_the_units_state(state, watts, signed) -> None:
-    inventory = Inventory(batteries=(Battery("121900000001", "acb", soc_ratio=0.5, state=state),))
-    v1_list = V1Inverters(batteries=(AcbReading("121900000001", power_w=watts),))
-    (battery,) = assemble(Assembler(), METERED, inventory=inventory, api_v1_inverters=v1_list).batteries
-    assert battery.power_w == signed
-
-
-def test_acb_unit_power_from_device_data_wins_over_the_unsigned_inverter_list() -> None:
-    # Shaped after 8.3.5169: the inventory says "idle" at 2 %, the inverter list 4 W (unsigned),
-    # device_data's last report a 1 W draw, as the storage section's -2 W for two units says.
-    inventory = Inventory(batteries=(Battery("121900000021", "acb", soc_ratio=0.02, state="idle"),))
-    device_data = DeviceData(batteries=(Battery("121900000021", "acb", soc_ratio=0.03, power_w=-1.0),))
-    v1_list = V1Inverters(batteries=(AcbReading("121900000021", power_w=4.0),))
-    (battery,) = assemble(
-        Assembler(), METERED, inventory=inventory, device_data=device_data, api_v1_inverters=v1_list
-    ).batteries
-    assert (battery.power_w, battery.soc_ratio, battery.state) == (-1.0, 0.02, "idle")
-
-
-def test_acb_only_device_data_lists_is_a_battery() -> None:
-    device_data = DeviceData(batteries=(Battery("121900000022", "acb", power_w=250.0, soc_ratio=0.6),))
-    (battery,) = assemble(Assembler(), METERED, device_data=device_data).batteries
-    assert (battery.serial, battery.battery_type, battery.power_w) == ("121900000022", "acb", 250.0)
-
-
 def test_ensemble_devices_join_the_inventorys_once_per_serial() -> None:
     inventory = Inventory(devices=(Device("900000000201", "PCU"), Device("900000000601", "ACB")))
     ensemble = Ensemble(devices=(Device("900000000601", "ENCHARGE"), Device("900000000602", "ENPOWER")))
@@ -805,19 +776,15 @@ def test_slow_cache_results_pass_through() -> None:
     )
 
 
-def test_acbs_only_the_inverter_list_knows_take_the_direction_of_the_storage_section() -> None:
-    # Shaped after 8.2.4382 with AC Batteries: no /inventory.json, the units among the inverters
-    # (devType 11), the storage section discharging.
-    section = AcbStorage(
-        active_count=2, power_w=260.0, energy_j=930 * WH, state="discharging", soc_ratio=0.25
+def test_the_inverter_lists_acb_watts_are_not_a_units_power() -> None:
+    # Shaped after 8.3.5169 without device_data: the inverter list says 4 W for an "idle" unit
+    # that drew 1 W, and 5 W for one the inventory does not list. Neither becomes a power; the
+    # storage section's -2 W stays the AC batteries' power, together.
+    section = AcbStorage(active_count=2, power_w=-2.0, energy_j=25 * WH, state="idle", soc_ratio=0.01)
+    units = V1Inverters(
+        batteries=(AcbReading("121900000002", power_w=4.0), AcbReading("121900000003", power_w=5.0))
     )
-    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0), AcbReading("121900000003")))
-    snap = assemble(
-        Assembler(), METERED, production_json=metered_json(storage=section), api_v1_inverters=units
-    )
-    assert snap.batteries == (Battery("121900000002", "acb", power_w=140.0),)
-    # A unit's own state wins over the section's
-    inventory = Inventory(batteries=(Battery("121900000002", "acb", soc_ratio=0.3, state="charging"),))
+    inventory = Inventory(batteries=(Battery("121900000002", "acb", soc_ratio=0.02, state="idle"),))
     snap = assemble(
         Assembler(),
         METERED,
@@ -825,11 +792,5 @@ def test_acbs_only_the_inverter_list_knows_take_the_direction_of_the_storage_sec
         api_v1_inverters=units,
         inventory=inventory,
     )
-    assert snap.batteries[0].power_w == -140.0
-
-
-def test_acb_power_without_any_state_is_left_out() -> None:
-    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0),))
-    assert (
-        assemble(Assembler(), METERED, production_json=metered_json(), api_v1_inverters=units).batteries == ()
-    )
+    assert snap.batteries == (Battery("121900000002", "acb", soc_ratio=0.02, state="idle"),)
+    assert snap.storage_groups == (StorageGroup("acb", power_w=-2.0, state="idle"),)
