@@ -628,6 +628,15 @@ def test_powers_of_a_cached_production_json_come_from_the_readings() -> None:
     assert snap.consumption_total.total.today_j == 700.0 * WH
 
 
+def test_the_inverters_power_stays_while_production_json_is_cached() -> None:
+    # The inverters' own figure is the sum of their 5-minute reports, like every
+    # enphase_inverter_power_watts served from the 5-minute inverter cache: a production.json
+    # read up to 5 minutes ago holds it as fresh as it comes. Dropping it left the CT-versus-
+    # inverters comparison with one sample in twenty scrapes.
+    snap = Assembler().assemble(ct_system("net-consumption"), CACHED, now=1.0)
+    assert snap.inverters_total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
+
+
 def test_a_total_consumption_ct_gives_net_as_total_less_production() -> None:
     snap = Assembler().assemble(ct_system("total-consumption"), CACHED, now=1.0)
     assert snap.consumption_total.total.power_w == 800.0

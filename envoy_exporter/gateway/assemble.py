@@ -126,8 +126,8 @@ class Assembler:
             production, total, net = _ct_powers(
                 production, total, net, _ct_readings(meter_configs, readings.meter_readings or ())
             )
-            # The inverters section is production.json's too; no reading stands in for its power.
-            inverters_total = inverters_total and replace(inverters_total, power_w=None)
+            # The inverters section's power stays: it is the sum of the microinverters' 5-minute
+            # reports, no staler on production.json's slow cadence than the inverters' own series.
         inventory = readings.inventory or Inventory()
         ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
         secctrl = readings.ensemble_secctrl
