@@ -1,5 +1,7 @@
 # envoy-exporter: a slim, non-root image.
 #   docker build -t envoy-exporter .
+#   docker run -p 9433:9433 --env-file envoy.env -v envoy-state:/var/lib/envoy-exporter envoy-exporter
+#     (one gateway: docker/exporter.yml with the values of envoy.env, see docker/envoy.env.example)
 #   docker run -p 9433:9433 -v $PWD/exporter.yml:/etc/envoy-exporter/exporter.yml:ro \
 #              -v envoy-state:/var/lib/envoy-exporter envoy-exporter
 #   docker run -p 9433:9433 envoy-exporter --demo
@@ -19,7 +21,9 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/envoy-exporter --shell /usr
  && chown exporter /var/lib/envoy-exporter && chmod 0700 /var/lib/envoy-exporter
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-COPY exporter.yml /etc/envoy-exporter/exporter.yml
+# The one-gateway template: it starts with ENVOY_NAME, ENVOY_HOST and ENVOY_TOKEN set, where the
+# repository's commented example would need variables for gateways the user does not have.
+COPY docker/exporter.yml /etc/envoy-exporter/exporter.yml
 USER exporter
 # Config is read-only; the state volume keeps cached tokens and counter offsets across restarts.
 VOLUME ["/etc/envoy-exporter", "/var/lib/envoy-exporter"]

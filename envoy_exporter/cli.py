@@ -22,6 +22,8 @@ from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, load_config
+from .config_check import offline_problems
+from .discovery import Discovery, start_discovery
 from .fleet import Fleet
 from .logs import FORMATS, LEVELS, setup_logging
 from .settings import GatewaySettings, Secret, Settings
@@ -106,19 +108,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as e:
             print(f"envoy-exporter: configuration error: {e}", file=sys.stderr)
             return 2
+        for notice in settings.notices:
+            log.warning("configuration notice: %s", notice)
         try:
             web_config = load_web_config(Path(args.web_config)) if args.web_config else WebConfig()
         except WebConfigError as e:
             print(f"envoy-exporter: web configuration error: {e}", file=sys.stderr)
             return 2
         if args.check_config:
-            print(f"{args.config}: OK, {len(settings.gateways)} gateway(s)")
-            if args.web_config:
-                print(f"{args.web_config}: OK")
-            return 0
+            return _check_config(args, settings)
+        for problem in offline_problems(settings):
+            # The key last: "token: <message>" would read as a secret to the log redaction.
+            log.warning("configuration problem: %s (%s)", problem.message, problem.key)
         stop = threading.Event()
         _on_signals(stop.set)
         return serve(settings, args.listen, stop, args=args, web_config=web_config)
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    """The deep check: also what would fail only later (tokens, state_dir), offline."""
+    problems = offline_problems(settings)
+    for problem in problems:
+        print(f"envoy-exporter: configuration error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    discovery = ", and zeroconf discovery" if settings.discovery.zeroconf else ""
+    print(f"{args.config}: OK, {len(settings.gateways)} gateway(s){discovery}")
+    if args.web_config:
+        print(f"{args.web_config}: OK")
+    return 0
 
 
 def _demo_settings(cleanup: ExitStack) -> Settings:
@@ -149,6 +167,7 @@ def serve(
         return GatewayClient(gateway, settings.state_dir, labels=labels)
 
     fleet = Fleet(settings.gateways, make_client)
+    discovery = None
     try:
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
@@ -163,8 +182,9 @@ def serve(
             where = "the systemd socket" if args is not None and args.systemd_socket else listen
             log.error("cannot listen on %s: %s", where, e)
             return 1
+        discovery = start_discovery(settings, fleet.apply)  # found gateways join the fleet
         if args is not None:
-            server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server)
+            server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server, discovery)
             _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
@@ -185,15 +205,26 @@ def serve(
         server.server_close()
         return 0
     finally:
+        if discovery is not None:
+            discovery.close()  # first: no announcement may re-populate the fleet being closed
         fleet.apply(())  # closes every client
 
 
 class Reloader:
     """Re-reads both configuration files; applies them only when both load."""
 
-    def __init__(self, args: argparse.Namespace, settings: Settings, fleet: Fleet, server: ExporterServer):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        settings: Settings,
+        fleet: Fleet,
+        server: ExporterServer,
+        discovery: Discovery | None = None,
+    ):
         self._args = args
         self._state_dir = settings.state_dir
+        self._discovery_settings = settings.discovery
+        self._discovery = discovery  # with it, the fleet is configured + found gateways
         self._fleet = fleet
         self._server = server
         self._lock = threading.Lock()  # a SIGHUP and a POST /-/reload together: one after the other
@@ -213,12 +244,17 @@ class Reloader:
     def _reload(self) -> None:
         settings = load_config(Path(self._args.config))
         if settings.state_dir != self._state_dir:
-            raise ConfigError("state_dir: cannot change while running; restart the exporter")
+            raise ConfigError("state_dir", "cannot change while running; restart the exporter")
+        if settings.discovery != self._discovery_settings:
+            raise ConfigError("discovery", "cannot change while running; restart the exporter")
         path = self._args.web_config
         web_config = load_web_config(Path(path)) if path else WebConfig()
         before = {gateway.label for gateway in self._fleet.settings()}
         running = {id(client) for client in self._fleet.clients()}
-        self._fleet.apply(settings.gateways)
+        if self._discovery is not None:
+            self._discovery.configure(settings.gateways, settings.defaults)  # found ones stay
+        else:
+            self._fleet.apply(settings.gateways)
         self._server.web_config = web_config
         for client in self._fleet.clients():
             if id(client) not in running:

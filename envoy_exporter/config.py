@@ -9,20 +9,21 @@ as Prometheus does, so the file means the same whatever the working directory.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret, Settings, TLSSettings
+from .safe_yaml import YAMLRefused, load_yaml
+from .settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings, Secret, Settings, TLSSettings
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-_TOP_KEYS = frozenset({"state_dir", "cache_ttl", "gateways"})
+_TOP_KEYS = frozenset({"state_dir", "cache_ttl", "discovery", "defaults", "gateways"})
+_DISCOVERY_KEYS = frozenset({"zeroconf", "interfaces"})
 _GATEWAY_KEYS = frozenset(
     {
         "name",
@@ -59,15 +60,11 @@ class ConfigError(Exception):
 def load_config(path: Path | str, env: Mapping[str, str] = os.environ) -> Settings:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = load_yaml(path)
     except OSError as e:
         raise ConfigError(str(path), f"cannot read the config file: {e.strerror or e}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" (line {where.line + 1})" if where is not None else ""
-        raise ConfigError(str(path), f"not valid YAML{line}") from None
+    except YAMLRefused as e:
+        raise ConfigError(str(path), str(e)) from None
     return parse_config(raw, base_dir=path.resolve().parent, env=env)
 
 
@@ -75,12 +72,21 @@ def parse_config(raw: Any, base_dir: Path, env: Mapping[str, str] = os.environ) 
     """Validates an already-loaded YAML document; ``base_dir`` anchors relative paths."""
     if raw is None:
         raw = {}
-    top = _Reader(_expand(raw, "", env), "", base_dir)
+    notices: list[str] = []
+    top = _Reader(_expand(raw, "", env), "", base_dir, notices)
     top.require_mapping(_TOP_KEYS)
     # The top-level cache_ttl is the default of every gateway's own; it lives on in them only.
     cache_ttl = _cache_ttl(top, "cache_ttl", DEFAULT_CACHE_TTL)
-    gateways = _gateways(top, cache_ttl)
-    return Settings(gateways=gateways, state_dir=top.path("state_dir"))
+    discovery = _discovery(top.child("discovery"))
+    defaults = _defaults(top.child("defaults"), cache_ttl)
+    gateways = _gateways(top, defaults, required=not discovery.zeroconf)
+    return Settings(
+        gateways=gateways,
+        state_dir=top.path("state_dir"),
+        discovery=discovery,
+        defaults=defaults,
+        notices=tuple(notices),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,10 +120,11 @@ def _join(prefix: str, key: object) -> str:
 
 
 class _Reader:
-    def __init__(self, value: Any, key: str, base_dir: Path):
+    def __init__(self, value: Any, key: str, base_dir: Path, notices: list[str]):
         self.value = value
         self.key = key
         self.base_dir = base_dir
+        self.notices = notices  # warnings for the operator, shared by every reader of one file
 
     def at(self, name: str) -> str:
         return _join(self.key, name)
@@ -192,7 +199,7 @@ class _Reader:
         return Secret(value) if value is not None else None
 
     def child(self, name: str) -> _Reader:
-        return _Reader(self.get(name), self.at(name), self.base_dir)
+        return _Reader(self.get(name), self.at(name), self.base_dir, self.notices)
 
 
 def _number(value: Any, key: str, minimum: float, inclusive: bool) -> float:
@@ -228,53 +235,177 @@ def _cache_ttl(reader: _Reader, name: str, base: Mapping[str, float]) -> dict[st
     return dict.fromkeys(ttl, seconds)
 
 
-def _gateways(top: _Reader, cache_ttl: dict[str, float]) -> tuple[GatewaySettings, ...]:
+def _discovery(reader: _Reader) -> DiscoverySettings:
+    if reader.value is None:
+        return DiscoverySettings()
+    reader.require_mapping(_DISCOVERY_KEYS)
+    interfaces = reader.get("interfaces")
+    if interfaces is None:
+        interfaces = []
+    if not isinstance(interfaces, list):
+        raise ConfigError(reader.at("interfaces"), "must be a list of IP addresses")
+    for index, address in enumerate(interfaces):
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"{reader.at('interfaces')}[{index}]", "must be an IP address") from None
+    return DiscoverySettings(zeroconf=bool(reader.boolean("zeroconf")), interfaces=tuple(interfaces))
+
+
+def _defaults(reader: _Reader, cache_ttl: dict[str, float]) -> dict[str, Any]:
+    """The ``defaults:`` block: settings every gateway, configured or discovered, takes unless its
+    own entry gives them (one Enlighten account for all, say). Returned as ``GatewaySettings``
+    field values, ``cache_ttl`` always resolved."""
+    if reader.value is None:
+        return {"cache_ttl": cache_ttl}
+    reader.require_mapping(_GATEWAY_KEYS)
+    for name in sorted(_OWN_KEYS):
+        if reader.has(name):
+            why = "a token is issued for one gateway's serial" if "token" in name else "it names one gateway"
+            raise ConfigError(
+                reader.at(name), f"not allowed in defaults: {why}; give it in that gateway's entry"
+            )
+    return _fields(reader, cache_ttl)
+
+
+def _gateways(top: _Reader, defaults: dict[str, Any], required: bool) -> tuple[GatewaySettings, ...]:
     value = top.get("gateways")
-    if not isinstance(value, list) or not value:
-        raise ConfigError("gateways", "must be a non-empty list of gateways")
-    gateways: list[GatewaySettings] = []
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(value):
-        reader = _Reader(entry, f"gateways[{index}]", top.base_dir)
-        gateway = _gateway(reader, cache_ttl)
-        label = gateway.name
-        if label is not None:
-            if label in seen:
-                raise ConfigError(
-                    reader.at("name"), f"duplicate gateway name {label!r} (also gateways[{seen[label]}])"
-                )
-            seen[label] = index
-        gateways.append(gateway)
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list) or (required and not value):
+        need = "a list of gateways" if not required else "a non-empty list of gateways"
+        raise ConfigError("gateways", f"must be {need} (or set discovery.zeroconf)")
+    gateways = [
+        _gateway(_Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults)
+        for i, entry in enumerate(value)
+    ]
+    _refuse_duplicates(gateways)
     return tuple(gateways)
 
 
-def _gateway(reader: _Reader, cache_ttl: dict[str, float]) -> GatewaySettings:
+def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
+    """Two entries for one gateway would serve every series twice under one label, or load the
+    gateway twice under two: whatever the label, one gateway gets one entry."""
+    seen: dict[tuple[str, str], int] = {}
+    for index, gateway in enumerate(gateways):
+        identities = (
+            ("serial", "serial", gateway.serial),
+            ("name", "gateway name", gateway.name),
+            ("host", "host", _host_identity(gateway.host)),
+        )
+        for key, what, identity in identities:
+            if identity is None:
+                continue
+            first = seen.setdefault((key, identity), index)
+            if first != index:
+                other = gateways[first]
+                raise ConfigError(
+                    f"gateways[{index}].{key}",
+                    f"duplicate {what} {getattr(gateway, key)!r}: gateways[{first}] (host {other.host}) "
+                    f"and gateways[{index}] (host {gateway.host}) would be the same gateway twice",
+                )
+
+
+def _host_identity(host: str) -> str:
+    """``https://Envoy.local/`` and ``envoy.local`` are one device."""
+    host = host.strip().lower().rstrip("/")
+    return host.split("://", 1)[1] if "://" in host else host
+
+
+_MAX_PATH_ECHO = 40  # characters of a refused path quoted in the error
+_OWN_KEYS = frozenset({"name", "host", "serial", "token", "token_file"})
+# Keys that only make sense together: an entry that gives one of them takes none from defaults.
+_CREDENTIAL_UNITS = (("username", "password"), ("enlighten_username", "enlighten_password"))
+
+
+def _gateway(reader: _Reader, defaults: dict[str, Any]) -> GatewaySettings:
     reader.require_mapping(_GATEWAY_KEYS)
-    host = reader.string("host")
-    if host is None:
-        raise ConfigError(reader.at("host"), "is required")
-    if "://" in host and not host.startswith(("http://", "https://")):
-        raise ConfigError(reader.at("host"), "a URL must start with http:// or https://")
+    host = _host(reader)
     serial = reader.string("serial")
-    defaults = GatewaySettings(name=None, host=host)
+    own = _fields(reader, defaults["cache_ttl"])
+    inherited = dict(defaults)
+    for unit in _CREDENTIAL_UNITS:
+        if any(key in own for key in unit):
+            for key in unit:
+                inherited.pop(key, None)
     return GatewaySettings(
         # The serial is the natural label; without either, the client learns it from /info.
         name=reader.string("name") or serial,
         host=host,
         serial=serial,
-        username=reader.string("username"),
-        password=reader.secret("password"),
         token=_inline_token(reader),
         token_file=_token_file(reader),
-        enlighten_username=reader.string("enlighten_username"),
-        enlighten_password=reader.secret("enlighten_password"),
-        enlighten_url=reader.url("enlighten_url") or defaults.enlighten_url,
-        entrez_url=reader.url("entrez_url") or defaults.entrez_url,
-        tls=_tls(reader.child("tls")),
-        cache_ttl=_cache_ttl(reader, "cache_ttl", cache_ttl),
-        timeout=reader.number("timeout", 0, inclusive=False) or defaults.timeout,
-        max_power_w=reader.number("max_power_w", 0, inclusive=False),
+        **{**inherited, **own},
     )
+
+
+def _host(reader: _Reader) -> str:
+    host = reader.string("host")
+    if host is None:
+        raise ConfigError(reader.at("host"), "is required")
+    key = reader.at("host")
+    if "://" in host and not host.startswith(("http://", "https://")):
+        raise ConfigError(key, "a URL must start with http:// or https://")
+    address = host.split("://", 1)[1] if "://" in host else host
+    if not address.strip("/"):
+        raise ConfigError(key, "has no address")
+    if "@" in address:
+        raise ConfigError(key, "must not carry credentials: use username/password or a token key")
+    rest = address.rstrip("/")
+    # The exporter appends the API paths itself; a path here would only be ignored or doubled,
+    # and the gateway serves its API at the root anyway. A query or fragment is not quoted back:
+    # it may carry a token.
+    if "?" in rest or "#" in rest:
+        raise ConfigError(key, "must be the gateway's address only, without a query or fragment")
+    if "/" in rest:
+        path = rest[rest.index("/") :]
+        shown = path if len(path) <= _MAX_PATH_ECHO else path[:_MAX_PATH_ECHO] + "..."
+        raise ConfigError(key, f"must be the gateway's address only, without a path ({shown})")
+    if any(c.isspace() for c in host):
+        raise ConfigError(key, "must not contain spaces")
+    return host
+
+
+def _fields(reader: _Reader, cache_ttl: dict[str, float]) -> dict[str, Any]:
+    """The ``GatewaySettings`` fields a gateway entry or the defaults block gives, and only those."""
+    fields: dict[str, Any] = {
+        "username": reader.string("username"),
+        "password": reader.secret("password"),
+        "enlighten_username": reader.string("enlighten_username"),
+        "enlighten_password": reader.secret("enlighten_password"),
+        "enlighten_url": reader.url("enlighten_url"),
+        "entrez_url": reader.url("entrez_url"),
+        "tls": _tls(reader.child("tls")) if reader.has("tls") else None,
+        "timeout": reader.number("timeout", 0, inclusive=False),
+        "max_power_w": reader.number("max_power_w", 0, inclusive=False),
+    }
+    _enlighten_account_as_username(reader, fields)
+    fields = {name: value for name, value in fields.items() if value is not None}
+    fields["cache_ttl"] = _cache_ttl(reader, "cache_ttl", cache_ttl)
+    return fields
+
+
+def _enlighten_account_as_username(reader: _Reader, fields: dict[str, Any]) -> None:
+    """Home Assistant asks for one ``username``/``password`` pair: the gateway's digest login
+    before firmware 7, the Enlighten account after. An Enlighten login is an e-mail address and
+    a digest user (``envoy``, ``installer``) never is, so an e-mail here means the Enlighten
+    account: taken as such, with a notice, rather than sent to the gateway as a digest user."""
+    username = fields["username"]
+    if username is None or "@" not in username:
+        return
+    key = reader.at("username")
+    if fields["enlighten_username"] is not None:
+        raise ConfigError(
+            key,
+            "looks like an Enlighten account (an e-mail address) but enlighten_username is set too; "
+            "username/password are the gateway's own login (firmware < 7)",
+        )
+    reader.notices.append(
+        f"{key}: {username!r} is an e-mail address, taken as the Enlighten account; "
+        "write enlighten_username and enlighten_password to say so"
+    )
+    fields["enlighten_username"], fields["username"] = username, None
+    fields["enlighten_password"], fields["password"] = fields["password"], None
 
 
 def _inline_token(reader: _Reader) -> Secret | None:

@@ -35,6 +35,11 @@ class Fleet:
         with self._lock:
             return [settings for settings, _ in self._gateways]
 
+    def gateways(self) -> list[tuple[GatewaySettings, GatewayClient]]:
+        """The settings and client of each gateway, from one consistent view (for /sd)."""
+        with self._lock:
+            return list(self._gateways)
+
     def find(self, target: str) -> GatewayClient | None:
         """The gateway ``target`` names: its ``gateway`` label, or its host exactly as configured."""
         with self._lock:

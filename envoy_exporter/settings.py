@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Cache lifetimes in seconds, per endpoint family, matched to how often the gateway refreshes
 # the data behind it, so that a 60 s scrape interval asks each slow family once in several
@@ -87,6 +88,17 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class DiscoverySettings:
+    zeroconf: bool = False  # browse _enphase-envoy._tcp (mDNS) for gateways
+    interfaces: tuple[str, ...] = ()  # addresses to browse on; empty: every interface
+
+
+@dataclass(frozen=True)
 class Settings:
-    gateways: tuple[GatewaySettings, ...]
+    gateways: tuple[GatewaySettings, ...]  # the configured ones; discovery may add more
     state_dir: Path | None = None
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    # ``GatewaySettings`` field values from the ``defaults:`` block, for discovered gateways
+    # (configured ones already carry them); ``cache_ttl`` is always there.
+    defaults: dict[str, Any] = field(default_factory=lambda: {"cache_ttl": dict(DEFAULT_CACHE_TTL)})
+    notices: tuple[str, ...] = ()  # warnings for the operator, each naming its key

@@ -1,4 +1,4 @@
-"""The HTTP server: /metrics, /probe?target=, /, /-/healthy, /-/ready, /-/reload.
+"""The HTTP server: /metrics, /probe?target=, /sd, /, /-/healthy, /-/ready, /-/reload.
 
 A ``ThreadingHTTPServer`` with daemon threads: each connection has its own thread, so a client
 that connects and stays silent holds only its own thread, and only until the socket timeout drops
@@ -16,6 +16,7 @@ auth on every path.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import os
 import socket
@@ -33,6 +34,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .collector import ExporterCollector, GatewayCollector, scrape_timeout
 from .fleet import Fleet
+from .http_sd import SDGateway, exporter_address, target_groups
 from .landing import capture_help, render_landing
 from .status import fleet_status
 from .webconfig import WebConfig
@@ -266,6 +268,14 @@ class _Handler(BaseHTTPRequestHandler):
         client = self.server.fleet.find(targets[0]) if targets else None
         return text(HTTPStatus.OK, capture_help(client.name if client else None))
 
+    def _sd(self) -> Response:
+        gateways = [
+            SDGateway(client.name, settings.serial) for settings, client in self.server.fleet.gateways()
+        ]
+        scheme, _, listening = self.server.url.partition("://")
+        groups = target_groups(gateways, exporter_address(self.headers.get("Host"), listening), scheme)
+        return Response(HTTPStatus.OK, json.dumps(groups).encode(), "application/json")
+
     def _healthy(self) -> Response:
         return text(HTTPStatus.OK, "OK\n")
 
@@ -321,6 +331,7 @@ def routes(telemetry_path: str) -> dict[str, Route]:
         "/probe": Route(_Handler._probe),
         "/": Route(_Handler._landing),
         "/capture": Route(_Handler._capture),
+        "/sd": Route(_Handler._sd),
         "/-/healthy": Route(_Handler._healthy),
         "/-/ready": Route(_Handler._ready),
         # POST and PUT, as Prometheus and Alertmanager take them.

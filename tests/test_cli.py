@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.request
 
+import jwt
 import pytest
 from conftest import ROOT
 from exporter_fakes import FakeClient
@@ -22,6 +23,8 @@ from envoy_exporter.cli import main, serve
 from envoy_exporter.config import load_config
 from envoy_exporter.logs import redact, setup_logging
 
+# A well-formed token for the shipped example's serial, valid until 2100: --check-config reads it.
+VALID_TOKEN = jwt.encode({"aud": "122212345678", "exp": 4102444800}, "k" * 32, algorithm="HS256")
 GOOD = 'gateways:\n  - name: home\n    host: 192.0.2.10\n    token: "${TOKEN}"\n'
 
 
@@ -37,7 +40,7 @@ def test_version(capsys):
 
 
 def test_check_config_good(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("TOKEN", "eyJok")
+    monkeypatch.setenv("TOKEN", VALID_TOKEN)
     (tmp_path / "exporter.yml").write_text(GOOD)
     assert main(["--config.file", str(tmp_path / "exporter.yml"), "--check-config"]) == 0
     assert "OK, 1 gateway(s)" in capsys.readouterr().out
@@ -84,7 +87,7 @@ def test_python_dash_m_version():
 
 
 def test_shipped_example_passes_check_config(capsys, monkeypatch):
-    monkeypatch.setenv("ENVOY_HOME_TOKEN", "eyJx")
+    monkeypatch.setenv("ENVOY_HOME_TOKEN", VALID_TOKEN)
     monkeypatch.setenv("BARN_ENVOY_PASSWORD", "123456")
     assert main(["--config.file", str(ROOT / "exporter.yml"), "--check-config"]) == 0
 

@@ -125,7 +125,9 @@ CHILD = textwrap.dedent(
     errors = []
     for script in scripts:
         with standin.StandIn(script) as gateway:
-            transport = transport_for(f"http://{gateway.host}")
+            # Memory is measured here, not time: a loaded machine must not turn the size
+            # error into a timeout.
+            transport = transport_for(f"http://{gateway.host}", timeout=30.0)
             try:
                 transport.get("info", "/info")
             except TransportError as exc:

@@ -1,0 +1,119 @@
+"""Reads a YAML file the operator wrote, within bounds that no mistake can blow up.
+
+``yaml.safe_load`` refuses to build arbitrary objects, but not to build big ones: ten levels of
+aliases each used ten times stand for 10^10 nodes (the "billion laughs"), which every walk over the
+document then copies, and a few kB of ``[[[[...`` nest deeper than Python's recursion limit. So the
+file is read up to ``max_bytes``, nesting is refused past ``MAX_DEPTH`` levels before the composer
+recurses into it, and the size of the document with every alias expanded (counted without
+expanding anything) must stay under ``MAX_NODES``. Aliases themselves stay allowed: a few anchors
+for shared settings are legitimate YAML.
+
+Every failure, whatever its origin (a syntax error, a date that does not exist, an integer too long
+for ``int``), comes out as one ``YAMLRefused`` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+MAX_BYTES = 1 << 20  # a configuration is a few kB; 1 MiB still holds thousands of gateways
+MAX_DEPTH = 64  # the exporter's own files nest 4 levels deep
+MAX_NODES = 200_000  # nodes after alias expansion: ~30 per gateway, so thousands of gateways
+_MAX_REASON = 200  # characters of a parser's message quoted in the error
+
+
+class YAMLRefused(Exception):
+    """The file could not be read as bounded YAML; the message is one line."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: object) -> Node:
+        # The composer recurses once per level: refuse before Python's recursion limit is near.
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise YAMLRefused(f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Node:
+        node = super().compose_document()
+        _expanded_size(node)
+        return node
+
+
+def _expanded_size(root: Node) -> int:
+    """Nodes in the document once every alias is replaced by a copy of its anchor.
+
+    Aliases make the node graph a DAG (or a cycle, for an alias inside its own anchor); the size
+    of each node is computed once, so this costs time in the number of distinct nodes only."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise YAMLRefused(f"line {node.start_mark.line + 1}: an alias refers to its own anchor")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        if total > MAX_NODES:
+            raise YAMLRefused(
+                f"line {node.start_mark.line + 1}: aliases expand to more than {MAX_NODES} nodes"
+            )
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> Any:
+    """The document in ``path``; ``OSError`` when it cannot be read, else ``YAMLRefused``."""
+    with path.open("rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise YAMLRefused(f"larger than {max_bytes // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise YAMLRefused(f"not UTF-8 text (byte {e.start})") from None
+    return loads(text)
+
+
+def loads(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass
+    except YAMLRefused:
+        raise
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        raise YAMLRefused(
+            f"not valid YAML: {line}{_one_line(e.problem or e.context or 'syntax error')}"
+        ) from None
+    except RecursionError:
+        raise YAMLRefused(f"nested deeper than {MAX_DEPTH} levels") from None
+    except Exception as e:
+        # The constructors raise plain ValueError for a 31st of February or an integer of
+        # 5,000 digits; the type says enough, and the value may be a secret.
+        raise YAMLRefused(f"not valid YAML: a value YAML cannot represent ({type(e).__name__})") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:_MAX_REASON]

@@ -1,0 +1,137 @@
+"""The deep ``--check-config``: what the file's shape does not show but would fail later, found
+offline (no gateway, no Enlighten), each exiting 2 with its key named."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from envoy_exporter.cli import main
+from envoy_exporter.config import ConfigError, load_config
+from envoy_exporter.config_check import offline_problems
+
+SERIAL = "122212345678"
+KEY = "k" * 32
+NOW = 1_800_000_000.0
+
+
+def token(serial: str | None = SERIAL, exp: float | None = NOW + 86_400) -> str:
+    claims: dict[str, object] = {"iss": "Entrez", "enphaseUser": "owner"}
+    if serial is not None:
+        claims["aud"] = serial
+    if exp is not None:
+        claims["exp"] = int(exp)
+    return jwt.encode(claims, KEY, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("gateway", "files", "key", "fragment"),
+    [
+        ("token: eyJhbGciOi.broken", (), "gateways[0].token", "is not a JWT"),
+        (f"token: {token(exp=NOW - 60)}", (), "gateways[0].token", "expired at 2027-01-15T07:59:00Z"),
+        (f"token: {token(serial='999999999999')}", (), "gateways[0].token", "issued for serial 999999999999"),
+        ("token_file: t.jwt", (("t.jwt", "not a token\n"),), "gateways[0].token_file", "is not a JWT"),
+        (
+            "token_file: t.jwt",
+            (("t.jwt", token(exp=NOW - 1) + "\n"),),
+            "gateways[0].token_file",
+            "expired at",
+        ),
+    ],
+)
+def test_token_problems(tmp_path, gateway, files, key, fragment):
+    for name, content in files:
+        (tmp_path / name).write_text(content)
+    config = tmp_path / "exporter.yml"
+    config.write_text(f'gateways:\n  - host: 192.0.2.10\n    serial: "{SERIAL}"\n    {gateway}\n')
+    (problem,) = offline_problems(load_config(config, env={}), now=NOW)
+    assert problem.key == key
+    assert fragment in problem.message
+    assert "broken" not in str(problem) and "eyJ" not in str(problem)  # never the token itself
+
+
+def test_good_tokens_pass(tmp_path):
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        "gateways:\n"
+        f'  - {{host: a, serial: "{SERIAL}", token: {token()}}}\n'
+        f"  - {{host: b, token: {token(serial='999999999999')}}}\n"  # no serial to compare with
+        f'  - {{host: c, serial: "111", token: {token(serial=None, exp=None)}}}\n'  # no claims to compare
+    )
+    assert offline_problems(load_config(config, env={}), now=NOW) == []
+
+
+def test_state_dir_that_cannot_be_created(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "exporter.yml"
+    config.write_text("state_dir: a-file/state\ngateways:\n  - host: a\n")
+    (problem,) = offline_problems(load_config(config, env={}))
+    assert problem.key == "state_dir"
+    assert f"{tmp_path / 'a-file' / 'state'} cannot be created or written: Not a directory" in problem.message
+
+
+def test_state_dir_is_created_and_left_clean(tmp_path):
+    config = tmp_path / "exporter.yml"
+    config.write_text("state_dir: new/state\ngateways:\n  - host: a\n")
+    assert offline_problems(load_config(config, env={})) == []
+    state = tmp_path / "new" / "state"
+    assert state.is_dir() and list(state.iterdir()) == []
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_cli_exits_2_naming_the_key(tmp_path, capsys):
+    expired = token(exp=time.time() - 3600)
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"gateways:\n  - host: a\n    token: {expired}\n")
+    assert main(["--config.file", str(config), "--check-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("envoy-exporter: configuration error: gateways[0].token: expired at ")
+    assert err.count("\n") == 1 and expired not in err
+
+
+def test_cli_starts_anyway_but_says_so(tmp_path, capsys, monkeypatch):
+    # An expired token is a warning at start: Enlighten credentials may renew it.
+    expired = token(exp=time.time() - 3600)
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"gateways:\n  - host: a\n    token: {expired}\n")
+    served: list[object] = []
+    monkeypatch.setattr(
+        "envoy_exporter.cli.serve", lambda settings, listen, stop, **_: served.append(settings) or 0
+    )
+    assert main(["--config.file", str(config)]) == 0
+    assert len(served) == 1
+    err = capsys.readouterr().err
+    assert "configuration problem: expired at " in err and "(gateways[0].token)" in err
+
+
+@pytest.mark.parametrize(
+    ("host", "fragment"),
+    [
+        ("http://192.0.2.10/foo", "without a path (/foo)"),
+        ("https://envoy.local/production.json", "without a path (/production.json)"),
+        ("192.0.2.10/api", "without a path (/api)"),
+        ("http://192.0.2.10?x=1", "without a query or fragment"),
+        ("https://192.0.2.10/?token=eyJsecret", "without a query or fragment"),
+        ("https://192.0.2.10#eyJsecret", "without a query or fragment"),
+        ("http://user:pw@192.0.2.10", "must not carry credentials"),
+        ("http://", "has no address"),
+        ("envoy .local", "spaces"),
+    ],
+)
+def test_hosts_with_more_than_an_address(tmp_path, host, fragment):
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"gateways:\n  - host: '{host}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, env={})
+    assert caught.value.key == "gateways[0].host"
+    assert fragment in caught.value.message
+    assert "secret" not in str(caught.value) and "pw" not in str(caught.value)
+
+
+def test_hosts_that_are_addresses(tmp_path):
+    config = tmp_path / "exporter.yml"
+    hosts = ["192.0.2.10", "http://192.0.2.11:8080/", "https://envoy.local", "[fd00::1]:443", "fd00::2"]
+    config.write_text("gateways:\n" + "".join(f"  - host: '{h}'\n" for h in hosts))
+    assert [g.host for g in load_config(config, env={}).gateways] == hosts

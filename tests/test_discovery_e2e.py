@@ -1,0 +1,222 @@
+"""Zeroconf discovery end to end, on loopback: the real exporter finds an announced gateway,
+serves it under its serial in /probe and /sd, with the credentials of ``defaults:``, and follows
+it by serial to a new address. A configured entry with its serial takes it over on reload.
+
+The gateways are stand-ins of firmware 5 (open /info and /api/v1/production, plain http) on
+127.0.0.2 and 127.0.0.3, announced by our own python-zeroconf on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from test_discovery import Announcer
+from test_prometheus_live import OPENER, free_port, get, stop, wait_for
+
+pytest.importorskip("zeroconf")
+
+START_TIMEOUT_S = 20.0
+FOLLOW_TIMEOUT_S = 30.0
+
+
+class LegacyGateway:
+    """A firmware-5 Envoy-S standard: /info and /api/v1/production, no auth; counts requests."""
+
+    def __init__(self, serial: str, host: str, port: int, watts: int):
+        self.serial = serial
+        self.watts = watts
+        self.requests: list[str] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gateway.requests.append(self.path)
+                if self.path == "/info":
+                    self._answer("text/xml", gateway.info())
+                elif self.path == "/api/v1/production":
+                    body = {
+                        "wattHoursToday": 1,
+                        "wattHoursSevenDays": 7,
+                        "wattHoursLifetime": 1000,
+                        "wattsNow": watts,
+                    }
+                    self._answer("application/json", json.dumps(body).encode())
+                else:
+                    self.send_error(404)
+
+            def _answer(self, content_type: str, body: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def info(self) -> bytes:
+        return (
+            "<?xml version='1.0' encoding='UTF-8'?><envoy_info><time>1700000000</time><device>"
+            f"<sn>{self.serial}</sn><pn>800-00555-r03</pn><software>D5.0.62</software>"
+            "<imeter>false</imeter></device><web-tokens>false</web-tokens></envoy_info>"
+        ).encode()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def announcer() -> Iterator[Announcer]:
+    a = Announcer()
+    yield a
+    a.close()
+
+
+def start_exporter(tmp: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
+    path = tmp / "exporter.yml"
+    path.write_text(yaml.safe_dump(config))
+    address = f"127.0.0.1:{free_port()}"
+    log = tmp / "exporter.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "envoy_exporter",
+                "--config.file",
+                str(path),
+                "--web.listen-address",
+                address,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_for("exporter", lambda: get(f"http://{address}/-/healthy")[0] == 200, START_TIMEOUT_S, process, log)
+    return process, address, log
+
+
+def probe(address: str, target: str) -> str:
+    status, body = get(f"http://{address}/probe?target={target}", timeout=20)
+    return body.decode() if status == 200 else ""
+
+
+def sd_serials(address: str) -> dict[str, str]:
+    status, body = get(f"http://{address}/sd")
+    groups = json.loads(body) if status == 200 else []
+    return {g["labels"]["__param_target"]: g["labels"].get("__meta_enphase_serial", "") for g in groups}
+
+
+def test_a_discovered_gateway_is_served_under_its_serial_and_followed(tmp_path, announcer):
+    serial = str(random.randrange(10**11, 10**12))
+    port = free_port()
+    first = LegacyGateway(serial, "127.0.0.2", port, watts=500)
+    second = LegacyGateway(serial, "127.0.0.3", port, watts=700)
+    process = None
+    try:
+        process, address, log = start_exporter(
+            tmp_path,
+            {
+                "discovery": {"zeroconf": True, "interfaces": ["127.0.0.1"]},
+                "defaults": {"timeout": 2, "username": "envoy", "password": "123456"},
+            },
+        )
+        announcer.announce(serial, port, address="127.0.0.2")
+        up = f'enphase_up{{gateway="{serial}"}} 1.0'
+        wait_for("discovered and up", lambda: up in probe(address, serial), FOLLOW_TIMEOUT_S, process, log)
+        assert 'enphase_production_power_watts{gateway="' + serial + '",source="inverters"} 500.0' in probe(
+            address, serial
+        )
+        assert sd_serials(address) == {serial: serial}
+        assert first.requests and not second.requests
+
+        # DHCP moves it: the same serial is announced at another address.
+        announcer.announce(serial, port, address="127.0.0.3")
+        moved = f'enphase_production_power_watts{{gateway="{serial}",source="inverters"}} 700.0'
+        wait_for(
+            "followed to its new address",
+            lambda: moved in probe(address, serial),
+            FOLLOW_TIMEOUT_S,
+            process,
+            log,
+        )
+        assert sd_serials(address) == {serial: serial}  # still one gateway, same label
+        assert "discovered gateway" in log.read_text() and "moved from 127.0.0.2" in log.read_text()
+        assert "123456" not in log.read_text()
+    finally:
+        if process is not None:
+            stop(process)
+        first.close()
+        second.close()
+
+
+def post(url: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, method="POST")
+    try:
+        with OPENER.open(request, timeout=20) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, announcer):
+    serial = str(random.randrange(10**11, 10**12))
+    port = free_port()
+    gateway = LegacyGateway(serial, "127.0.0.2", port, watts=500)
+    discovery = {"zeroconf": True, "interfaces": ["127.0.0.1"]}
+    process = None
+    try:
+        process, address, log = start_exporter(tmp_path, {"discovery": discovery})
+        announcer.announce(serial, port, address="127.0.0.2")
+        wait_for(
+            "discovered", lambda: sd_serials(address) == {serial: serial}, FOLLOW_TIMEOUT_S, process, log
+        )
+
+        # The operator names it: a reload, and the configured entry takes it over.
+        config = tmp_path / "exporter.yml"
+        entry = {"name": "garage", "host": f"http://127.0.0.2:{port}", "serial": serial}
+        config.write_text(yaml.safe_dump({"discovery": discovery, "gateways": [entry]}))
+        assert post(f"http://{address}/-/reload") == (200, "OK\n")
+        assert sd_serials(address) == {"garage": serial}  # served once, under its configured name
+        wait_for(
+            "claimed",
+            lambda: 'enphase_up{gateway="garage"} 1.0' in probe(address, "garage"),
+            20,
+            process,
+            log,
+        )
+        assert probe(address, serial) == ""  # no second target
+
+        # Another reload that drops the entry: the gateway is still found, under its serial again.
+        config.write_text(yaml.safe_dump({"discovery": discovery}))
+        assert post(f"http://{address}/-/reload") == (200, "OK\n")
+        assert sd_serials(address) == {serial: serial}
+
+        # Discovery itself does not change while running.
+        config.write_text(yaml.safe_dump({"discovery": {"zeroconf": False}, "gateways": [entry]}))
+        status, body = post(f"http://{address}/-/reload")
+        assert status == 500 and "discovery: cannot change while running" in body
+        # Nor does state_dir (the refusal names the key, as a ConfigError must).
+        config.write_text(yaml.safe_dump({"discovery": discovery, "state_dir": str(tmp_path / "elsewhere")}))
+        status, body = post(f"http://{address}/-/reload")
+        assert status == 500 and "state_dir: cannot change while running" in body
+        assert sd_serials(address) == {serial: serial}
+    finally:
+        if process is not None:
+            stop(process)
+        gateway.close()
