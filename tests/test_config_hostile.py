@@ -40,35 +40,40 @@ HOSTILE = {
 }
 
 
+# Runs the command in-process and writes its own peak RSS (VmHWM) at exit. The rusage of a
+# child is no use here: exec folds the parent's peak into ru_maxrss, so it would read pytest's.
+_MEASURED = """
+import atexit, os, runpy, sys
+
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["PEAK_RSS_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+atexit.register(_peak)
+sys.argv[0] = "envoy-exporter"
+runpy.run_module("envoy_exporter", run_name="__main__")
+"""
+
+
 def run_cli(config: Path, *flags: str) -> tuple[int, str, float, float]:
     """Exit status, stderr, seconds and peak RSS (MB) of ``envoy-exporter --config.file``."""
     err_path = config.with_suffix(".err")
+    peak_path = config.with_suffix(".peak")
     started = time.monotonic()
     with err_path.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "envoy_exporter", "--config.file", str(config), *flags],
+            [sys.executable, "-c", _MEASURED, "--config.file", str(config), *flags],
             stdout=subprocess.DEVNULL,
             stderr=err,
+            env={**os.environ, "PEAK_RSS_FILE": str(peak_path)},
         )
         try:
-            # wait4 gives this child's own peak RSS, not that of every child pytest ran.
-            deadline = started + TIME_LIMIT_S
-            while True:
-                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    process.kill()
-                    pytest.fail(f"still running after {TIME_LIMIT_S}s")
-                time.sleep(0.02)
-        finally:
-            process.returncode = 0  # reaped above; keep Popen from waiting again
-    return (
-        os.waitstatus_to_exitcode(status),
-        err_path.read_text(),
-        time.monotonic() - started,
-        usage.ru_maxrss / 1024,
-    )
+            status = process.wait(timeout=TIME_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"still running after {TIME_LIMIT_S}s")
+    return status, err_path.read_text(), time.monotonic() - started, int(peak_path.read_text()) / 1024
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))

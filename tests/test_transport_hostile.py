@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 import pytest
 import standin
+from conftest import Clock, Recorder
 from standin import StandIn, answer, make_cert, server_context
 
 from envoy_exporter.config import ConfigError, load_config
@@ -41,24 +42,16 @@ TOKEN = jwt.encode(
 )
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, endpoint: str, code: str) -> None:
-        self.calls.append((endpoint, code))
-
-
 class NoAuth:
     scheme = "none"
 
-    def prepare(self, session, endpoint_key):
+    def prepare(self, endpoint_key):
         return {}
 
-    def refresh(self, session, base_url, verify):
+    def refresh(self, session, base_url):
         pass
 
-    def on_unauthorized(self, session, base_url, verify):
+    def on_unauthorized(self, session, base_url):
         return False
 
 
@@ -133,7 +126,14 @@ CHILD = textwrap.dedent(
             except TransportError as exc:
                 errors.append(str(exc))
             transport.close()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # This process's own peak. ru_maxrss is not: exec folds the parent's peak into it, and
+    # subprocess starts children with vfork, so it read the peak of the whole pytest process.
+    try:
+        with open("/proc/self/status") as status:
+            hwm = next(line for line in status if line.startswith("VmHWM:"))
+        peak_mb = int(hwm.split()[1]) / 1024
+    except OSError:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"maxrss_mb": peak_mb, "errors": errors}))
     """
 )
@@ -205,14 +205,6 @@ def routed(conn: standin.Connection, request: standin.Request) -> None:
         )
     else:
         answer(token_gateway(request))(conn, request)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def token_transport(host: str, clock: Clock) -> Transport:
