@@ -104,6 +104,13 @@ def test_the_page_escapes_and_links():
     assert "<meta name='viewport'" in page
 
 
+def test_the_page_links_the_exporters_own_pages():
+    page = render_landing([], "/export", now=NOW)
+    links = re.findall(r'href="([^"]+)"', page)
+    assert links == ["/export", "/sd", "/-/healthy", "/-/ready"]
+    assert "No gateway configured." in page
+
+
 # --------------------------------------------------------------------------------------------
 # In a browser
 
