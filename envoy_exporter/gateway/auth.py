@@ -294,7 +294,14 @@ class Auth:
         self.scheme = "token"
         if not self._tokens.has_source:
             self.scheme = "none"
-            self._error = f"firmware {firmware} needs a token: set token, token_file or Enlighten credentials"
+            self._error = (
+                f"firmware {firmware} needs a token: set token, token_file, or enlighten_username and "
+                "enlighten_password"
+            )
+            if self._settings.username or self._settings.password:
+                self._error += (
+                    " (username and password are the gateway's own login before firmware 7, unused here)"
+                )
 
 
 class _SharedDigestAuth(HTTPDigestAuth):
