@@ -583,7 +583,9 @@ class GatewayClient:
                 run.failed += 1
                 if self._auth.blocked_until() is None:  # else the auth module said why, once
                     reason = self._auth.last_error or "the gateway did not accept the token"
-                    self._warn(endpoint, replace(result, detail=f"401: {reason}"))
+                    result = replace(result, detail=f"401: {reason}")
+                    run.record(endpoint.key, result)  # the status page says why, too
+                    self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         log.warning(
