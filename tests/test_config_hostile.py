@@ -3,7 +3,6 @@ the documented single line, in bounded time and memory, whatever the YAML librar
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -40,34 +39,43 @@ HOSTILE = {
 }
 
 
+# The command as ``python -m envoy_exporter`` runs it, writing its peak RSS (VmHWM) to a file
+# when it exits. Neither ru_maxrss nor wait4 can say it: Linux keeps the figure across execve,
+# so a child of a big pytest process would report pytest's own size.
+_MEASURED = (
+    "import atexit, runpy, sys\n"
+    "report = sys.argv.pop(1)\n"
+    "def peak():\n"
+    "    with open('/proc/self/status') as status:\n"
+    "        line = next(line for line in status if line.startswith('VmHWM:'))\n"
+    "    with open(report, 'w') as out:\n"
+    "        out.write(line.split()[1])\n"
+    "atexit.register(peak)\n"
+    "runpy.run_module('envoy_exporter', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def run_cli(config: Path, *flags: str) -> tuple[int, str, float, float]:
     """Exit status, stderr, seconds and peak RSS (MB) of ``envoy-exporter --config.file``."""
-    err_path = config.with_suffix(".err")
+    err_path, peak_path = config.with_suffix(".err"), config.with_suffix(".peak")
     started = time.monotonic()
     with err_path.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "envoy_exporter", "--config.file", str(config), *flags],
+            [sys.executable, "-c", _MEASURED, str(peak_path), "--config.file", str(config), *flags],
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
         try:
-            # wait4 gives this child's own peak RSS, not that of every child pytest ran.
-            deadline = started + TIME_LIMIT_S
-            while True:
-                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    process.kill()
-                    pytest.fail(f"still running after {TIME_LIMIT_S}s")
-                time.sleep(0.02)
-        finally:
-            process.returncode = 0  # reaped above; keep Popen from waiting again
+            process.wait(timeout=TIME_LIMIT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"still running after {TIME_LIMIT_S}s")
     return (
-        os.waitstatus_to_exitcode(status),
+        process.returncode,
         err_path.read_text(),
         time.monotonic() - started,
-        usage.ru_maxrss / 1024,
+        int(peak_path.read_text()) / 1024,
     )
 
 
