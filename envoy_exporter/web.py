@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +129,10 @@ class ExporterServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         # Clients hanging up mid-request are routine; keep them out of stderr tracebacks.
+        error = sys.exc_info()[1]
+        if isinstance(error, _CLIENT_GONE):  # e.g. a reset while the server reads a request
+            log.debug("%s went away: %s", client_address[0], error)
+            return
         log.debug("connection from %s failed", client_address[0], exc_info=True)
 
     @property
