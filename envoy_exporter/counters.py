@@ -59,6 +59,11 @@ HOLD_WINDOW_S = 1800.0
 
 STATE_VERSION = 1
 
+# Microinverter series kept per gateway. A gateway has at most a few hundred; one that reports new
+# serials at every collection must not grow the keeper and its state file without end. Past the
+# bound, the series that rose longest ago is forgotten.
+MAX_INVERTER_SERIES = 2_000
+
 
 def series_key(gateway: str, kind: str, name: str | None, phase: str = "") -> tuple[str, str, str, str]:
     """The key of one counter series: ("gw1", "production", "inverters", "") and the like."""
@@ -157,9 +162,16 @@ class CounterKeeper:
             # to judge the next value against, so 0 is not taken as the baseline and the first
             # non-zero value starts the series as it comes.
             return 0.0
+        if key[1] == INVERTER:
+            self._make_room(key[0])
         self._series[key] = _Series(_Track(raw, now), 0.0, raw)
         self._dirty = True
         return raw
+
+    def _make_room(self, gateway: str) -> None:
+        inverters = [k for k in self._series if k[0] == gateway and k[1] == INVERTER]
+        if len(inverters) >= MAX_INVERTER_SERIES:
+            del self._series[min(inverters, key=lambda k: self._series[k].track.moved)]
 
     def _step(self, key: tuple[str, ...], series: _Series, raw: float, now: float, power: float) -> float:
         if series.track.allows(raw, now, power):

@@ -41,13 +41,14 @@ class Fleet:
             return list(self._gateways)
 
     def find(self, target: str) -> GatewayClient | None:
-        """The gateway ``target`` names: its ``gateway`` label, or its host exactly as configured."""
+        """The gateway ``target`` names: its host exactly as configured, else its ``gateway``
+        label. The host first: a label may come from what a gateway reports about itself."""
         with self._lock:
             gateways = list(self._gateways)
         for settings, client in gateways:
-            if target in (client.name, settings.host):
+            if settings.host == target:
                 return client
-        return None
+        return next((client for _, client in gateways if client.name == target), None)
 
     def apply(self, gateways: Sequence[GatewaySettings]) -> None:
         """Serve ``gateways`` from now on: a gateway whose settings did not change keeps its

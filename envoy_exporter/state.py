@@ -48,7 +48,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     The generation replaced becomes ``<path>.prev``. Creates the directory (0700) if needed.
     Raises ``OSError``; the caller decides whether that is worth a warning.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_dirs(path.parent)
     # mkstemp creates the file 0600 with O_EXCL: no symlink is followed, no other user reads it.
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(name)
@@ -63,6 +63,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def _make_dirs(directory: Path) -> None:
+    """``directory`` and every missing parent, each 0700 (``mkdir(parents=True)`` would give the
+    parents the default mode: ``state_dir`` itself 0755 when the first file is a cached token)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
 
 
 def _keep_previous(path: Path) -> None:

@@ -130,7 +130,7 @@ class ExporterServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         # Clients hanging up mid-request are routine; keep them out of stderr tracebacks.
         error = sys.exc_info()[1]
-        if isinstance(error, _CLIENT_GONE):  # e.g. a reset while the server reads a request
+        if isinstance(error, _CLIENT_GONE):  # a reset while waiting for the next request
             log.debug("%s went away: %s", client_address[0], error)
             return
         log.debug("connection from %s failed", client_address[0], exc_info=True)

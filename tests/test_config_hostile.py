@@ -3,6 +3,7 @@ the documented single line, in bounded time and memory, whatever the YAML librar
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -39,44 +40,40 @@ HOSTILE = {
 }
 
 
-# The command as ``python -m envoy_exporter`` runs it, writing its peak RSS (VmHWM) to a file
-# when it exits. Neither ru_maxrss nor wait4 can say it: Linux keeps the figure across execve,
-# so a child of a big pytest process would report pytest's own size.
-_MEASURED = (
-    "import atexit, runpy, sys\n"
-    "report = sys.argv.pop(1)\n"
-    "def peak():\n"
-    "    with open('/proc/self/status') as status:\n"
-    "        line = next(line for line in status if line.startswith('VmHWM:'))\n"
-    "    with open(report, 'w') as out:\n"
-    "        out.write(line.split()[1])\n"
-    "atexit.register(peak)\n"
-    "runpy.run_module('envoy_exporter', run_name='__main__', alter_sys=True)\n"
-)
+# Runs the command in-process and writes its own peak RSS (VmHWM) at exit. The rusage of a
+# child is no use here: exec folds the parent's peak into ru_maxrss, so it would read pytest's.
+_MEASURED = """
+import atexit, os, runpy, sys
+
+def _peak():
+    with open("/proc/self/status") as status, open(os.environ["PEAK_RSS_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+atexit.register(_peak)
+sys.argv[0] = "envoy-exporter"
+runpy.run_module("envoy_exporter", run_name="__main__")
+"""
 
 
 def run_cli(config: Path, *flags: str) -> tuple[int, str, float, float]:
     """Exit status, stderr, seconds and peak RSS (MB) of ``envoy-exporter --config.file``."""
-    err_path, peak_path = config.with_suffix(".err"), config.with_suffix(".peak")
+    err_path = config.with_suffix(".err")
+    peak_path = config.with_suffix(".peak")
     started = time.monotonic()
     with err_path.open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-c", _MEASURED, str(peak_path), "--config.file", str(config), *flags],
+            [sys.executable, "-c", _MEASURED, "--config.file", str(config), *flags],
             stdout=subprocess.DEVNULL,
             stderr=err,
+            env={**os.environ, "PEAK_RSS_FILE": str(peak_path)},
         )
         try:
-            process.wait(timeout=TIME_LIMIT_S)
+            status = process.wait(timeout=TIME_LIMIT_S)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
             pytest.fail(f"still running after {TIME_LIMIT_S}s")
-    return (
-        process.returncode,
-        err_path.read_text(),
-        time.monotonic() - started,
-        int(peak_path.read_text()) / 1024,
-    )
+    return status, err_path.read_text(), time.monotonic() - started, int(peak_path.read_text()) / 1024
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))

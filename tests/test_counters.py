@@ -619,3 +619,24 @@ def test_inverters_total_beside_the_ct_is_a_counter_of_its_own(keeper: CounterKe
     assert out.inverters_total.lifetime_j == pytest.approx(kwh(5000.3), abs=1)
     assert out.inverters_total.power_w == 2400.0
     assert Reported("inverters_total", "", "", kwh(5000.3) - WRAP_J) in out.reported
+
+
+def test_inverters_reporting_new_serials_all_the_time_do_not_grow_the_state_without_end(
+    tmp_path: Path,
+) -> None:
+    # A series per serial ever seen: a gateway that reports hundreds of new inverter serials at
+    # every collection grew the keeper and its state file by as many series a minute, for ever
+    # (and past the 16 MiB read bound, the state of the real series was moved aside too).
+    path = tmp_path / "counters-gw1.json"
+    keeper = CounterKeeper(path)
+    real = ("gw1", "inverter", "900000000001", "")
+    for minute in range(8):
+        now = T0 + 60 * minute
+        keeper.observe(real, kwh(100) + 100.0 * minute, now, 1000.0)
+        for n in range(400):
+            keeper.observe(("gw1", "inverter", f"8{minute:03}{n:08}", ""), kwh(5), now, 1000.0)
+    keeper.save()
+    series = json.loads(path.read_text())["series"]
+    assert len(series) <= 2_000
+    assert list(real) in [s["key"] for s in series]  # the one still rising is kept
+    assert ["gw1", "inverter", "800700000399", ""] in [s["key"] for s in series]  # and the newest

@@ -38,6 +38,17 @@ def test_finds_targets_by_label_or_configured_host() -> None:
     assert fleet.settings() == [HOME, BARN]
 
 
+def test_a_configured_host_wins_over_a_label_a_gateway_reported() -> None:
+    # An unnamed gateway is labelled by the serial its /info reports; one reporting "envoy" must
+    # not take /probe?target=envoy from the gateway configured at host envoy.
+    impostor = GatewaySettings(name=None, host="192.0.2.13")
+    real = GatewaySettings(name=None, host="envoy")
+    clients = {impostor.host: FakeClient("envoy"), real.host: FakeClient("122302045041")}
+    fleet = Fleet([impostor, real], lambda settings: clients[settings.host])
+    assert fleet.find("envoy") is clients["envoy"]
+    assert fleet.find("122302045041") is clients["envoy"]
+
+
 def test_apply_keeps_unchanged_gateways_and_replaces_the_rest() -> None:
     fleet, made = made_fleet(HOME, BARN)
     home, barn = made

@@ -4,6 +4,7 @@ number costing only itself, and /info values fit to be labels."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -11,13 +12,16 @@ import threading
 import time
 
 import pytest
+from exporter_fakes import samples, scrape, value
 from standin import StandIn, answer
 
+from envoy_exporter.collector import GatewayCollector
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.model import WH
 from envoy_exporter.parsers import ParseError
 from envoy_exporter.parsers.api_v1 import parse_v1_inverters
 from envoy_exporter.parsers.info import parse_info
+from envoy_exporter.parsers.inventory import parse_inventory
 from envoy_exporter.parsers.meters import parse_meter_readings
 from envoy_exporter.parsers.production_json import parse_production_json
 from envoy_exporter.settings import GatewaySettings
@@ -230,3 +234,72 @@ def test_a_100_kb_serial_leaves_the_known_identity(caplog):
     assert second.endpoints["info"].status == "parse"
     assert second.info.serial == "122302045041"  # the known identity stays in use
     assert "1" * 1000 not in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# Text from the other endpoints becomes labels too
+
+LONG = "1" * 100_000
+
+
+def device_gateway(conn, request) -> None:
+    """A firmware 5 gateway whose inverter list and inventory each carry one 100 kB text."""
+    good = {"serial_num": "900000000301", "part_num": "800-00630-r02", "img_pnum_running": "520-00082-r01",
+            "device_status": ["envoy.global.ok"], "producing": True, "communicating": True}  # fmt: skip
+    bodies = {
+        "/info": info(fw="D5.0.62"),
+        "/api/v1/production": b'{"wattsNow": 512, "wattHoursToday": 12, "wattHoursSevenDays": 80, '
+        b'"wattHoursLifetime": 6000}',
+        "/api/v1/production/inverters": json.dumps(
+            [{"serialNumber": LONG, "lastReportDate": 1750000000, "lastReportWatts": 5}]
+        ).encode(),
+        "/inventory.json": json.dumps(
+            [
+                {
+                    "type": "PCU",
+                    "devices": [
+                        good,
+                        {**good, "serial_num": LONG},
+                        {
+                            **good,
+                            "serial_num": "900000000302",
+                            "part_num": LONG,
+                            "device_status": [LONG, "ok"],
+                        },
+                        {**good, "serial_num": "900000000303", "img_pnum_running": "520\n00082"},
+                    ],
+                }
+            ]
+        ).encode(),
+    }
+    body = bodies.get(request.path)
+    answer(body or b"{}", "200 OK" if body else "404 Not Found")(conn, request)
+
+
+def test_a_100_kb_device_serial_or_status_does_not_make_metrics_huge(caplog):
+    # Every string a gateway sends may become a label value: one of 100 kB made 20 MB of
+    # /metrics per scrape (once per series of the device). It is not reported, like an absurd number.
+    with StandIn(device_gateway) as gateway:
+        client = GatewayClient(GatewaySettings(name="g", host=f"http://{gateway.host}", timeout=3.0), None)
+        with caplog.at_level(logging.DEBUG):
+            client.collect(timeout=10)
+            text = scrape(GatewayCollector([client], 10.0))
+        client.close()
+    assert len(text) < 100_000
+    assert LONG[:1000] not in text and LONG[:1000] not in caplog.text
+    got = samples(text)
+    good = {"gateway": "g", "serial": "900000000301", "device_type": "PCU"}
+    assert value(got, "enphase_device_producing", **good) == 1
+    # The device with the long part number keeps its other series; the long one is not reported.
+    assert value(got, "enphase_device_producing", **{**good, "serial": "900000000302"}) == 1
+    assert value(got, "enphase_device_status", **{**good, "serial": "900000000302", "status": "ok"}) == 1
+    assert value(got, "enphase_device_producing", **{**good, "serial": "900000000303"}) == 1
+
+
+def test_a_device_with_endless_status_codes_costs_a_bounded_number_of_series():
+    # Each status code is a series: 390,000 codes in one 3.4 MB inventory made 33 MB of /metrics
+    # per scrape and took the process to 280 MB. Real devices report at most a few.
+    codes = [f"envoy.status.{i}" for i in range(100_000)]
+    body = json.dumps([{"type": "PCU", "devices": [{"serial_num": "900000000301", "device_status": codes}]}])
+    (device,) = parse_inventory(body.encode()).devices
+    assert device.statuses == tuple(codes[:16])  # in the gateway's order

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import pytest
@@ -159,3 +160,57 @@ def test_named_gateways_may_report_one_serial(gateways) -> None:
             client.close()
     assert value(got, "enphase_up", gateway="a") == 1
     assert value(got, "enphase_up", gateway="b") == 1
+
+
+def test_a_serial_that_is_another_unnamed_gateways_host_label_is_refused(caplog) -> None:
+    # An unnamed gateway goes by its host until its /info answers ("envoy" here, down at the
+    # moment). Another gateway reporting the serial "envoy" took the same label: two gateways'
+    # series under gateway="envoy", and /probe?target=envoy could find the wrong one.
+    from standin import StandIn, answer
+
+    info = (
+        b"<?xml version='1.0'?><envoy_info><device><sn>envoy</sn><pn>800-00654-r08</pn>"
+        b"<software>D5.0.62</software></device></envoy_info>"
+    )
+
+    def impostor(conn, request) -> None:
+        answer(
+            info if request.path == "/info" else b"{}",
+            "200 OK" if request.path == "/info" else "404 Not Found",
+        )(conn, request)
+
+    labels = Labels()
+    down = GatewayClient(GatewaySettings(name=None, host="envoy"), None, labels=labels)
+    with StandIn(impostor) as gateway:
+        other = GatewayClient(
+            GatewaySettings(name=None, host=f"http://{gateway.host}", timeout=3.0), None, labels=labels
+        )
+        try:
+            with caplog.at_level(logging.ERROR):
+                snapshot = other.collect(timeout=10)
+        finally:
+            other.close()
+            down.close()
+    assert snapshot.endpoints["info"].status == "error"
+    assert other.name != "envoy" and down.name == "envoy"
+    assert "the gateway at envoy" in caplog.text
+
+
+def test_a_client_closed_by_a_reload_does_not_keep_its_label_from_its_successor(gateways) -> None:
+    # A scrape that took the client list before a reload still collects the old client once
+    # more. That collection took the serial label again, for good: the new client of the same
+    # gateway was "already served by the gateway at <its own host>", down until a restart.
+    gateway = slow_gateway(gateways)
+    labels = Labels()
+    settings = settings_for(gateway, name=None)
+    old = GatewayClient(settings, None, labels=labels)
+    try:
+        assert old.collect(timeout=20).up
+        new = GatewayClient(replace(settings, timeout=settings.timeout + 1), None, labels=labels)
+        old.close()  # what Fleet.apply does after making the new client
+        old.collect(timeout=20)  # the late scrape
+        assert new.collect(timeout=20).up
+        assert new.name == gateway.serial
+    finally:
+        old.close()
+        new.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def test_write_atomic_keeps_the_previous_generation_mode_0600(tmp_path: Path) ->
     for p in (path, tmp_path / "state" / "x.json.prev"):
         assert stat.S_IMODE(p.stat().st_mode) == 0o600
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.json", "x.json.prev"]
+
+
+def test_the_state_dir_is_created_0700_when_the_first_file_is_a_token(tmp_path: Path) -> None:
+    # The token cache lives in state_dir/tokens/: creating it created state_dir with the
+    # default mode (0755 under the usual umask), the subdirectory alone 0700.
+    old_umask = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "state" / "tokens" / "122302045041.json", b"{}")
+    finally:
+        os.umask(old_umask)
+    for directory in (tmp_path / "state", tmp_path / "state" / "tokens"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
 
 
 def test_read_state_falls_back_to_prev_and_moves_the_bad_file_aside(tmp_path: Path, caplog) -> None:

@@ -133,8 +133,8 @@ CHILD = textwrap.dedent(
             except TransportError as exc:
                 errors.append(str(exc))
             transport.close()
-    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child of a big pytest
-    # process would report pytest's size (seen: 288 MB late in a full run, 52 MB alone).
+    # This process's own peak. ru_maxrss is not: exec folds the parent's peak into it, and
+    # subprocess starts children with vfork, so it read the peak of the whole pytest process.
     try:
         with open("/proc/self/status") as status:
             hwm = next(line for line in status if line.startswith("VmHWM:"))

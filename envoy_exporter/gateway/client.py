@@ -201,9 +201,12 @@ class GatewayClient:
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
-        if settings.name or settings.serial:
-            # A configured label (the configuration checked it is unique) is held from the start.
-            self._labels.claim(settings.label, self, settings.host, take=True)
+        self._closed = False
+        # A configured label (the configuration checked it is unique) is held from the start, and
+        # so is the host an unnamed gateway goes by until its /info answers: no other gateway may
+        # report it as its serial meanwhile. Both are taken over (from the client a reload
+        # replaces, or from a gateway that reported it as its serial).
+        self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
 
     # ----------------------------------------------------------------------------------------
@@ -257,6 +260,7 @@ class GatewayClient:
             return self._meanwhile("internal error")
 
     def close(self) -> None:
+        self._closed = True
         self._labels.release(self)
         self._transport.close()
         self._auth.close()
@@ -364,6 +368,11 @@ class GatewayClient:
             self._serial = info.serial
             return info
         holder = self._labels.claim(info.serial, self, self._settings.host)
+        if self._closed:
+            # A scrape that took the client list before a reload may run one more collection of
+            # a closed client: it must not keep the label its successor needs. (Checked after
+            # the claim: a close() between a check and the claim would leave the label held.)
+            self._labels.release(self)
         if holder is None:
             if self._conflict is not None:
                 log.info("%s: serial %s is this gateway's alone again", info.serial, info.serial)

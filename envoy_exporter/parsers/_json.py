@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from envoy_exporter.parsers import ParseError
@@ -21,6 +22,9 @@ ABSURD = 1e18
 # Longer integer literals are absurd; int() of one is quadratic in its length and refuses more
 # than 4,300 digits with a ValueError (sys.int_info.default_max_str_digits).
 _INT_DIGITS = 20
+# The longest text a real gateway sends where the parsers read one is a 41-character status code.
+MAX_TEXT = 64
+_FIT_TEXT = re.compile(rf"[^\x00-\x1f\x7f]{{0,{MAX_TEXT}}}")
 
 
 def _reject_constant(name: str) -> float:
@@ -109,11 +113,14 @@ def as_bool(value: Any, what: str) -> bool | None:
 
 
 def as_str(value: Any, what: str) -> str | None:
+    """A string; None for null and for text unfit to be a label value or a log word (longer than
+    ``MAX_TEXT`` or with control characters): every string the parsers read becomes a label,
+    where a 100 kB serial is repeated on every series of its device."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ParseError(f"{what}: expected a string, got {type(value).__name__}")
-    return value
+    return value if _FIT_TEXT.fullmatch(value) else None
 
 
 def require(obj: dict[str, Any], key: str, what: str) -> Any:

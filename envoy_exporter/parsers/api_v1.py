@@ -60,7 +60,7 @@ def _joules(data: dict[str, Any], key: str) -> float | None:
 def _fields(entry: dict[str, Any]) -> dict[str, Any]:
     serial = as_str(entry.get("serialNumber"), "serialNumber")
     if not serial:
-        raise ParseError("inverter entry without serialNumber")
+        raise ParseError("inverter entry without a usable serialNumber")
     return {
         "serial": serial,
         "power_w": as_float(entry.get("lastReportWatts"), f"{serial}.lastReportWatts"),

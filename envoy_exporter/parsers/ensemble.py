@@ -34,6 +34,8 @@ COLLAR = "COLLAR"
 # captures), the Encharge and the Collar °C, as pyenphase reads them too. A unit the gateway
 # does give wins.
 _DEFAULT_UNIT = {ENCHARGE: "C", ENPOWER: "F", COLLAR: "C"}
+# Status codes kept per device, each one a series of enphase_device_status; more are left out.
+MAX_STATUSES = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,14 +91,15 @@ def _device(raw: dict[str, Any], serial: str, device_type: str) -> Device:
 
 
 def statuses(raw: dict[str, Any], serial: str) -> tuple[str, ...]:
-    """The ``device_status`` codes of a device, each once, in the gateway's order."""
+    """The ``device_status`` codes of a device, each once, in the gateway's order, at most
+    ``MAX_STATUSES`` of them: each is a series, and the captures show at most 3 per device."""
     value = raw.get("device_status")
     if value is None:
         return ()
     codes = (
         as_str(code, f"{serial}.device_status") for code in expect_list(value, f"{serial}.device_status")
     )
-    return tuple(dict.fromkeys(code for code in codes if code))
+    return tuple(dict.fromkeys(code for code in codes if code))[:MAX_STATUSES]
 
 
 def _with_serial(devices: list[dict[str, Any]], what: str) -> Iterator[tuple[str, dict[str, Any]]]:
