@@ -471,7 +471,8 @@ def overview() -> dict:
     consumption = f"sum by (gateway) ({sel('enphase_consumption_power_watts', measurement='total')})"
     grid_import = f"clamp_min({NET_POWER}, 0)"
     grid_export = f"clamp_min(-{NET_POWER}, 0)"
-    battery = f"sum by (gateway) ({sel('enphase_battery_power_watts')})"
+    # By type, not by unit: AC batteries report a unit's power only on firmware 8 (device data)
+    battery = f"sum by (gateway) ({sel('enphase_storage_power_watts')})"
     produced = range_joules("enphase_production_energy_joules_total")
     consumed = range_joules("enphase_consumption_energy_joules_total", measurement="total")
     imported = range_joules("enphase_meter_energy_delivered_joules_total", meter="net-consumption")

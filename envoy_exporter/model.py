@@ -155,6 +155,14 @@ class AcbReading:
 
 
 @dataclass(frozen=True)
+class DeviceData:
+    """What ``/ivp/pdm/device_data`` lists: the microinverters and the AC batteries."""
+
+    inverters: tuple[InverterReading, ...] = ()
+    batteries: tuple[Battery, ...] = ()  # ACB entries: power, state of charge, cell temperature
+
+
+@dataclass(frozen=True)
 class V1Inverters:
     inverters: tuple[InverterReading, ...] = ()
     batteries: tuple[AcbReading, ...] = ()
@@ -378,7 +386,7 @@ class Readings:
     production_html: Reading | None = None
     api_v1_production: Reading | None = None
     api_v1_inverters: V1Inverters | None = None
-    device_data: tuple[InverterReading, ...] | None = None
+    device_data: DeviceData | None = None
     meters: tuple[MeterConfig, ...] | None = None
     meter_readings: tuple[MeterReading, ...] | None = None
     inventory: Inventory | None = None

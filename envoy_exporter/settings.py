@@ -86,6 +86,11 @@ class GatewaySettings:
         reports it), else the host. The one place this rule lives."""
         return self.name or self.serial or reported_serial or self.host
 
+    @property
+    def label_configured(self) -> bool:
+        """The label is the configuration's (a name or serial), not one ``/info`` will decide."""
+        return bool(self.name or self.serial)
+
 
 @dataclass(frozen=True)
 class DiscoverySettings:

@@ -62,13 +62,13 @@ def _serve(directory: str, ready: multiprocessing.Queue) -> None:
 class _NoAuth:
     scheme = "none"
 
-    def prepare(self, session, endpoint_key):
+    def prepare(self, endpoint_key):
         return {}
 
-    def refresh(self, session, base_url, verify):
+    def refresh(self, session, base_url):
         pass
 
-    def on_unauthorized(self, session, base_url, verify):
+    def on_unauthorized(self, session, base_url):
         return False
 
 

@@ -26,6 +26,7 @@ ADDITIONS = frozenset(
         "enphase_production_energy_reported_joules",
         # issue 10 (docs/metrics.md, "additions"), used by dashboards and alerts
         "enphase_inverters_power_watts",
+        "enphase_storage_power_watts",
         "enphase_device_status",
         "enphase_gateway_enlighten_last_report_timestamp_seconds",
         "enphase_gateway_enlighten_connected",

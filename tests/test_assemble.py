@@ -16,6 +16,7 @@ from envoy_exporter.model import (
     AcbStorage,
     Battery,
     Device,
+    DeviceData,
     DryContact,
     EimSection,
     EndpointResult,
@@ -506,7 +507,9 @@ def test_device_data_preferred_and_v1_fills_the_ones_it_leaves_out() -> None:
             InverterReading("900000000202", power_w=78.0),
         )
     )
-    inverters = assemble(Assembler(), METERED, device_data=rich, api_v1_inverters=plain).inverters
+    inverters = assemble(
+        Assembler(), METERED, device_data=DeviceData(inverters=rich), api_v1_inverters=plain
+    ).inverters
     assert [(i.serial, i.power_w) for i in inverters] == [("900000000201", 255.0), ("900000000202", 78.0)]
 
 
@@ -623,6 +626,15 @@ def test_powers_of_a_cached_production_json_come_from_the_readings() -> None:
     assert snap.consumption_net.total.power_w == -400.0
     assert snap.consumption_total.total.power_w == 800.0  # net + production: no total CT
     assert snap.consumption_total.total.today_j == 700.0 * WH
+
+
+def test_the_inverters_power_stays_while_production_json_is_cached() -> None:
+    # The inverters' own figure is the sum of their 5-minute reports, like every
+    # enphase_inverter_power_watts served from the 5-minute inverter cache: a production.json
+    # read up to 5 minutes ago holds it as fresh as it comes. Dropping it left the CT-versus-
+    # inverters comparison with one sample in twenty scrapes.
+    snap = Assembler().assemble(ct_system("net-consumption"), CACHED, now=1.0)
+    assert snap.inverters_total == Reading(power_w=900.0, lifetime_j=174_000.0 * WH)
 
 
 def test_a_total_consumption_ct_gives_net_as_total_less_production() -> None:
@@ -742,17 +754,6 @@ def test_no_group_for_an_idle_storage_section_without_acbs() -> None:
     assert assemble(Assembler(), METERED, production_json=metered_json(storage=acb)).storage_groups == ()
 
 
-@pytest.mark.parametrize(
-    ("state", "watts", "signed"),
-    [("charging", 150.0, -150.0), ("discharging", 150.0, 150.0), ("idle", 4.0, 4.0), (None, 150.0, None)],
-)
-def test_acb_unit_power_gets_its_direction_from_the_units_state(state, watts, signed) -> None:
-    inventory = Inventory(batteries=(Battery("121900000001", "acb", soc_ratio=0.5, state=state),))
-    v1_list = V1Inverters(batteries=(AcbReading("121900000001", power_w=watts),))
-    (battery,) = assemble(Assembler(), METERED, inventory=inventory, api_v1_inverters=v1_list).batteries
-    assert battery.power_w == signed
-
-
 def test_ensemble_devices_join_the_inventorys_once_per_serial() -> None:
     inventory = Inventory(devices=(Device("900000000201", "PCU"), Device("900000000601", "ACB")))
     ensemble = Ensemble(devices=(Device("900000000601", "ENCHARGE"), Device("900000000602", "ENPOWER")))
@@ -784,19 +785,15 @@ def test_slow_cache_results_pass_through() -> None:
     )
 
 
-def test_acbs_only_the_inverter_list_knows_take_the_direction_of_the_storage_section() -> None:
-    # Shaped after 8.2.4382 with AC Batteries: no /inventory.json, the units among the inverters
-    # (devType 11), the storage section discharging.
-    section = AcbStorage(
-        active_count=2, power_w=260.0, energy_j=930 * WH, state="discharging", soc_ratio=0.25
+def test_the_inverter_lists_acb_watts_are_not_a_units_power() -> None:
+    # Shaped after 8.3.5169 without device_data: the inverter list says 4 W for an "idle" unit
+    # that drew 1 W, and 5 W for one the inventory does not list. Neither becomes a power; the
+    # storage section's -2 W stays the AC batteries' power, together.
+    section = AcbStorage(active_count=2, power_w=-2.0, energy_j=25 * WH, state="idle", soc_ratio=0.01)
+    units = V1Inverters(
+        batteries=(AcbReading("121900000002", power_w=4.0), AcbReading("121900000003", power_w=5.0))
     )
-    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0), AcbReading("121900000003")))
-    snap = assemble(
-        Assembler(), METERED, production_json=metered_json(storage=section), api_v1_inverters=units
-    )
-    assert snap.batteries == (Battery("121900000002", "acb", power_w=140.0),)
-    # A unit's own state wins over the section's
-    inventory = Inventory(batteries=(Battery("121900000002", "acb", soc_ratio=0.3, state="charging"),))
+    inventory = Inventory(batteries=(Battery("121900000002", "acb", soc_ratio=0.02, state="idle"),))
     snap = assemble(
         Assembler(),
         METERED,
@@ -804,11 +801,5 @@ def test_acbs_only_the_inverter_list_knows_take_the_direction_of_the_storage_sec
         api_v1_inverters=units,
         inventory=inventory,
     )
-    assert snap.batteries[0].power_w == -140.0
-
-
-def test_acb_power_without_any_state_is_left_out() -> None:
-    units = V1Inverters(batteries=(AcbReading("121900000002", power_w=140.0),))
-    assert (
-        assemble(Assembler(), METERED, production_json=metered_json(), api_v1_inverters=units).batteries == ()
-    )
+    assert snap.batteries == (Battery("121900000002", "acb", soc_ratio=0.02, state="idle"),)
+    assert snap.storage_groups == (StorageGroup("acb", power_w=-2.0, state="idle"),)

@@ -4,11 +4,11 @@ Enlighten, renewal, recovery from 401, back-off), without a secret ever reaching
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import re
+import ssl
 import stat
 import threading
 from pathlib import Path
@@ -16,7 +16,7 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
-from conftest import SHARED, SHARED_FIXTURES, needs_shared
+from conftest import SHARED_FIXTURES, Clock, Recorder, load_fake_gateway, needs_shared
 from requests.auth import HTTPDigestAuth
 
 from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
@@ -37,27 +37,6 @@ NOW = 1_800_000_000.0
 
 INFO_LEGACY = GatewayInfo(serial=SERIAL, firmware="D5.0.62")
 INFO_TOKEN = GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True)
-
-
-class Clock:
-    """A settable clock; ``Auth`` reads it as ``clock()``."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, endpoint: str, code: str) -> None:
-        self.calls.append((endpoint, code))
-
-    def count(self, endpoint: str) -> int:
-        return sum(1 for e, _ in self.calls if e == endpoint)
 
 
 def make_token(lifetime_s: float = 365 * DAY, issued: float = NOW, subject: str = "a") -> str:
@@ -107,7 +86,7 @@ def mock_check_jwt(requests_mock, accepted: set[str]) -> None:
 
 
 def bearer(auth: Auth) -> str | None:
-    return auth.prepare(requests.Session(), "meters").get("headers", {}).get("Authorization")
+    return auth.prepare("meters").get("headers", {}).get("Authorization")
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,7 +120,7 @@ def test_installer_password_is_eight_chars_of_digits_and_letters():
 
 
 def digest_of(auth: Auth) -> HTTPDigestAuth:
-    kwargs = auth.prepare(requests.Session(), "meters")
+    kwargs = auth.prepare("meters")
     assert isinstance(kwargs["auth"], HTTPDigestAuth)
     return kwargs["auth"]
 
@@ -151,7 +130,7 @@ def test_digest_defaults_to_envoy_and_the_last_six_digits():
     assert auth.scheme == "digest"
     digest = digest_of(auth)
     assert (digest.username, digest.password) == ("envoy", "000042")
-    assert auth.prepare(requests.Session(), "info") == {}
+    assert auth.prepare("info") == {}
     assert auth.token_expiry is None
 
 
@@ -180,10 +159,10 @@ def test_settings_serial_is_used_when_info_has_none():
 def test_no_serial_means_no_scheme_and_a_clear_error_on_401(caplog):
     auth, *_ = make_auth(gateway_settings(), info=GatewayInfo(serial="", firmware="R3.9.36"))
     assert auth.scheme == "none"
-    assert auth.prepare(requests.Session(), "meters") == {}
+    assert auth.prepare("meters") == {}
     with caplog.at_level(logging.ERROR, logger="envoy_exporter.gateway.auth"):
-        assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is False
-        assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is False
+        assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
+        assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1  # said once, not on every scrape
     assert "serial is unknown" in errors[0].getMessage()
@@ -248,7 +227,7 @@ def test_rejected_digest_is_an_error_once(caplog):
     auth, clock, *_ = make_auth(gateway_settings(), info=INFO_LEGACY)
     with caplog.at_level(logging.ERROR):
         for _ in range(3):
-            assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is False
+            assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
             auth.digest_rejected()
             clock.now += 3600
     assert [r.getMessage() for r in caplog.records] == [
@@ -266,7 +245,7 @@ def test_given_token_is_sent_as_bearer_and_its_expiry_exposed():
     assert auth.scheme == "token"
     assert bearer(auth) == f"Bearer {token}"
     assert auth.token_expiry == NOW + 100 * DAY
-    assert auth.prepare(requests.Session(), "info") == {}
+    assert auth.prepare("info") == {}
 
 
 def test_token_era_without_any_source_has_no_scheme():
@@ -326,9 +305,10 @@ def test_token_is_fetched_from_enlighten_validated_and_cached(requests_mock, tmp
     mock_enlighten(requests_mock, [token])
     mock_check_jwt(requests_mock, {token})
     auth, _, _, record = make_auth(cloud_settings(), state_dir=tmp_path)
-    session = requests.Session()
+    session = requests.Session()  # the gateway's: its TLS context accepts the self-signed certificate
+    session.headers["X-Session"] = "gateway"
 
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
 
     login, tokens, check = requests_mock.request_history
     assert login.url == f"{ENLIGHTEN}/login/login.json"
@@ -342,7 +322,9 @@ def test_token_is_fetched_from_enlighten_validated_and_cached(requests_mock, tmp
     assert tokens.verify == login.verify
     assert tokens.json() == {"session_id": "sid-77", "serial_num": SERIAL, "username": CLOUD_USER}
     assert check.headers["Authorization"] == f"Bearer {token}"
-    assert check.verify is False
+    # check_jwt goes on the gateway's session; Enlighten never does (it has its own, verifying)
+    assert check.headers["X-Session"] == "gateway"
+    assert "X-Session" not in login.headers and "X-Session" not in tokens.headers
     assert record.calls == [("enlighten_login", "200"), ("entrez_token", "200"), ("check_jwt", "200")]
     assert bearer(auth) == f"Bearer {token}"
     assert auth.token_expiry == NOW + 365 * DAY
@@ -353,16 +335,30 @@ def test_token_is_fetched_from_enlighten_validated_and_cached(requests_mock, tmp
     assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temp file left behind
 
 
+def test_a_failed_check_jwt_is_logged_with_its_reason(requests_mock, caplog):
+    """A TLS failure says what the certificate check found, not just the exception's kind."""
+    token = make_token()
+    verification = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verification.verify_message = "self-signed certificate"
+    requests_mock.get(f"{GATEWAY}/auth/check_jwt", exc=requests.exceptions.SSLError(verification))
+    auth, _, _, record = make_auth(gateway_settings(token=Secret(token)))
+    with caplog.at_level(logging.DEBUG, logger="envoy_exporter"):
+        auth.refresh(requests.Session(), GATEWAY)
+    assert record.calls == [("check_jwt", "error")]
+    assert "check_jwt failed: SSLError: self-signed certificate" in caplog.text
+    assert token not in caplog.text
+
+
 def test_cached_token_is_reused_after_a_restart_without_enlighten(requests_mock, tmp_path):
     token = make_token()
     mock_enlighten(requests_mock, [token])
     mock_check_jwt(requests_mock, {token})
     first, *_ = make_auth(cloud_settings(), state_dir=tmp_path)
-    first.refresh(requests.Session(), GATEWAY, False)
+    first.refresh(requests.Session(), GATEWAY)
     requests_mock.reset_mock()
 
     restarted, _, _, record = make_auth(cloud_settings(), state_dir=tmp_path)
-    restarted.refresh(requests.Session(), GATEWAY, False)
+    restarted.refresh(requests.Session(), GATEWAY)
 
     assert bearer(restarted) == f"Bearer {token}"
     assert restarted.token_expiry == NOW + 365 * DAY
@@ -379,7 +375,7 @@ def test_expired_cache_is_not_used(requests_mock, tmp_path):
     mock_check_jwt(requests_mock, {fresh})
     auth, *_ = make_auth(cloud_settings(), state_dir=tmp_path)
     assert bearer(auth) is None
-    auth.refresh(requests.Session(), GATEWAY, False)
+    auth.refresh(requests.Session(), GATEWAY)
     assert bearer(auth) == f"Bearer {fresh}"
 
 
@@ -401,14 +397,14 @@ def test_token_is_renewed_ahead_of_expiry(requests_mock, tmp_path):
     mock_check_jwt(requests_mock, {old, new})
     auth, _, wall, record = make_auth(cloud_settings(), state_dir=tmp_path)
     session = requests.Session()
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
 
     wall.now = NOW + 357 * DAY  # 8 days left: not yet
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
     assert record.count("entrez_token") == 1
 
     wall.now = NOW + 359 * DAY  # 6 days left
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
     assert record.count("entrez_token") == 2
     assert bearer(auth) == f"Bearer {new}"
     assert json.loads((tmp_path / "tokens" / f"{SERIAL}.json").read_text())["token"] == new
@@ -422,12 +418,12 @@ def test_short_lived_tokens_are_renewed_at_a_tenth_of_their_life(requests_mock):
     mock_check_jwt(requests_mock, {first, second})
     auth, _, wall, record = make_auth(cloud_settings())
     session = requests.Session()
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
     wall.now = NOW + 10.5 * 3600  # 1.5 h left of 12: more than a tenth
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
     assert record.count("entrez_token") == 1
     wall.now = NOW + 11 * 3600  # 1 h left
-    auth.refresh(session, GATEWAY, False)
+    auth.refresh(session, GATEWAY)
     assert record.count("entrez_token") == 2
 
 
@@ -437,7 +433,7 @@ def test_given_token_near_expiry_only_warns(requests_mock, caplog):
     auth, *_ = make_auth(gateway_settings(token=Secret(token)))
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            auth.refresh(requests.Session(), GATEWAY, False)
+            auth.refresh(requests.Session(), GATEWAY)
     assert caplog.text.count("expires in 3.0 days and cannot be renewed") == 1
     assert not [r for r in requests_mock.request_history if "enlighten" in r.url or "entrez" in r.url]
 
@@ -451,13 +447,13 @@ def test_401_with_a_good_token_only_revalidates(requests_mock):
     mock_check_jwt(requests_mock, {token})
     auth, clock, _, record = make_auth(cloud_settings(token=Secret(token)))
     session = requests.Session()
-    assert auth.on_unauthorized(session, GATEWAY, False) is True
+    assert auth.on_unauthorized(session, GATEWAY) is True
     assert record.calls == [("check_jwt", "200")]
     # A 401 right after the gateway accepted the token is about the endpoint, not the token.
-    assert auth.on_unauthorized(session, GATEWAY, False) is False
+    assert auth.on_unauthorized(session, GATEWAY) is False
     assert record.calls == [("check_jwt", "200")]
     clock.now += 3600  # the session cookie may have expired since
-    assert auth.on_unauthorized(session, GATEWAY, False) is True
+    assert auth.on_unauthorized(session, GATEWAY) is True
     assert record.count("check_jwt") == 2
 
 
@@ -466,7 +462,7 @@ def test_401_with_a_rejected_token_fetches_a_new_one_once(requests_mock):
     mock_enlighten(requests_mock, [fresh])
     mock_check_jwt(requests_mock, {fresh})
     auth, _, _, record = make_auth(cloud_settings(token=Secret(stale)))
-    assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is True
+    assert auth.on_unauthorized(requests.Session(), GATEWAY) is True
     assert bearer(auth) == f"Bearer {fresh}"
     assert record.calls == [
         ("check_jwt", "401"),
@@ -484,7 +480,7 @@ def test_repeated_401s_back_off_exponentially_and_never_hammer_enlighten(request
 
     def scrape(requests_per_scrape: int = 10) -> None:
         for _ in range(requests_per_scrape):
-            assert auth.on_unauthorized(session, GATEWAY, False) is False
+            assert auth.on_unauthorized(session, GATEWAY) is False
 
     with caplog.at_level(logging.WARNING):
         scrape()
@@ -516,11 +512,11 @@ def test_without_credentials_a_rejected_token_backs_off_too(requests_mock):
     mock_check_jwt(requests_mock, set())
     auth, clock, _, record = make_auth(gateway_settings(token=Secret(make_token())))
     for _ in range(5):
-        assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is False
+        assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
     assert record.calls == [("check_jwt", "401")]
     assert "Enlighten credentials would allow" in (auth.last_error or "")
     clock.now += 61
-    auth.on_unauthorized(requests.Session(), GATEWAY, False)
+    auth.on_unauthorized(requests.Session(), GATEWAY)
     assert record.count("check_jwt") == 2
 
 
@@ -530,9 +526,9 @@ def test_a_new_token_file_ends_the_back_off(requests_mock, tmp_path):
     fresh = make_token(subject="fresh-pasted")
     mock_check_jwt(requests_mock, {fresh})
     auth, *_ = make_auth(gateway_settings(token_file=path))
-    assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is False
+    assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
     path.write_text(fresh)
-    assert auth.on_unauthorized(requests.Session(), GATEWAY, False) is True
+    assert auth.on_unauthorized(requests.Session(), GATEWAY) is True
 
 
 @pytest.mark.parametrize(
@@ -552,8 +548,8 @@ def test_enlighten_outage_never_raises_and_backs_off(requests_mock, caplog, fail
     with caplog.at_level(logging.WARNING):
         for _ in range(2):  # the request is not sent: a TransportError for the client to record
             with pytest.raises(CredentialsWithheld, match="could not get a token from Enlighten"):
-                auth.refresh(session, GATEWAY, False)
-        assert auth.on_unauthorized(session, GATEWAY, False) is False
+                auth.refresh(session, GATEWAY)
+        assert auth.on_unauthorized(session, GATEWAY) is False
     assert record.calls == [recorded]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
@@ -573,7 +569,7 @@ def test_entrez_failure_is_an_outage_too(requests_mock, caplog, answer, reason):
     requests_mock.post(f"{ENTREZ}/tokens", **answer)
     auth, *_ = make_auth(cloud_settings())
     with caplog.at_level(logging.WARNING), pytest.raises(CredentialsWithheld):
-        auth.refresh(requests.Session(), GATEWAY, False)
+        auth.refresh(requests.Session(), GATEWAY)
     assert f"could not get a token from Enlighten: {reason}" in caplog.text
     assert auth.token_expiry is None
 
@@ -586,7 +582,7 @@ def test_unwritable_state_dir_only_warns(requests_mock, tmp_path, caplog):
     mock_check_jwt(requests_mock, {token})
     auth, *_ = make_auth(cloud_settings(), state_dir=blocker)
     with caplog.at_level(logging.WARNING):
-        auth.refresh(requests.Session(), GATEWAY, False)
+        auth.refresh(requests.Session(), GATEWAY)
     assert bearer(auth) == f"Bearer {token}"
     assert "could not cache the token" in caplog.text
 
@@ -607,7 +603,7 @@ def test_no_secret_ever_reaches_the_log(requests_mock, tmp_path, caplog):
         transport = Transport(settings, auth, Recorder())
         assert transport.get("meters", "/ivp/meters").status == 200
         legacy, *_ = make_auth(gateway_settings(username="installer"), info=INFO_LEGACY)
-        legacy.on_unauthorized(requests.Session(), GATEWAY, False)
+        legacy.on_unauthorized(requests.Session(), GATEWAY)
         transport.close()
     logged = caplog.text + " ".join(repr(r.args) for r in caplog.records)
     assert caplog.records
@@ -619,13 +615,6 @@ def test_no_secret_ever_reaches_the_log(requests_mock, tmp_path, caplog):
 
 # --------------------------------------------------------------------------------------------
 # End to end against the shared fake gateway and fake Enlighten (loopback)
-
-
-def load_fake_gateway():
-    spec = importlib.util.spec_from_file_location("fake_gateway", SHARED / "conformance" / "fake_gateway.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @needs_shared

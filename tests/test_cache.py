@@ -5,16 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import Clock
 
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_entry_lives_for_its_familys_ttl() -> None:

@@ -3,7 +3,6 @@ capture of the demo that replays through the shared fake gateway to the same met
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED
+from conftest import SHARED, free_port, load_fake_gateway
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import capture
@@ -284,20 +283,6 @@ NOT_COMPARED = frozenset(
         "enphase_token_expiry_timestamp_seconds",
     }
 )
-
-
-def load_fake_gateway():
-    spec = importlib.util.spec_from_file_location("fake_gateway", FAKE_GATEWAY)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def metrics_of(text: str, gateway: str) -> dict[tuple[str, frozenset], float]:

@@ -251,3 +251,14 @@ def test_capture(capture: str, collected: dict[str, tuple[str, Snapshot]]) -> No
     checks = check_snapshot(_expected().get(capture, {}), serial, snap)
     assert not checks.failed, f"{capture}: {checks.failed}"
     assert checks.passed
+
+
+def test_ac_batteries_per_unit_on_firmware_8(collected: dict[str, tuple[str, Snapshot]]) -> None:
+    # 8.3.5169 is not asked /api/v1/production/inverters (device_data lists every PCU); its AC
+    # batteries' power per unit comes from device_data and adds up to the storage section's.
+    _, snap = collected["8.3.5169_ACB_inventory"]
+    acbs = {b.serial: b for b in snap.batteries if b.battery_type == "acb"}
+    assert {s: round(b.power_w, 2) for s, b in acbs.items()} == {"121917000000": -1.01, "122047000000": -1.01}
+    assert {s: b.state for s, b in acbs.items()} == {"121917000000": "idle", "122047000000": "idle"}
+    (group,) = [g for g in snap.storage_groups if g.battery_type == "acb"]
+    assert sum(b.power_w for b in acbs.values()) == pytest.approx(group.power_w, abs=0.5)

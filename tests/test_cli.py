@@ -15,7 +15,7 @@ import urllib.request
 
 import jwt
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port
 from exporter_fakes import FakeClient
 
 from envoy_exporter import __version__
@@ -26,12 +26,6 @@ from envoy_exporter.logs import redact, setup_logging
 # A well-formed token for the shipped example's serial, valid until 2100: --check-config reads it.
 VALID_TOKEN = jwt.encode({"aud": "122212345678", "exp": 4102444800}, "k" * 32, algorithm="HS256")
 GOOD = 'gateways:\n  - name: home\n    host: 192.0.2.10\n    token: "${TOKEN}"\n'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_version(capsys):

@@ -18,6 +18,7 @@ import jwt
 import pytest
 import requests
 import requests_mock
+from conftest import Clocks
 
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.model import WH, Snapshot
@@ -296,22 +297,6 @@ TOKEN_ERA = {
     "/ivp/pdm/device_data": DEVICE_DATA,
     "/auth/check_jwt": "<!DOCTYPE html><h2>Valid token.</h2>",
 }
-
-
-@dataclass
-class Clocks:
-    mono: float = 1000.0
-    wall: float = 1_750_000_000.0
-
-    def clock(self) -> float:
-        return self.mono
-
-    def now(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import stat
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from exporter_fakes import samples, value
 
 WH = 3600  # joules in a watt-hour
@@ -138,12 +138,6 @@ def gateway() -> Iterator[tuple[StandInGateway, str]]:
         thread.join(5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read().decode()
@@ -152,7 +146,7 @@ def _get(url: str) -> str:
 @contextmanager
 def _exporter(config: Path, log: Path) -> Iterator[int]:
     """The real exporter process, ready; its port. Terminated (killed if it hangs) on exit."""
-    port = _free_port()
+    port = free_port()
     with log.open("a") as out:
         proc = subprocess.Popen(
             [

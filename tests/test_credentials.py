@@ -2,24 +2,23 @@
 (issue 9): tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
 http, a bounded Enlighten, the back-off after a rejected token or digest password.
 
-The gateways and Enlighten are requests-mock stand-ins of this project's own making.
+The gateways and Enlighten are requests-mock stand-ins of this project's own making; the bounded
+Enlighten is tried against ``standin.StandIn``, the loopback server the transport's tests use.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import logging
 import re
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import jwt
 import pytest
 import requests
+import standin
+from conftest import Clocks
 
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.client import GatewayClient
@@ -58,22 +57,6 @@ def info_xml(serial: str, firmware: str) -> str:
         f"<sn>{serial}</sn><pn>800-00000-r01</pn><software>{firmware}</software>"
         f"</device>{tokens}</envoy_info>"
     )
-
-
-@dataclass
-class Clocks:
-    mono: float = 1000.0
-    wall: float = WALL
-
-    def clock(self) -> float:
-        return self.mono
-
-    def now(self) -> float:
-        return self.wall
-
-    def advance(self, seconds: float) -> None:
-        self.mono += seconds
-        self.wall += seconds
 
 
 @dataclass
@@ -243,44 +226,29 @@ def test_enlighten_over_plain_http_is_refused(requests_mock, caplog):
     assert "enlighten_url must be https" in caplog.text
 
 
-class _BigLogin(http.server.BaseHTTPRequestHandler):
+def big_login(conn: standin.Connection, request: standin.Request) -> None:
     """Enlighten whose login answers 64 MiB of JSON, streamed, with no Content-Length."""
-
-    paths: ClassVar[list[str]] = []
-
-    def do_POST(self) -> None:
-        self.paths.append(self.path)
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        with contextlib.suppress(OSError):
-            self.wfile.write(b'{"session_id": "sid", "pad": "')
-            for _ in range(64):
-                self.wfile.write(b"x" * (1024 * 1024))
-            self.wfile.write(b'"}')
-
-    def log_message(self, *args: object) -> None:
-        pass
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+    if not conn.send(head + b'{"session_id": "sid", "pad": "'):
+        return
+    for _ in range(64):
+        if not conn.send(b"x" * (1024 * 1024)):
+            return
+    conn.send(b'"}')
 
 
 def test_an_oversized_enlighten_answer_is_refused():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BigLogin)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with standin.StandIn(big_login) as server:
+        url = f"http://{server.host}"
         settings = GatewaySettings(
             name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url, entrez_url=url)
         )  # type: ignore[arg-type]
         auth = Auth(settings, None, lambda endpoint, code: None)
         auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
         with pytest.raises(Exception, match="enlighten_login") as refused:
-            auth.refresh(requests.Session(), "https://192.0.2.10", False)
-    finally:
-        server.shutdown()
-        server.server_close()
+            auth.refresh(requests.Session(), "https://192.0.2.10")
     assert "could not get a token from Enlighten" in str(refused.value)
-    assert _BigLogin.paths == ["/login/login.json"]  # never on to /tokens
+    assert [r.path for r in server.requests] == ["/login/login.json"]  # never on to /tokens
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,26 +337,8 @@ def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkey
     """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
     would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""
     monkeypatch.setattr("envoy_exporter.gateway.enlighten.ENLIGHTEN_TIMEOUT_S", 1.0)
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.settimeout(10)
-    stop = threading.Event()
-
-    def trickle() -> None:
-        with contextlib.suppress(OSError):
-            conn, _ = server.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-                )
-                while not stop.wait(0.1):
-                    conn.sendall(b" ")
-
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    server = standin.StandIn(standin.trickle_body)
+    url = f"http://{server.host}"
     settings = GatewaySettings(name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url))  # type: ignore[arg-type]
     auth = Auth(settings, None, lambda endpoint, code: None)
     auth.configure(GatewayInfo(serial=SERIAL_A, firmware="D8.2.4345", web_tokens=True))
@@ -396,7 +346,7 @@ def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkey
 
     def fetch() -> None:
         try:
-            auth.refresh(requests.Session(), "https://192.0.2.10", False)
+            auth.refresh(requests.Session(), "https://192.0.2.10")
             outcome.append(None)
         except Exception as exc:  # the new code says why the request is withheld
             outcome.append(exc)
@@ -405,8 +355,8 @@ def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkey
     started = time.monotonic()
     worker.start()
     worker.join(timeout=8)
-    stop.set()
-    server.close()
+    elapsed = time.monotonic() - started
+    server.stop()
     assert not worker.is_alive(), "the Enlighten login was still being read after 8 s"
-    assert time.monotonic() - started < 4
+    assert elapsed < 4
     assert "enlighten_login: timeout" in str(outcome[0])

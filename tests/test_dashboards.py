@@ -204,7 +204,7 @@ def test_dashboards_cover_the_contract_areas() -> None:
         "enphase_consumption_power_watts",
         "enphase_production_energy_joules_total",
         "enphase_production_phase_power_watts",
-        "enphase_battery_power_watts",
+        "enphase_storage_power_watts",
     } <= used["enphase-overview.json"]
     assert {
         "enphase_meter_phase_voltage_volts",

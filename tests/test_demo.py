@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import statistics
 import time
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ from envoy_exporter.demo.render import ROUTES
 from envoy_exporter.demo.simulator import RESERVE_SOC, Plant
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.model import DryContact, Generator, StorageSettings
+from envoy_exporter.parsers.device_data import parse_device_data
 from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
 from envoy_exporter.parsers.home import parse_home
 from envoy_exporter.parsers.tariff import parse_tariff
@@ -223,8 +225,12 @@ def test_device_data_shape(noon):
     body = noon.json("/ivp/pdm/device_data")
     pcus = {k: v for k, v in body.items() if isinstance(v, dict) and v["devName"] == "pcu"}
     eims = [v for v in body.values() if isinstance(v, dict) and v["devName"] == "eim"]
-    assert len(pcus) >= 16 and len(eims) == 2
-    assert body["deviceCount"] == len(pcus) + len(eims)
+    acbs = [v for v in body.values() if isinstance(v, dict) and v["devName"] == "acb"]
+    assert len(pcus) >= 16 and len(eims) == 2 and len(acbs) == 1
+    assert body["deviceCount"] == len(pcus) + len(eims) + len(acbs)
+    # The AC Battery idles, as the storage section says: its power per unit is 0 W, its charge 25 %.
+    (battery,) = parse_device_data(json.dumps(body).encode()).batteries
+    assert (battery.serial, battery.power_w, battery.soc_ratio) == ("121917026513", 0.0, 0.25)
     assert {p["sn"] for p in pcus.values()} == {
         i["serialNumber"] for i in noon.json("/api/v1/production/inverters")
     }
@@ -602,3 +608,6 @@ def test_every_new_family_has_data_on_the_demo(noon_gateway):
     assert "enphase_meter_status_flag" not in names
     assert snapshot.storage_settings.mode == "economy"
     assert {g.battery_type for g in snapshot.storage_groups} == {"acb", "encharge"}
+    # The AC Battery has its own power too (device_data; firmware 8 is not asked the inverter list)
+    acb = next(b for b in snapshot.batteries if b.battery_type == "acb")
+    assert (acb.power_w, acb.state) == (0.0, "idle")

@@ -14,7 +14,6 @@ from envoy_exporter.parsers._json import (
     expect_dict,
     expect_list,
     load_json,
-    require,
 )
 
 
@@ -108,11 +107,3 @@ def test_expect_containers() -> None:
         expect_dict([], "d")
     with pytest.raises(ParseError, match="expected a list"):
         expect_list({}, "l")
-
-
-def test_require() -> None:
-    assert require({"sn": "X"}, "sn", "entry") == "X"
-    with pytest.raises(ParseError, match="'sn'"):
-        require({}, "sn", "entry")
-    with pytest.raises(ParseError):
-        require({"sn": None}, "sn", "entry")

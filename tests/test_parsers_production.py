@@ -572,6 +572,43 @@ CT_METER = {
 }
 
 
+def acb(serial: str, *, produced: int = 0, used: int = 0, duration: int = 900, active: bool = True) -> dict:
+    """An AC battery as firmware 8 lists it in device_data (shaped after 8.3.5169): its
+    ``watts.now`` is unsigned and not its power; its last reading has both directions' energy."""
+    return {
+        "devName": "acb",
+        "sn": serial,
+        "active": active,
+        "modGone": False,
+        "channels": [
+            {
+                "chanEid": 1795160000,
+                "created": 1_750_000_400,
+                "wattHours": {"today": 41000, "yesterday": 0, "week": 0},
+                "watts": {"now": 6, "nowUsed": 1, "max": 270},
+                "lastReading": {
+                    "eid": 1795160000,
+                    "endDate": 1_750_000_400,
+                    "duration": duration,
+                    "joulesProduced": produced,
+                    "joulesUsed": used,
+                    "acVoltageINmV": 236_000,
+                    "dcVoltageINmV": 21_800,
+                    "SOC": 37,
+                    "SOH": 88,
+                    "minCellTemp": 27,
+                    "maxCellTemp": 29,
+                },
+                "lifetime": {
+                    "createdTime": 1_700_000_000,
+                    "joulesProduced": 3_000_000,
+                    "joulesUsed": 3_600_000,
+                },
+            }
+        ],
+    }
+
+
 def device_data(*devices: dict, limit: int = 50) -> dict:
     data: dict[str, Any] = {str(553648384 + 256 * n): device for n, device in enumerate(devices)}
     data["deviceCount"] = len(devices)
@@ -583,7 +620,7 @@ def test_device_data_reads_active_pcus_in_base_units() -> None:
     body = dumps(
         device_data(pcu("550000000001"), removed_pcu("550000000002"), CT_METER, pcu("550000000003", watts=17))
     )
-    inverters = parse_device_data(body)
+    inverters = parse_device_data(body).inverters
     assert [i.serial for i in inverters] == ["550000000001", "550000000003"]
     first = inverters[0]
     assert first.power_w == 240
@@ -606,17 +643,48 @@ def test_device_data_keeps_active_pcus_flagged_mod_gone() -> None:
     # Firmware 8.3.5169 flags every live PCU modGone; only "active" tells removed ones apart.
     inverters = parse_device_data(
         dumps(device_data(pcu("550000000004", gone=True), removed_pcu("550000000005")))
-    )
+    ).inverters
     assert [i.serial for i in inverters] == ["550000000004"]
 
 
 def test_device_data_without_readings_reports_none() -> None:
     bare = pcu("550000000006")
     bare["channels"][0] = {"watts": {"now": 0, "max": 250}}
-    (inverter,) = parse_device_data(dumps(device_data(bare)))
+    (inverter,) = parse_device_data(dumps(device_data(bare))).inverters
     assert inverter.max_power_w == 250
     assert inverter.ac_voltage_v is None and inverter.lifetime_j is None and inverter.last_report_s is None
     assert inverter.last_report_duration_s is None and inverter.last_report_energy_j is None
+
+
+def test_device_data_reads_ac_batteries_power_from_their_last_reports_energy() -> None:
+    body = dumps(
+        device_data(
+            pcu("550000000001"),
+            acb("121900000011", used=1_800, duration=900),  # charging at 2 W
+            acb("121900000012", produced=270_000, used=0, duration=900),  # discharging at 300 W
+            acb("121900000013", active=False, produced=9_000),  # removed
+            CT_METER,
+        )
+    )
+    data = parse_device_data(body)
+    assert [i.serial for i in data.inverters] == ["550000000001"]
+    assert [(b.serial, b.battery_type, b.power_w) for b in data.batteries] == [
+        ("121900000011", "acb", -2.0),
+        ("121900000012", "acb", 300.0),
+    ]
+    first = data.batteries[0]
+    assert first.soc_ratio == 0.37 and first.temperature_c == 29
+    assert first.state is None  # device_data has no charge_status: the inventory tells it
+
+
+def test_device_data_ac_battery_without_a_usable_report_has_no_power() -> None:
+    zero_length = acb("121900000014", used=900, duration=0)
+    no_energy = acb("121900000015")
+    del no_energy["channels"][0]["lastReading"]["joulesUsed"]
+    no_channel = {**acb("121900000016"), "channels": []}
+    data = parse_device_data(dumps(device_data(zero_length, no_energy, no_channel, pcu("550000000001"))))
+    assert [(b.serial, b.power_w) for b in data.batteries] == [("121900000014", None), ("121900000015", None)]
+    assert [i.serial for i in data.inverters] == ["550000000001"]  # the PCUs are not the price
 
 
 def test_device_data_refuses_a_list_cut_at_its_limit() -> None:
@@ -699,7 +767,9 @@ VALID_BODIES: dict[str, Any] = {
     "production_json": FULL_PRODUCTION,
     "v1_production": V1_PRODUCTION,
     "v1_inverters": [v1_entry("770000000001", 210), v1_entry("880000000001", 3, dev_type=11)],
-    "device_data": device_data(pcu("550000000001"), removed_pcu("550000000002"), CT_METER),
+    "device_data": device_data(
+        pcu("550000000001"), removed_pcu("550000000002"), CT_METER, acb("121900000011", used=900)
+    ),
 }
 
 
@@ -851,6 +921,19 @@ def test_capture_v1_inverters_acb() -> None:
     assert (len(result.inverters), len(result.batteries)) == (17, 3)
 
 
+@needs_shared
+def test_capture_ac_batteries_in_device_data_add_up_to_the_storage_section() -> None:
+    # 8.3.5169: two ACBs, each drew ~938 J in 932 s; the storage section of production.json,
+    # read at the second one's endDate, says -2 W for both ("idle", the standby draw).
+    folder = SHARED_FIXTURES / "8.3.5169_ACB_inventory"
+    batteries = parse_device_data((folder / "ivp_pdm_device_data").read_bytes()).batteries
+    assert [b.serial for b in batteries] == ["121917000000", "122047000000"]
+    assert [round(b.power_w, 3) for b in batteries] == [round(-939 / 932, 3), round(-938 / 932, 3)]
+    assert [b.soc_ratio for b in batteries] == [0.02, 0.0]
+    (storage,) = json.loads((folder / "production.json").read_bytes())["storage"]
+    assert sum(b.power_w for b in batteries) == pytest.approx(storage["wNow"], abs=0.5)
+
+
 DEVICE_DATA_CAPTURES = [
     "8.2.4345_with_device_data",
     "8.3.5289_modGone",
@@ -864,7 +947,8 @@ DEVICE_DATA_CAPTURES = [
 def test_capture_device_data_matches_expected(name: str) -> None:
     want = expected()[name]["inverters"]
     inverters = {
-        i.serial: i for i in parse_device_data((SHARED_FIXTURES / name / "ivp_pdm_device_data").read_bytes())
+        i.serial: i
+        for i in parse_device_data((SHARED_FIXTURES / name / "ivp_pdm_device_data").read_bytes()).inverters
     }
     assert len(inverters) == want["count"]
     for serial, sample in want["samples"].items():

@@ -92,9 +92,17 @@ def test_a_running_generator() -> None:
     )
 
 
-def test_no_generator() -> None:
+def test_no_generator_has_no_relay_state() -> None:
+    # Gateways with a system controller but no generator answer "present": 0 with an "open"
+    # oper_state (8.2.4345, 8.3.1598_collar): the relay of a generator that is not there is
+    # not reported, so the generator alert and dashboard never show a relay that means nothing.
     body = b'{"admin_state": "unknown", "oper_state": "open", "present": 0, "type": 1}'
-    assert parse_generator(body) == Generator(present=False, relay_closed=False)
+    assert parse_generator(body) == Generator(present=False, relay_closed=None)
+
+
+def test_relay_state_without_presence_is_kept() -> None:
+    # Nothing says the generator is absent: the relay is reported as the gateway gives it.
+    assert parse_generator(b'{"oper_state": "close"}') == Generator(present=None, relay_closed=True)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port
 from promql_helpers import PROMETHEUS, dashboard_queries, substitute
 
 PROMETHEUS_BIN = shutil.which("prometheus")
@@ -35,12 +35,6 @@ WANTED_SAMPLES = 15  # ~15 s of data at a 1 s scrape interval
 RETRIES = 5
 # Loopback only: never let a proxy from the environment see these requests.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+from conftest import free_port
 from exporter_fakes import samples, value
 
 from envoy_exporter.demo import start_demo
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _config(demo, state: Path, *extra: str) -> str:

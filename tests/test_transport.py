@@ -3,7 +3,6 @@ counting, verify on every request, 401 handling, and real TLS against a self-sig
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import socket
 import ssl
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SHARED, SHARED_FIXTURES, needs_shared
+from conftest import SHARED_FIXTURES, Recorder, load_fake_gateway, needs_shared
 
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.http import tls_context
@@ -34,23 +33,15 @@ class FakeAuth:
         self.unauthorized = 0
         self.refreshed: list[str] = []
 
-    def prepare(self, session, endpoint_key):
+    def prepare(self, endpoint_key):
         return {} if endpoint_key == "info" else {"headers": {"Authorization": f"Bearer {TOKEN}"}}
 
-    def refresh(self, session, base_url, verify):
+    def refresh(self, session, base_url):
         self.refreshed.append(base_url)
 
-    def on_unauthorized(self, session, base_url, verify):
+    def on_unauthorized(self, session, base_url):
         self.unauthorized += 1
         return self.repairs
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, endpoint: str, code: str) -> None:
-        self.calls.append((endpoint, code))
 
 
 def make_transport(host: str = "192.0.2.10", auth: FakeAuth | None = None, **settings: object):
@@ -393,13 +384,6 @@ def test_falls_back_to_http_on_a_plain_http_gateway(plain_server):
     assert transport.base_url == f"http://{host}"
     assert record.calls == [("info", "error"), ("info", "200")]
     transport.close()
-
-
-def load_fake_gateway():
-    spec = importlib.util.spec_from_file_location("fake_gateway", SHARED / "conformance" / "fake_gateway.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @needs_shared

@@ -18,6 +18,7 @@ from pathlib import Path
 import jwt
 import pytest
 import standin
+from conftest import Clock, Recorder
 from standin import StandIn, answer, make_cert, server_context
 
 from envoy_exporter.config import ConfigError, load_config
@@ -41,24 +42,16 @@ TOKEN = jwt.encode(
 )
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def __call__(self, endpoint: str, code: str) -> None:
-        self.calls.append((endpoint, code))
-
-
 class NoAuth:
     scheme = "none"
 
-    def prepare(self, session, endpoint_key):
+    def prepare(self, endpoint_key):
         return {}
 
-    def refresh(self, session, base_url, verify):
+    def refresh(self, session, base_url):
         pass
 
-    def on_unauthorized(self, session, base_url, verify):
+    def on_unauthorized(self, session, base_url):
         return False
 
 
@@ -212,14 +205,6 @@ def routed(conn: standin.Connection, request: standin.Request) -> None:
         )
     else:
         answer(token_gateway(request))(conn, request)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def token_transport(host: str, clock: Clock) -> Transport:

@@ -2,7 +2,8 @@
 
 ``scrape``: one scrape of some gateways (``GatewayCollector``, made per request and registered
 in a registry of its own, never the global default); ``health``: each gateway's health series;
-``data``: a snapshot's data series; ``exporter``: the exporter's own series.
+``data`` and ``system``: a snapshot's data series; ``families``: the families one scrape fills;
+``exporter``: the exporter's own series.
 """
 
 from .exporter import ExporterCollector

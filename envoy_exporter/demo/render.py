@@ -39,6 +39,8 @@ RELAY_SERIAL = "122417031517"
 ACB_SERIAL = "121917026513"
 ACB_CAPACITY_WH = 1200.0
 ACB_SOC = 0.25
+ACB_EID = 721420544  # device_data keys AC batteries from 0x2B000000
+ACB_CHANNEL_EID = 0x6B000111
 ENPOWER_SERIAL = "122413008853"
 INSTALLED = 1_717_579_800  # commissioning day, epoch seconds
 
@@ -325,9 +327,43 @@ def device_data(view: PlantView) -> dict:
     body: dict = {str(inv.spec.eid): _pcu_data(view, inv, duration) for inv in view.inverters}
     body[str(meter_eid(1))] = _eim_data(view, view.production, view.net, 0)
     body[str(meter_eid(2))] = _eim_data(view, view.consumption, view.net, 1)
-    body["deviceCount"] = len(view.inverters) + 2
+    body[str(ACB_EID)] = _acb_data(view, duration)
+    body["deviceCount"] = len(view.inverters) + 3
     body["deviceDataLimit"] = 50
     return body
+
+
+def _acb_data(view: PlantView, duration: int) -> dict:
+    """The AC Battery as firmware 8 lists it: idle like the storage section says (no energy
+    either way in its last report), its ``watts.now`` the unsigned few watts real ones show."""
+    end = int(view.now) - 31
+    return {
+        "devName": "acb",
+        "sn": ACB_SERIAL,
+        "active": True,
+        "modGone": False,
+        "channels": [
+            {
+                "chanEid": ACB_CHANNEL_EID,
+                "created": end,
+                "wattHours": {"today": 0, "yesterday": 0, "week": 0},
+                "watts": {"now": 3, "nowUsed": 0, "max": 270},
+                "lastReading": {
+                    "eid": ACB_CHANNEL_EID,
+                    "interval_type": 0,
+                    "endDate": end,
+                    "duration": duration,
+                    "joulesProduced": 0,
+                    "joulesUsed": 0,
+                    "SOC": round(100 * ACB_SOC),
+                    "SOH": 96,
+                    "minCellTemp": 20,
+                    "maxCellTemp": 21,
+                },
+                "lifetime": {"createdTime": INSTALLED, "duration": end - INSTALLED},
+            }
+        ],
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,7 +464,7 @@ def _pcu_inventory(inv: InverterView) -> dict:
 
 
 def _acb_inventory(view: PlantView) -> dict:
-    device = _device_common(ACB_SERIAL, "800-00930-r03", INSTALLED, view.now - 31, 11, 0x6B000111)
+    device = _device_common(ACB_SERIAL, "800-00930-r03", INSTALLED, view.now - 31, 11, ACB_CHANNEL_EID)
     return {
         **device,
         "img_pnum_running": "520-00092-r01-v02.13.02",

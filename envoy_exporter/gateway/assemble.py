@@ -33,6 +33,7 @@ from envoy_exporter.model import (
     PHASES,
     Battery,
     Device,
+    DeviceData,
     EimSection,
     EndpointResult,
     Enpower,
@@ -125,12 +126,13 @@ class Assembler:
             production, total, net = _ct_powers(
                 production, total, net, _ct_readings(meter_configs, readings.meter_readings or ())
             )
-            # The inverters section is production.json's too; no reading stands in for its power.
-            inverters_total = inverters_total and replace(inverters_total, power_w=None)
+            # The inverters section's power stays: it is the sum of the microinverters' 5-minute
+            # reports, no staler on production.json's slow cadence than the inverters' own series.
         inventory = readings.inventory or Inventory()
         ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
         secctrl = readings.ensemble_secctrl
-        batteries = _batteries(ensembles, inventory, readings.api_v1_inverters, production_json)
+        device_data = readings.device_data or DeviceData()
+        batteries = _batteries(ensembles, inventory, device_data)
         return Snapshot(
             collected_at=now,
             info=info,
@@ -139,7 +141,7 @@ class Assembler:
             consumption_total=total,
             consumption_net=net,
             meters=_meters(meter_configs, readings.meter_readings or ()),
-            inverters=_inverters(readings.device_data, readings.api_v1_inverters),
+            inverters=_inverters(device_data.inverters, readings.api_v1_inverters),
             devices=_devices(inventory, ensembles),
             relays=inventory.relays,
             batteries=batteries,
@@ -204,7 +206,7 @@ class Assembler:
             flows[LEGACY] = Flow(total=legacy)
         return flows
 
-    def _decide(self, available: Mapping[str, object], undecided: set[str]) -> str | None:
+    def _decide(self, available: Mapping[str, Flow], undecided: set[str]) -> str | None:
         """Keep the source in use unless another one has been the best for ``switch_after``
         consecutive collections. A collection without any production data is no evidence
         either way.
@@ -492,12 +494,12 @@ def _inverters_total(
 
 
 def _inverters(
-    device_data: tuple[InverterReading, ...] | None, v1: V1Inverters | None
+    device_data: tuple[InverterReading, ...], v1: V1Inverters | None
 ) -> tuple[InverterReading, ...]:
     """Microinverters from ``/ivp/pdm/device_data`` (richer) and, for the ones it leaves out
     (it lists at most 50), from ``/api/v1/production/inverters``; devType 11 entries there are
     AC batteries, which the parser already keeps apart."""
-    richer = tuple(device_data or ())
+    richer = device_data
     known = {i.serial for i in richer}
     return richer + tuple(i for i in (v1.inverters if v1 else ()) if i.serial not in known)
 
@@ -518,46 +520,27 @@ def _merge(base: T, extra: T, prefer: tuple[str, ...] = ()) -> T:
 
 
 def _batteries(
-    ensembles: list[Ensemble],
-    inventory: Inventory,
-    v1: V1Inverters | None,
-    production_json: ProductionJson | None,
+    ensembles: list[Ensemble], inventory: Inventory, device_data: DeviceData
 ) -> tuple[Battery, ...]:
     """Batteries merged by serial: the Ensemble inventory (capacity, temperature, state of
     charge), then ``/ivp/ensemble/power`` (power, and its state of charge wins: it is the live
-    one), then the ACBs of ``/inventory.json`` for what is still missing, with their power from
-    ``/api/v1/production/inverters`` (where only that list has them, their power alone)."""
+    one), then the ACBs of ``/inventory.json`` for what is still missing, then the ACBs of
+    ``/ivp/pdm/device_data`` (their signed power).
+
+    The ``lastReportWatts`` that ``/api/v1/production/inverters`` gives AC batteries is not
+    their power: 8.3.5169 lists 4 W and 5 W for two "idle" units whose last reports, at the same
+    moment, show 939 J and 938 J drawn in 932 s (-1.0 W each; the storage section says -2 W for
+    both). Where device_data is missing, a unit's power is left out rather than shown wrong;
+    the storage section still gives all of them together."""
     merged: dict[str, Battery] = {}
     sources = [(e.batteries, ("soc_ratio", "power_w")) for e in ensembles]
     sources.append((inventory.batteries, ()))
+    sources.append((device_data.batteries, ()))
     for batteries, prefer in sources:
         for battery in batteries:
             known = merged.get(battery.serial)
             merged[battery.serial] = battery if known is None else _merge(known, battery, prefer)
-    # The AC Batteries move together: the storage section's state stands in for a unit's own.
-    group = production_json.storage if production_json else None
-    group_state = group.state if group is not None and group.active_count > 0 else None
-    for acb in v1.batteries if v1 else ():
-        known = merged.get(acb.serial)
-        if acb.power_w is None or (known is not None and known.power_w is not None):
-            continue
-        power = _signed_acb_power(acb.power_w, (known.state if known else None) or group_state)
-        if known is not None:
-            merged[acb.serial] = replace(known, power_w=power)
-        elif power is not None:
-            merged[acb.serial] = Battery(acb.serial, "acb", power_w=power)
     return tuple(merged.values())
-
-
-def _signed_acb_power(watts: float, state: str | None) -> float | None:
-    """An AC battery's ``lastReportWatts`` has no direction (4-5 W while idle in 8.3.5169); its
-    state gives it, positive = discharging. Without a state the direction is unknown and the
-    value is left out rather than guessed."""
-    if state == "charging":
-        return -abs(watts)
-    if state in ("discharging", "idle"):
-        return abs(watts)
-    return None
 
 
 def _storage_groups(

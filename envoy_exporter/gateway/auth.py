@@ -43,7 +43,6 @@ INSTALLER_ONLY = frozenset({METERS.key, METER_READINGS.key})
 INSTALLER_ONLY_BEFORE = (4,)
 
 Record = Callable[[str, str], None]
-Verify = bool | str
 
 
 class CredentialsWithheld(TransportError):
@@ -187,7 +186,7 @@ class Auth:
             return self._tokens.blocked_until()
         return None
 
-    def prepare(self, session: requests.Session, endpoint_key: str) -> dict[str, Any]:
+    def prepare(self, endpoint_key: str) -> dict[str, Any]:
         """Keyword arguments for ``session.get``: the credentials this endpoint needs, if any."""
         if endpoint_key == INFO.key:
             return {}
@@ -200,7 +199,7 @@ class Auth:
                 return {"headers": header}
         return {}
 
-    def refresh(self, session: requests.Session, base_url: str, verify: Verify) -> None:
+    def refresh(self, session: requests.Session, base_url: str) -> None:
         """Housekeeping before a protected request: fetch or renew the token, validate a new one.
 
         Raises ``CredentialsWithheld`` when the request must not go out (no usable token, or a
@@ -209,11 +208,11 @@ class Auth:
         """
         if self.scheme != "token" or self._tokens is None:
             return
-        reason = self._tokens.refresh(session, base_url, verify)
+        reason = self._tokens.refresh(session, base_url)
         if reason is not None:
             raise CredentialsWithheld(reason)
 
-    def on_unauthorized(self, session: requests.Session, base_url: str, verify: Verify) -> bool:
+    def on_unauthorized(self, session: requests.Session, base_url: str) -> bool:
         """The gateway said 401: True when the credentials were repaired and a retry makes sense.
 
         Digest credentials cannot be repaired; the client decides what the 401 means
@@ -221,7 +220,7 @@ class Auth:
         if self.scheme == "digest":
             return False
         if self.scheme == "token" and self._tokens is not None:
-            return self._tokens.on_unauthorized(session, base_url, verify)
+            return self._tokens.on_unauthorized(session, base_url)
         if "none" not in self._said:
             self._said.add("none")
             log.error("%s: the gateway asks for credentials, but %s", self._settings.label, self._error)

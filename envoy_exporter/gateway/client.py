@@ -364,7 +364,7 @@ class GatewayClient:
         """``info``, unless this gateway is labelled by the serial it reports and another
         gateway of the exporter already goes by that label: then None and an error naming both
         hosts, logged once. One label's series must never be served twice."""
-        if self._settings.name or self._settings.serial:
+        if self._settings.label_configured:
             self._serial = info.serial
             return info
         holder = self._labels.claim(info.serial, self, self._settings.host)

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from envoy_exporter.gateway.errors import failure_code
-from envoy_exporter.gateway.http import ResponseTooLarge, bounded_session, tls_context
+from envoy_exporter.gateway.errors import ResponseTooLarge, failure_code, failure_reason
+from envoy_exporter.gateway.http import bounded_session, tls_context
 from envoy_exporter.gateway.token import token_claims
 from envoy_exporter.settings import GatewaySettings
 
@@ -114,7 +114,7 @@ class Enlighten:
         except (OSError, ValueError) as exc:
             code = failure_code(exc)
             self._record(key, code)
-            raise EnlightenError(f"{key}: {code} ({type(exc).__name__})") from None
+            raise EnlightenError(f"{key}: {code} ({failure_reason(exc)})") from None
         self._record(key, str(response.status_code))
         if response.status_code != 200:
             raise EnlightenError(f"{key}: HTTP {response.status_code}")

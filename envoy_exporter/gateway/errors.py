@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 import requests
+from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import ReadTimeoutError
+
+
+class ResponseTooLarge(requests.RequestException):
+    """The answer is larger than the bound (raw or decoded). Counted as an "error"."""
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole request (connect, headers, interim answers, body) took longer than its timeout."""
 
 
 class TransportError(Exception):
@@ -23,3 +35,34 @@ def failure_code(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError) and any(isinstance(a, ReadTimeoutError) for a in exc.args):
         return "timeout"
     return "error"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a request failed, safe to log: the exception's kind, and for TLS the certificate's
+    verification error; for bounded answers the bound that was hit."""
+    verification = _find(exc, ssl.SSLCertVerificationError)
+    if verification is not None:
+        return f"{type(exc).__name__}: {verification.verify_message or verification.reason}"
+    tls = _find(exc, ssl.SSLError)
+    if tls is not None:
+        return f"{type(exc).__name__}: {tls.reason or type(tls).__name__}"
+    if isinstance(exc, ResponseTooLarge | DeadlineExceeded | ContentDecodingError):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> Any:
+    """The first ``kind`` among ``exc``, its arguments, reasons and causes (requests and urllib3
+    wrap the ssl module's errors two or three deep)."""
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, kind):
+            return item
+        todo.extend(item.args)
+        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
+    return None

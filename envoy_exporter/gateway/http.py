@@ -37,19 +37,13 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.ssl_ import create_urllib3_context
 
+from envoy_exporter.gateway.errors import DeadlineExceeded, ResponseTooLarge
+
 # The largest real answer (a 3-phase production.json with details) is well under 1 MiB.
 MAX_BODY = 4 * 1024 * 1024
 CHUNK = 64 * 1024
 # The encodings read_body can decode within the bound; nothing else is asked for.
 ACCEPT_ENCODING = "gzip, deflate"
-
-
-class ResponseTooLarge(requests.RequestException):
-    """The answer is larger than the bound (raw or decoded). Counted as an "error"."""
-
-
-class DeadlineExceeded(requests.Timeout):
-    """The whole request (connect, headers, interim answers, body) took longer than its timeout."""
 
 
 # --------------------------------------------------------------------------------------------

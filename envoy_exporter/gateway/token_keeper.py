@@ -25,7 +25,7 @@ import requests
 
 from envoy_exporter.gateway.backoff import BACKOFF_FIRST_S, Backoff
 from envoy_exporter.gateway.enlighten import Enlighten, EnlightenError
-from envoy_exporter.gateway.errors import failure_code
+from envoy_exporter.gateway.errors import failure_code, failure_reason
 from envoy_exporter.gateway.serial_claims import SerialClaims
 from envoy_exporter.gateway.token import Token
 from envoy_exporter.gateway.token_cache import TokenCache
@@ -36,7 +36,6 @@ log = logging.getLogger("envoy_exporter.gateway.auth")
 CHECK_JWT_PATH = "/auth/check_jwt"
 
 Record = Callable[[str, str], None]
-Verify = bool | str
 
 
 class _Check(Enum):
@@ -120,20 +119,20 @@ class TokenKeeper:
         token = self._sendable()
         return {} if token is None else {"Authorization": f"Bearer {token.value}"}
 
-    def refresh(self, session: requests.Session, base_url: str, verify: Verify) -> str | None:
+    def refresh(self, session: requests.Session, base_url: str) -> str | None:
         """Fetch or renew the token, validate a new one; why the request must not go out, or None."""
         if self.withheld() is None:
             if self._renewal_due():
                 self._renew()
             fresh = self._sendable() is not None and not self._checked
-            if fresh and self._check_jwt(session, base_url, verify) is _Check.REJECTED:
-                self._recover(session, base_url, verify)
+            if fresh and self._check_jwt(session, base_url) is _Check.REJECTED:
+                self._recover(session, base_url)
         reason = self.withheld()
         if reason is None and self._token is None:
             reason = self.last_error or "no token available yet"
         return reason
 
-    def on_unauthorized(self, session: requests.Session, base_url: str, verify: Verify) -> bool:
+    def on_unauthorized(self, session: requests.Session, base_url: str) -> bool:
         if self.withheld() is not None:
             return False
         if self._accepted_at is not None and self._clock() - self._accepted_at < BACKOFF_FIRST_S:
@@ -143,10 +142,10 @@ class TokenKeeper:
         # The session cookie may simply have expired while the token is still good. A token
         # already rejected is checked again (once per window) only when no new one can be had.
         if self._sendable() is not None and not (self._rejected and self._can_fetch()):
-            check = self._check_jwt(session, base_url, verify)
+            check = self._check_jwt(session, base_url)
             if check is not _Check.REJECTED:
                 return check is _Check.ACCEPTED
-        return self._recover(session, base_url, verify)
+        return self._recover(session, base_url)
 
     # ----------------------------------------------------------------------------------------
     # May it be sent?
@@ -280,7 +279,7 @@ class TokenKeeper:
     # ----------------------------------------------------------------------------------------
     # Does the gateway accept it?
 
-    def _check_jwt(self, session: requests.Session, base_url: str, verify: Verify) -> _Check:
+    def _check_jwt(self, session: requests.Session, base_url: str) -> _Check:
         """Ask the gateway to accept the token; on success it sets the ``sessionId`` cookie,
         which the session keeps and sends from then on."""
         token = self._sendable()
@@ -291,13 +290,12 @@ class TokenKeeper:
             response = session.get(
                 base_url + CHECK_JWT_PATH,
                 headers={"Authorization": f"Bearer {token.value}"},
-                verify=verify,
                 timeout=self._settings.timeout,
                 allow_redirects=False,
             )
         except (OSError, ValueError) as exc:
             self._record("check_jwt", failure_code(exc))
-            log.debug("%s: check_jwt failed: %s", self._settings.label, type(exc).__name__)
+            log.debug("%s: check_jwt failed: %s", self._settings.label, failure_reason(exc))
             return _Check.FAILED
         self._record("check_jwt", str(response.status_code))
         if response.status_code != 200:
@@ -310,7 +308,7 @@ class TokenKeeper:
         self._backoff.recover("the gateway accepts the token again")
         return _Check.ACCEPTED
 
-    def _recover(self, session: requests.Session, base_url: str, verify: Verify) -> bool:
+    def _recover(self, session: requests.Session, base_url: str) -> bool:
         """The gateway rejected the token: fetch another once, else back off."""
         self._rejected = self._token is not None
         if not self._can_fetch():
@@ -322,7 +320,7 @@ class TokenKeeper:
             return False
         if not self._renew():
             return False
-        if self._check_jwt(session, base_url, verify) is _Check.ACCEPTED:
+        if self._check_jwt(session, base_url) is _Check.ACCEPTED:
             return True
         self._back_off(f"the gateway rejected the token Enlighten issued for serial {self._serial}")
         return False

@@ -27,19 +27,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
-from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.gateway.endpoints import INFO
-from envoy_exporter.gateway.errors import TransportError, failure_code
+from envoy_exporter.gateway.errors import TransportError, failure_code, failure_reason
 from envoy_exporter.gateway.http import (
-    DeadlineExceeded,
-    ResponseTooLarge,
     bounded_session,
     tls_context,
     trust_nothing,
 )
-from envoy_exporter.settings import GatewaySettings, TLSSettings
+from envoy_exporter.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from envoy_exporter.gateway.auth import Auth
@@ -82,13 +79,6 @@ def base_urls(host: str, plain_fallback: bool = True) -> tuple[str, ...]:
     return (f"https://{host}", f"http://{host}")
 
 
-def gateway_verify(tls: TLSSettings) -> bool | str:
-    """The ``verify=`` argument for the gateway: a pinned CA file, else the verify flag."""
-    if tls.ca_file is not None:
-        return str(tls.ca_file)
-    return tls.verify
-
-
 class Transport:
     """Sends GETs to one gateway.
 
@@ -108,13 +98,13 @@ class Transport:
         self._auth = auth
         self._record = record
         self._clock = clock
-        self._verify = gateway_verify(settings.tls)
+        tls = settings.tls
+        verifies = tls.verify or tls.ca_file is not None
         # Who asks for verification wants https: a certificate failure must not end up on plain http.
-        self._candidates = list(base_urls(settings.host, plain_fallback=self._verify is False))
+        self._candidates = list(base_urls(settings.host, plain_fallback=not verifies))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
         self._fallback_since: float | None = None  # when the plain-http fallback was (re)chosen
         self._lock = threading.Lock()
-        tls = settings.tls
         try:
             context = tls_context(tls.verify, None if tls.ca_file is None else str(tls.ca_file))
         except (OSError, ssl.SSLError) as exc:
@@ -126,7 +116,7 @@ class Transport:
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
         self._session = bounded_session(context, tls.server_name)
         self._headers = dict(self._session.headers)
-        if self._verify is False:
+        if not verifies:
             # Not verifying the gateway's self-signed certificate is the documented default; a
             # warning per request would drown the log.
             warnings.filterwarnings("ignore", category=InsecureRequestWarning)
@@ -141,7 +131,7 @@ class Transport:
         timeout = self._settings.timeout if timeout is None else timeout
         with self._lock:
             base, response = self._send(endpoint_key, path, timeout)
-            if response.status == 401 and self._auth.on_unauthorized(self._session, base, self._verify):
+            if response.status == 401 and self._auth.on_unauthorized(self._session, base):
                 base, response = self._send(endpoint_key, path, timeout)
         if not 200 <= response.status < 300:
             raise TransportError(str(response.status))
@@ -207,12 +197,12 @@ class Transport:
         if plain_fallback:
             self._guard_plain(endpoint_key)
         elif endpoint_key != INFO.key and base == self._base:
-            self._auth.refresh(self._session, base, self._verify)
+            self._auth.refresh(self._session, base)
         url = base + path
         started = self._clock()
         try:
             response = self._session.send(
-                self._prepare(url, self._auth.prepare(self._session, endpoint_key)),
+                self._prepare(url, self._auth.prepare(endpoint_key)),
                 timeout=timeout,
                 allow_redirects=False,
             )
@@ -264,37 +254,6 @@ class Transport:
                 "the gateway answers over plain http only, and the token is not sent over plain "
                 "http (write http:// in host to allow it)",
             )
-
-
-def failure_reason(exc: BaseException) -> str:
-    """Why a request failed, safe to log: the exception's kind, and for TLS the certificate's
-    verification error; for bounded answers the bound that was hit."""
-    verification = _find(exc, ssl.SSLCertVerificationError)
-    if verification is not None:
-        return f"{type(exc).__name__}: {verification.verify_message or verification.reason}"
-    tls = _find(exc, ssl.SSLError)
-    if tls is not None:
-        return f"{type(exc).__name__}: {tls.reason or type(tls).__name__}"
-    if isinstance(exc, ResponseTooLarge | DeadlineExceeded | ContentDecodingError):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> Any:
-    """The first ``kind`` among ``exc``, its arguments, reasons and causes (requests and urllib3
-    wrap the ssl module's errors two or three deep)."""
-    seen: set[int] = set()
-    todo: list[object] = [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, kind):
-            return item
-        todo.extend(item.args)
-        todo.extend((getattr(item, "reason", None), item.__cause__, item.__context__))
-    return None
 
 
 def _unreachable(exc: BaseException) -> bool:

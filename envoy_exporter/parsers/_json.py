@@ -123,14 +123,6 @@ def as_str(value: Any, what: str) -> str | None:
     return value if _FIT_TEXT.fullmatch(value) else None
 
 
-def require(obj: dict[str, Any], key: str, what: str) -> Any:
-    """``obj[key]``, or ``ParseError`` naming ``what`` when the key is missing or null."""
-    value = obj.get(key)
-    if value is None:
-        raise ParseError(f"{what}: missing {key!r}")
-    return value
-
-
 def group_devices(group: dict[str, Any], group_type: str) -> list[dict[str, Any]]:
     """The ``devices`` of one ``{type, devices}`` group, the shape both ``/inventory.json`` and
     ``/ivp/ensemble/inventory`` use; a group without the key has none."""

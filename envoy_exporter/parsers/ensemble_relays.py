@@ -36,10 +36,11 @@ def parse_generator(body: bytes) -> Generator:
     data = expect_dict(load_json(body), "generator")
     if "present" not in data and "oper_state" not in data:
         raise ParseError("generator answer has neither 'present' nor 'oper_state'")
-    return Generator(
-        present=as_bool(data.get("present"), "generator.present"),
-        relay_closed=_relay(as_str(data.get("oper_state"), "generator.oper_state")),
-    )
+    present = as_bool(data.get("present"), "generator.present")
+    relay = _relay(as_str(data.get("oper_state"), "generator.oper_state"))
+    # Without a generator the gateway still answers an "open" oper_state (8.2.4345, 8.3.1598):
+    # the relay of a generator that is not there is no state, so it is not reported.
+    return Generator(present=present, relay_closed=None if present is False else relay)
 
 
 def _relay(state: str | None) -> bool | None:
