@@ -128,7 +128,7 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     assert status.up is False and status.firmware == "D8.2.4345"
     assert status.last_error == (
         "api_v1_inverters, device_data, ensemble_inventory, home, inventory, meters, production_json, "
-        "tariff: 401 (401: firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
+        "tariff: auth (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
         "and enlighten_password (username and password are the gateway's own login before firmware 7, "
         "unused here))"
     )

@@ -520,13 +520,15 @@ class GatewayClient:
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
         run.current = endpoint.key
-        withheld = self._auth.withheld(endpoint.key)  # after a rejection: not before the back-off ends
+        withheld = self._auth.withheld(endpoint.key)  # no token, or rejected and backing off
         # The transport's own timeout, cut to what is left of the collection's deadline.
         timeout = min(self._settings.timeout, max(run.deadline - self._clock(), 0.0))
         try:
             if withheld is not None:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
+        except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
+            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail))
         except TransportError as exc:
             outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
         else:
