@@ -395,6 +395,32 @@ def test_a_token_era_gateway_without_any_token_source_is_asked_nothing_but_info(
         demo.stop()
 
 
+@pytest.mark.parametrize("content", [None, ""], ids=["token-file-missing", "token-file-empty"])
+def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock, tmp_path, caplog, content):
+    gw = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    path = tmp_path / "token.jwt"
+    if content is not None:
+        path.write_text(content)
+    clocks = Clocks()
+    gateway = client("192.0.2.10", clocks, token_file=path)
+    with caplog.at_level(logging.INFO):
+        for _ in range(10):
+            snap = gateway.collect(timeout=5)
+            clocks.advance(6)
+        assert data_requests(gw) == []
+        reason = "is empty" if content == "" else "cannot read the token file"
+        warnings = warning_lines(caplog)
+        assert len(warnings) == 1 and reason in warnings[0]
+        assert not snap.up
+        assert snap.endpoints["meters"].status == "auth"
+        assert reason in str(snap.endpoints["meters"].detail)  # the status page says why
+        token = make_token(SERIAL_A)
+        gw.accept.add(token)
+        path.write_text(token)  # the user pastes one: asked at the next collection
+        assert gateway.collect(timeout=5).up
+    assert token in gw.tokens_received()
+
+
 def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):
     """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
     would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""
