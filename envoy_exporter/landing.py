@@ -64,6 +64,7 @@ def render_landing(gateways: Sequence[GatewayStatus], telemetry_path: str, now: 
         "<h1>Enphase gateway exporter</h1>"
         f"<table id='gateways'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         f'<p><a href="{metrics}">{metrics}</a> (every gateway) · '
+        '<a href="/sd">/sd</a> (targets for Prometheus http_sd_configs) · '
         '<a href="/-/healthy">/-/healthy</a> · <a href="/-/ready">/-/ready</a></p>'
         f"<p>envoy-exporter {html.escape(__version__)}</p>"
         "</body></html>\n"

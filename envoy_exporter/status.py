@@ -34,11 +34,13 @@ def _status(client, now: float) -> GatewayStatus:
     if not snapshot.endpoints:  # the empty snapshot a client starts with
         return GatewayStatus(client.name, None, None, None, None, client.token_expiry, None)
     info = snapshot.info
-    errors = [
-        f"{key}: {result.status}" + (f" ({result.detail})" if result.detail else "")
-        for key, result in sorted(snapshot.endpoints.items())
-        if not result.ok and result.status not in _NOT_ERRORS
-    ]
+    # Endpoints that failed alike are one entry: a missing token costs every protected one.
+    failures: dict[str, list[str]] = {}
+    for key, result in sorted(snapshot.endpoints.items()):
+        if not result.ok and result.status not in _NOT_ERRORS:
+            what = result.status + (f" ({result.detail})" if result.detail else "")
+            failures.setdefault(what, []).append(key)
+    errors = [f"{', '.join(keys)}: {what}" for what, keys in failures.items()]
     return GatewayStatus(
         name=client.name,
         serial=info.serial if info else None,

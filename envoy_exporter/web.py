@@ -273,7 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _sd(self) -> Response:
         gateways = [
-            SDGateway(client.name, settings.serial) for settings, client in self.server.fleet.gateways()
+            SDGateway(client.name, settings.serial or _reported_serial(client))
+            for settings, client in self.server.fleet.gateways()
         ]
         scheme, _, listening = self.server.url.partition("://")
         groups = target_groups(gateways, exporter_address(self.headers.get("Host"), listening), scheme)
@@ -327,6 +328,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:
         log.debug("%s %s", self.address_string(), format % args)
+
+
+def _reported_serial(client) -> str | None:
+    """The serial the gateway's /info reported, from its latest collection (asks nobody)."""
+    info = client.latest().snapshot.info
+    return info.serial if info is not None else None
 
 
 def routes(telemetry_path: str) -> dict[str, Route]:

@@ -22,6 +22,7 @@ from requests.auth import HTTPDigestAuth
 from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
 from envoy_exporter.gateway.backoff import BACKOFF_MAX_S
 from envoy_exporter.gateway.transport import Transport, TransportError
+from envoy_exporter.logs import redact
 from envoy_exporter.model import GatewayInfo
 from envoy_exporter.settings import GatewaySettings, Secret
 
@@ -250,7 +251,23 @@ def test_given_token_is_sent_as_bearer_and_its_expiry_exposed():
 def test_token_era_without_any_source_has_no_scheme():
     auth, *_ = make_auth(gateway_settings())
     assert auth.scheme == "none"
-    assert "needs a token" in (auth.last_error or "")
+    assert auth.last_error == (
+        "firmware D7.6.175 needs a token: set token, token_file, or enlighten_username and enlighten_password"
+    )
+
+
+def test_a_digest_login_on_token_firmware_is_named_unused_and_the_enlighten_keys_suggested():
+    # Home Assistant's username/password (not an e-mail, so not taken as the Enlighten account)
+    # are the gateway's digest login; from firmware 7 they open nothing, and must not go unsaid.
+    auth, *_ = make_auth(gateway_settings(username="owner", password=Secret("gw-pass-81")))
+    assert auth.scheme == "none"
+    message = auth.last_error or ""
+    assert message == (
+        "firmware D7.6.175 needs a token: set token, token_file, or enlighten_username and "
+        "enlighten_password (username and password are the gateway's own login before firmware 7, "
+        "unused here)"
+    )
+    assert redact(message) == message  # the hint reaches the log whole
 
 
 def test_token_file_is_read_and_reread_when_it_changes(tmp_path, caplog):

@@ -220,8 +220,12 @@ def test_tracebacks_are_scrubbed_too():
         ("nothing to hide here", "nothing to hide here"),
         # values are redacted, not the words of a sentence that follow "token:"
         (
-            "firmware D8.2.4345 needs a token: set token, token_file or Enlighten credentials",
-            "firmware D8.2.4345 needs a token: set token, token_file or Enlighten credentials",
+            "firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username and "
+            "enlighten_password (username and password are the gateway's own login before "
+            "firmware 7, unused here)",
+            "firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username and "
+            "enlighten_password (username and password are the gateway's own login before "
+            "firmware 7, unused here)",
         ),
         ("password: hunter2", "password: ***"),
         ("token: 0123abcdef", "token: ***"),

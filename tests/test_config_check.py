@@ -3,7 +3,11 @@ offline (no gateway, no Enlighten), each exiting 2 with its key named."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -135,3 +139,54 @@ def test_hosts_that_are_addresses(tmp_path):
     hosts = ["192.0.2.10", "http://192.0.2.11:8080/", "https://envoy.local", "[fd00::1]:443", "fd00::2"]
     config.write_text("gateways:\n" + "".join(f"  - host: '{h}'\n" for h in hosts))
     assert [g.host for g in load_config(config, env={}).gateways] == hosts
+
+
+# --------------------------------------------------------------------------------------------
+# The five cases of issue 11, as a user meets them: the real command, exit 2, the key named
+
+
+def _cli_cases(tmp_path: Path) -> dict[str, tuple[str, str, str]]:
+    """case -> (what the gateway entry or file adds, the key, a fragment of the message)."""
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")  # a file where state_dir wants a directory
+    now = time.time()
+    return {
+        "malformed_token": ("    token: eyJhbGciOi.broken\n", "gateways[0].token", "is not a JWT"),
+        "expired_token": (f"    token: {token(exp=now - 3600)}\n", "gateways[0].token", "expired at"),
+        "other_serial": (
+            f"    token: {token(serial='999999999999', exp=now + 86_400)}\n",
+            "gateways[0].token",
+            "issued for serial 999999999999",
+        ),
+        "host_with_path": ("", "gateways[0].host", "without a path (/foo)"),
+        "state_dir": (f"state_dir: {blocked}/state\n", "state_dir", "cannot be created or written"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["malformed_token", "expired_token", "other_serial", "host_with_path", "state_dir"]
+)
+def test_check_config_catches_the_five_cases_offline(tmp_path, case):
+    extra, key, fragment = _cli_cases(tmp_path)[case]
+    with socket.socket() as gateway:  # a listening "gateway" that must never be contacted
+        gateway.bind(("127.0.0.1", 0))
+        gateway.listen()
+        port = gateway.getsockname()[1]
+        host = f"http://127.0.0.1:{port}/foo" if case == "host_with_path" else f"127.0.0.1:{port}"
+        entry = f'gateways:\n  - host: "{host}"\n    serial: "{SERIAL}"\n'
+        text = extra + entry if case == "state_dir" else entry + extra
+        config = tmp_path / "exporter.yml"
+        config.write_text(text)
+        proc = subprocess.run(
+            [sys.executable, "-m", "envoy_exporter", "--check-config", "--config.file", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        gateway.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            gateway.accept()  # nobody connected
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"envoy-exporter: configuration error: {key}: ")
+    assert fragment in proc.stderr and proc.stderr.count("\n") == 1
+    assert "eyJ" not in proc.stderr and proc.stdout == ""

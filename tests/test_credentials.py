@@ -1,9 +1,11 @@
 """Credentials go only where they belong, and a rejected one does not hammer the gateway
 (issue 9): tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
-http, a bounded Enlighten, the back-off after a rejected token or digest password.
+http, a bounded Enlighten, the back-off after a rejected token or digest password, and no data
+request while there is no token to send.
 
 The gateways and Enlighten are requests-mock stand-ins of this project's own making; the bounded
-Enlighten is tried against ``standin.StandIn``, the loopback server the transport's tests use.
+Enlighten is tried against ``standin.StandIn``, the loopback server the transport's tests use,
+and the gateway without any token source against the loopback demo gateway.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import requests
 import standin
 from conftest import Clocks
+from exporter_fakes import samples, scrape, value
 
+from envoy_exporter.collector import GatewayCollector
+from envoy_exporter.demo.server import DemoGateway, Response
+from envoy_exporter.demo.simulator import Plant
+from envoy_exporter.fleet import Fleet
 from envoy_exporter.gateway.auth import Auth
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.model import GatewayInfo
@@ -331,6 +339,86 @@ def test_an_installer_only_endpoint_is_named_as_such(requests_mock, caplog):
         snap = gateway.collect(timeout=5)
     assert "only the installer user may read it" in str(snap.endpoints["meters"].detail)
     assert "only the installer user may read it" in caplog.text
+
+
+class CountingDemo(DemoGateway):
+    """The loopback demo gateway (firmware 8: token auth), noting the path of each request."""
+
+    def __init__(self) -> None:
+        super().__init__(Plant(), "127.0.0.1", 0)
+        self.asked: list[str] = []
+
+    def handle(self, target: str, authorization: str, cookie: str) -> Response:
+        self.asked.append(urlsplit(target).path)
+        return super().handle(target, authorization, cookie)
+
+
+NEEDS_TOKEN = (
+    "firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username and enlighten_password"
+)
+
+
+def warning_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_token_era_gateway_without_any_token_source_is_asked_nothing_but_info(caplog):
+    """No token, no token_file, no Enlighten credentials: each request would only earn a 401 (8
+    of them and 8 warnings per collection before). Only /info (open, cached hourly) goes out,
+    the endpoints show 0 with the reason, it is logged once, and a token given by a config
+    reload is used at the next collection."""
+    demo = CountingDemo().start()
+    settings = GatewaySettings(name="home", host=demo.url)
+    fleet = Fleet([settings], lambda s: GatewayClient(s, None))
+    try:
+        with caplog.at_level(logging.INFO):
+            for _ in range(10):
+                snap = fleet.clients()[0].collect(timeout=10)
+            got = samples(scrape(GatewayCollector(fleet.clients(), 10.0)))
+        assert demo.asked == ["/info"]
+        data = sorted(key for key in snap.endpoints if key != "info")
+        assert "production_json" in data and "meters" in data
+        for key in data:
+            assert value(got, "enphase_endpoint_up", gateway="home", endpoint=key) == 0
+            assert snap.endpoints[key].status == "auth"
+            assert NEEDS_TOKEN in str(snap.endpoints[key].detail)
+        assert value(got, "enphase_up", gateway="home") == 0
+        warnings = warning_lines(caplog)
+        assert len(warnings) == 1 and NEEDS_TOKEN in warnings[0]
+
+        fleet.apply([replace(settings, token=Secret(demo.token))])  # the config now has one
+        demo.asked.clear()
+        assert fleet.clients()[0].collect(timeout=10).up
+        assert "/production.json" in demo.asked or "/ivp/meters/readings" in demo.asked
+    finally:
+        fleet.apply([])
+        demo.stop()
+
+
+@pytest.mark.parametrize("content", [None, ""], ids=["token-file-missing", "token-file-empty"])
+def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock, tmp_path, caplog, content):
+    gw = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    path = tmp_path / "token.jwt"
+    if content is not None:
+        path.write_text(content)
+    clocks = Clocks()
+    gateway = client("192.0.2.10", clocks, token_file=path)
+    with caplog.at_level(logging.INFO):
+        for _ in range(10):
+            snap = gateway.collect(timeout=5)
+            clocks.advance(6)
+        assert data_requests(gw) == []
+        reason = "is empty" if content == "" else "cannot read the token file"
+        warnings = warning_lines(caplog)
+        assert len(warnings) == 1 and reason in warnings[0]
+        assert not snap.up
+        assert snap.endpoints["meters"].status == "auth"
+        assert reason in str(snap.endpoints["meters"].detail)  # the status page says why
+        token = make_token(SERIAL_A)
+        gw.accept.add(token)
+        path.write_text(token)  # the user pastes one: asked at the next collection
+        assert gateway.collect(timeout=5).up
+    assert token in gw.tokens_received()
 
 
 def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):

@@ -116,10 +116,13 @@ def probe(address: str, target: str) -> str:
     return body.decode() if status == 200 else ""
 
 
-def sd_serials(address: str) -> dict[str, str]:
+def sd_serials(address: str, serial: str) -> dict[str, str]:
+    """The /sd targets that carry ``serial``. Only those: mDNS on loopback is shared by every
+    process on the machine, so a test running beside this one may announce gateways of its own."""
     status, body = get(f"http://{address}/sd")
     groups = json.loads(body) if status == 200 else []
-    return {g["labels"]["__param_target"]: g["labels"].get("__meta_enphase_serial", "") for g in groups}
+    found = {g["labels"]["__param_target"]: g["labels"].get("__meta_enphase_serial", "") for g in groups}
+    return {target: s for target, s in found.items() if s == serial}
 
 
 def test_a_discovered_gateway_is_served_under_its_serial_and_followed(tmp_path, announcer):
@@ -142,7 +145,7 @@ def test_a_discovered_gateway_is_served_under_its_serial_and_followed(tmp_path, 
         assert 'enphase_production_power_watts{gateway="' + serial + '",source="inverters"} 500.0' in probe(
             address, serial
         )
-        assert sd_serials(address) == {serial: serial}
+        assert sd_serials(address, serial) == {serial: serial}
         assert first.requests and not second.requests
 
         # DHCP moves it: the same serial is announced at another address.
@@ -155,7 +158,7 @@ def test_a_discovered_gateway_is_served_under_its_serial_and_followed(tmp_path, 
             process,
             log,
         )
-        assert sd_serials(address) == {serial: serial}  # still one gateway, same label
+        assert sd_serials(address, serial) == {serial: serial}  # still one gateway, same label
         assert "discovered gateway" in log.read_text() and "moved from 127.0.0.2" in log.read_text()
         assert "123456" not in log.read_text()
     finally:
@@ -184,7 +187,11 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
         process, address, log = start_exporter(tmp_path, {"discovery": discovery})
         announcer.announce(serial, port, address="127.0.0.2")
         wait_for(
-            "discovered", lambda: sd_serials(address) == {serial: serial}, FOLLOW_TIMEOUT_S, process, log
+            "discovered",
+            lambda: sd_serials(address, serial) == {serial: serial},
+            FOLLOW_TIMEOUT_S,
+            process,
+            log,
         )
 
         # The operator names it: a reload, and the configured entry takes it over.
@@ -192,7 +199,7 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
         entry = {"name": "garage", "host": f"http://127.0.0.2:{port}", "serial": serial}
         config.write_text(yaml.safe_dump({"discovery": discovery, "gateways": [entry]}))
         assert post(f"http://{address}/-/reload") == (200, "OK\n")
-        assert sd_serials(address) == {"garage": serial}  # served once, under its configured name
+        assert sd_serials(address, serial) == {"garage": serial}  # served once, under its configured name
         wait_for(
             "claimed",
             lambda: 'enphase_up{gateway="garage"} 1.0' in probe(address, "garage"),
@@ -205,7 +212,7 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
         # Another reload that drops the entry: the gateway is still found, under its serial again.
         config.write_text(yaml.safe_dump({"discovery": discovery}))
         assert post(f"http://{address}/-/reload") == (200, "OK\n")
-        assert sd_serials(address) == {serial: serial}
+        assert sd_serials(address, serial) == {serial: serial}
 
         # Discovery itself does not change while running.
         config.write_text(yaml.safe_dump({"discovery": {"zeroconf": False}, "gateways": [entry]}))
@@ -215,7 +222,7 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
         config.write_text(yaml.safe_dump({"discovery": discovery, "state_dir": str(tmp_path / "elsewhere")}))
         status, body = post(f"http://{address}/-/reload")
         assert status == 500 and "state_dir: cannot change while running" in body
-        assert sd_serials(address) == {serial: serial}
+        assert sd_serials(address, serial) == {serial: serial}
     finally:
         if process is not None:
             stop(process)

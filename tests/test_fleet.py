@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from exporter_fakes import FakeClient
 
 from envoy_exporter.fleet import Fleet
+from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.gateway.labels import Labels
 from envoy_exporter.settings import GatewaySettings
 
@@ -94,3 +96,35 @@ def test_labels_go_to_the_first_claimant_and_a_configured_label_is_taken_over() 
     assert labels.claim("999012345678", second, "192.0.2.11") == "192.0.2.10"
     labels.release(replacement)
     assert labels.claim("999012345678", second, "192.0.2.11") is None
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (  # a gateway configured by serial (as discovery configures them) moves to another address
+            GatewaySettings(name=None, serial="999012345678", host="192.0.2.10"),
+            GatewaySettings(name=None, serial="999012345678", host="192.0.2.20"),
+        ),
+        (  # a named gateway whose settings change
+            GatewaySettings(name="999012345678", host="192.0.2.10"),
+            GatewaySettings(name="999012345678", host="192.0.2.10", timeout=5.0),
+        ),
+    ],
+    ids=["serial", "name"],
+)
+def test_a_reloaded_gateway_keeps_its_label_held(before, after) -> None:
+    # Fleet.apply makes the new client before it closes the old one: the new one must hold the
+    # label when the old one lets go, or an unnamed gateway reporting that serial would take it
+    # and its series would be served twice.
+    labels = Labels()
+    fleet = Fleet([before], lambda settings: GatewayClient(settings, None, labels=labels))
+    (old,) = fleet.clients()
+    fleet.apply([after])
+    (new,) = fleet.clients()
+    assert new is not old
+    intruder = object()
+    try:
+        assert labels.claim("999012345678", intruder, "192.0.2.99") == after.host
+    finally:
+        fleet.apply([])
+    assert labels.claim("999012345678", intruder, "192.0.2.99") is None  # removed: the label is free

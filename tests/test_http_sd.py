@@ -117,6 +117,24 @@ def test_sd_route_lists_every_gateway():
     assert all(c.calls == 0 for c in clients.values())  # listing gateways asks none of them
 
 
+def test_sd_gives_the_serial_a_gateway_reported_once_it_is_known():
+    # Configured by name and host, as most are: the serial comes from its /info.
+    home = FakeClient("home")
+    fleet = Fleet([GatewaySettings(name="home", host="192.0.2.10")], lambda settings: home)
+    server = make_server("127.0.0.1:0", fleet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        (before,) = json.loads(get(f"{server.url}/sd")[1])
+        home.start().result(timeout=10)
+        (after,) = json.loads(get(f"{server.url}/sd")[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "__meta_enphase_serial" not in before["labels"]  # not known yet, and /sd asks nobody
+    assert after["labels"]["__meta_enphase_serial"] == "999012345678"
+    assert home.calls == 1
+
+
 @needs_promtool
 @pytest.mark.parametrize("path", [SHIPPED, SHARDED], ids=lambda p: p.name)
 def test_shipped_scrape_configs_pass_promtool(path):

@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot
 
+from envoy_exporter.demo import start_demo
 from envoy_exporter.fleet import Fleet
+from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.landing import capture_help, render_landing
 from envoy_exporter.model import EndpointResult, Snapshot
-from envoy_exporter.settings import GatewaySettings
+from envoy_exporter.settings import GatewaySettings, Secret
 from envoy_exporter.status import GatewayStatus, fleet_status
 from envoy_exporter.web import ExporterServer, make_server
 
@@ -102,6 +104,34 @@ def test_the_page_escapes_and_links():
     assert 'href="/probe?target=a%3Cscript%3Ex%3C%2Fscript%3E"' in page
     assert "2025-07-15 15:06 UTC (in 30 d)" in page and ">up<" in page and "not yet" in page
     assert "<meta name='viewport'" in page
+
+
+def test_the_page_links_the_exporters_own_pages():
+    page = render_landing([], "/export", now=NOW)
+    links = re.findall(r'href="([^"]+)"', page)
+    assert links == ["/export", "/sd", "/-/healthy", "/-/ready"]
+    assert "No gateway configured." in page
+
+
+def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
+    # Firmware 8 (the demo gateway) and only Home Assistant's username/password: the page
+    # names the keys that would work, not a bare 401.
+    demo = start_demo()
+    settings = GatewaySettings(name="home", host=demo.url, username="owner", password=Secret("pw-81"))
+    fleet = Fleet([settings], lambda s: GatewayClient(s, None))
+    try:
+        _collect(fleet)
+        (status,) = fleet_status(fleet, time.time())
+    finally:
+        fleet.apply([])
+        demo.stop()
+    assert status.up is False and status.firmware == "D8.2.4345"
+    assert status.last_error == (
+        "api_v1_inverters, device_data, ensemble_inventory, home, inventory, meters, production_json, "
+        "tariff: auth (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
+        "and enlighten_password (username and password are the gateway's own login before firmware 7, "
+        "unused here))"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -155,6 +155,26 @@ def _half_close(sock: socket.socket) -> None:
     _reset(sock)
 
 
+def test_a_reset_in_the_middle_of_a_request_line_is_a_debug_line_without_traceback(caplog):
+    # Beside the reset between requests (below): one while the server reads the request line.
+    served = start(FakeClient("home"))
+    caplog.set_level(logging.DEBUG, logger="envoy_exporter")
+    try:
+        sock = socket.create_connection(served.server_address[:2], timeout=10)
+        sock.sendall(b"GET /-/hea")
+        time.sleep(0.2)  # the server is inside its read of the request line
+        _reset(sock)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("went away" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+    finally:
+        served.shutdown()
+        served.server_close()
+    assert not any(r.exc_info for r in caplog.records)
+    (gone,) = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert gone.levelno == logging.DEBUG and "Connection reset by peer" in gone.getMessage()
+
+
 @pytest.mark.parametrize("hang_up", [_reset, _half_close])
 def test_scrapers_that_hang_up_are_a_debug_line_not_an_error(caplog, hang_up):
     slow = FakeClient("home", hold=0.3)  # the answer is written after the scraper has gone

@@ -20,8 +20,10 @@ import bcrypt
 import pytest
 from conftest import ROOT
 from exporter_fakes import FakeClient
+from test_config_hostile import billion_laughs
 
 from envoy_exporter.fleet import Fleet
+from envoy_exporter.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import ExporterServer, make_server
 from envoy_exporter.webconfig import WebConfig, WebConfigError, load_web_config
@@ -328,3 +330,51 @@ def test_a_password_past_bcrypts_72_bytes_is_refused_not_truncated():
     config = WebConfig(users={"bob": bcrypt.hashpw(long, bcrypt.gensalt(rounds=4))})
     assert config.authorized(_basic("bob", long.decode())["Authorization"])
     assert not config.authorized(_basic("bob", (long + b"tail").decode())["Authorization"])
+
+
+# The web configuration is read by the same bounded YAML loader as the exporter's own file
+# (safe_yaml): a hostile file is one line naming the file, never a hang, a crash or a traceback.
+WEB_HOSTILE = {
+    "billion_laughs": (billion_laughs(), f"aliases expand to more than {MAX_NODES} nodes"),
+    "deep_flow": (
+        "basic_auth_users: " + "[" * 20_000 + "]" * 20_000 + "\n",
+        f"nested deeper than {MAX_DEPTH}",
+    ),
+    "recursive_alias": ("basic_auth_users: &u {bob: *u}\n", "an alias refers to its own anchor"),
+    "no_such_date": ("tls_server_config:\n  min_version: 2001-02-30\n", "(ValueError)"),
+    "python_tag": ("basic_auth_users: !!python/object/apply:os.system [true]\n", "could not determine"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WEB_HOSTILE))
+def test_hostile_yaml_is_refused_like_the_exporters_own_file(tmp_path, case):
+    text, reason = WEB_HOSTILE[case]
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and reason in message and "\n" not in message
+
+
+def test_an_oversized_web_config_is_refused(tmp_path):
+    path = tmp_path / "web.yml"
+    path.write_text("#" * (MAX_BYTES + 1))
+    with pytest.raises(WebConfigError, match="larger than 1024 KiB"):
+        load_web_config(path)
+
+
+def test_the_flag_refuses_hostile_yaml_with_exit_2_and_one_line(tmp_path):
+    config, web = tmp_path / "exporter.yml", tmp_path / "web.yml"
+    config.write_text("gateways:\n  - name: home\n    host: 192.0.2.10\n")
+    web.write_text(WEB_HOSTILE["deep_flow"][0])
+    proc = subprocess.run(
+        [sys.executable, "-m", "envoy_exporter", "--config.file", str(config), "--web.config.file", str(web)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr == (
+        f"envoy-exporter: web configuration error: {web}: line 1: nested deeper than {MAX_DEPTH} levels\n"
+    )

@@ -9,7 +9,8 @@ This module chooses the scheme from ``/info`` and answers the client and the tra
 credentials a request carries, and whether it may go out at all. A configured serial that
 ``/info`` contradicts stops everything but ``/info``. After a rejection (token or digest
 password) nothing that needs the credentials is sent until the back-off window ends (60 s,
-doubling to an hour) or the credentials change; each change of state is logged once.
+doubling to an hour) or the credentials change; each change of state is logged once. On token
+firmware with no token source at all nothing but ``/info`` is sent.
 
 No password and no token, not even a part of one, ever reaches a log line or an exception message.
 """
@@ -162,8 +163,8 @@ class Auth:
 
     def withheld(self, endpoint_key: str) -> str | None:
         """Why a request to ``endpoint_key`` must not go out now, or None. Asked by the client
-        before every request: after a rejection the gateway is not asked again with the same
-        credentials before the back-off window has passed."""
+        before every request: the gateway is not asked while there is no token to send, nor
+        again with the same credentials after a rejection before the back-off window has passed."""
         if endpoint_key == INFO.key:
             return None
         if self._identity_error is not None:
@@ -173,8 +174,10 @@ class Auth:
             if endpoint is not None and endpoint.digest and self._digest_backoff.active():
                 return self._digest_backoff.failing
             return None
-        if self.scheme == "token" and self._tokens is not None:
-            return self._tokens.withheld()
+        if self._tokens is not None:
+            # Token firmware. With no token source at all, every request would only earn a 401:
+            # none goes out, for the reason set at ``configure`` (logged there, once).
+            return self._error if self.scheme == "none" else self._tokens.withheld()
         return None
 
     def blocked_until(self) -> float | None:
@@ -293,7 +296,17 @@ class Auth:
         self.scheme = "token"
         if not self._tokens.has_source:
             self.scheme = "none"
-            self._error = f"firmware {firmware} needs a token: set token, token_file or Enlighten credentials"
+            self._error = (
+                f"firmware {firmware} needs a token: set token, token_file, or enlighten_username and "
+                "enlighten_password"
+            )
+            if self._settings.username or self._settings.password:
+                self._error += (
+                    " (username and password are the gateway's own login before firmware 7, unused here)"
+                )
+            log.error(
+                "%s: %s; nothing but /info is asked until one is given", self._settings.label, self._error
+            )
 
 
 class _SharedDigestAuth(HTTPDigestAuth):

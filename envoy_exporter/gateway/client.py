@@ -528,13 +528,15 @@ class GatewayClient:
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
         run.current = endpoint.key
-        withheld = self._auth.withheld(endpoint.key)  # after a rejection: not before the back-off ends
+        withheld = self._auth.withheld(endpoint.key)  # no token, or rejected and backing off
         # The transport's own timeout, cut to what is left of the collection's deadline.
         timeout = min(self._settings.timeout, max(run.deadline - self._clock(), 0.0))
         try:
             if withheld is not None:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
+        except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
+            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail))
         except TransportError as exc:
             outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
         else:
@@ -600,7 +602,9 @@ class GatewayClient:
                 run.failed += 1
                 if self._auth.blocked_until() is None:  # else the auth module said why, once
                     reason = self._auth.last_error or "the gateway did not accept the token"
-                    self._warn(endpoint, replace(result, detail=f"401: {reason}"))
+                    result = replace(result, detail=f"401: {reason}")
+                    run.record(endpoint.key, result)  # the status page says why, too
+                    self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         log.warning(

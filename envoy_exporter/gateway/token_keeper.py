@@ -72,6 +72,7 @@ class TokenKeeper:
         self._rejected = False  # ... and the gateway rejected it
         self._accepted_at: float | None = None  # when check_jwt last accepted it (clock)
         self._file_stamp: tuple[int, int, int] | None = None
+        self._file_error: str | None = None  # why the token file gave no token
         self._backoff = Backoff(settings.label, clock)
         self._said: set[str] = set()
         if serial:
@@ -129,7 +130,7 @@ class TokenKeeper:
                 self._recover(session, base_url)
         reason = self.withheld()
         if reason is None and self._token is None:
-            reason = self.last_error or "no token available yet"
+            reason = self.last_error or self._file_error or "no token available yet"
         return reason
 
     def on_unauthorized(self, session: requests.Session, base_url: str) -> bool:
@@ -204,7 +205,7 @@ class TokenKeeper:
         try:
             st = path.stat()
         except OSError as exc:
-            self._warn_once("token_file", "cannot read the token file %s: %s", path, _why(exc))
+            self._file_failed(f"cannot read the token file {path}: {_why(exc)}")
             return
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._file_stamp:
@@ -213,17 +214,23 @@ class TokenKeeper:
         try:
             value = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            self._warn_once("token_file", "cannot read the token file %s: %s", path, _why(exc))
+            self._file_failed(f"cannot read the token file {path}: {_why(exc)}")
             return
         self._said.discard("token_file")
         if not value:
-            self._warn_once("token_file", "the token file %s is empty", path)
+            self._file_failed(f"the token file {path} is empty")
             return
+        self._file_error = None
         if self._token is None or self._token.value != value:
             self._take(Token.of(value, "token_file", self._wall()))
             # Whatever failed before, the user has acted: try the new token right away.
             self._backoff.reset()
             log.info("%s: read a new token from %s", self._settings.label, path)
+
+    def _file_failed(self, reason: str) -> None:
+        """The token file gave no token: said once, and the reason kept for the endpoints."""
+        self._file_error = reason
+        self._warn_once("token_file", "%s", reason)
 
     def _can_fetch(self) -> bool:
         return self._enlighten is not None and self._contest() is None
