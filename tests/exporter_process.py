@@ -71,6 +71,10 @@ class Exporter:
     log: Path
     config: Path | None
 
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
     def url(self, path: str) -> str:
         return f"http://{self.address}{path}"
 
@@ -78,19 +82,21 @@ class Exporter:
 @contextmanager
 def running_exporter(
     tmp: Path,
-    config: dict | None,
+    config: dict | Path | None,
     *flags: str,
     ready: str = "/-/ready",
     ready_text: bytes = b"",
     timeout: float = START_TIMEOUT_S,
 ) -> Iterator[Exporter]:
-    """The exporter with ``config`` (written to ``tmp/exporter.yml``; None: no ``--config.file``)
-    and ``flags``, ready once ``ready`` answers 2xx with ``ready_text`` in its body."""
+    """The exporter with ``config`` (a dict is written to ``tmp/exporter.yml``, a path used as it
+    is, None: no ``--config.file``) and ``flags``, logging to ``tmp/exporter.log``; ready once
+    ``ready`` answers 2xx with ``ready_text`` in its body."""
     command = [sys.executable, "-m", "envoy_exporter"]
-    path = None
-    if config is not None:
+    path = config if isinstance(config, Path) else None
+    if isinstance(config, dict):
         path = tmp / "exporter.yml"
         path.write_text(yaml.safe_dump(config))
+    if path is not None:
         command += ["--config.file", str(path)]
     address = f"127.0.0.1:{free_port()}"
     log = tmp / "exporter.log"
@@ -114,5 +120,45 @@ def running_exporter(
             interval=0.1,
         )
         yield exporter
+    finally:
+        stop(process)
+
+
+@dataclass(frozen=True)
+class Prometheus:
+    process: subprocess.Popen
+    address: str  # host:port
+    log: Path
+
+
+@contextmanager
+def running_prometheus(tmp: Path, binary: str, config: dict) -> Iterator[Prometheus]:
+    """A real Prometheus with ``config``, its data in ``tmp``, on a free loopback port; ready
+    once its /-/ready answers. Stopped by PID on exit."""
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    address = f"127.0.0.1:{free_port()}"
+    log = tmp / "prometheus.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={path}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                f"--web.listen-address={address}",
+                "--log.level=warn",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            "prometheus ready",
+            lambda: get(f"http://{address}/-/ready")[0] == 200,
+            START_TIMEOUT_S,
+            process,
+            log,
+        )
+        yield Prometheus(process, address, log)
     finally:
         stop(process)

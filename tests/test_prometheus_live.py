@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port
-from exporter_process import START_TIMEOUT_S, get, running_exporter, stop, wait_for
+from exporter_process import get, running_exporter, running_prometheus, wait_for
 from promql_helpers import PROMETHEUS, dashboard_queries, substitute
 
 PROMETHEUS_BIN = shutil.which("prometheus")
@@ -76,45 +75,18 @@ def prometheus_config(exporter_address: str) -> dict:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("prometheus-live")
-    prometheus_address = f"127.0.0.1:{free_port()}"
-    with running_exporter(tmp, None, "--demo", ready="/metrics", ready_text=b"enphase_up") as exporter:
-        exporter_address = exporter.address
-        processes: list[subprocess.Popen] = []
-        try:
-            config = tmp / "prometheus.yml"
-            config.write_text(yaml.safe_dump(prometheus_config(exporter_address)))
-            prometheus_log = tmp / "prometheus.log"
-            with prometheus_log.open("wb") as out:
-                prometheus = subprocess.Popen(
-                    [
-                        str(PROMETHEUS_BIN),
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={tmp / 'data'}",
-                        f"--web.listen-address={prometheus_address}",
-                        "--log.level=warn",
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(prometheus)
-            result = Live(f"http://{prometheus_address}", exporter_address)
-            wait_for(
-                "prometheus ready",
-                lambda: get(f"{result.url}/-/ready")[0] == 200,
-                START_TIMEOUT_S,
-                prometheus,
-                prometheus_log,
-            )
+    with (
+        running_exporter(tmp, None, "--demo", ready="/metrics", ready_text=b"enphase_up") as exporter,
+        running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config(exporter.address)) as prometheus,
+    ):
+        result = Live(f"http://{prometheus.address}", exporter.address)
 
-            def enough_data() -> bool:
-                samples = result.query("count_over_time(enphase_up[1m])")["data"]["result"]
-                return bool(samples) and float(samples[0]["value"][1]) >= WANTED_SAMPLES
+        def enough_data() -> bool:
+            samples = result.query("count_over_time(enphase_up[1m])")["data"]["result"]
+            return bool(samples) and float(samples[0]["value"][1]) >= WANTED_SAMPLES
 
-            wait_for("15 s of scraped data", enough_data, DATA_TIMEOUT_S, prometheus, prometheus_log)
-            yield result
-        finally:
-            for process in reversed(processes):
-                stop(process)
+        wait_for("15 s of scraped data", enough_data, DATA_TIMEOUT_S, prometheus.process, prometheus.log)
+        yield result
 
 
 def test_prometheus_scrapes_the_demo(live: Live) -> None:
