@@ -107,7 +107,7 @@ def running_exporter(
     exporter = Exporter(process, address, log, path)
 
     def answered() -> bool:
-        status, body = get(exporter.url(ready))
+        status, body = get(exporter.url(ready), timeout=10)
         return status != 0 and ready_text in body
 
     try:
