@@ -198,14 +198,19 @@ def test_the_demo_capture_has_the_shared_layout_and_no_original(taken: tuple[Pat
     assert capture.check_folder(out, [(k, o) for o, (k, _) in result.redactor.originals.items()]) == []
 
 
+def _copy(folder: Path, to: Path) -> Path:
+    """A copy of a capture folder, to damage without touching the module's capture."""
+    to.mkdir()
+    for path in folder.iterdir():
+        (to / path.name).write_bytes(path.read_bytes())
+    return to
+
+
 def test_redact_check_lists_a_leak_and_fails(
     taken: tuple[Path, capture.Capture], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, _ = taken
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for path in out.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(out, tmp_path / "copy")
     assert main(["capture", "--redact-check", "--out", str(copy)]) == 0
     inventory = copy / "inventory.json"
     inventory.write_text(inventory.read_text().replace('"serial_num": "9000', '"serial_num": "1224', 1))
@@ -223,10 +228,7 @@ def test_redact_check_finds_the_configured_token(
     taken: tuple[Path, capture.Capture], demo: DemoGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, _ = taken
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for path in out.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(out, tmp_path / "copy")
     (copy / "_readme").write_text(f"token was {demo.token[:20]}x and {demo.token}\n")
     config = tmp_path / "exporter.yml"
     config.write_text(yaml.safe_dump({"gateways": [{"name": "demo", "host": demo.url, "token": demo.token}]}))
