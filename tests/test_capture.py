@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SHARED, free_port, load_fake_gateway
+from conftest import SHARED, load_fake_gateway
+from exporter_process import OPENER, running_exporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import capture
@@ -28,7 +26,6 @@ from envoy_exporter.settings import GatewaySettings, Secret
 
 T0 = 1_790_000_000.0
 FAKE_GATEWAY = SHARED / "conformance" / "fake_gateway.py"
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
 
 class PinnedClock:
@@ -201,14 +198,19 @@ def test_the_demo_capture_has_the_shared_layout_and_no_original(taken: tuple[Pat
     assert capture.check_folder(out, [(k, o) for o, (k, _) in result.redactor.originals.items()]) == []
 
 
+def _copy(folder: Path, to: Path) -> Path:
+    """A copy of a capture folder, to damage without touching the module's capture."""
+    to.mkdir()
+    for path in folder.iterdir():
+        (to / path.name).write_bytes(path.read_bytes())
+    return to
+
+
 def test_redact_check_lists_a_leak_and_fails(
     taken: tuple[Path, capture.Capture], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, _ = taken
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for path in out.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(out, tmp_path / "copy")
     assert main(["capture", "--redact-check", "--out", str(copy)]) == 0
     inventory = copy / "inventory.json"
     inventory.write_text(inventory.read_text().replace('"serial_num": "9000', '"serial_num": "1224', 1))
@@ -226,10 +228,7 @@ def test_redact_check_finds_the_configured_token(
     taken: tuple[Path, capture.Capture], demo: DemoGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, _ = taken
-    copy = tmp_path / "copy"
-    copy.mkdir()
-    for path in out.iterdir():
-        (copy / path.name).write_bytes(path.read_bytes())
+    copy = _copy(out, tmp_path / "copy")
     (copy / "_readme").write_text(f"token was {demo.token[:20]}x and {demo.token}\n")
     config = tmp_path / "exporter.yml"
     config.write_text(yaml.safe_dump({"gateways": [{"name": "demo", "host": demo.url, "token": demo.token}]}))
@@ -305,28 +304,10 @@ def test_the_demo_capture_replays_to_the_same_metrics(
     out, result = taken
     replay = load_fake_gateway().Gateway(out)
     replay.start()
-    address = f"127.0.0.1:{free_port()}"
-    config = tmp_path / "exporter.yml"
     gateways = [
         {"name": "demo", "host": demo.url, "token": demo.token},
         {"name": "replay", "host": replay.url, "token": replay.token},
     ]
-    config.write_text(yaml.safe_dump({"gateways": gateways}))
-    log = tmp_path / "exporter.log"
-    with log.open("wb") as sink:
-        exporter = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "envoy_exporter",
-                "--config.file",
-                str(config),
-                "--web.listen-address",
-                address,
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
     redact = result.redactor.redact
 
     def compared(text: str) -> tuple[dict, dict]:
@@ -341,20 +322,19 @@ def test_the_demo_capture_replays_to_the_same_metrics(
     want: dict = {}
     got: dict = {}
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with OPENER.open(f"http://{address}/metrics", timeout=10) as response:
-                    want, got = compared(response.read().decode())
-            except OSError:
-                pass
-            up = ("enphase_up", frozenset())
-            if want.get(up) == got.get(up) == 1 and set(want) == set(got):
-                break
-            time.sleep(0.3)
+        with running_exporter(tmp_path, {"gateways": gateways}) as exporter:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with OPENER.open(exporter.url("/metrics"), timeout=10) as response:
+                        want, got = compared(response.read().decode())
+                except OSError:
+                    pass
+                up = ("enphase_up", frozenset())
+                if want.get(up) == got.get(up) == 1 and set(want) == set(got):
+                    break
+                time.sleep(0.3)
     finally:
-        exporter.terminate()
-        exporter.wait(timeout=10)
         replay.stop()
 
     assert len(want) > 300  # every family of the demo, per inverter, phase and battery
@@ -425,34 +405,17 @@ def test_redacted_shared_captures_give_the_same_metrics(tmp_path: Path) -> None:
             if server.token_era:
                 entry["token"] = server.token
             gateways.append(entry)
-    config = tmp_path / "exporter.yml"
-    config.write_text(yaml.safe_dump({"gateways": gateways}))
-    address = f"127.0.0.1:{free_port()}"
-    exporter = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "envoy_exporter",
-            "--config.file",
-            str(config),
-            "--web.listen-address",
-            address,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        text = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and text.count("enphase_up{") < len(gateways):
-            try:
-                with OPENER.open(f"http://{address}/metrics", timeout=10) as response:
-                    text = response.read().decode()
-            except OSError:
-                time.sleep(0.3)
+        with running_exporter(tmp_path, {"gateways": gateways}) as exporter:
+            text = ""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and text.count("enphase_up{") < len(gateways):
+                try:
+                    with OPENER.open(exporter.url("/metrics"), timeout=10) as response:
+                        text = response.read().decode()
+                except OSError:
+                    time.sleep(0.3)
     finally:
-        exporter.terminate()
-        exporter.wait(timeout=10)
         for server in servers:
             server.stop()
     for name in names:

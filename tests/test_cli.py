@@ -17,6 +17,7 @@ import jwt
 import pytest
 from conftest import ROOT, free_port
 from exporter_fakes import FakeClient
+from exporter_process import get, running_exporter
 
 from envoy_exporter import __version__
 from envoy_exporter.cli import main, serve
@@ -127,25 +128,15 @@ def test_serve_fails_cleanly_when_the_port_is_taken(tmp_path, monkeypatch, caplo
     assert "cannot listen" in caplog.text
 
 
-def test_demo_serves_and_stops_on_sigterm():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "envoy_exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        body = _wait_for(f"http://127.0.0.1:{port}/probe?target=demo", proc=proc)
-        assert 'enphase_up{gateway="demo"} 1.0' in body
-        assert 'enphase_gateway_info{auth="token"' in body
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    log = proc.stdout.read()
+def test_demo_serves_and_stops_on_sigterm(tmp_path):
+    with running_exporter(tmp_path, None, "--demo", ready="/probe?target=demo", timeout=30) as exporter:
+        status, body = get(exporter.url("/probe?target=demo"), timeout=10)
+        assert status == 200
+        assert b'enphase_up{gateway="demo"} 1.0' in body
+        assert b'enphase_gateway_info{auth="token"' in body
+        exporter.process.send_signal(signal.SIGTERM)
+        assert exporter.process.wait(timeout=20) == 0
+    log = exporter.log.read_text()
     assert "shutting down" in log
     assert "eyJ" not in log  # the demo token never reaches the log
 

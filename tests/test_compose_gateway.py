@@ -15,8 +15,8 @@ from pathlib import Path
 import jwt
 import pytest
 import yaml
-from conftest import ROOT
-from test_prometheus_live import free_port, get
+from conftest import ROOT, free_port
+from exporter_process import get
 
 from envoy_exporter.config import load_config
 

@@ -10,19 +10,15 @@ from __future__ import annotations
 import json
 import math
 import stat
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-from conftest import free_port
 from exporter_fakes import samples, value
+from exporter_process import running_exporter
 
 WH = 3600  # joules in a watt-hour
 WRAP_J = 2**32
@@ -143,48 +139,6 @@ def _get(url: str) -> str:
         return response.read().decode()
 
 
-@contextmanager
-def _exporter(config: Path, log: Path) -> Iterator[int]:
-    """The real exporter process, ready; its port. Terminated (killed if it hangs) on exit."""
-    port = free_port()
-    with log.open("a") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "envoy_exporter",
-                "--config.file",
-                str(config),
-                "--web.listen-address",
-                f"127.0.0.1:{port}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(port, proc, log)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_ready(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            _get(f"http://127.0.0.1:{port}/-/ready")
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the exporter did not become ready:\n{log.read_text()}")
-            time.sleep(0.05)
-
-
 def _fresh(port: int, gateway: StandInGateway) -> dict:
     """Scrapes until the exporter shows the gateway's current raw lifetime: with cache_ttl 0 each
     scrape collects anew, but the first ones after a start may join the warm-up collection."""
@@ -230,9 +184,9 @@ def test_counter_stays_true_through_wrap_reboot_and_restart(gateway, tmp_path):
         f"    host: {url}\n"
         "    max_power_w: 1000000000\n"
     )
-    log = tmp_path / "exporter.log"
 
-    with _exporter(config, log) as port:
+    with running_exporter(tmp_path, config) as exporter:
+        port = exporter.port
         start = _counter(_fresh(port, state))
 
         state.produce(100)
@@ -263,7 +217,8 @@ def test_counter_stays_true_through_wrap_reboot_and_restart(gateway, tmp_path):
         assert state_file.is_file()
         assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
 
-    with _exporter(config, log) as port:
+    with running_exporter(tmp_path, config) as exporter:
+        port = exporter.port
         restarted = _counter(_fresh(port, state))
         _assert_moved(step4, restarted, 0, "5. exporter restart")
 

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import free_port
+from exporter_process import OPENER, get, running_exporter, wait_for
 from test_discovery import Announcer
-from test_prometheus_live import OPENER, free_port, get, stop, wait_for
 
 pytest.importorskip("zeroconf")
 
-START_TIMEOUT_S = 20.0
 FOLLOW_TIMEOUT_S = 30.0
 
 
@@ -88,29 +85,6 @@ def announcer() -> Iterator[Announcer]:
     a.close()
 
 
-def start_exporter(tmp: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
-    path = tmp / "exporter.yml"
-    path.write_text(yaml.safe_dump(config))
-    address = f"127.0.0.1:{free_port()}"
-    log = tmp / "exporter.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "envoy_exporter",
-                "--config.file",
-                str(path),
-                "--web.listen-address",
-                address,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for("exporter", lambda: get(f"http://{address}/-/healthy")[0] == 200, START_TIMEOUT_S, process, log)
-    return process, address, log
-
-
 def probe(address: str, target: str) -> str:
     status, body = get(f"http://{address}/probe?target={target}", timeout=20)
     return body.decode() if status == 200 else ""
@@ -130,40 +104,42 @@ def test_a_discovered_gateway_is_served_under_its_serial_and_followed(tmp_path, 
     port = free_port()
     first = LegacyGateway(serial, "127.0.0.2", port, watts=500)
     second = LegacyGateway(serial, "127.0.0.3", port, watts=700)
-    process = None
     try:
-        process, address, log = start_exporter(
+        with running_exporter(
             tmp_path,
             {
                 "discovery": {"zeroconf": True, "interfaces": ["127.0.0.1"]},
                 "defaults": {"timeout": 2, "username": "envoy", "password": "123456"},
             },
-        )
-        announcer.announce(serial, port, address="127.0.0.2")
-        up = f'enphase_up{{gateway="{serial}"}} 1.0'
-        wait_for("discovered and up", lambda: up in probe(address, serial), FOLLOW_TIMEOUT_S, process, log)
-        assert 'enphase_production_power_watts{gateway="' + serial + '",source="inverters"} 500.0' in probe(
-            address, serial
-        )
-        assert sd_serials(address, serial) == {serial: serial}
-        assert first.requests and not second.requests
+            ready="/-/healthy",
+        ) as exporter:
+            process, address, log = exporter.process, exporter.address, exporter.log
+            announcer.announce(serial, port, address="127.0.0.2")
+            up = f'enphase_up{{gateway="{serial}"}} 1.0'
+            wait_for(
+                "discovered and up", lambda: up in probe(address, serial), FOLLOW_TIMEOUT_S, process, log
+            )
+            assert (
+                'enphase_production_power_watts{gateway="' + serial + '",source="inverters"} 500.0'
+                in probe(address, serial)
+            )
+            assert sd_serials(address, serial) == {serial: serial}
+            assert first.requests and not second.requests
 
-        # DHCP moves it: the same serial is announced at another address.
-        announcer.announce(serial, port, address="127.0.0.3")
-        moved = f'enphase_production_power_watts{{gateway="{serial}",source="inverters"}} 700.0'
-        wait_for(
-            "followed to its new address",
-            lambda: moved in probe(address, serial),
-            FOLLOW_TIMEOUT_S,
-            process,
-            log,
-        )
-        assert sd_serials(address, serial) == {serial: serial}  # still one gateway, same label
-        assert "discovered gateway" in log.read_text() and "moved from 127.0.0.2" in log.read_text()
-        assert "123456" not in log.read_text()
+            # DHCP moves it: the same serial is announced at another address.
+            announcer.announce(serial, port, address="127.0.0.3")
+            moved = f'enphase_production_power_watts{{gateway="{serial}",source="inverters"}} 700.0'
+            wait_for(
+                "followed to its new address",
+                lambda: moved in probe(address, serial),
+                FOLLOW_TIMEOUT_S,
+                process,
+                log,
+            )
+            assert sd_serials(address, serial) == {serial: serial}  # still one gateway, same label
+            assert "discovered gateway" in log.read_text() and "moved from 127.0.0.2" in log.read_text()
+            assert "123456" not in log.read_text()
     finally:
-        if process is not None:
-            stop(process)
         first.close()
         second.close()
 
@@ -182,48 +158,48 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
     port = free_port()
     gateway = LegacyGateway(serial, "127.0.0.2", port, watts=500)
     discovery = {"zeroconf": True, "interfaces": ["127.0.0.1"]}
-    process = None
     try:
-        process, address, log = start_exporter(tmp_path, {"discovery": discovery})
-        announcer.announce(serial, port, address="127.0.0.2")
-        wait_for(
-            "discovered",
-            lambda: sd_serials(address, serial) == {serial: serial},
-            FOLLOW_TIMEOUT_S,
-            process,
-            log,
-        )
+        with running_exporter(tmp_path, {"discovery": discovery}, ready="/-/healthy") as exporter:
+            process, address, log = exporter.process, exporter.address, exporter.log
+            announcer.announce(serial, port, address="127.0.0.2")
+            wait_for(
+                "discovered",
+                lambda: sd_serials(address, serial) == {serial: serial},
+                FOLLOW_TIMEOUT_S,
+                process,
+                log,
+            )
 
-        # The operator names it: a reload, and the configured entry takes it over.
-        config = tmp_path / "exporter.yml"
-        entry = {"name": "garage", "host": f"http://127.0.0.2:{port}", "serial": serial}
-        config.write_text(yaml.safe_dump({"discovery": discovery, "gateways": [entry]}))
-        assert post(f"http://{address}/-/reload") == (200, "OK\n")
-        assert sd_serials(address, serial) == {"garage": serial}  # served once, under its configured name
-        wait_for(
-            "claimed",
-            lambda: 'enphase_up{gateway="garage"} 1.0' in probe(address, "garage"),
-            20,
-            process,
-            log,
-        )
-        assert probe(address, serial) == ""  # no second target
+            # The operator names it: a reload, and the configured entry takes it over.
+            config = tmp_path / "exporter.yml"
+            entry = {"name": "garage", "host": f"http://127.0.0.2:{port}", "serial": serial}
+            config.write_text(yaml.safe_dump({"discovery": discovery, "gateways": [entry]}))
+            assert post(f"http://{address}/-/reload") == (200, "OK\n")
+            assert sd_serials(address, serial) == {"garage": serial}  # served once, under its configured name
+            wait_for(
+                "claimed",
+                lambda: 'enphase_up{gateway="garage"} 1.0' in probe(address, "garage"),
+                20,
+                process,
+                log,
+            )
+            assert probe(address, serial) == ""  # no second target
 
-        # Another reload that drops the entry: the gateway is still found, under its serial again.
-        config.write_text(yaml.safe_dump({"discovery": discovery}))
-        assert post(f"http://{address}/-/reload") == (200, "OK\n")
-        assert sd_serials(address, serial) == {serial: serial}
+            # Another reload that drops the entry: the gateway is still found, under its serial again.
+            config.write_text(yaml.safe_dump({"discovery": discovery}))
+            assert post(f"http://{address}/-/reload") == (200, "OK\n")
+            assert sd_serials(address, serial) == {serial: serial}
 
-        # Discovery itself does not change while running.
-        config.write_text(yaml.safe_dump({"discovery": {"zeroconf": False}, "gateways": [entry]}))
-        status, body = post(f"http://{address}/-/reload")
-        assert status == 500 and "discovery: cannot change while running" in body
-        # Nor does state_dir (the refusal names the key, as a ConfigError must).
-        config.write_text(yaml.safe_dump({"discovery": discovery, "state_dir": str(tmp_path / "elsewhere")}))
-        status, body = post(f"http://{address}/-/reload")
-        assert status == 500 and "state_dir: cannot change while running" in body
-        assert sd_serials(address, serial) == {serial: serial}
+            # Discovery itself does not change while running.
+            config.write_text(yaml.safe_dump({"discovery": {"zeroconf": False}, "gateways": [entry]}))
+            status, body = post(f"http://{address}/-/reload")
+            assert status == 500 and "discovery: cannot change while running" in body
+            # Nor does state_dir (the refusal names the key, as a ConfigError must).
+            config.write_text(
+                yaml.safe_dump({"discovery": discovery, "state_dir": str(tmp_path / "elsewhere")})
+            )
+            status, body = post(f"http://{address}/-/reload")
+            assert status == 500 and "state_dir: cannot change while running" in body
+            assert sd_serials(address, serial) == {serial: serial}
     finally:
-        if process is not None:
-            stop(process)
         gateway.close()

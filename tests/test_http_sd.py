@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, free_port
 from exporter_fakes import FakeClient
-from test_prometheus_live import free_port, get, stop, wait_for
+from exporter_process import get, running_exporter, running_prometheus, wait_for
 
 from envoy_exporter.demo import start_demo
 from envoy_exporter.fleet import Fleet
@@ -30,7 +29,6 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="no promtool (apt-g
 needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus (apt-get install prometheus)")
 SHIPPED = ROOT / "prometheus" / "http-sd.yml"
 SHARDED = ROOT / "prometheus" / "http-sd-sharded.yml"
-START_TIMEOUT_S = 20.0
 SCRAPE_TIMEOUT_S = 40.0
 
 
@@ -167,29 +165,10 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, li
         {"name": name, "host": f"http://127.0.0.{i + 2}:{closed}", "timeout": 1}
         for i, name in enumerate(DEAD_GATEWAYS)
     ]
-    config = tmp / "exporter.yml"
-    config.write_text(yaml.safe_dump({"gateways": entries}))
-    address = f"127.0.0.1:{free_port()}"
-    log = tmp / "exporter.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "envoy_exporter",
-                "--config.file",
-                str(config),
-                "--web.listen-address",
-                address,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        wait_for("exporter /sd", lambda: get(f"http://{address}/sd")[0] == 200, START_TIMEOUT_S, process, log)
-        yield address, ["roof", *DEAD_GATEWAYS]
+        with running_exporter(tmp, {"gateways": entries}, ready="/sd") as served:
+            yield served.address, ["roof", *DEAD_GATEWAYS]
     finally:
-        stop(process)
         demo.stop()
 
 
@@ -254,23 +233,8 @@ def test_hashmod_puts_each_gateway_on_exactly_one_shard(exporter, tmp_path, shar
 def test_prometheus_scrapes_each_gateway_once_through_probe(exporter, tmp_path):
     address, names = exporter
     config = with_url(SHIPPED, f"http://{address}/sd", scrape_interval="1s", scrape_timeout="1s")
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    prometheus_address = f"127.0.0.1:{free_port()}"
-    log = tmp_path / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(PROMETHEUS),
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address={prometheus_address}",
-                "--log.level=warn",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        api = f"http://{prometheus_address}/api/v1"
+    with running_prometheus(tmp_path, PROMETHEUS, config) as prometheus:
+        api = f"http://{prometheus.address}/api/v1"
 
         def query(expr: str) -> list[dict]:
             status, body = get(f"{api}/query?query={expr}")
@@ -279,7 +243,7 @@ def test_prometheus_scrapes_each_gateway_once_through_probe(exporter, tmp_path):
         def all_up() -> bool:
             return len([r for r in query("up%7Bjob%3D%22envoy%22%7D%3D%3D1")]) == len(names)
 
-        wait_for("every gateway scraped", all_up, SCRAPE_TIMEOUT_S, process, log)
+        wait_for("every gateway scraped", all_up, SCRAPE_TIMEOUT_S, prometheus.process, prometheus.log)
         _, body = get(f"{api}/targets?state=active")
         targets = json.loads(body)["data"]["activeTargets"]
         assert sorted(t["labels"]["instance"] for t in targets) == sorted(names)
@@ -289,8 +253,6 @@ def test_prometheus_scrapes_each_gateway_once_through_probe(exporter, tmp_path):
         assert sorted(r["metric"]["gateway"] for r in enphase_up) == sorted(names)
         assert all(r["metric"]["instance"] == r["metric"]["gateway"] for r in enphase_up)
         assert {r["metric"]["gateway"]: r["value"][1] for r in enphase_up}["roof"] == "1"
-    finally:
-        stop(process)
 
 
 def test_an_exporter_on_tls_says_https_in_each_group():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port
+from exporter_process import get, running_exporter, running_prometheus, wait_for
 from promql_helpers import PROMETHEUS, dashboard_queries, substitute
 
 PROMETHEUS_BIN = shutil.which("prometheus")
@@ -29,44 +28,9 @@ pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason="no prometheus (a
 
 QUERIES = list(dashboard_queries())
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
-START_TIMEOUT_S = 20.0
 DATA_TIMEOUT_S = 40.0
 WANTED_SAMPLES = 15  # ~15 s of data at a 1 s scrape interval
 RETRIES = 5
-# Loopback only: never let a proxy from the environment see these requests.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with OPENER.open(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except OSError:
-        return 0, b""
-
-
-def wait_for(
-    what: str, check: Callable[[], bool], timeout: float, process: subprocess.Popen, log: Path
-) -> None:
-    """Poll ``check`` until it holds; fail with the process log if it dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{what}: process exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        if check():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"{what}: not within {timeout:.0f}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -111,60 +75,18 @@ def prometheus_config(exporter_address: str) -> dict:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("prometheus-live")
-    exporter_address = f"127.0.0.1:{free_port()}"
-    prometheus_address = f"127.0.0.1:{free_port()}"
-    processes: list[subprocess.Popen] = []
-    try:
-        exporter_log = tmp / "exporter.log"
-        with exporter_log.open("wb") as out:
-            exporter = subprocess.Popen(
-                [sys.executable, "-m", "envoy_exporter", "--demo", "--web.listen-address", exporter_address],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(exporter)
-        wait_for(
-            "exporter /metrics",
-            lambda: b"enphase_up" in get(f"http://{exporter_address}/metrics")[1],
-            START_TIMEOUT_S,
-            exporter,
-            exporter_log,
-        )
-
-        config = tmp / "prometheus.yml"
-        config.write_text(yaml.safe_dump(prometheus_config(exporter_address)))
-        prometheus_log = tmp / "prometheus.log"
-        with prometheus_log.open("wb") as out:
-            prometheus = subprocess.Popen(
-                [
-                    str(PROMETHEUS_BIN),
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={tmp / 'data'}",
-                    f"--web.listen-address={prometheus_address}",
-                    "--log.level=warn",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(prometheus)
-        result = Live(f"http://{prometheus_address}", exporter_address)
-        wait_for(
-            "prometheus ready",
-            lambda: get(f"{result.url}/-/ready")[0] == 200,
-            START_TIMEOUT_S,
-            prometheus,
-            prometheus_log,
-        )
+    with (
+        running_exporter(tmp, None, "--demo", ready="/metrics", ready_text=b"enphase_up") as exporter,
+        running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config(exporter.address)) as prometheus,
+    ):
+        result = Live(f"http://{prometheus.address}", exporter.address)
 
         def enough_data() -> bool:
             samples = result.query("count_over_time(enphase_up[1m])")["data"]["result"]
             return bool(samples) and float(samples[0]["value"][1]) >= WANTED_SAMPLES
 
-        wait_for("15 s of scraped data", enough_data, DATA_TIMEOUT_S, prometheus, prometheus_log)
+        wait_for("15 s of scraped data", enough_data, DATA_TIMEOUT_S, prometheus.process, prometheus.log)
         yield result
-    finally:
-        for process in reversed(processes):
-            stop(process)
 
 
 def test_prometheus_scrapes_the_demo(live: Live) -> None:
