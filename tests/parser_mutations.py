@@ -60,3 +60,20 @@ def survives(parse: Callable[[bytes], Any], body: bytes) -> bool:
     except ParseError:
         return False
     return True
+
+
+def assert_damage_is_handled(parse: Callable[[bytes], Any], body: bytes) -> None:
+    """Every damaged value gives a result or ``ParseError``, and both happen: the parser reads
+    the values, and tolerates the ones it can do without."""
+    outcomes = [survives(parse, damaged) for damaged in mutations(body)]
+    assert True in outcomes and False in outcomes
+
+
+def assert_truncations_refused(parse: Callable[[bytes], Any], body: bytes) -> None:
+    """Every proper prefix of ``body`` is a ``ParseError``."""
+    for cut in truncations(body):
+        try:
+            parse(cut)
+        except ParseError:
+            continue
+        raise AssertionError(f"a truncated body parsed: {cut[-40:]!r}")
