@@ -25,6 +25,11 @@ class Fleet:
         self._make_client = make_client
         self._lock = threading.Lock()
         self._gateways: list[tuple[GatewaySettings, GatewayClient]] = []
+        # /probe finds its gateway in these: by host as configured, and by label. A label may
+        # change (an unnamed gateway goes by its serial once /info told it), so that index is
+        # checked at each use and rebuilt when it is out of date.
+        self._by_host: dict[str, GatewayClient] = {}
+        self._by_name: dict[str, GatewayClient] = {}
         self.apply(gateways)
 
     def clients(self) -> list[GatewayClient]:
@@ -44,11 +49,14 @@ class Fleet:
         """The gateway ``target`` names: its host exactly as configured, else its ``gateway``
         label. The host first: a label may come from what a gateway reports about itself."""
         with self._lock:
-            gateways = list(self._gateways)
-        for settings, client in gateways:
-            if settings.host == target:
+            client = self._by_host.get(target)
+            if client is not None:
                 return client
-        return next((client for _, client in gateways if client.name == target), None)
+            client = self._by_name.get(target)
+            if client is None or client.name != target:
+                self._by_name = {client.name: client for _, client in reversed(self._gateways)}
+                client = self._by_name.get(target)
+            return client
 
     def apply(self, gateways: Sequence[GatewaySettings]) -> None:
         """Serve ``gateways`` from now on: a gateway whose settings did not change keeps its
@@ -61,6 +69,8 @@ class Fleet:
                 kept = next((i for i, (s, _) in enumerate(old) if _same(s, settings)), None)
                 new.append(old.pop(kept) if kept is not None else (settings, self._make_client(settings)))
             self._gateways = new
+            self._by_host = {settings.host: client for settings, client in reversed(new)}
+            self._by_name = {}
         for _, client in old:
             client.close()
 

@@ -198,6 +198,9 @@ def make_systemd_server(fleet: Fleet, **options) -> ExporterServer:
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     timeout = IDLE_TIMEOUT  # socket timeout per connection: idle clients are dropped
+    # The headers and the body go out in writes of their own: with Nagle's algorithm on, the
+    # body waits for the client's delayed ACK of the headers (up to 40 ms on Linux).
+    disable_nagle_algorithm = True
     server_version = "envoy-exporter"
     # Keep-alive: Prometheus reuses its connection from one scrape to the next. Every answer
     # carries a Content-Length, so the connection stays usable.
@@ -310,7 +313,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = response.body
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "") and len(body) > 1024
         if gzipped:
-            body = gzip.compress(body, compresslevel=6)
+            # Level 1: an exposition shrinks about as much as at the default level 6 (its lines
+            # repeat), for a third of the CPU, on every scrape.
+            body = gzip.compress(body, compresslevel=1)
         try:
             self.send_response(response.status)
             self.send_header("Content-Type", response.content_type)
