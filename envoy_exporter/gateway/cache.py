@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Generic, Protocol, TypeVar
+
+from envoy_exporter.gateway.workers import WorkerPool
 
 T = TypeVar("T")
 
@@ -67,17 +70,22 @@ class TTLCache:
             self._entries.clear()
 
 
+class Pool(Protocol):
+    def submit(self, task: Callable[[], None]) -> None: ...
+
+
 class SingleFlight(Generic[T]):
-    """Runs one function at a time in a worker thread; callers that arrive while it runs get
-    the same ``Future`` instead of starting another run.
+    """Runs one function at a time on a worker of ``pool``; callers that arrive while it runs
+    get the same ``Future`` instead of starting another run.
 
     The worker outlives a caller that stops waiting (its deadline passed): the run completes in
-    the background and its result is there for whoever asks next.
+    the background and its result is there for whoever asks next. Without a ``pool``, a pool of
+    one worker of its own.
     """
 
-    def __init__(self, fn: Callable[[], T], name: str = "single-flight") -> None:
+    def __init__(self, fn: Callable[[], T], name: str = "single-flight", pool: Pool | None = None) -> None:
         self._fn = fn
-        self._name = name
+        self._pool = pool if pool is not None else WorkerPool(size=1, name=name)
         self._lock = threading.Lock()
         self._running: Future[T] | None = None
 
@@ -88,7 +96,7 @@ class SingleFlight(Generic[T]):
                 return self._running
             future: Future[T] = Future()
             self._running = future
-        threading.Thread(target=self._run, args=(future,), name=self._name, daemon=True).start()
+        self._pool.submit(partial(self._run, future))
         return future
 
     def _run(self, future: Future[T]) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from envoy_exporter.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.gateway.assemble import Assembler
 from envoy_exporter.gateway.auth import Auth, CredentialsWithheld
-from envoy_exporter.gateway.cache import SingleFlight, TTLCache
+from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
@@ -173,6 +173,7 @@ class GatewayClient:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
+        workers: Pool | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -188,7 +189,9 @@ class GatewayClient:
         self._assembler = Assembler(power_max_age=settings.cache_ttl.get(PRODUCTION_JSON.family, 0.0))
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
-        self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
+        self._flight: SingleFlight[Snapshot] = SingleFlight(
+            self._run, name=f"collect-{settings.label}", pool=workers
+        )
         self._info: GatewayInfo | None = None
         self._unsupported: dict[str, EndpointResult] = {}  # endpoints this gateway does not have
         self._retry_hourly: set[str] = set()  # ... of which those asked again with the next /info
