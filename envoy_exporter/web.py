@@ -32,11 +32,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import ProcessCollector
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from .collector import ExporterCollector, GatewayCollector, scrape_timeout
-from .exposition import SnapshotCache, join, render
+from .exposition import SnapshotCache, negotiate
 from .fleet import Fleet
 from .http_sd import SDGateway, exporter_address, target_groups
 from .landing import capture_help, render_landing
@@ -304,10 +303,8 @@ class _Handler(BaseHTTPRequestHandler):
         return scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
 
     def _exposition(self, scrape: GatewayCollector, *own: Collector) -> Response:
-        encoder, content_type = choose_encoder(self.headers.get("Accept"))
-        parts = scrape.exposition(encoder, content_type, self.server.rendered)
-        parts += [render(encoder, content_type, collector.collect()) for collector in own]
-        return Response(HTTPStatus.OK, join(parts, content_type), content_type)
+        content_type = negotiate(self.headers.get("Accept"))
+        return Response(HTTPStatus.OK, scrape.expose(content_type, self.server.rendered, own), content_type)
 
     def _write(self, response: Response) -> None:
         body = response.body

@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 
+from envoy_exporter.collector import GatewayCollector
+from envoy_exporter.exposition import SnapshotCache
 from envoy_exporter.model import (
     WH,
     Battery,
@@ -238,11 +240,9 @@ class FakeClient:
         self.closed = True
 
 
-def scrape(*collectors) -> str:
-    registry = CollectorRegistry(auto_describe=True)
-    for collector in collectors:
-        registry.register(collector)
-    return generate_latest(registry).decode()
+def scrape(gateways: GatewayCollector, *own, content_type: str = CONTENT_TYPE_PLAIN_0_0_4) -> str:
+    """The scrape as the web server serves it (``GatewayCollector.expose``), in the text format."""
+    return gateways.expose(content_type, SnapshotCache(), own).decode()
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

@@ -121,7 +121,7 @@ def test_openmetrics_when_asked(web):
     text = body.decode()
     assert text.endswith("# EOF\n")
     assert "# TYPE enphase_gateway_requests counter" in text
-    assert 'enphase_gateway_requests_total{code="200",endpoint="info",gateway="home"} 2.0' in text
+    assert 'enphase_gateway_requests_total{gateway="home",endpoint="info",code="200"} 2.0' in text
 
 
 def test_gzip_when_accepted(web):

@@ -12,10 +12,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..exposition import Labels
 from ..model import GatewayInfo, Latest, Snapshot
 from .families import Families
-
-Labels = dict[str, str]
 
 
 class Client(Protocol):
@@ -51,9 +50,9 @@ class GatewayResult:
         return self.answered and self.latest.fresh
 
 
-def add_health(f: Families, result: GatewayResult, now: float) -> None:
+def add_health(f: Families, base: Labels, result: GatewayResult, now: float) -> None:
+    """The health series of ``result``'s gateway; ``base`` are its labels (``gateway``)."""
     client = result.client
-    base = {"gateway": client.name}
     f.gauge("enphase_up", "1 if the last collection got production data, else 0", base, result.up)
     f.gauge(
         "enphase_scrape_duration_seconds",
@@ -71,14 +70,14 @@ def add_health(f: Families, result: GatewayResult, now: float) -> None:
         f.counter(
             "enphase_gateway_requests",
             "Requests sent to the gateway, by endpoint and HTTP status (or timeout / error)",
-            {**base, "endpoint": endpoint, "code": code},
+            base.add(endpoint=endpoint, code=code),
             count,
         )
     for kind, count in sorted(client.counter_corrections().items()):
         f.counter(
             "enphase_energy_corrections",
             "Corrections made to the gateway's lifetime counters (wrap, bogus, reset, jump)",
-            {**base, "kind": kind},
+            base.add(kind=kind),
             count,
         )
     _snapshot_health(f, base, result, now)
@@ -101,18 +100,17 @@ def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: floa
             f.gauge(
                 "enphase_endpoint_up",
                 "1 if the endpoint answered usable data in the last collection, else 0",
-                {**base, "endpoint": endpoint},
+                base.add(endpoint=endpoint),
                 outcome.ok and result.answered,
             )
 
 
 def _info(f: Families, base: Labels, info: GatewayInfo, auth: str | None) -> None:
-    labels = {
-        **base,
-        "serial": info.serial,
-        "firmware": info.firmware,
-        "part_number": info.part_number or "",
-        "metered": "" if info.metered is None else str(info.metered).lower(),
-        "auth": auth or "",
-    }
+    labels = base.add(
+        serial=info.serial,
+        firmware=info.firmware,
+        part_number=info.part_number or "",
+        metered="" if info.metered is None else str(info.metered).lower(),
+        auth=auth or "",
+    )
     f.gauge("enphase_gateway_info", "The gateway as /info describes it", labels, 1)
