@@ -56,7 +56,9 @@ def _watch(tmp: Path, config: dict | None, *flags: str) -> list[dict]:
         "scrape_configs": [{"job_name": "envoy", "static_configs": [{"targets": []}]}],
     }
     seen: dict[tuple, dict] = {}
-    with running_exporter(tmp, config, *flags, ready="/metrics", ready_text=b"enphase_up", timeout=60) as exporter:
+    with running_exporter(
+        tmp, config, *flags, ready="/metrics", ready_text=b"enphase_up", timeout=60
+    ) as exporter:
         prometheus_config["scrape_configs"][0]["static_configs"][0]["targets"] = [exporter.address]
         with running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config) as prometheus:
             for _ in range(EVALUATIONS_S):
