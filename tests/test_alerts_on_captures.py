@@ -31,7 +31,8 @@ pytestmark = [
 RULE_FILES = sorted((Path(__file__).resolve().parent.parent / "prometheus" / "rules").glob("*.yml"))
 # The captures are months or years old: their gateway's last report to Enlighten is too.
 ALLOWED = {"EnphaseGatewayNotReportingToEnlighten"}
-# A capture recorded to test a client against a gateway that refuses its credentials.
+# Recorded from a gateway that refused the password (401 on the one endpoint that needs it):
+# not healthy, and the alert for it must speak.
 REFUSING = {"3.9.36_bad_auth"}
 EVALUATIONS_S = 12
 
