@@ -327,7 +327,7 @@ def test_ensemble_shapes(noon):
 
 
 def test_settings_relays_and_home(noon):
-    settings = parse_tariff(noon.get("/admin/lib/tariff").content)
+    settings = parse_tariff(noon.get("/admin/lib/tariff").content).storage
     assert settings == StorageSettings(
         mode="economy", reserve_ratio=RESERVE_SOC, very_low_ratio=0.05, charge_from_grid=False
     )
