@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import ConfigError
-from .gateway.token import Token, token_claims
+from .gateway.token import Token, token_claims, unusable_times
 from .settings import GatewaySettings, Settings
 
 
@@ -42,9 +42,14 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
             return ConfigError(key, f"cannot read {gateway.token_file}: {getattr(e, 'strerror', None) or e}")
     else:
         return None
-    if token_claims(value) is None:
+    claims = token_claims(value)
+    if claims is None:
         # Never quote the value: even a malformed token may be most of a real one.
         return ConfigError(key, "is not a JWT (three base64url parts separated by dots)")
+    unusable = unusable_times(claims)
+    if unusable:
+        names = " and ".join(unusable)
+        return ConfigError(key, f"its {names} claim is not a usable time; paste a token Enphase issued")
     # Read as auth reads it, so the check and the running exporter agree on exp and aud.
     token = Token.of(value, key.rsplit(".", 1)[1], now)
     if token.expiry is not None and token.expiry <= now:
