@@ -457,4 +457,4 @@ def _number(obj: dict[str, Any], name: str) -> float:
 
 
 def _why(err: OSError) -> str:
-    return err.strerror or type(err).__name__
+    return err.strerror or str(err) or type(err).__name__
