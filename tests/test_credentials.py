@@ -1,5 +1,5 @@
-"""Credentials go only where they belong, and a rejected one does not hammer the gateway
-(issue 9): tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
+"""Credentials go only where they belong, and a rejected one does not hammer the gateway:
+tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
 http, a bounded Enlighten, the back-off after a rejected token or digest password, and no data
 request while there is no token to send.
 
