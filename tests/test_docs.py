@@ -42,4 +42,5 @@ def test_relative_links_lead_somewhere(path: Path) -> None:
 def test_the_readme_keeps_the_test_command_where_ci_reads_it() -> None:
     lines = (ROOT / "README.md").read_text().splitlines()
     marker = lines.index("<!-- test-command -->")
-    assert lines[marker + 2].startswith("python3 -m venv .venv && ") and lines[marker + 2].endswith("python -m pytest")
+    command = lines[marker + 2]
+    assert command.startswith("python3 -m venv .venv && ") and command.endswith("python -m pytest")
