@@ -9,6 +9,7 @@ as Prometheus does, so the file means the same whatever the working directory.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .model import DayType, RatePeriod, Rates, Season, Tariff
+from .pricing import zone
 from .safe_yaml import YAMLRefused, load_yaml
 from .settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings, Secret, Settings, TLSSettings
 
@@ -43,18 +46,26 @@ _GATEWAY_KEYS = frozenset(
         "cache_ttl",
         "timeout",
         "max_power_w",
+        "timezone",
+        "tariff",
     }
 )
+_TARIFF_KEYS = frozenset({"currency", "import", "export", "periods"})
+_PERIOD_KEYS = frozenset({"start", "name", "import", "export"})
 _TLS_KEYS = frozenset({"verify", "ca_file", "server_name"})
 
 
 class ConfigError(Exception):
-    """The configuration is unusable; ``key`` is the path of the offending key."""
+    """The configuration is unusable; ``key`` is the path of the offending key, and ``gateway`` the
+    name of the gateway entry it is in, where that entry has one: "gateways[7]" alone is hard to
+    find in a long file."""
 
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
+    def __init__(self, key: str, message: str, gateway: str | None = None):
+        where = f' (gateway "{gateway}")' if gateway else ""
+        super().__init__(f"{key}: {message}{where}")
         self.key = key
         self.message = message
+        self.gateway = gateway
 
 
 def load_config(path: Path | str, env: Mapping[str, str] = os.environ) -> Settings:
@@ -115,6 +126,12 @@ def _join(prefix: str, key: object) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
+def _unknown_key(name: str, allowed: frozenset[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+    guess = f'; did you mean "{close[0]}"?' if close else ""
+    return f"unknown key{guess} (allowed: {', '.join(sorted(allowed))})"
+
+
 # --------------------------------------------------------------------------------------------
 # Typed access to one mapping, with the key path kept for the error messages
 
@@ -134,7 +151,7 @@ class _Reader:
             raise ConfigError(self.key or "(top level)", "must be a mapping of keys to values")
         for name in self.value:
             if name not in allowed:
-                raise ConfigError(self.at(str(name)), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                raise ConfigError(self.at(str(name)), _unknown_key(str(name), allowed))
 
     def has(self, name: str) -> bool:
         return self.value.get(name) is not None
@@ -276,11 +293,22 @@ def _gateways(top: _Reader, defaults: dict[str, Any], required: bool) -> tuple[G
         need = "a list of gateways" if not required else "a non-empty list of gateways"
         raise ConfigError("gateways", f"must be {need} (or set discovery.zeroconf)")
     gateways = [
-        _gateway(_Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults)
+        _named_entry(_Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults)
         for i, entry in enumerate(value)
     ]
     _refuse_duplicates(gateways)
     return tuple(gateways)
+
+
+def _named_entry(reader: _Reader, defaults: dict[str, Any]) -> GatewaySettings:
+    """``_gateway``, whose errors also name the entry by its ``name`` where it has one."""
+    try:
+        return _gateway(reader, defaults)
+    except ConfigError as e:
+        name = reader.value.get("name") if isinstance(reader.value, dict) else None
+        if not isinstance(name, str) or not name or e.gateway:
+            raise
+        raise ConfigError(e.key, e.message, gateway=name) from None
 
 
 def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
@@ -303,6 +331,7 @@ def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
                     f"gateways[{index}].{key}",
                     f"duplicate {what} {getattr(gateway, key)!r}: gateways[{first}] (host {other.host}) "
                     f"and gateways[{index}] (host {gateway.host}) would be the same gateway twice",
+                    gateway=gateway.name,
                 )
 
 
@@ -378,6 +407,8 @@ def _fields(reader: _Reader, cache_ttl: dict[str, float]) -> dict[str, Any]:
         "tls": _tls(reader.child("tls")) if reader.has("tls") else None,
         "timeout": reader.number("timeout", 0, inclusive=False),
         "max_power_w": reader.number("max_power_w", 0, inclusive=False),
+        "timezone": _timezone(reader),
+        "tariff": _tariff(reader.child("tariff")) if reader.has("tariff") else None,
     }
     _enlighten_account_as_username(reader, fields)
     fields = {name: value for name, value in fields.items() if value is not None}
@@ -438,3 +469,70 @@ def _tls(reader: _Reader) -> TLSSettings:
     if server_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,253}", server_name.strip()):
         raise ConfigError(reader.at("server_name"), "must be a host name, as in the certificate")
     return TLSSettings(verify=bool(verify), ca_file=ca_file, server_name=server_name and server_name.strip())
+
+
+def _timezone(reader: _Reader) -> str | None:
+    name = reader.string("timezone")
+    if name is not None and zone(name) is None:
+        raise ConfigError(reader.at("timezone"), f"{name!r} is not a time zone (an IANA name: Europe/Paris)")
+    return name
+
+
+def _tariff(reader: _Reader) -> Tariff:
+    """Prices for a gateway that holds no tariff of its own: flat rates per kWh, and optionally
+    periods of the day (the same every day), each with its own import rate and, if given, export
+    rate (else the flat one)."""
+    reader.require_mapping(_TARIFF_KEYS)
+    currency = reader.string("currency")
+    if currency is None or not re.fullmatch(r"[A-Za-z]{3}", currency.strip()):
+        raise ConfigError(reader.at("currency"), "is required: a currency code such as EUR or USD")
+    buy = reader.number("import", 0, inclusive=True)
+    if buy is None:
+        raise ConfigError(reader.at("import"), "is required: the price of 1 kWh bought from the grid")
+    periods = _periods(reader)
+    return Tariff(
+        currency=currency.strip().upper(),
+        buy=_rates(buy, [RatePeriod(start, rates[0], name) for start, name, rates in periods]),
+        sell=_rates(
+            reader.number("export", 0, inclusive=True),
+            [RatePeriod(start, rates[1], name) for start, name, rates in periods],
+        ),
+    )
+
+
+def _rates(flat: float | None, periods: list[RatePeriod]) -> Rates:
+    if not periods:
+        return Rates(flat=flat)
+    return Rates(flat=flat, seasons=(Season((1, 1), (DayType(frozenset(range(7)), tuple(periods)),), ""),))
+
+
+def _periods(reader: _Reader) -> list[tuple[int, str, tuple[float | None, float | None]]]:
+    """(start minute, name, (import rate, export rate)) in order of the day."""
+    value = reader.get("periods")
+    if value is None:
+        return []
+    key = reader.at("periods")
+    if not isinstance(value, list):
+        raise ConfigError(key, "must be a list of periods (start, name, import, export)")
+    periods = []
+    for index, entry in enumerate(value):
+        item = _Reader(entry, f"{key}[{index}]", reader.base_dir, reader.notices)
+        item.require_mapping(_PERIOD_KEYS)
+        start = _clock(item)
+        buy = item.number("import", 0, inclusive=True)
+        if buy is None:
+            raise ConfigError(item.at("import"), "is required: the price of 1 kWh in this period")
+        name = item.string("name") or f"from {entry['start']}"
+        periods.append((start, name, (buy, item.number("export", 0, inclusive=True))))
+    starts = [start for start, _, _ in periods]
+    if starts != sorted(set(starts)):
+        raise ConfigError(key, "periods must be listed in order of their start, each start once")
+    return periods
+
+
+def _clock(item: _Reader) -> int:
+    text = item.string("start")
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", (text or "").strip())
+    if match is None:
+        raise ConfigError(item.at("start"), 'must be a time of day as HH:MM (quote it: "07:30")')
+    return int(match.group(1)) * 60 + int(match.group(2))
