@@ -11,14 +11,12 @@ new configuration that does not load is refused, naming the key, and the old one
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import platform
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
@@ -27,8 +25,9 @@ from .config import ConfigError, load_config
 from .config_check import offline_problems, state_dir_to_create
 from .discovery import Discovery, start_discovery
 from .fleet import Fleet
+from .freezer import Freezer
 from .logs import FORMATS, LEVELS, setup_logging
-from .settings import COLLECTION_DEADLINE, GatewaySettings, Secret, Settings
+from .settings import GatewaySettings, Secret, Settings
 from .web import (
     DEFAULT_TELEMETRY_PATH,
     ExporterServer,
@@ -193,7 +192,8 @@ def serve(
     def make_client(gateway: GatewaySettings) -> GatewayClient:
         return GatewayClient(gateway, settings.state_dir, labels=labels, workers=workers)
 
-    fleet = Fleet(settings.gateways, make_client)
+    freezer = Freezer()  # keeps the garbage collector's full passes short
+    fleet = Fleet(settings.gateways, make_client, closed=freezer.sweep)
     discovery = None
     try:
         options = {
@@ -217,7 +217,7 @@ def serve(
         thread.start()
         # The first scrape after a start finds data, or a collection well under way.
         first = [client.start() for client in fleet.clients()]
-        threading.Thread(target=_freeze_after, args=(first,), name="freeze", daemon=True).start()
+        freezer.start(first)
         server.ready.set()
         log.info(
             "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
@@ -235,16 +235,7 @@ def serve(
         if discovery is not None:
             discovery.close()  # first: no announcement may re-populate the fleet being closed
         fleet.apply(())  # closes every client
-
-
-def _freeze_after(first: Sequence[Future]) -> None:
-    """Once the first collections are over, the objects alive then (modules, settings, sessions,
-    TLS contexts, clients) are moved out of the garbage collector's sight: they live as long as
-    the process, and a full collection that walked them all again and again stalled every
-    thread, scrapes included, for a quarter of a second at 800 gateways."""
-    wait(first, timeout=COLLECTION_DEADLINE)
-    gc.collect()
-    gc.freeze()
+        freezer.close()
 
 
 class Reloader:

@@ -20,9 +20,13 @@ class Fleet:
     """The configured (or discovered) gateways and their clients. Thread-safe."""
 
     def __init__(
-        self, gateways: Sequence[GatewaySettings], make_client: Callable[[GatewaySettings], GatewayClient]
+        self,
+        gateways: Sequence[GatewaySettings],
+        make_client: Callable[[GatewaySettings], GatewayClient],
+        closed: Callable[[], None] | None = None,
     ) -> None:
         self._make_client = make_client
+        self._closed = closed  # told when ``apply`` closed clients
         self._lock = threading.Lock()
         self._gateways: list[tuple[GatewaySettings, GatewayClient]] = []
         # /probe finds its gateway in these: by host as configured, and by label. A label may
@@ -73,6 +77,8 @@ class Fleet:
             self._by_name = {}
         for _, client in old:
             client.close()
+        if old and self._closed is not None:
+            self._closed()
 
 
 def _same(a: GatewaySettings, b: GatewaySettings) -> bool:

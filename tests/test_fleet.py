@@ -62,6 +62,16 @@ def test_a_gateway_is_found_by_its_label_after_it_changed() -> None:
     assert fleet.find("192.0.2.11") is barn  # the configured host finds it all along
 
 
+def test_apply_tells_when_it_closed_clients() -> None:
+    # The freezer sweeps what a reload dropped: told only when clients were closed.
+    told: list[int] = []
+    fleet = Fleet([HOME, BARN], lambda s: FakeClient(s.label), closed=lambda: told.append(1))
+    fleet.apply([HOME, BARN])
+    assert told == []
+    fleet.apply([HOME])
+    assert told == [1]
+
+
 def test_apply_keeps_unchanged_gateways_and_replaces_the_rest() -> None:
     fleet, made = made_fleet(HOME, BARN)
     home, barn = made
