@@ -12,10 +12,10 @@ from pathlib import Path
 import jwt
 import pytest
 
-from envoy_exporter.counters import CounterKeeper
-from envoy_exporter.gateway.auth import Auth
-from envoy_exporter.model import WRAP_J, GatewayInfo
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.config.settings import GatewaySettings, Secret
+from envoy_exporter.gateway.auth.scheme import Auth
+from envoy_exporter.snapshot.counters import CounterKeeper
+from envoy_exporter.snapshot.model import WRAP_J, GatewayInfo
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 KEY = ("gw1", "production", "inverters", "")
