@@ -2,6 +2,12 @@
 
 No module should ever log a password or token; the redacting filter is defence in depth for the
 day one does by accident (an exception message quoting a header, a library's debug output).
+
+Much of what is logged comes from elsewhere: a gateway's answer, a network announcement, a file,
+a client's request. Every message, argument and traceback is escaped here, in one place, so no
+such text can end a log line early, start a forged one, or send terminal escape sequences: each
+record is exactly one line, whatever the format. Uncaught exceptions, in any thread, go through
+the same path.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from types import TracebackType
 from typing import TextIO
 
 LEVELS = {
@@ -74,6 +82,31 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with every character that is not printable written as an escape (``\\n``,
+    ``\\x1b``, ``\\u2028``): line breaks of every kind (CR, LF, NEL, U+2028, U+2029), terminal
+    escapes and other control or format characters. ``keep_newlines`` leaves ``\\n`` alone, for a
+    traceback, whose lines the formatters below escape in turn."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable() or (keep_newlines and char == "\n"):
+            out.append(char)
+        elif char in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[char])
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) < 0x10000:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    return "".join(out)
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
     return f"{seconds}.{int(record.msecs):03d}Z"
@@ -93,12 +126,12 @@ def _fields(record: logging.LogRecord) -> dict[str, str]:
     fields = {
         "ts": _timestamp(record),
         "level": _level(record),
-        "logger": record.name,
-        "msg": record.getMessage(),
+        "logger": escape(record.name),
+        "msg": escape(record.getMessage()),
     }
     trace = _trace(record)
     if trace:
-        fields["err"] = trace
+        fields["err"] = escape(trace, keep_newlines=True)
     return fields
 
 
@@ -110,7 +143,9 @@ class LogfmtFormatter(logging.Formatter):
 def _logfmt_value(value: str) -> str:
     if value and not any(c in value for c in ' "=\\') and value.isprintable():
         return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    # ``_fields`` escaped everything else that could break the line; a traceback keeps its
+    # newlines until here.
+    escaped = escape(value.replace("\\", "\\\\").replace('"', '\\"'))
     return f'"{escaped}"'
 
 
@@ -136,3 +171,26 @@ def setup_logging(level: str = "info", fmt: str = "logfmt", stream: TextIO | Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(LEVELS[level])
+    install_exception_hooks()
+
+
+def install_exception_hooks() -> None:
+    """Uncaught exceptions, in the main thread or any other, are logged like everything else
+    (escaped, redacted, one line) instead of printed raw to stderr by Python's default hooks."""
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_thread_exception
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    logging.getLogger("envoy_exporter").critical("uncaught exception", exc_info=(kind, value, traceback))
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("envoy_exporter").error(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+    )

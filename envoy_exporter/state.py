@@ -6,14 +6,18 @@ exporter's user only (0600). The generation it replaces is kept as ``<file>.prev
 falls back to ``.prev`` when the newest file cannot be read or parsed, and moves such a file aside
 (``<file>.bad-<UTC time>``) instead of letting the next write destroy it: what it held may still
 be recovered by hand. Reading never raises: a state file is a convenience, never a reason to fail
-a collection.
+a collection. Nor does it ever wait: a FIFO, a device, a directory or a symbolic link where a
+state file belongs is opened without blocking or following, found not to be a regular file, and
+moved aside like any other unusable file.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable
@@ -126,14 +130,20 @@ def read_state(path: Path, parse: Callable[[bytes], object] | None = None) -> ob
     return None
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _read_one(path: Path, parse: Callable[[bytes], object] | None) -> object | None:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_STATE_BYTES + 1)
+        data = _read_regular(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        _move_aside(path, exc.strerror or type(exc).__name__)
+        why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or type(exc).__name__
+        _move_aside(path, why)
+        return None
+    if data is None:
+        _move_aside(path, "not a regular file")
         return None
     if len(data) > MAX_STATE_BYTES:
         _move_aside(path, f"larger than {MAX_STATE_BYTES} bytes")
@@ -148,6 +158,17 @@ def _read_one(path: Path, parse: Callable[[bytes], object] | None) -> object | N
     if value is None:
         _move_aside(path, "no usable content")
     return value
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """At most ``MAX_STATE_BYTES + 1`` bytes of ``path``; None when it is not a regular file.
+    O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one."""
+    fd = os.open(path, _OPEN_FLAGS)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(MAX_STATE_BYTES + 1)
 
 
 def _move_aside(path: Path, why: str) -> None:

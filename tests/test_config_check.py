@@ -190,3 +190,30 @@ def test_check_config_catches_the_five_cases_offline(tmp_path, case):
     assert proc.stderr.startswith(f"envoy-exporter: configuration error: {key}: ")
     assert fragment in proc.stderr and proc.stderr.count("\n") == 1
     assert "eyJ" not in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [("gateway", "gateways[0].enlighten_url"), ("defaults", "defaults.enlighten_url")],
+)
+def test_plain_http_enlighten_to_another_host_is_refused_naming_the_key(tmp_path, capsys, where, key):
+    url = "enlighten_url: http://enlighten.example.net"
+    entry = (
+        f"gateways:\n  - host: 192.0.2.10\n    {url}\n" if where == "gateway" else "gateways:\n  - host: a\n"
+    )
+    prefix = f"defaults:\n  {url}\n" if where == "defaults" else ""
+    config = tmp_path / "exporter.yml"
+    config.write_text(prefix + entry)
+    assert main(["--config.file", str(config), "--check-config"]) == 2
+    assert capsys.readouterr().err == (
+        f"envoy-exporter: configuration error: {key}: must be https (the Enlighten password would "
+        "travel in clear): http://enlighten.example.net\n"
+    )
+
+
+def test_plain_http_enlighten_on_loopback_passes(tmp_path):
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        "defaults:\n  entrez_url: http://127.0.0.1:9/\ngateways:\n  - {host: a, enlighten_url: 'http://localhost:8/'}\n"
+    )
+    assert offline_problems(load_config(config, env={})) == []

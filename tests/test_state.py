@@ -160,3 +160,81 @@ def test_a_deeply_nested_token_cache_is_moved_aside_without_an_error(requests_mo
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert len(list(cache.parent.glob(f"{SERIAL}.json.bad-*"))) == 1
     assert auth.scheme == "token"
+
+
+# --------------------------------------------------------------------------------------------
+# Only regular files: a FIFO, device, directory or link in a state file's place never blocks
+
+
+def _within(seconds: float, work):
+    """``work()``'s result, failing (not hanging) when it takes longer than ``seconds``."""
+    import threading
+
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(work()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still blocked after {seconds} s"
+    return result[0]
+
+
+def _odd_file(path: Path, kind: str) -> None:
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        target = path.with_name("elsewhere.json")
+        target.write_text('{"version": 1, "series": []}')
+        path.symlink_to(target)
+    else:
+        path.mkdir()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+@pytest.mark.parametrize("which", ["current", "prev"])
+def test_a_counter_state_that_is_not_a_regular_file_is_moved_aside_without_blocking(
+    tmp_path: Path, caplog, kind: str, which: str
+) -> None:
+    path = tmp_path / "counters-gw1.json"
+    keeper = CounterKeeper(path)
+    keeper.observe(KEY, kwh(3), T0)
+    keeper.save()
+    keeper.observe(KEY, kwh(4), T0 + 60)
+    keeper.save()
+    odd = path if which == "current" else path.with_name(path.name + ".prev")
+    if which == "current":
+        path.unlink()
+    else:
+        odd.unlink()
+        path.write_bytes(b"garbage")  # so that the reader falls back to .prev
+    _odd_file(odd, kind)
+    with caplog.at_level(logging.WARNING):
+        restarted = _within(5, lambda: CounterKeeper(path))
+        _within(5, lambda: restarted.observe(KEY, kwh(5), T0 + 120))
+    asides = list(tmp_path.glob(f"{odd.name}.bad-*"))
+    assert len(asides) == 1
+    warnings = [r.getMessage() for r in caplog.records if odd.name + " is unusable" in r.getMessage()]
+    assert len(warnings) == 1
+    assert ("a symbolic link" if kind == "symlink" else "not a regular file") in warnings[0]
+    restarted.save()
+    assert stat.S_ISREG(os.lstat(path).st_mode)
+
+
+def test_a_fifo_as_the_token_cache_never_holds_the_gateway(requests_mock, tmp_path, caplog) -> None:
+    cache = tmp_path / "tokens" / f"{SERIAL}.json"
+    cache.parent.mkdir()
+    os.mkfifo(cache)
+    token = jwt.encode({"aud": SERIAL, "exp": int(T0) + 86400 * 365}, "k" * 32, algorithm="HS256")
+    requests_mock.post("https://enlighten.test/login/login.json", json={"session_id": "s"})
+    requests_mock.post("https://entrez.test/tokens", text=token)
+    settings = GatewaySettings(
+        name="roof",
+        host="192.0.2.10",
+        enlighten_username="owner@example.net",
+        enlighten_password=Secret("pw"),
+        enlighten_url="https://enlighten.test",
+        entrez_url="https://entrez.test",
+    )
+    auth = Auth(settings, tmp_path, lambda endpoint, code: None, wall=lambda: T0)
+    _within(5, lambda: auth.configure(GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True)))
+    assert len(list(cache.parent.glob(f"{SERIAL}.json.bad-*"))) == 1
+    assert auth.scheme == "token"

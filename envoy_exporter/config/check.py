@@ -1,8 +1,9 @@
 """What ``--check-config`` looks at beyond the file's shape: the things that would fail later.
 
 Offline only: no gateway, no Enlighten, nothing on the network. A token is read for its claims
-(malformed, expired, issued for another serial) and ``state_dir`` must be a directory the
-exporter can create and write. Each problem is a ``ConfigError`` naming its key.
+(malformed, expired, issued for another serial, times that are no times), Enlighten URLs must be
+https as the running exporter demands, and ``state_dir`` must be a directory the exporter can
+create and write. Each problem is a ``ConfigError`` naming its key.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ from pathlib import Path
 
 from envoy_exporter.config.load import ConfigError
 from envoy_exporter.config.settings import GatewaySettings, Settings
-from envoy_exporter.gateway.auth.token import Token, token_claims
+from envoy_exporter.gateway.auth.enlighten import plain_http_refusal
+from envoy_exporter.gateway.auth.token import Token, token_claims, unusable_times
 
 
 def offline_problems(settings: Settings, now: float | None = None) -> list[ConfigError]:
     now = time.time() if now is None else now
-    problems = []
+    problems = _url_problems(settings.defaults, "defaults")
     for index, gateway in enumerate(settings.gateways):
         problem = _token_problem(gateway, f"gateways[{index}]", now)
         if problem is not None:
             problems.append(problem)
+        own = {k: v for k, v in vars(gateway).items() if settings.defaults.get(k) != v}
+        problems += _url_problems(own, f"gateways[{index}]")
     if settings.state_dir is not None:
         problem = _state_dir_problem(settings.state_dir)
         if problem is not None:
@@ -42,9 +46,14 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
             return ConfigError(key, f"cannot read {gateway.token_file}: {getattr(e, 'strerror', None) or e}")
     else:
         return None
-    if token_claims(value) is None:
+    claims = token_claims(value)
+    if claims is None:
         # Never quote the value: even a malformed token may be most of a real one.
         return ConfigError(key, "is not a JWT (three base64url parts separated by dots)")
+    unusable = unusable_times(claims)
+    if unusable:
+        names = " and ".join(unusable)
+        return ConfigError(key, f"its {names} claim is not a usable time; paste a token Enphase issued")
     # Read as auth reads it, so the check and the running exporter agree on exp and aud.
     token = Token.of(value, key.rsplit(".", 1)[1], now)
     if token.expiry is not None and token.expiry <= now:
@@ -56,6 +65,18 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
             f"was issued for serial {token.audience_text()}, not for this gateway's serial {gateway.serial}",
         )
     return None
+
+
+def _url_problems(fields: dict[str, object], prefix: str) -> list[ConfigError]:
+    """The Enlighten URLs the running exporter would refuse to send the cloud password to. A URL
+    the defaults give is named there, once, not in every gateway that takes it."""
+    problems = []
+    for name in ("enlighten_url", "entrez_url"):
+        url = fields.get(name)
+        refusal = plain_http_refusal(name, url) if isinstance(url, str) else None
+        if refusal is not None:
+            problems.append(ConfigError(f"{prefix}.{name}", refusal.removeprefix(f"{name} ")))
+    return problems
 
 
 def _state_dir_problem(path: Path) -> ConfigError | None:

@@ -9,6 +9,7 @@ decide when to renew a token and to which gateway it may be sent.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,12 @@ import jwt
 # lifetime left, whichever is shorter, so short tokens are not renewed on every scrape.
 RENEW_BEFORE_S = 7 * 86400.0
 RENEW_FRACTION = 0.1
+# A token whose lifetime its claims do not tell usably is renewed (where Enlighten can) a day after
+# it was obtained: never pinned for ever, never fetched on every scrape.
+RENEW_UNKNOWN_S = 86400.0
+# The times a claim may name: from 1970 to the end of year 9999, what dates can show. A claim
+# outside (negative, 1e17, 1e300, NaN, infinite, a string) is not a time: "expiry unknown".
+_LATEST = 253402300799.0
 
 
 def token_claims(value: str) -> dict[str, Any] | None:
@@ -30,9 +37,19 @@ def token_claims(value: str) -> dict[str, Any] | None:
 
 
 def _epoch(value: object) -> float | None:
+    """A claim as epoch seconds, or None when it is absent or not a usable time."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= _LATEST else None
+
+
+def unusable_times(claims: dict[str, Any]) -> list[str]:
+    """The names of the time claims (``exp``, ``iat``) present but not usable as times."""
+    return [name for name in ("exp", "iat") if name in claims and _epoch(claims[name]) is None]
 
 
 def _audience(value: object) -> frozenset[str] | None:
@@ -53,6 +70,9 @@ class Token:
     # The serials the token was issued for: its ``aud`` claim, else the serial it was asked for;
     # None when neither is known (a pasted token without ``aud``: the user chose the gateway).
     audience: frozenset[str] | None
+    # ``exp`` is there but is no usable time: the expiry is unknown, and a shared token is
+    # renewed as if it were expiring (``renew_at``) and never reused from the cache.
+    expiry_unknown: bool = False
 
     @classmethod
     def of(cls, value: str, source: str, obtained_at: float | None, serial: str | None = None) -> Token:
@@ -66,6 +86,7 @@ class Token:
             _epoch(claims.get("exp")),
             _epoch(claims.get("iat")) or obtained_at,
             audience,
+            expiry_unknown="exp" in unusable_times(claims),
         )
 
     @property
@@ -84,6 +105,8 @@ class Token:
         return ", ".join(sorted(self.audience or ())) or "no serial"
 
     def renew_at(self) -> float | None:
+        if self.expiry_unknown and self.shared:
+            return (self.issued or 0.0) + RENEW_UNKNOWN_S
         if self.expiry is None:
             return None
         margin = RENEW_BEFORE_S

@@ -50,6 +50,9 @@ class TokenCache:
         if token.expiry is not None and token.expiry <= now:
             log.info("%s: the cached token has expired", self._label)
             return None
+        if token.expiry_unknown:
+            log.info("%s: the cached token's expiry is unknown; a new one is fetched", self._label)
+            return None
         return token
 
     def save(self, serial: str | None, token: Token, now: float) -> None:

@@ -360,6 +360,8 @@ def _why(exc: BaseException) -> str:
 
 
 def _expiry_text(token: Token) -> str:
+    if token.expiry_unknown:
+        return "expiry unknown"
     if token.expiry is None:
         return "no expiry stated"
     return "expires " + datetime.fromtimestamp(token.expiry, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
