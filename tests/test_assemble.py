@@ -37,6 +37,7 @@ from envoy_exporter.snapshot.model import (
     StorageAggregate,
     StorageGroup,
     StorageSettings,
+    TariffAnswer,
     V1Inverters,
 )
 from envoy_exporter.snapshot.plan import Plan
@@ -772,7 +773,7 @@ def test_slow_cache_results_pass_through() -> None:
     snap = assemble(
         Assembler(),
         METERED,
-        tariff=settings,
+        tariff=TariffAnswer(storage=settings),
         dry_contacts=contacts,
         generator=Generator(present=False),
         home=home,

@@ -8,6 +8,7 @@ import statistics
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import jwt
 import pytest
@@ -20,6 +21,7 @@ from envoy_exporter.demo import DemoGateway, start_demo
 from envoy_exporter.demo.render import ROUTES
 from envoy_exporter.demo.simulator import RESERVE_SOC, Plant
 from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.pricing import EXPORT, IMPORT, Price, prices
 from envoy_exporter.snapshot.model import DryContact, Generator, StorageSettings
 from envoy_exporter.snapshot.parsers.device_data import parse_device_data
 from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
@@ -326,8 +328,23 @@ def test_ensemble_shapes(noon):
     assert all(isinstance(d["real_power_mw"], int) for d in power["devices:"])
 
 
+def test_a_time_of_use_tariff(noon):
+    tariff = parse_tariff(noon.get("/admin/lib/tariff").content).tariff
+    assert tariff is not None and tariff.held and tariff.currency == "EUR"
+    at = datetime.fromisoformat
+    assert prices(tariff, at("2025-06-04 18:00")) == {
+        IMPORT: Price(0.41, "peak"),
+        EXPORT: Price(0.11, "evening"),
+    }
+    assert prices(tariff, at("2025-06-04 03:00")) == {
+        IMPORT: Price(0.21, "night"),
+        EXPORT: Price(0.07, "day"),
+    }
+    assert prices(tariff, at("2025-06-07 12:00"))[IMPORT] == Price(0.25, "weekend")
+
+
 def test_settings_relays_and_home(noon):
-    settings = parse_tariff(noon.get("/admin/lib/tariff").content)
+    settings = parse_tariff(noon.get("/admin/lib/tariff").content).storage
     assert settings == StorageSettings(
         mode="economy", reserve_ratio=RESERVE_SOC, very_low_ratio=0.05, charge_from_grid=False
     )

@@ -11,7 +11,18 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared
 from parser_mutations import assert_damage_is_handled, assert_truncations_refused
 
-from envoy_exporter.snapshot.model import DryContact, Generator, HomeStatus, NetworkInterface, StorageSettings
+from envoy_exporter.snapshot.model import (
+    DayType,
+    DryContact,
+    Generator,
+    HomeStatus,
+    NetworkInterface,
+    RatePeriod,
+    Rates,
+    Season,
+    StorageSettings,
+    Tariff,
+)
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
 from envoy_exporter.snapshot.parsers.home import parse_home
@@ -29,18 +40,18 @@ def _body(name: str) -> bytes:
 
 
 def test_storage_settings_in_base_units() -> None:
-    assert parse_tariff(_body("admin_lib_tariff_backup.json")) == StorageSettings(
+    assert parse_tariff(_body("admin_lib_tariff_backup.json")).storage == StorageSettings(
         mode="backup", reserve_ratio=0.80, very_low_ratio=0.15, charge_from_grid=True
     )
 
 
 def test_a_tariff_without_storage_settings_reports_nothing() -> None:
-    assert parse_tariff(_body("admin_lib_tariff_no_storage.json")) == StorageSettings()
+    assert parse_tariff(_body("admin_lib_tariff_no_storage.json")).storage == StorageSettings()
 
 
 def test_an_empty_mode_is_no_mode() -> None:
     body = json.dumps({"tariff": {"storage_settings": {"mode": "", "reserved_soc": 10}}}).encode()
-    assert parse_tariff(body) == StorageSettings(reserve_ratio=0.10)
+    assert parse_tariff(body).storage == StorageSettings(reserve_ratio=0.10)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +63,13 @@ def test_an_empty_mode_is_no_mode() -> None:
         b'{"tariff": {"storage_settings": {"reserved_soc": -5}}}',
         b'{"tariff": {"storage_settings": {"charge_from_grid": "yes"}}}',
         b'{"tariff": []}',
+        b'{"tariff": {"single_rate": {"rate": -0.2}}}',
+        b'{"tariff": {"seasons": [{"start": "13/1", "days": []}]}}',
+        b'{"tariff": {"seasons": [{"start": "summer", "days": []}]}}',
+        b'{"tariff": {"seasons": [{"start": "1/1"}, {"start": "1/1"}]}}',
+        b'{"tariff": {"seasons": [{"start": "1/1", "days": [{"days": "Mon,Funday", "periods": []}]}]}}',
+        b'{"tariff": {"seasons": [{"start": "1/1", "days": [{"days": "Mon", "periods": [{"start": 1440}]}]}]}}',  # noqa: E501
+        b'{"tariff": {"seasons": {"start": "1/1"}}}',
     ],
 )
 def test_bad_tariff(body: bytes) -> None:
@@ -156,11 +174,85 @@ def test_bad_home(body: bytes) -> None:
         parse_home(body)
 
 
+def test_a_time_of_use_tariff() -> None:
+    answer = parse_tariff(_body("admin_lib_tariff_time_of_use.json"))
+    # Older firmware's name for the economy profile
+    assert answer.storage.mode == "economy"
+    weekdays, every_day = frozenset(range(5)), frozenset(range(7))
+    assert answer.tariff == Tariff(
+        currency="USD",
+        buy=Rates(
+            flat=0.2,
+            seasons=(  # sorted by start
+                Season(
+                    (5, 1),
+                    (
+                        DayType(
+                            every_day,
+                            (
+                                RatePeriod(360, 0.21, "off_peak"),
+                                RatePeriod(960, 0.48, "peak"),
+                                RatePeriod(1320, 0.15, "filler"),
+                            ),
+                        ),
+                    ),
+                    "summer",
+                ),
+                Season(
+                    (11, 1),
+                    (
+                        DayType(
+                            weekdays,
+                            (
+                                RatePeriod(0, 0.18, "filler"),
+                                RatePeriod(1020, 0.36, "peak"),
+                                RatePeriod(1260, 0.18, "filler"),
+                            ),
+                        ),
+                        DayType(frozenset({5, 6}), (RatePeriod(0, 0.17, "filler"),)),
+                    ),
+                    "winter",
+                ),
+            ),
+        ),
+        sell=Rates(
+            flat=0.05,
+            seasons=(
+                Season(
+                    (1, 1),
+                    (
+                        DayType(
+                            every_day,
+                            (
+                                RatePeriod(0, 0.04, "filler"),
+                                RatePeriod(1020, 0.09, "evening"),
+                                RatePeriod(1260, 0.04, "filler"),
+                            ),
+                        ),
+                    ),
+                    "all_year",
+                ),
+            ),
+        ),
+    )
+    assert answer.tariff.held
+
+
+def test_a_flat_tariff_and_none() -> None:
+    flat = parse_tariff(_body("admin_lib_tariff_backup.json")).tariff
+    assert flat == Tariff("AUD", buy=Rates(flat=0.28), sell=Rates(flat=0.05))
+    assert flat.held
+    none = parse_tariff(b'{"tariff": {"currency": {"code": "EUR"}, "single_rate": {"rate": 0, "sell": 0}}}')
+    assert none.tariff is not None and not none.tariff.held
+    assert parse_tariff(b'{"tariff": {"storage_settings": {"mode": "backup"}}}').tariff is None
+
+
 # --------------------------------------------------------------------------------------------
 # Damaged answers: a result or ParseError, nothing else
 
 GOOD = [
     (parse_tariff, "admin_lib_tariff_backup.json"),
+    (parse_tariff, "admin_lib_tariff_time_of_use.json"),
     (parse_dry_contacts, "ivp_ensemble_dry_contacts.json"),
     (parse_generator, "ivp_ensemble_generator_running.json"),
     (parse_home, "home.json"),
@@ -192,7 +284,7 @@ def test_captures_match_pyenphase_storage_settings() -> None:
         values = expected.get("tariff_storage_settings")
         if not values:
             continue
-        settings = parse_tariff((SHARED_FIXTURES / name / "admin_lib_tariff").read_bytes())
+        settings = parse_tariff((SHARED_FIXTURES / name / "admin_lib_tariff").read_bytes()).storage
         assert settings.mode == values["mode"], name
         assert settings.reserve_ratio == pytest.approx(values["reserved_soc"] / 100), name
         assert settings.very_low_ratio == pytest.approx(values["very_low_soc"] / 100), name

@@ -25,6 +25,8 @@ from envoy_exporter.config.settings import (
     Settings,
     TLSSettings,
 )
+from envoy_exporter.pricing import zone
+from envoy_exporter.snapshot.model import DayType, RatePeriod, Rates, Season, Tariff
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -50,8 +52,12 @@ _GATEWAY_KEYS = frozenset(
         "cache_ttl",
         "timeout",
         "max_power_w",
+        "timezone",
+        "tariff",
     }
 )
+_TARIFF_KEYS = frozenset({"currency", "import", "export", "periods"})
+_PERIOD_KEYS = frozenset({"start", "name", "import", "export"})
 _TLS_KEYS = frozenset({"verify", "ca_file", "server_name"})
 
 
@@ -385,6 +391,8 @@ def _fields(reader: _Reader, cache_ttl: dict[str, float]) -> dict[str, Any]:
         "tls": _tls(reader.child("tls")) if reader.has("tls") else None,
         "timeout": reader.number("timeout", 0, inclusive=False),
         "max_power_w": reader.number("max_power_w", 0, inclusive=False),
+        "timezone": _timezone(reader),
+        "tariff": _tariff(reader.child("tariff")) if reader.has("tariff") else None,
     }
     _enlighten_account_as_username(reader, fields)
     fields = {name: value for name, value in fields.items() if value is not None}
@@ -445,3 +453,70 @@ def _tls(reader: _Reader) -> TLSSettings:
     if server_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,253}", server_name.strip()):
         raise ConfigError(reader.at("server_name"), "must be a host name, as in the certificate")
     return TLSSettings(verify=bool(verify), ca_file=ca_file, server_name=server_name and server_name.strip())
+
+
+def _timezone(reader: _Reader) -> str | None:
+    name = reader.string("timezone")
+    if name is not None and zone(name) is None:
+        raise ConfigError(reader.at("timezone"), f"{name!r} is not a time zone (an IANA name: Europe/Paris)")
+    return name
+
+
+def _tariff(reader: _Reader) -> Tariff:
+    """Prices for a gateway that holds no tariff of its own: flat rates per kWh, and optionally
+    periods of the day (the same every day), each with its own import rate and, if given, export
+    rate (else the flat one)."""
+    reader.require_mapping(_TARIFF_KEYS)
+    currency = reader.string("currency")
+    if currency is None or not re.fullmatch(r"[A-Za-z]{3}", currency.strip()):
+        raise ConfigError(reader.at("currency"), "is required: a currency code such as EUR or USD")
+    buy = reader.number("import", 0, inclusive=True)
+    if buy is None:
+        raise ConfigError(reader.at("import"), "is required: the price of 1 kWh bought from the grid")
+    periods = _periods(reader)
+    return Tariff(
+        currency=currency.strip().upper(),
+        buy=_rates(buy, [RatePeriod(start, rates[0], name) for start, name, rates in periods]),
+        sell=_rates(
+            reader.number("export", 0, inclusive=True),
+            [RatePeriod(start, rates[1], name) for start, name, rates in periods],
+        ),
+    )
+
+
+def _rates(flat: float | None, periods: list[RatePeriod]) -> Rates:
+    if not periods:
+        return Rates(flat=flat)
+    return Rates(flat=flat, seasons=(Season((1, 1), (DayType(frozenset(range(7)), tuple(periods)),), ""),))
+
+
+def _periods(reader: _Reader) -> list[tuple[int, str, tuple[float | None, float | None]]]:
+    """(start minute, name, (import rate, export rate)) in order of the day."""
+    value = reader.get("periods")
+    if value is None:
+        return []
+    key = reader.at("periods")
+    if not isinstance(value, list):
+        raise ConfigError(key, "must be a list of periods (start, name, import, export)")
+    periods = []
+    for index, entry in enumerate(value):
+        item = _Reader(entry, f"{key}[{index}]", reader.base_dir, reader.notices)
+        item.require_mapping(_PERIOD_KEYS)
+        start = _clock(item)
+        buy = item.number("import", 0, inclusive=True)
+        if buy is None:
+            raise ConfigError(item.at("import"), "is required: the price of 1 kWh in this period")
+        name = item.string("name") or f"from {entry['start']}"
+        periods.append((start, name, (buy, item.number("export", 0, inclusive=True))))
+    starts = [start for start, _, _ in periods]
+    if starts != sorted(set(starts)):
+        raise ConfigError(key, "periods must be listed in order of their start, each start once")
+    return periods
+
+
+def _clock(item: _Reader) -> int:
+    text = item.string("start")
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", (text or "").strip())
+    if match is None:
+        raise ConfigError(item.at("start"), 'must be a time of day as HH:MM (quote it: "07:30")')
+    return int(match.group(1)) * 60 + int(match.group(2))

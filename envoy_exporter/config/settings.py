@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envoy_exporter.snapshot.model import Tariff
+
 # Cache lifetimes in seconds, per endpoint family, matched to how often the gateway refreshes
 # the data behind it, so that a 60 s scrape interval asks each slow family once in several
 # scrapes instead of on every one. ``readings`` are the CT meters (the gateway samples them every
@@ -75,6 +77,8 @@ class GatewaySettings:
     cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
     timeout: float = 10.0  # seconds for one gateway request
     max_power_w: float | None = None  # plausibility bound for counter jumps (None: derived)
+    timezone: str | None = None  # IANA name of the gateway's local time (None: as the gateway reports)
+    tariff: Tariff | None = None  # prices where the gateway holds no tariff of its own
 
     @property
     def label(self) -> str:

@@ -640,12 +640,39 @@ def ensemble_power(view: PlantView) -> dict:
 # Settings, the Enpower's relays, the gateway's own status page
 
 
+# The demo's time-of-use tariff, in euros per kWh: the evening peak the batteries cover
+# (``simulator.PEAK_START`` .. ``PEAK_END``), a cheaper night, a weekend rate; export is paid
+# more in the evening. Periods start in minutes after local midnight.
+DEMO_CURRENCY = "EUR"
+FLAT_RATE, FLAT_SELL = 0.28, 0.07
+WEEKDAY_PERIODS = (
+    ("night", 0, 0.21),
+    ("day", 7 * 60, 0.29),
+    ("peak", 17 * 60, 0.41),
+    ("night", 23 * 60, 0.21),
+)
+WEEKEND_PERIODS = (("night", 0, 0.21), ("weekend", 8 * 60, 0.25), ("night", 23 * 60, 0.21))
+SELL_PERIODS = (("day", 0, 0.07), ("evening", 17 * 60, 0.11), ("day", 21 * 60, 0.07))
+
+
+def _day_type(name: str, days: str, periods: tuple[tuple[str, int, float], ...]) -> dict:
+    return {
+        "id": name,
+        "days": days,
+        "must_charge_start": 0,
+        "must_charge_duration": 0,
+        "must_charge_mode": "CP",
+        "enable_discharge_to_grid": False,
+        "periods": [{"id": period, "start": start, "rate": rate} for period, start, rate in periods],
+    }
+
+
 def tariff(view: PlantView) -> dict:
-    """The battery profile: the demo's batteries cover the evening peak tariff, Enphase's
-    "savings" profile, which the API calls ``economy``."""
+    """The battery profile and the prices: the demo's batteries cover the evening peak of a
+    time-of-use tariff, Enphase's "savings" profile, which the API calls ``economy``."""
     return {
         "tariff": {
-            "currency": {"code": "EUR"},
+            "currency": {"code": DEMO_CURRENCY},
             "logger": "mylogger",
             "date": str(INSTALLED),
             "storage_settings": {
@@ -657,9 +684,25 @@ def tariff(view: PlantView) -> dict:
                 "date": str(INSTALLED),
                 "opt_schedules": True,
             },
-            "single_rate": {"rate": 0.0, "sell": 0.0},
-            "seasons": [],
-            "seasons_sell": [],
+            "single_rate": {"rate": FLAT_RATE, "sell": FLAT_SELL},
+            "seasons": [
+                {
+                    "id": "all_year",
+                    "start": "1/1",
+                    "days": [
+                        _day_type("weekdays", "Mon,Tue,Wed,Thu,Fri", WEEKDAY_PERIODS),
+                        _day_type("weekend", "Sat,Sun", WEEKEND_PERIODS),
+                    ],
+                    "tiers": [],
+                }
+            ],
+            "seasons_sell": [
+                {
+                    "id": "all_year",
+                    "start": "1/1",
+                    "days": [_day_type("all_days", "Mon,Tue,Wed,Thu,Fri,Sat,Sun", SELL_PERIODS)],
+                }
+            ],
         },
         "schedule": {"source": "Tariff", "date": "2024-06-05 09:30:00 UTC", "version": "00.00.02"},
     }

@@ -149,7 +149,7 @@ class Assembler:
             enpower=_enpower([e for e in (*ensembles, secctrl) if e is not None]),
             inverters_total=inverters_total,
             storage_groups=_storage_groups(production_json, batteries),
-            storage_settings=readings.tariff,
+            storage_settings=readings.tariff.storage if readings.tariff else None,
             dry_contacts=readings.dry_contacts or (),
             generator=readings.generator,
             home=readings.home,

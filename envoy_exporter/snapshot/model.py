@@ -393,7 +393,7 @@ class Readings:
     ensemble_inventory: Ensemble | None = None
     ensemble_secctrl: Ensemble | None = None
     ensemble_power: Ensemble | None = None
-    tariff: StorageSettings | None = None
+    tariff: TariffAnswer | None = None
     dry_contacts: tuple[DryContact, ...] | None = None
     generator: Generator | None = None
     home: HomeStatus | None = None
@@ -479,3 +479,59 @@ class Latest:
 
     snapshot: Snapshot  # before any answer: an empty one, ``collected_at`` when the client started
     fresh: bool  # the newest finished collection got production data of its own
+
+
+# --------------------------------------------------------------------------------------------
+# Prices (/admin/lib/tariff, or the configuration where the gateway holds none)
+
+
+@dataclass(frozen=True)
+class RatePeriod:
+    """A rate from ``start`` (minutes after local midnight) until the next period's start."""
+
+    start_min: int
+    rate: float | None  # in the tariff's currency per kWh; None: the flat rate applies
+    name: str
+
+
+@dataclass(frozen=True)
+class DayType:
+    weekdays: frozenset[int]  # 0 = Monday .. 6 = Sunday, as ``date.weekday()``
+    periods: tuple[RatePeriod, ...]  # sorted by start
+
+
+@dataclass(frozen=True)
+class Season:
+    """From ``start`` (month, day) until the next season's start; the last runs into the new year."""
+
+    start: tuple[int, int]
+    day_types: tuple[DayType, ...]
+    name: str
+
+
+@dataclass(frozen=True)
+class Rates:
+    """One direction's prices: seasons of day types of periods, else the flat rate."""
+
+    flat: float | None = None
+    seasons: tuple[Season, ...] = ()  # sorted by start
+
+
+@dataclass(frozen=True)
+class Tariff:
+    currency: str | None
+    buy: Rates = field(default_factory=Rates)
+    sell: Rates = field(default_factory=Rates)
+
+    @property
+    def held(self) -> bool:
+        """The gateway holds a tariff: a rate of 0 (or none) with no seasons is none."""
+        return bool(self.buy.flat) or bool(self.buy.seasons)
+
+
+@dataclass(frozen=True)
+class TariffAnswer:
+    """What ``/admin/lib/tariff`` says: the battery profile and the prices."""
+
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    tariff: Tariff | None = None
