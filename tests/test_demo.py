@@ -21,12 +21,12 @@ from envoy_exporter.demo import DemoGateway, start_demo
 from envoy_exporter.demo.render import ROUTES
 from envoy_exporter.demo.simulator import RESERVE_SOC, Plant
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.pricing import EXPORT, IMPORT, Price, prices
 from envoy_exporter.snapshot.model import DryContact, Generator, StorageSettings
 from envoy_exporter.snapshot.parsers.device_data import parse_device_data
 from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
 from envoy_exporter.snapshot.parsers.home import parse_home
 from envoy_exporter.snapshot.parsers.tariff import parse_tariff
+from envoy_exporter.snapshot.pricing import EXPORT, IMPORT, Price, prices
 
 T0 = 1_790_000_000.0
 FROZEN = 1e12  # day_seconds so long that the sun stands still for the test

@@ -25,8 +25,8 @@ from envoy_exporter.config.settings import (
     Settings,
     TLSSettings,
 )
-from envoy_exporter.pricing import zone
 from envoy_exporter.snapshot.model import DayType, RatePeriod, Rates, Season, Tariff
+from envoy_exporter.snapshot.pricing import zone
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
