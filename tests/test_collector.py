@@ -344,7 +344,7 @@ def test_a_gateway_that_never_answered_shows_only_that_it_is_down_and_since_when
         "enphase_exporter_build_info",
     }
     assert value(got, "enphase_up", gateway="dead") == 0
-    # No data yet: its age counts from the exporter's start (issue 11), not from now.
+    # No data yet: its age counts from the exporter's start, not from now.
     assert value(got, "enphase_data_age_seconds", gateway="dead") == 300.0
 
 

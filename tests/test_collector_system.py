@@ -1,4 +1,4 @@
-"""The issue 10 families: settings, contacts, generator, grid controller, CT status, the
+"""The families beyond energy flows: settings, contacts, generator, grid controller, CT status, the
 inverters' own production, batteries by type, device status codes and connectivity."""
 
 from __future__ import annotations

@@ -577,7 +577,7 @@ def test_today_resets_at_simulated_midnight(clock):
 
 
 # --------------------------------------------------------------------------------------------
-# The exporter on the demo: every family issue 10 added has data (the dashboards rely on it)
+# The exporter on the demo: every family beyond energy flows has data (the dashboards rely on it)
 
 DEMO_FAMILIES = (
     "enphase_storage_mode",

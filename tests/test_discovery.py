@@ -61,7 +61,7 @@ def test_announcements_are_parsed():
     [
         ({}, ["10.0.0.9"], 80),
         ({b"serialnum": None}, ["10.0.0.9"], 80),
-        ({b"serialnum": b"x" * 100_000}, ["10.0.0.9"], 80),  # issue 9: a serial is a short run of digits
+        ({b"serialnum": b"x" * 100_000}, ["10.0.0.9"], 80),  # a serial is a short run of digits
         ({b"serialnum": b"12345678901234567890123"}, ["10.0.0.9"], 80),
         ({b"serialnum": b"\xff\xfe"}, ["10.0.0.9"], 80),
         ({b"serialnum": b"122212345678"}, [], 80),

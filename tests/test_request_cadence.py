@@ -3,7 +3,7 @@ value served is older than the scrape.
 
 Each gateway is collected as a scrape would, 60 s apart on the client's injected clocks (the
 requests and the sockets are real, the waiting is not): the project's own simulated gateway
-always, and the real captures of the issue's fleet mix replayed by ../shared's fake gateway
+always, and the real captures of a mixed fleet replayed by ../shared's fake gateway
 (skipped without it). ``scripts/capture_report.py --interval 60`` prints the same figures for
 every capture.
 """

@@ -1,4 +1,4 @@
-"""State files (issue 9): the previous generation kept, a broken file moved aside and never
+"""State files: the previous generation kept, a broken file moved aside and never
 overwritten, and no state file, however hostile, fails a collection."""
 
 from __future__ import annotations
