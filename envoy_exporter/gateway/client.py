@@ -58,6 +58,7 @@ from envoy_exporter.gateway.errors import TransportError
 from envoy_exporter.gateway.labels import Labels
 from envoy_exporter.gateway.plan import Plan, single_phase
 from envoy_exporter.gateway.transport import Transport
+from envoy_exporter.history import PowerHistory
 from envoy_exporter.model import (
     EndpointResult,
     GatewayInfo,
@@ -209,6 +210,7 @@ class GatewayClient:
         # replaces, or from a gateway that reported it as its serial).
         self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
+        self.history = PowerHistory()  # the last hour of power, for the status page
 
     # ----------------------------------------------------------------------------------------
     # The interface
@@ -293,6 +295,8 @@ class GatewayClient:
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
         self._latest = latest
+        if latest.fresh:
+            self.history.add(*_powers(latest.snapshot))
         return latest.snapshot
 
     def _collect(self, run: _Collection) -> Latest:
@@ -619,6 +623,12 @@ class GatewayClient:
             result.detail or result.status,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+
+def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
+    production = snapshot.production.total.power_w if snapshot.production else None
+    consumption = snapshot.consumption_total.total.power_w if snapshot.consumption_total else None
+    return snapshot.collected_at, production, consumption
 
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:
