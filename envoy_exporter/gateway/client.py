@@ -56,6 +56,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.history import PowerHistory
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.model import (
@@ -213,6 +214,7 @@ class GatewayClient:
         # replaces, or from a gateway that reported it as its serial).
         self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
+        self.history = PowerHistory()  # the last hour of power, for the status page
 
     # ----------------------------------------------------------------------------------------
     # The interface
@@ -297,6 +299,8 @@ class GatewayClient:
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
         self._latest = latest
+        if latest.fresh:
+            self.history.add(*_powers(latest.snapshot))
         return latest.snapshot
 
     def _collect(self, run: _Collection) -> Latest:
@@ -623,6 +627,12 @@ class GatewayClient:
             result.detail or result.status,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+
+def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
+    production = snapshot.production.total.power_w if snapshot.production else None
+    consumption = snapshot.consumption_total.total.power_w if snapshot.consumption_total else None
+    return snapshot.collected_at, production, consumption
 
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:
