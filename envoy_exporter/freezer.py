@@ -23,7 +23,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, wait
 
-from .settings import COLLECTION_DEADLINE
+from envoy_exporter.config.settings import COLLECTION_DEADLINE
 
 EVERY_S = 5.0
 

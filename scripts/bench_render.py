@@ -25,11 +25,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from envoy_exporter.collector.exposition import Labels
 from envoy_exporter.collector.scrape import render_data
-from envoy_exporter.exposition import Labels
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import Snapshot
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import Snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 2.0

@@ -14,8 +14,9 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter.collector import GatewayCollector
-from envoy_exporter.exposition import SnapshotCache
-from envoy_exporter.model import (
+from envoy_exporter.collector.exposition import SnapshotCache
+from envoy_exporter.history import PowerHistory
+from envoy_exporter.snapshot.model import (
     WH,
     Battery,
     Device,
@@ -195,6 +196,7 @@ class FakeClient:
     ):
         self.name = name
         self.credentials = credentials or {}
+        self.history = PowerHistory()
         self.snapshot = snapshot if snapshot is not None else rich_snapshot()
         self.fresh = fresh  # None: fresh when the snapshot has production data
         self.hold = hold

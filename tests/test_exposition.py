@@ -27,12 +27,20 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from envoy_exporter.collector import ExporterCollector, GatewayCollector
 from envoy_exporter.collector import scrape as scrape_module
 from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import (
+    Labels,
+    SnapshotCache,
+    from_library,
+    join,
+    negotiate,
+    number,
+    render,
+)
 from envoy_exporter.collector.families import Families
-from envoy_exporter.exposition import Labels, SnapshotCache, from_library, join, negotiate, number, render
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.model import Reading
-from envoy_exporter.settings import GatewaySettings
-from envoy_exporter.web import make_server
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.snapshot.model import Reading
+from envoy_exporter.web.server import make_server
 
 TEXT = "text/plain;version=0.0.4"
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..counters import PRODUCTION
-from ..exposition import Labels
-from ..model import Battery, Device, Flow, InverterReading, Meter, MeterChannel, Snapshot
-from .families import Families, Row
-from .system import add_controller, add_home, add_inverters_total, add_storage_groups, add_storage_settings
+from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.families import Families, Row
+from envoy_exporter.collector.system import (
+    add_controller,
+    add_home,
+    add_inverters_total,
+    add_storage_groups,
+    add_storage_settings,
+)
+from envoy_exporter.snapshot.counters import PRODUCTION
+from envoy_exporter.snapshot.model import (
+    Battery,
+    Device,
+    Flow,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    Snapshot,
+)
 
 # (metric suffix, help, field of the model type); one table per model type keeps the mapping
 # reviewable against the spec at a glance.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 
-from ..exposition import Family, labels_text, number
+from envoy_exporter.collector.exposition import Family, labels_text, number
 
 # A series of an object: its metric name, its help, and the attribute that holds its value.
 Row = tuple[str, str, str]

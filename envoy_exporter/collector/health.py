@@ -12,9 +12,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..exposition import Labels
-from ..model import GatewayInfo, Latest, Snapshot
-from .families import Families
+from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import GatewayInfo, Latest, Snapshot
 
 
 class Client(Protocol):

@@ -22,12 +22,12 @@ from functools import partial
 
 from prometheus_client.registry import Collector
 
-from ..exposition import Group, Labels, SnapshotCache, from_library, join, render
-from ..model import Snapshot
-from ..settings import COLLECTION_DEADLINE
-from .data import add_snapshot
-from .families import Families
-from .health import Client, GatewayResult, add_health
+from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import Group, Labels, SnapshotCache, from_library, join, render
+from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.health import Client, GatewayResult, add_health
+from envoy_exporter.config.settings import COLLECTION_DEADLINE
+from envoy_exporter.snapshot.model import Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ gives no sample, state sets are one 1-valued series with the state in a label.
 
 from __future__ import annotations
 
-from ..exposition import Labels
-from ..model import Snapshot
-from .families import Families
+from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import Snapshot
 
 
 def add_inverters_total(f: Families, base: Labels, s: Snapshot) -> None:
