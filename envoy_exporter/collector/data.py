@@ -23,7 +23,6 @@ from envoy_exporter.snapshot.model import (
     Battery,
     Device,
     Flow,
-    InverterReading,
     Meter,
     MeterChannel,
     Snapshot,
@@ -103,6 +102,9 @@ def _channel_rows(prefix: str, gauges: tuple[Row, ...], where: str) -> ChannelRo
 _METER_ROWS = _channel_rows("enphase_meter_", _METER_GAUGES, "of the CT meter")
 _METER_PHASE_ROWS = _channel_rows("enphase_meter_phase_", _METER_PHASE_GAUGES, "of a phase of the CT meter")
 _INVERTER_ROWS = tuple(("enphase_inverter_" + suffix, doc, attr) for suffix, doc, attr in _INVERTER_GAUGES)
+_INVERTER_COUNTERS = (
+    ("enphase_inverter_energy_joules", "Energy the microinverter produced, lifetime", "lifetime_j"),
+)
 _DEVICE_ROWS = tuple((f"enphase_device_{flag}", doc, flag) for flag, doc in _DEVICE_FLAGS)
 _BATTERY_ROWS = tuple(("enphase_battery_" + suffix, doc, attr) for suffix, doc, attr in _BATTERY_GAUGES)
 _STORAGE_ROWS = tuple(("enphase_storage_" + suffix, doc, attr) for suffix, doc, attr in _STORAGE_GAUGES)
@@ -262,18 +264,9 @@ def _channel(
 
 
 def _inverters(f: Families, base: Labels, s: Snapshot) -> None:
-    for inverter in s.inverters:
-        _inverter(f, base.add(serial=inverter.serial), inverter)
-
-
-def _inverter(f: Families, labels: Labels, inverter: InverterReading) -> None:
-    f.gauges(_INVERTER_ROWS, labels, inverter)
-    f.counter(
-        "enphase_inverter_energy_joules",
-        "Energy the microinverter produced, lifetime",
-        labels,
-        inverter.lifetime_j,
-    )
+    inverters = [(base.add(serial=inverter.serial), inverter) for inverter in s.inverters]
+    f.table(_INVERTER_ROWS, "gauge", inverters)
+    f.table(_INVERTER_COUNTERS, "counter", inverters)
 
 
 def _devices(f: Families, base: Labels, s: Snapshot) -> None:

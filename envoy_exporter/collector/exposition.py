@@ -84,18 +84,19 @@ class Labels(Mapping[str, str]):
         pairs = {**(pairs or {}), **more}
         self._key = tuple(pairs.items())
         self.text = render_labels(pairs)
-        self._kept: dict[tuple[tuple[str, str], ...], str] = {}
+        self._kept: dict[tuple, Labels] = {}
 
     def add(self, **more: str) -> Labels:
-        key = self._key + tuple(more.items())
-        text = self._kept.get(key)
-        if text is None:
+        key = (self.text, *more.items())
+        labels = self._kept.get(key)
+        if labels is None:
             if len(self._kept) >= MAX_KEPT:
                 self._kept.clear()  # serials that come and go must not grow it for ever
             added = render_labels(more)
-            text = self._kept[key] = f"{self.text},{added}" if self.text else added
-        labels = Labels.__new__(Labels)
-        labels._key, labels._kept, labels.text = key, self._kept, text
+            labels = Labels.__new__(Labels)
+            labels._key, labels._kept = self._key + tuple(more.items()), self._kept
+            labels.text = f"{self.text},{added}" if self.text else added
+            self._kept[key] = labels
         return labels
 
     def __getitem__(self, name: str) -> str:

@@ -43,24 +43,31 @@ class Families:
 
     def gauges(self, rows: Sequence[Row], labels: Mapping[str, str], obj: object) -> None:
         """One gauge per row, each the value of the row's attribute of ``obj``, all with ``labels``."""
-        self._rows(rows, "gauge", labels, obj)
+        self.table(rows, "gauge", [(labels, obj)])
 
     def counters(self, rows: Sequence[Row], labels: Mapping[str, str], obj: object) -> None:
         """As ``gauges``, counters (names without ``_total``)."""
-        self._rows(rows, "counter", labels, obj)
+        self.table(rows, "counter", [(labels, obj)])
 
-    def _rows(self, rows: Sequence[Row], kind: str, labels: Mapping[str, str], obj: object) -> None:
-        # The bulk of the series (a dozen per microinverter) go through here: no call per line.
-        text = labels_text(labels)
+    def table(
+        self, rows: Sequence[Row], kind: str, items: Sequence[tuple[Mapping[str, str], object]]
+    ) -> None:
+        """Per row, a series of that ``kind`` for each item (its labels, the object whose row
+        attribute holds the value). The bulk of the series (a dozen per microinverter) go
+        through here: a family is looked up once per row, and no call is made per line."""
+        texts = [(labels_text(labels), obj) for labels, obj in items]
         families = self._families
         for name, doc, attr in rows:
-            value = getattr(obj, attr)
-            if value is not None:
-                family = families.get(name) or self._family(name, doc, kind)
-                shown = repr(float(value))
-                if shown[-1] in "fn":
-                    shown = number(float(value))
-                family.lines.append(f"{family.sample}{{{text}}} {shown}\n")
+            family = families.get(name)
+            for text, obj in texts:
+                value = getattr(obj, attr)
+                if value is not None:
+                    if family is None:
+                        family = self._family(name, doc, kind)
+                    shown = repr(float(value))
+                    if shown[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
+                        shown = number(float(value))
+                    family.lines.append(f"{family.sample}{{{text}}} {shown}\n")
 
     def _family(self, name: str, doc: str, kind: str) -> Family:
         family = self._families[name] = Family(name, doc, kind)
