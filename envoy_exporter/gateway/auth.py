@@ -28,6 +28,7 @@ from typing import Any
 import requests
 from requests.auth import HTTPDigestAuth
 
+from envoy_exporter.gateway.accounts import EnlightenAccounts
 from envoy_exporter.gateway.backoff import Backoff
 from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
 from envoy_exporter.gateway.errors import TransportError
@@ -94,8 +95,11 @@ class Auth:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         claims: SerialClaims = CLAIMS,
+        accounts: EnlightenAccounts | None = None,
     ) -> None:
         self._settings = settings
+        # Shared by every gateway of the exporter when given; a client on its own has its own.
+        self._accounts = accounts if accounts is not None else EnlightenAccounts(clock)
         self._state_dir = state_dir
         self._record = record
         self._clock = clock
@@ -290,6 +294,7 @@ class Auth:
             self._state_dir,
             self._record,
             self._claims,
+            self._accounts,
             clock=self._clock,
             wall=self._wall,
         )
