@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
-from . import __version__
-from .config import ConfigError, load_config
-from .config_check import offline_problems
-from .discovery import Discovery, start_discovery
-from .fleet import Fleet
-from .logs import FORMATS, LEVELS, setup_logging
-from .settings import GatewaySettings, Secret, Settings
-from .web import (
+from envoy_exporter import __version__
+from envoy_exporter.config.check import offline_problems, state_dir_to_create
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import GatewaySettings, Secret, Settings
+from envoy_exporter.fleet.discovery import Discovery, start_discovery
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.logs import FORMATS, LEVELS, setup_logging
+from envoy_exporter.web.server import (
     DEFAULT_TELEMETRY_PATH,
     ExporterServer,
     check_telemetry_path,
@@ -35,7 +35,7 @@ from .web import (
     make_systemd_server,
     parse_listen_address,
 )
-from .webconfig import WebConfig, WebConfigError, load_web_config
+from envoy_exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("envoy_exporter")
 
@@ -44,10 +44,22 @@ DEFAULT_LISTEN = ":9433"
 DEMO_GATEWAY = "demo"
 
 
+_SUBCOMMANDS = """\
+subcommands:
+  capture               record what a gateway answers, for a bug report or a test fixture
+                        (envoy-exporter capture --help)
+
+Without a gateway at hand: envoy-exporter --demo, then open http://localhost:9433/
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="envoy-exporter",
+        usage="%(prog)s [flags]\n       %(prog)s capture [capture flags]",
         description="Prometheus exporter for Enphase Envoy / IQ Gateway solar gateways.",
+        epilog=_SUBCOMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config.file", dest="config", default="exporter.yml", help="configuration file")
     p.add_argument(
@@ -85,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["capture"]:
-        from .capture import main as capture  # a tool of its own; see docs/capture.md
+        from envoy_exporter.capture import main as capture  # a tool of its own; see docs/capture.md
 
         return capture(argv[1:])
     args = parser().parse_args(argv)
@@ -107,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = _demo_settings(cleanup) if args.demo else load_config(Path(args.config))
         except ConfigError as e:
             print(f"envoy-exporter: configuration error: {e}", file=sys.stderr)
+            if not args.demo and not Path(args.config).exists():
+                print(_NO_CONFIG, file=sys.stderr)
             return 2
         for notice in settings.notices:
             log.warning("configuration notice: %s", notice)
@@ -125,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings, args.listen, stop, args=args, web_config=web_config)
 
 
+_NO_CONFIG = (
+    "envoy-exporter: give the configuration with --config.file PATH (exporter.yml in the sources is a\n"
+    "commented example), or try the exporter without any gateway: envoy-exporter --demo"
+)
+
+
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
     """The deep check: also what would fail only later (tokens, state_dir), offline."""
     problems = offline_problems(settings)
@@ -134,6 +154,9 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     discovery = ", and zeroconf discovery" if settings.discovery.zeroconf else ""
     print(f"{args.config}: OK, {len(settings.gateways)} gateway(s){discovery}")
+    to_create = state_dir_to_create(settings)
+    if to_create is not None:
+        print(f"state_dir {to_create} does not exist yet; the exporter will create it")
     if args.web_config:
         print(f"{args.web_config}: OK")
     return 0
@@ -141,7 +164,7 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 def _demo_settings(cleanup: ExitStack) -> Settings:
     # Imported here: the simulator is needed by --demo only.
-    from .demo import start_demo
+    from envoy_exporter.demo import start_demo
 
     demo = start_demo()
     cleanup.callback(demo.stop)
@@ -158,9 +181,9 @@ def serve(
 ) -> int:
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
-    from .gateway.accounts import EnlightenAccounts
-    from .gateway.client import GatewayClient
-    from .gateway.labels import Labels
+    from envoy_exporter.fleet.labels import Labels
+    from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
+    from envoy_exporter.gateway.client import GatewayClient
 
     # Shared by every client, across reloads too: labels, and one login per Enlighten account.
     labels, accounts = Labels(), EnlightenAccounts()

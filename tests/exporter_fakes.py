@@ -13,7 +13,8 @@ from concurrent.futures import Future
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from envoy_exporter.model import (
+from envoy_exporter.history import PowerHistory
+from envoy_exporter.snapshot.model import (
     WH,
     Battery,
     Device,
@@ -189,8 +190,11 @@ class FakeClient:
         last_duration: float | None = 0.25,
         fresh: bool | None = None,
         born: float = NOW - 60.0,
+        credentials: dict[str, bool] | None = None,
     ):
         self.name = name
+        self.credentials = credentials or {}
+        self.history = PowerHistory()
         self.snapshot = snapshot if snapshot is not None else rich_snapshot()
         self.fresh = fresh  # None: fresh when the snapshot has production data
         self.hold = hold
@@ -204,6 +208,9 @@ class FakeClient:
         self._lock = threading.Lock()
         self._running: Future[Snapshot] | None = None
         self._latest = Latest(Snapshot(collected_at=born), fresh=False)
+
+    def credentials_rejected(self) -> dict[str, bool]:
+        return dict(self.credentials)
 
     def start(self) -> Future[Snapshot]:
         with self._lock:

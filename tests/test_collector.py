@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import __version__
 from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape_timeout
-from envoy_exporter.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
+from envoy_exporter.config.settings import COLLECTION_DEADLINE
 from envoy_exporter.revision import revision
-from envoy_exporter.settings import COLLECTION_DEADLINE
+from envoy_exporter.snapshot.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
 
 
 def collector(*clients: FakeClient, timeout: float = 2.0) -> GatewayCollector:
@@ -344,7 +344,7 @@ def test_a_gateway_that_never_answered_shows_only_that_it_is_down_and_since_when
         "enphase_exporter_build_info",
     }
     assert value(got, "enphase_up", gateway="dead") == 0
-    # No data yet: its age counts from the exporter's start (issue 11), not from now.
+    # No data yet: its age counts from the exporter's start, not from now.
     assert value(got, "enphase_data_age_seconds", gateway="dead") == 300.0
 
 

@@ -18,13 +18,14 @@ import pytest
 from conftest import Clocks
 from test_credentials import ENLIGHTEN, ENTREZ, SERIAL_A, SERIAL_B, Cloud, StandIn, cloud_settings
 
-from envoy_exporter.config import ConfigError, load_config
-from envoy_exporter.discovery import Discovery, Found
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.gateway.accounts import EnlightenAccounts
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings
+from envoy_exporter.fleet.discovery import Discovery, Found
+from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.fleet.pins import Pins
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.gateway.labels import Labels
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings
 
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
 DEFAULTS = {**cloud_settings(), "cache_ttl": NO_CACHE, "timeout": 2.0}
@@ -78,7 +79,7 @@ class Site:
             configured,
             DEFAULTS,
             settings or DiscoverySettings(zeroconf=True),
-            pins=__import__("envoy_exporter.pins", fromlist=["Pins"]).Pins(state_dir),
+            pins=Pins(state_dir),
             networks=[ipaddress.ip_network(n) for n in networks],
             reported=lambda: {
                 s.host: c.serial for s, c in self.fleet.gateways() if not s.discovered and not s.serial
@@ -304,7 +305,7 @@ def test_probe_and_sd_for_a_gateway_not_found_yet(tmp_path):
     import json
     import threading
 
-    from envoy_exporter.web import make_server
+    from envoy_exporter.web.server import make_server
 
     site = Site([configured(name="barn", host="", serial=SERIAL_B)], tmp_path)
     server = make_server("127.0.0.1:0", site.fleet)

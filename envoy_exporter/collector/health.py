@@ -12,8 +12,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import GatewayInfo, Latest, Snapshot
-from .families import Families
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import GatewayInfo, Latest, Snapshot
 
 Labels = dict[str, str]
 
@@ -33,6 +33,8 @@ class Client(Protocol):
     def requests(self) -> dict[tuple[str, str], int]: ...
 
     def counter_corrections(self) -> dict[str, int]: ...
+
+    def credentials_rejected(self) -> dict[str, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,13 @@ def add_health(f: Families, result: GatewayResult, now: float) -> None:
         base,
         client.token_expiry,
     )
+    for credential, rejected in sorted(client.credentials_rejected().items()):
+        f.gauge(
+            "enphase_credentials_rejected",
+            "1 while the gateway (or Enlighten) refuses this credential of the configuration",
+            {**base, "credential": credential},
+            rejected,
+        )
     for (endpoint, code), count in sorted(client.requests().items()):
         f.counter(
             "enphase_gateway_requests",
