@@ -196,7 +196,7 @@ def _free_port() -> int:
 
 def default_cache_ttl(scale: float = 1.0) -> dict[str, float]:
     # The installed exporter's own defaults, so that new cache families are scaled too.
-    from envoy_exporter.settings import DEFAULT_CACHE_TTL
+    from envoy_exporter.config.settings import DEFAULT_CACHE_TTL
 
     return {family: seconds / scale for family, seconds in DEFAULT_CACHE_TTL.items()}
 

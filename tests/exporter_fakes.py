@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter.history import PowerHistory
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.model import (
     WH,
     Battery,
     Device,

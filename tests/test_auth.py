@@ -19,12 +19,12 @@ import requests
 from conftest import SHARED_FIXTURES, Clock, Recorder, load_fake_gateway, needs_shared
 from requests.auth import HTTPDigestAuth
 
-from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
-from envoy_exporter.gateway.backoff import BACKOFF_MAX_S
-from envoy_exporter.gateway.transport import Transport, TransportError
+from envoy_exporter.config.settings import GatewaySettings, Secret
+from envoy_exporter.gateway.auth.backoff import BACKOFF_MAX_S
+from envoy_exporter.gateway.auth.scheme import REALM, Auth, CredentialsWithheld, installer_password
+from envoy_exporter.gateway.net.transport import Transport, TransportError
 from envoy_exporter.logs import redact
-from envoy_exporter.model import GatewayInfo
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import GatewayInfo
 
 SERIAL = "482301000042"
 GATEWAY = "https://192.0.2.10"

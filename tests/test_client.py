@@ -20,9 +20,9 @@ import requests
 import requests_mock
 from conftest import Clocks
 
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import WH, Snapshot
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+from envoy_exporter.snapshot.model import WH, Snapshot
 
 HOST = "http://envoy.test"
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}

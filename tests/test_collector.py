@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import __version__
 from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape_timeout
-from envoy_exporter.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
+from envoy_exporter.config.settings import COLLECTION_DEADLINE
 from envoy_exporter.revision import revision
-from envoy_exporter.settings import COLLECTION_DEADLINE
+from envoy_exporter.snapshot.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
 
 
 def collector(*clients: FakeClient, timeout: float = 2.0) -> GatewayCollector:

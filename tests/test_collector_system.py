@@ -11,7 +11,7 @@ import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, scrape, value
 
 from envoy_exporter.collector import GatewayCollector
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.model import (
     WH,
     Battery,
     Device,

@@ -14,8 +14,8 @@ import jwt
 import pytest
 
 from envoy_exporter.cli import main
-from envoy_exporter.config import ConfigError, load_config
-from envoy_exporter.config_check import offline_problems
+from envoy_exporter.config.check import offline_problems
+from envoy_exporter.config.load import ConfigError, load_config
 
 SERIAL = "122212345678"
 KEY = "k" * 32

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from envoy_exporter.discovery import (
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+from envoy_exporter.fleet.discovery import (
     SERVICE_TYPE,
     Discovery,
     Found,
@@ -23,7 +24,6 @@ from envoy_exporter.discovery import (
     merge,
     parse_announcement,
 )
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 
 zeroconf = pytest.importorskip("zeroconf")
 

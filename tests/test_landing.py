@@ -22,15 +22,15 @@ from pathlib import Path
 import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot
 
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import start_demo
-from envoy_exporter.fleet import Fleet
+from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.history import Point
-from envoy_exporter.landing import capture_help, render_landing
-from envoy_exporter.model import EndpointResult, Flow, InverterReading, Reading, Snapshot
-from envoy_exporter.settings import GatewaySettings, Secret
-from envoy_exporter.status import GatewayStatus, Inverters, Problem, fleet_status
-from envoy_exporter.web import ExporterServer, make_server
+from envoy_exporter.snapshot.model import EndpointResult, Flow, InverterReading, Reading, Snapshot
+from envoy_exporter.web.landing import capture_help, render_landing
+from envoy_exporter.web.server import ExporterServer, make_server
+from envoy_exporter.web.status import GatewayStatus, Inverters, Problem, fleet_status
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no chromium (Debian package chromium)")

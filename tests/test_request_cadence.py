@@ -17,11 +17,11 @@ from collections.abc import Callable
 import pytest
 from conftest import ROOT, SHARED, SHARED_FIXTURES, needs_shared
 
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo.server import DemoGateway
 from envoy_exporter.demo.simulator import Plant
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import Snapshot
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import Snapshot
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import capture_report

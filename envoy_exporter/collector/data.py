@@ -9,10 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..counters import PRODUCTION
-from ..model import Battery, Device, Flow, InverterReading, Meter, MeterChannel, Snapshot
-from .families import Families
-from .system import add_controller, add_home, add_inverters_total, add_storage_groups, add_storage_settings
+from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.system import (
+    add_controller,
+    add_home,
+    add_inverters_total,
+    add_storage_groups,
+    add_storage_settings,
+)
+from envoy_exporter.snapshot.counters import PRODUCTION
+from envoy_exporter.snapshot.model import (
+    Battery,
+    Device,
+    Flow,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    Snapshot,
+)
 
 Labels = dict[str, str]
 

@@ -12,8 +12,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import GatewayInfo, Latest, Snapshot
-from .families import Families
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import GatewayInfo, Latest, Snapshot
 
 Labels = dict[str, str]
 

@@ -6,8 +6,8 @@ gives no sample, state sets are one 1-valued series with the state in a label.
 
 from __future__ import annotations
 
-from ..model import Snapshot
-from .families import Families
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import Snapshot
 
 Labels = dict[str, str]
 

@@ -30,9 +30,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from envoy_exporter.counters import KINDS, CounterKeeper, state_path
-from envoy_exporter.gateway.assemble import Assembler
-from envoy_exporter.gateway.auth import Auth, CredentialsWithheld
+from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
+from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
@@ -54,31 +54,35 @@ from envoy_exporter.gateway.endpoints import (
     TARIFF,
     Endpoint,
 )
-from envoy_exporter.gateway.errors import TransportError
-from envoy_exporter.gateway.labels import Labels
-from envoy_exporter.gateway.plan import Plan, single_phase
-from envoy_exporter.gateway.transport import Transport
+from envoy_exporter.gateway.net.errors import TransportError
+from envoy_exporter.gateway.net.transport import Transport
 from envoy_exporter.history import PowerHistory
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.assemble import Assembler
+from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
+from envoy_exporter.snapshot.model import (
     EndpointResult,
     GatewayInfo,
     Latest,
     Readings,
     Snapshot,
 )
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
-from envoy_exporter.parsers.device_data import parse_device_data
-from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
-from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
-from envoy_exporter.parsers.home import parse_home
-from envoy_exporter.parsers.info import parse_info
-from envoy_exporter.parsers.inventory import parse_inventory
-from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
-from envoy_exporter.parsers.production_html import parse_production_html
-from envoy_exporter.parsers.production_json import parse_production_json
-from envoy_exporter.parsers.tariff import parse_tariff
-from envoy_exporter.settings import COLLECTION_DEADLINE, GatewaySettings
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
+from envoy_exporter.snapshot.parsers.device_data import parse_device_data
+from envoy_exporter.snapshot.parsers.ensemble import (
+    parse_ensemble_inventory,
+    parse_ensemble_power,
+    parse_secctrl,
+)
+from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.home import parse_home
+from envoy_exporter.snapshot.parsers.info import parse_info
+from envoy_exporter.snapshot.parsers.inventory import parse_inventory
+from envoy_exporter.snapshot.parsers.meters import parse_meter_readings, parse_meters
+from envoy_exporter.snapshot.parsers.production_html import parse_production_html
+from envoy_exporter.snapshot.parsers.production_json import parse_production_json
+from envoy_exporter.snapshot.parsers.tariff import parse_tariff
+from envoy_exporter.snapshot.plan import Plan, single_phase
 
 log = logging.getLogger(__name__)
 
