@@ -56,9 +56,9 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
-from envoy_exporter.history import PowerHistory
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
+from envoy_exporter.snapshot.history import PowerHistory
 from envoy_exporter.snapshot.model import (
     EndpointResult,
     GatewayInfo,
