@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from envoy_exporter.history import PowerHistory
+from envoy_exporter.snapshot.history import PowerHistory
 from envoy_exporter.snapshot.model import (
     WH,
     Battery,

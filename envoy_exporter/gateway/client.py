@@ -57,9 +57,9 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
-from envoy_exporter.history import PowerHistory
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
+from envoy_exporter.snapshot.history import PowerHistory
 from envoy_exporter.snapshot.model import (
     EndpointResult,
     GatewayInfo,
@@ -463,15 +463,20 @@ class GatewayClient:
             run.record(endpoint.key, known)
         return known is None
 
-    def _mark_unsupported(self, endpoint: Endpoint, answer: str, *, hourly: bool = False) -> None:
+    def _mark_unsupported(
+        self, run: _Collection, endpoint: Endpoint, answer: str, *, hourly: bool = False
+    ) -> None:
         """Stop asking ``endpoint``: until the firmware changes, or with ``hourly`` until the
-        next /info (for a 401: the credentials may change)."""
+        next /info (for a 401: the credentials may change). This collection already shows it as
+        not on this gateway: an endpoint the firmware lacks is never an error, from the first
+        collection on."""
         until = "with the next /info" if hourly else "after a firmware change"
         detail = f"answered {answer}; asked again {until}"
         log.info(
             "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
         )
         self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        run.record(endpoint.key, self._unsupported[endpoint.key])
         if hourly:
             self._retry_hourly.add(endpoint.key)
 
@@ -530,8 +535,7 @@ class GatewayClient:
         if plain.result.ok and details.result.status == "404":
             self._production_path = PRODUCTION_JSON_PLAIN.path
         if not plain.result.ok and _no_production_json(info, details, plain):
-            self._mark_unsupported(endpoint, "HTML, not JSON" if details.html else "404")
-            run.record(endpoint.key, self._unsupported[endpoint.key])
+            self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
         self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
 
@@ -593,7 +597,7 @@ class GatewayClient:
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.status == "404":
-            self._mark_unsupported(endpoint, "404")
+            self._mark_unsupported(run, endpoint, "404")
         elif result.status == "auth":
             run.failed += 1  # credentials withheld: the auth module logs each change of state
         elif result.status == "401":
@@ -602,12 +606,12 @@ class GatewayClient:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
-            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+            self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         elif endpoint.family == TARIFF.family and result.status == "parse":
             # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
             # asked again with the next /info instead of on every scrape.
             self._warn(endpoint, result)
-            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+            self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
             self._warn(endpoint, result)
@@ -621,10 +625,11 @@ class GatewayClient:
         for endpoint in run.unauthorized:
             result = run.results[endpoint.key]
             if self._auth.installer_only(endpoint.key):
-                self._mark_unsupported(endpoint, "401 (only the installer user may read it)", hourly=True)
-                run.record(endpoint.key, self._unsupported[endpoint.key])
+                self._mark_unsupported(
+                    run, endpoint, "401 (only the installer user may read it)", hourly=True
+                )
             elif run.authorized:
-                self._mark_unsupported(endpoint, "401", hourly=True)
+                self._mark_unsupported(run, endpoint, "401", hourly=True)
             elif self._auth.scheme == "digest":
                 run.failed += 1
                 rejected = rejected or self._auth.digest_rejected()

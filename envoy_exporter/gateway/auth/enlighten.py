@@ -127,7 +127,7 @@ class Enlighten:
         except (OSError, ValueError) as exc:
             code = failure_code(exc)
             self._record(key, code)
-            raise EnlightenError(f"{key}: {code} ({failure_reason(exc)})") from None
+            raise EnlightenError(f"{key}: {failure_reason(exc, left)}") from None
         self._record(key, str(response.status_code))
         if key == "enlighten_login" and response.status_code in (401, 403):
             raise EnlightenError(
