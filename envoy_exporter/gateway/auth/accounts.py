@@ -28,6 +28,7 @@ class _Asked:
     at: float
     value: str | None = None  # the session id or token it gave
     error: str | None = None  # or why it gave none
+    refused: bool = False  # ... Enlighten turned the credentials down (not an outage)
 
 
 class Account:
@@ -50,7 +51,7 @@ class Account:
             try:
                 token = enlighten.issue_token(session, serial)
             except EnlightenError as exc:
-                self._tokens[serial] = _Asked(now, error=str(exc))
+                self._tokens[serial] = _Asked(now, error=str(exc), refused=exc.refused)
                 if "HTTP 401" in str(exc):
                     self._login = None  # the session may have ended: the next attempt logs in
                 raise
@@ -62,7 +63,7 @@ class Account:
             try:
                 self._login = _Asked(now, value=enlighten.login())
             except EnlightenError as exc:
-                self._login = _Asked(now, error=str(exc))
+                self._login = _Asked(now, error=str(exc), refused=exc.refused)
         return _answer(self._login, now)
 
 
@@ -70,7 +71,7 @@ def _answer(asked: _Asked, now: float) -> str:
     if asked.value is not None:
         return asked.value
     left = ASK_INTERVAL_S - (now - asked.at)
-    raise EnlightenError(f"{asked.error} (Enlighten is asked again in {max(left, 0):.0f} s)")
+    raise EnlightenError(f"{asked.error} (Enlighten is asked again in {max(left, 0):.0f} s)", asked.refused)
 
 
 class EnlightenAccounts:
