@@ -183,18 +183,37 @@ def serve(
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
     from envoy_exporter.fleet.labels import Labels
+    from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
     from envoy_exporter.gateway.client import GatewayClient
     from envoy_exporter.gateway.workers import WorkerPool
 
-    labels = Labels()  # shared by every client, across reloads too
+    # Shared by every client, across reloads too: labels, and one login per Enlighten account.
+    labels, accounts = Labels(), EnlightenAccounts()
     workers = WorkerPool()  # every gateway's collections, on a bounded number of threads
+    freezer = Freezer()  # keeps the garbage collector's full passes short
+    discovery: Discovery | None = None
+
+    def serial_told() -> None:
+        if discovery is not None:
+            discovery.reconsider()
 
     def make_client(gateway: GatewaySettings) -> GatewayClient:
-        return GatewayClient(gateway, settings.state_dir, labels=labels, workers=workers)
+        return GatewayClient(
+            gateway,
+            settings.state_dir,
+            labels=labels,
+            accounts=accounts,
+            on_serial=serial_told,
+            workers=workers,
+        )
 
-    freezer = Freezer()  # keeps the garbage collector's full passes short
-    fleet = Fleet(settings.gateways, make_client, closed=freezer.sweep)
-    discovery = None
+    def reported() -> dict[str, str | None]:
+        """Host -> the serial its /info reported, for the configured gateways whose serial is
+        not configured: discovery leaves those serials to them."""
+        return {s.host: c.serial for s, c in fleet.gateways() if not s.discovered and not s.serial}
+
+    # Configured entries named by serial alone join the fleet when discovery finds them.
+    fleet = Fleet([g for g in settings.gateways if not g.found_by_serial], make_client, closed=freezer.sweep)
     try:
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
@@ -209,7 +228,8 @@ def serve(
             where = "the systemd socket" if args is not None and args.systemd_socket else listen
             log.error("cannot listen on %s: %s", where, e)
             return 1
-        discovery = start_discovery(settings, fleet.apply)  # found gateways join the fleet
+        # Found gateways join the fleet.
+        discovery = start_discovery(settings, fleet.apply, reported=reported, waiting=fleet.wait_for)
         if args is not None:
             server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server, discovery)
             _on_reload_signal(server.reload)

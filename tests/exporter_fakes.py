@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter.collector import GatewayCollector
 from envoy_exporter.collector.exposition import SnapshotCache
-from envoy_exporter.history import PowerHistory
+from envoy_exporter.snapshot.history import PowerHistory
 from envoy_exporter.snapshot.model import (
     WH,
     Battery,

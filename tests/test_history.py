@@ -6,7 +6,7 @@ from __future__ import annotations
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import start_demo
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.history import BUCKET_S, SPAN_S, Point, PowerHistory
+from envoy_exporter.snapshot.history import BUCKET_S, SPAN_S, Point, PowerHistory
 
 T0 = 1_750_000_020.0  # the start of a bucket
 

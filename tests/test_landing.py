@@ -26,7 +26,7 @@ from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import start_demo
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.history import Point
+from envoy_exporter.snapshot.history import Point
 from envoy_exporter.snapshot.model import EndpointResult, Flow, InverterReading, Reading, Snapshot
 from envoy_exporter.web.landing import capture_help, render_landing
 from envoy_exporter.web.server import ExporterServer, make_server

@@ -193,7 +193,7 @@ def test_the_timeout_bounds_the_whole_request(script):
         elapsed = time.monotonic() - started
         transport.close()
     assert failure.value.code == "timeout"
-    assert "longer than 1 s" in str(failure.value)
+    assert "timed out after 1 s" in str(failure.value)
     assert elapsed < 3.0
 
 
@@ -398,7 +398,7 @@ def test_an_oversized_endpoint_costs_only_its_own_part(caplog):
     result = snapshot.endpoints["api_v1_inverters"]
     assert (result.ok, result.status) == (False, "error")
     assert "over the 256 KiB bound" in result.detail
-    assert "api_v1_inverters (/api/v1/production/inverters) failed: error (ResponseTooLarge" in caplog.text
+    assert "/api/v1/production/inverters" in caplog.text and "over the 256 KiB bound" in caplog.text
 
 
 def test_a_replaced_ca_file_gets_a_context_of_its_own(certs, tmp_path):

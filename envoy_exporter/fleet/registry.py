@@ -34,6 +34,7 @@ class Fleet:
         # checked at each use and rebuilt when it is out of date.
         self._by_host: dict[str, GatewayClient] = {}
         self._by_name: dict[str, GatewayClient] = {}
+        self._waiting: frozenset[str] = frozenset()
         self.apply(gateways)
 
     def clients(self) -> list[GatewayClient]:
@@ -61,6 +62,14 @@ class Fleet:
                 self._by_name = {client.name: client for _, client in reversed(self._gateways)}
                 client = self._by_name.get(target)
             return client
+
+    def wait_for(self, names: Sequence[str]) -> None:
+        """Configured gateways named by serial that discovery has not found yet."""
+        self._waiting = frozenset(names)
+
+    def waiting(self, target: str) -> bool:
+        """``target`` names a configured gateway discovery has not found yet."""
+        return target in self._waiting
 
     def apply(self, gateways: Sequence[GatewaySettings]) -> None:
         """Serve ``gateways`` from now on: a gateway whose settings did not change keeps its

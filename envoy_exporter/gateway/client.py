@@ -32,6 +32,7 @@ from pathlib import Path
 
 from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
@@ -56,9 +57,9 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
-from envoy_exporter.history import PowerHistory
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
+from envoy_exporter.snapshot.history import PowerHistory
 from envoy_exporter.snapshot.model import (
     EndpointResult,
     GatewayInfo,
@@ -178,15 +179,18 @@ class GatewayClient:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
+        accounts: EnlightenAccounts | None = None,
+        on_serial: Callable[[], None] | None = None,
         workers: Pool | None = None,
     ) -> None:
         self._settings = settings
+        self._on_serial = on_serial  # told when /info names this gateway's serial
         self._clock = clock
         self._wall = wall
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
-        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
+        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts)
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         # production.json's powers serve as long as production figures do; past that, on its
@@ -215,7 +219,9 @@ class GatewayClient:
         # so is the host an unnamed gateway goes by until its /info answers: no other gateway may
         # report it as its serial meanwhile. Both are taken over (from the client a reload
         # replaces, or from a gateway that reported it as its serial).
-        self._labels.claim(settings.label, self, settings.host, take=True)
+        self._labels.claim(
+            settings.label, self, settings.host, take=not settings.discovered, weak=settings.discovered
+        )
         self.last_duration: float | None = None
         self.history = PowerHistory()  # the last hour of power, for the status page
 
@@ -229,6 +235,11 @@ class GatewayClient:
     @property
     def host(self) -> str:
         return self._settings.host
+
+    @property
+    def serial(self) -> str | None:
+        """The serial the gateway's ``/info`` reported, once it may name this gateway."""
+        return self._serial
 
     @property
     def auth_scheme(self) -> str | None:
@@ -387,10 +398,11 @@ class GatewayClient:
         """``info``, unless this gateway is labelled by the serial it reports and another
         gateway of the exporter already goes by that label: then None and an error naming both
         hosts, logged once. One label's series must never be served twice."""
-        if self._settings.label_configured:
-            self._serial = info.serial
+        if self._settings.label_configured and not self._settings.discovered:
+            self._learn_serial(info.serial)
             return info
-        holder = self._labels.claim(info.serial, self, self._settings.host)
+        label = self._settings.label if self._settings.discovered else info.serial
+        holder = self._labels.claim(label, self, self._settings.host, weak=self._settings.discovered)
         if self._closed:
             # A scrape that took the client list before a reload may run one more collection of
             # a closed client: it must not keep the label its successor needs. (Checked after
@@ -399,7 +411,8 @@ class GatewayClient:
         if holder is None:
             if self._conflict is not None:
                 log.info("%s: serial %s is this gateway's alone again", info.serial, info.serial)
-            self._serial, self._conflict = info.serial, None
+            self._conflict = None
+            self._learn_serial(info.serial)
             return info
         detail = f"serial {info.serial} is already served by the gateway at {holder}"
         if self._conflict != holder:
@@ -415,6 +428,12 @@ class GatewayClient:
         run.record(INFO.key, EndpointResult(False, "error", detail))
         run.failed += 1
         return None
+
+    def _learn_serial(self, serial: str) -> None:
+        changed = serial != self._serial
+        self._serial = serial
+        if changed and self._on_serial is not None:
+            self._on_serial()
 
     def _adopt(self, info: GatewayInfo) -> None:
         """New firmware (or the first /info): probe every endpoint afresh. Same firmware: give
@@ -447,15 +466,20 @@ class GatewayClient:
             run.record(endpoint.key, known)
         return known is None
 
-    def _mark_unsupported(self, endpoint: Endpoint, answer: str, *, hourly: bool = False) -> None:
+    def _mark_unsupported(
+        self, run: _Collection, endpoint: Endpoint, answer: str, *, hourly: bool = False
+    ) -> None:
         """Stop asking ``endpoint``: until the firmware changes, or with ``hourly`` until the
-        next /info (for a 401: the credentials may change)."""
+        next /info (for a 401: the credentials may change). This collection already shows it as
+        not on this gateway: an endpoint the firmware lacks is never an error, from the first
+        collection on."""
         until = "with the next /info" if hourly else "after a firmware change"
         detail = f"answered {answer}; asked again {until}"
         log.info(
             "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
         )
         self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        run.record(endpoint.key, self._unsupported[endpoint.key])
         if hourly:
             self._retry_hourly.add(endpoint.key)
 
@@ -514,8 +538,7 @@ class GatewayClient:
         if plain.result.ok and details.result.status == "404":
             self._production_path = PRODUCTION_JSON_PLAIN.path
         if not plain.result.ok and _no_production_json(info, details, plain):
-            self._mark_unsupported(endpoint, "HTML, not JSON" if details.html else "404")
-            run.record(endpoint.key, self._unsupported[endpoint.key])
+            self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
         self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
 
@@ -577,7 +600,7 @@ class GatewayClient:
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.status == "404":
-            self._mark_unsupported(endpoint, "404")
+            self._mark_unsupported(run, endpoint, "404")
         elif result.status == "auth":
             run.failed += 1  # credentials withheld: the auth module logs each change of state
         elif result.status == "401":
@@ -586,12 +609,12 @@ class GatewayClient:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
-            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+            self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         elif endpoint.family == TARIFF.family and result.status == "parse":
             # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
             # asked again with the next /info instead of on every scrape.
             self._warn(endpoint, result)
-            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+            self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
             self._warn(endpoint, result)
@@ -605,10 +628,11 @@ class GatewayClient:
         for endpoint in run.unauthorized:
             result = run.results[endpoint.key]
             if self._auth.installer_only(endpoint.key):
-                self._mark_unsupported(endpoint, "401 (only the installer user may read it)", hourly=True)
-                run.record(endpoint.key, self._unsupported[endpoint.key])
+                self._mark_unsupported(
+                    run, endpoint, "401 (only the installer user may read it)", hourly=True
+                )
             elif run.authorized:
-                self._mark_unsupported(endpoint, "401", hourly=True)
+                self._mark_unsupported(run, endpoint, "401", hourly=True)
             elif self._auth.scheme == "digest":
                 run.failed += 1
                 rejected = rejected or self._auth.digest_rejected()

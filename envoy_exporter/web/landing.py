@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from envoy_exporter import __version__
-from envoy_exporter.history import SPAN_S, Point
+from envoy_exporter.snapshot.history import SPAN_S, Point
 from envoy_exporter.web.status import GatewayStatus, Problem
 
 

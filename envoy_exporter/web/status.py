@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from envoy_exporter.fleet.registry import Fleet
-from envoy_exporter.history import Point, PowerHistory
+from envoy_exporter.snapshot.history import Point, PowerHistory
 from envoy_exporter.snapshot.model import EndpointResult, InverterReading, Latest, Reading, Snapshot
 
 # Endpoint outcomes that are not errors: served from cache, or not on this firmware.

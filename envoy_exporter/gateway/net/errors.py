@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
+import socket
 import ssl
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import ReadTimeoutError
 
@@ -37,18 +40,45 @@ def failure_code(exc: BaseException) -> str:
     return "error"
 
 
-def failure_reason(exc: BaseException) -> str:
-    """Why a request failed, safe to log: the exception's kind, and for TLS the certificate's
-    verification error; for bounded answers the bound that was hit."""
+def failure_reason(exc: BaseException, timeout: float | None = None) -> str:
+    """Why a request failed, in words a person acts on and safe to log: connection refused, no
+    such host, timed out after ``timeout`` s, why a certificate was rejected; for bounded answers
+    the bound that was hit. Never the exception's class name where words exist."""
     verification = _find(exc, ssl.SSLCertVerificationError)
     if verification is not None:
-        return f"{type(exc).__name__}: {verification.verify_message or verification.reason}"
+        why = verification.verify_message or verification.reason or "it is not trusted"
+        return f"certificate rejected because of {_article(why)}"
+    if failure_code(exc) == "timeout":
+        return "timed out" if timeout is None else f"timed out after {timeout:.3g} s"
+    if isinstance(exc, ResponseTooLarge | ContentDecodingError):
+        return str(exc)
     tls = _find(exc, ssl.SSLError)
     if tls is not None:
-        return f"{type(exc).__name__}: {tls.reason or type(tls).__name__}"
-    if isinstance(exc, ResponseTooLarge | DeadlineExceeded | ContentDecodingError):
-        return f"{type(exc).__name__}: {exc}"
-    return type(exc).__name__
+        return f"TLS handshake failed ({tls.reason or type(tls).__name__})"
+    for kind, words in _CAUSES:
+        if _find(exc, kind) is not None:
+            return words
+    if _find(exc, urllib3.exceptions.NameResolutionError) is not None:
+        return "no such host"
+    return "no connection"
+
+
+# The operating system's errors, most telling first. A name lookup that fails is a
+# socket.gaierror; urllib3 wraps it in NameResolutionError, and not always with the original.
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (socket.gaierror, "no such host"),
+    (ConnectionRefusedError, "connection refused"),
+    (ConnectionResetError, "connection reset by the gateway"),
+    (ConnectionAbortedError, "the gateway closed the connection"),
+    (http.client.RemoteDisconnected, "the gateway closed the connection"),
+    (urllib3.exceptions.ProtocolError, "the gateway closed the connection"),
+)
+
+
+def _article(text: str) -> str:
+    """ "self-signed certificate" -> "a self-signed certificate"; "hostname mismatch, ..." too."""
+    text = text.strip().rstrip(".")
+    return f"an {text}" if text[:1].lower() in "aeiou" else f"a {text}"
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> Any:

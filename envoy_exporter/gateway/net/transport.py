@@ -219,7 +219,7 @@ class Transport:
         except (OSError, ValueError) as exc:
             code = failure_code(exc)
             self._record(endpoint_key, code)
-            reason = failure_reason(exc)
+            reason = failure_reason(exc, timeout)
             log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, reason)
             if _unreachable(exc):
                 raise _Unreachable(code, reason) from None
