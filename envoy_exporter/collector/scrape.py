@@ -88,7 +88,10 @@ class GatewayCollector:
 
     def results(self) -> list[GatewayResult]:
         """Starts every gateway, waits once for all until the deadline, then reads each one's latest."""
-        started = [(client, _start(client)) for client in self._clients]
+        # One gateway (a /probe): its collection starts on this thread, and goes to a worker
+        # only when it has to ask the gateway. With several, each starts on a worker at once.
+        here = len(self._clients) == 1
+        started = [(client, _start(client, here)) for client in self._clients]
         wait([future for _, future in started if future is not None], timeout=self._timeout)
         return [_result(client, future) for client, future in started]
 
@@ -104,9 +107,9 @@ def _data(labels: Labels, snapshot: Snapshot) -> Families:
     return families
 
 
-def _start(client: Client) -> Future[Snapshot] | None:
+def _start(client: Client, here: bool) -> Future[Snapshot] | None:
     try:
-        return client.start()
+        return client.start(here)
     except Exception:  # a bug, or no thread to be had: it must cost this gateway only
         log.exception("gateway %s: the collection could not start", client.name)
         return None

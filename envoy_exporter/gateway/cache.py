@@ -99,8 +99,34 @@ class SingleFlight(Generic[T]):
         self._pool.submit(partial(self._run, future))
         return future
 
+    def try_here(self, attempt: Callable[[], T | None]) -> Future[T]:
+        """The run in flight; else ``attempt`` on the caller's thread, as the run: its result
+        when it gives one, and when it gives None (it would have to wait for something), the
+        run on a worker instead. Callers that arrive meanwhile share it either way."""
+        with self._lock:
+            if self._running is not None:
+                return self._running
+            future: Future[T] = Future()
+            self._running = future
+        future.set_running_or_notify_cancel()
+        try:
+            result = attempt()
+        except BaseException as exc:
+            self._done()
+            future.set_exception(exc)
+            return future
+        if result is None:
+            self._pool.submit(partial(self._finish, future))
+        else:
+            self._done()
+            future.set_result(result)
+        return future
+
     def _run(self, future: Future[T]) -> None:
         future.set_running_or_notify_cancel()
+        self._finish(future)
+
+    def _finish(self, future: Future[T]) -> None:
         try:
             result = self._fn()
         except BaseException as exc:  # handed to the callers: the worker must not die silently
