@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import ConfigError, load_config
-from .config_check import offline_problems
+from .config_check import offline_problems, state_dir_to_create
 from .discovery import Discovery, start_discovery
 from .fleet import Fleet
 from .logs import FORMATS, LEVELS, setup_logging
@@ -44,10 +44,22 @@ DEFAULT_LISTEN = ":9433"
 DEMO_GATEWAY = "demo"
 
 
+_SUBCOMMANDS = """\
+subcommands:
+  capture               record what a gateway answers, for a bug report or a test fixture
+                        (envoy-exporter capture --help)
+
+Without a gateway at hand: envoy-exporter --demo, then open http://localhost:9433/
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="envoy-exporter",
+        usage="%(prog)s [flags]\n       %(prog)s capture [capture flags]",
         description="Prometheus exporter for Enphase Envoy / IQ Gateway solar gateways.",
+        epilog=_SUBCOMMANDS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config.file", dest="config", default="exporter.yml", help="configuration file")
     p.add_argument(
@@ -107,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = _demo_settings(cleanup) if args.demo else load_config(Path(args.config))
         except ConfigError as e:
             print(f"envoy-exporter: configuration error: {e}", file=sys.stderr)
+            if not args.demo and not Path(args.config).exists():
+                print(_NO_CONFIG, file=sys.stderr)
             return 2
         for notice in settings.notices:
             log.warning("configuration notice: %s", notice)
@@ -125,6 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings, args.listen, stop, args=args, web_config=web_config)
 
 
+_NO_CONFIG = (
+    "envoy-exporter: give the configuration with --config.file PATH (exporter.yml in the sources is a\n"
+    "commented example), or try the exporter without any gateway: envoy-exporter --demo"
+)
+
+
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
     """The deep check: also what would fail only later (tokens, state_dir), offline."""
     problems = offline_problems(settings)
@@ -134,6 +154,9 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     discovery = ", and zeroconf discovery" if settings.discovery.zeroconf else ""
     print(f"{args.config}: OK, {len(settings.gateways)} gateway(s){discovery}")
+    to_create = state_dir_to_create(settings)
+    if to_create is not None:
+        print(f"state_dir {to_create} does not exist yet; the exporter will create it")
     if args.web_config:
         print(f"{args.web_config}: OK")
     return 0

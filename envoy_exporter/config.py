@@ -9,6 +9,7 @@ as Prometheus does, so the file means the same whatever the working directory.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -55,12 +56,16 @@ _TLS_KEYS = frozenset({"verify", "ca_file", "server_name"})
 
 
 class ConfigError(Exception):
-    """The configuration is unusable; ``key`` is the path of the offending key."""
+    """The configuration is unusable; ``key`` is the path of the offending key, and ``gateway`` the
+    name of the gateway entry it is in, where that entry has one: "gateways[7]" alone is hard to
+    find in a long file."""
 
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
+    def __init__(self, key: str, message: str, gateway: str | None = None):
+        where = f' (gateway "{gateway}")' if gateway else ""
+        super().__init__(f"{key}: {message}{where}")
         self.key = key
         self.message = message
+        self.gateway = gateway
 
 
 def load_config(path: Path | str, env: Mapping[str, str] = os.environ) -> Settings:
@@ -121,6 +126,12 @@ def _join(prefix: str, key: object) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
+def _unknown_key(name: str, allowed: frozenset[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+    guess = f'; did you mean "{close[0]}"?' if close else ""
+    return f"unknown key{guess} (allowed: {', '.join(sorted(allowed))})"
+
+
 # --------------------------------------------------------------------------------------------
 # Typed access to one mapping, with the key path kept for the error messages
 
@@ -140,7 +151,7 @@ class _Reader:
             raise ConfigError(self.key or "(top level)", "must be a mapping of keys to values")
         for name in self.value:
             if name not in allowed:
-                raise ConfigError(self.at(str(name)), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                raise ConfigError(self.at(str(name)), _unknown_key(str(name), allowed))
 
     def has(self, name: str) -> bool:
         return self.value.get(name) is not None
@@ -282,11 +293,22 @@ def _gateways(top: _Reader, defaults: dict[str, Any], required: bool) -> tuple[G
         need = "a list of gateways" if not required else "a non-empty list of gateways"
         raise ConfigError("gateways", f"must be {need} (or set discovery.zeroconf)")
     gateways = [
-        _gateway(_Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults)
+        _named_entry(_Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults)
         for i, entry in enumerate(value)
     ]
     _refuse_duplicates(gateways)
     return tuple(gateways)
+
+
+def _named_entry(reader: _Reader, defaults: dict[str, Any]) -> GatewaySettings:
+    """``_gateway``, whose errors also name the entry by its ``name`` where it has one."""
+    try:
+        return _gateway(reader, defaults)
+    except ConfigError as e:
+        name = reader.value.get("name") if isinstance(reader.value, dict) else None
+        if not isinstance(name, str) or not name or e.gateway:
+            raise
+        raise ConfigError(e.key, e.message, gateway=name) from None
 
 
 def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
@@ -309,6 +331,7 @@ def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
                     f"gateways[{index}].{key}",
                     f"duplicate {what} {getattr(gateway, key)!r}: gateways[{first}] (host {other.host}) "
                     f"and gateways[{index}] (host {gateway.host}) would be the same gateway twice",
+                    gateway=gateway.name,
                 )
 
 

@@ -3,12 +3,14 @@
 Offline only: no gateway, no Enlighten, nothing on the network. A token is read for its claims
 (malformed, expired, issued for another serial, times that are no times), Enlighten URLs must be
 https as the running exporter demands, and ``state_dir`` must be a directory the exporter can
-create and write. Each problem is a ``ConfigError`` naming its key.
+create and write. The check writes nothing: it looks at the permissions of the directory, or of
+the nearest existing parent the exporter would create it in. Each problem is a ``ConfigError``
+naming its key.
 """
 
 from __future__ import annotations
 
-import tempfile
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,9 +27,12 @@ def offline_problems(settings: Settings, now: float | None = None) -> list[Confi
     for index, gateway in enumerate(settings.gateways):
         problem = _token_problem(gateway, f"gateways[{index}]", now)
         if problem is not None:
-            problems.append(problem)
+            problems.append(ConfigError(problem.key, problem.message, gateway=gateway.name))
         own = {k: v for k, v in vars(gateway).items() if settings.defaults.get(k) != v}
-        problems += _url_problems(own, f"gateways[{index}]")
+        problems += [
+            ConfigError(p.key, p.message, gateway=gateway.name)
+            for p in _url_problems(own, f"gateways[{index}]")
+        ]
     if settings.state_dir is not None:
         problem = _state_dir_problem(settings.state_dir)
         if problem is not None:
@@ -67,6 +72,12 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
     return None
 
 
+def state_dir_to_create(settings: Settings) -> Path | None:
+    """``state_dir`` when it does not exist yet: the exporter creates it on its first write."""
+    path = settings.state_dir
+    return path if path is not None and not path.exists() else None
+
+
 def _url_problems(fields: dict[str, object], prefix: str) -> list[ConfigError]:
     """The Enlighten URLs the running exporter would refuse to send the cloud password to. A URL
     the defaults give is named there, once, not in every gateway that takes it."""
@@ -80,12 +91,17 @@ def _url_problems(fields: dict[str, object], prefix: str) -> list[ConfigError]:
 
 
 def _state_dir_problem(path: Path) -> ConfigError | None:
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # A real write, not os.access: that says yes to root on a read-only file system.
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".check-config-"):
-            pass
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        return ConfigError("state_dir", f"{path} cannot be created or written: {reason}")
-    return None
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    reason = None
+    if not existing.is_dir():
+        reason = "Not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = "Permission denied"
+    elif os.statvfs(existing).f_flag & os.ST_RDONLY:
+        # os.access says yes to root on a read-only file system.
+        reason = "Read-only file system"
+    if reason is None:
+        return None
+    return ConfigError("state_dir", f"{path} cannot be created or written: {reason}")

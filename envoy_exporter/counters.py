@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from envoy_exporter.logs import Condition
 from envoy_exporter.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Reported, Snapshot
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
@@ -126,6 +127,7 @@ class CounterKeeper:
         self._series: dict[tuple[str, ...], _Series] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
         self._dirty = False
+        self._save_trouble = Condition(log)  # a full disk is said once, not at every collection
         self._load()
 
     # ---------------------------------------------------------------------------------------
@@ -301,8 +303,9 @@ class CounterKeeper:
             try:
                 write_atomic(self._path, body)
             except OSError as err:
-                log.warning("cannot save counter state to %s: %s", self._path, err)
+                self._save_trouble.failed("cannot save counter state to %s: %s", self._path, _why(err))
                 return
+            self._save_trouble.recovered("counter state saved to %s again", self._path)
             self._dirty = False
 
     def _load(self) -> None:
@@ -451,3 +454,7 @@ def _number(obj: dict[str, Any], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise TypeError(f"{name} is not a number: {value!r}")
     return float(value)
+
+
+def _why(err: OSError) -> str:
+    return err.strerror or str(err) or type(err).__name__

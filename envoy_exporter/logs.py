@@ -154,6 +154,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), ensure_ascii=False)
 
 
+class Condition:
+    """A trouble that may be met again on every scrape (a state file that cannot be written, a
+    full disk): warned about when it starts or its reason changes, and told once when it ends,
+    not once per scrape."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._reason: str | None = None
+        self._lock = threading.Lock()
+
+    def failed(self, message: str, *args: object) -> None:
+        reason = message % args if args else message
+        with self._lock:
+            if reason == self._reason:
+                return
+            self._reason = reason
+        self._log.warning("%s", reason)
+
+    def recovered(self, message: str, *args: object) -> None:
+        with self._lock:
+            if self._reason is None:
+                return
+            self._reason = None
+        self._log.info(message, *args)
+
+
 class _ExporterHandler(logging.StreamHandler):
     """Marks the handler this module installed, so a second setup replaces only it."""
 

@@ -41,7 +41,7 @@ from .fleet import Fleet
 from .http_sd import SDGateway, exporter_address, target_groups
 from .landing import capture_help, render_landing
 from .status import fleet_status
-from .webconfig import WebConfig
+from .webconfig import Verdict, WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ DEFAULT_TELEMETRY_PATH = "/metrics"
 # timeout while we write: routine for scrapers, nothing the operator can act on.
 _CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
 _CHALLENGE = (("WWW-Authenticate", 'Basic realm="envoy-exporter"'),)
+_RETRY = (("Retry-After", "1"),)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._write(response)
 
     def _respond(self) -> Response:
-        if not self.server.web_config.authorized(self.headers.get("Authorization")):
+        verdict = self.server.web_config.check(self.headers.get("Authorization"))
+        if verdict is Verdict.BUSY:
+            return text(HTTPStatus.TOO_MANY_REQUESTS, "Too many password checks; retry\n", _RETRY)
+        if verdict is Verdict.DENIED:
             return text(HTTPStatus.UNAUTHORIZED, "Unauthorized\n", _CHALLENGE)
         path = urlsplit(self.path).path
         route = self.server.routes.get(path)

@@ -27,6 +27,7 @@ import threading
 from base64 import b64decode
 from binascii import Error as BinasciiError
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,20 @@ _IGNORED_TLS_KEYS = {"prefer_server_cipher_suites"}
 _IGNORED_HTTP_KEYS = {"http2"}
 
 
+# Password checks run at most this many at a time: bcrypt is slow by design (~0.1-0.3 s of CPU
+# each), so clients guessing passwords could otherwise take every core. A request that finds every
+# slot busy for longer than ``_SLOT_WAIT_S`` is turned away (429) without a check; clients whose
+# password was verified before are served from memory, without a slot, at full speed.
+BCRYPT_SLOTS = 1
+_SLOT_WAIT_S = 0.25
+
+
+class Verdict(Enum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    BUSY = "busy"  # no password check could run now: try again later
+
+
 class WebConfigError(ValueError):
     """A bad web configuration; the message names the key."""
 
@@ -77,25 +92,35 @@ class WebConfig:
     # to pay on every scrape. Only successes are kept, so a guesser gains nothing from it.
     _verified: set[tuple[str, bytes]] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _slots: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(BCRYPT_SLOTS), repr=False
+    )
 
-    def authorized(self, header: str | None) -> bool:
+    def check(self, header: str | None) -> Verdict:
+        """May the request with this ``Authorization`` header be served?"""
         if not self.users:
-            return True
+            return Verdict.ALLOWED
         credentials = _basic_credentials(header)
         if credentials is None:
-            return False
+            return Verdict.DENIED
         user, password = credentials
         key = (user, hashlib.sha256(password).digest())
         with self._lock:
             if key in self._verified:
-                return True
-        stored = self.users.get(user)
-        # An unknown user costs one bcrypt too, so timing does not tell which users exist.
-        ok = _checkpw(password, stored or next(iter(self.users.values()))) and stored is not None
-        if ok:
-            with self._lock:
-                self._verified.add(key)
-        return ok
+                return Verdict.ALLOWED
+        if not self._slots.acquire(timeout=_SLOT_WAIT_S):
+            return Verdict.BUSY
+        try:
+            stored = self.users.get(user)
+            # An unknown user costs one bcrypt too, so timing does not tell which users exist.
+            ok = _checkpw(password, stored or next(iter(self.users.values()))) and stored is not None
+        finally:
+            self._slots.release()
+        if not ok:
+            return Verdict.DENIED
+        with self._lock:
+            self._verified.add(key)
+        return Verdict.ALLOWED
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:

@@ -189,8 +189,10 @@ class FakeClient:
         last_duration: float | None = 0.25,
         fresh: bool | None = None,
         born: float = NOW - 60.0,
+        credentials: dict[str, bool] | None = None,
     ):
         self.name = name
+        self.credentials = credentials or {}
         self.snapshot = snapshot if snapshot is not None else rich_snapshot()
         self.fresh = fresh  # None: fresh when the snapshot has production data
         self.hold = hold
@@ -204,6 +206,9 @@ class FakeClient:
         self._lock = threading.Lock()
         self._running: Future[Snapshot] | None = None
         self._latest = Latest(Snapshot(collected_at=born), fresh=False)
+
+    def credentials_rejected(self) -> dict[str, bool]:
+        return dict(self.credentials)
 
     def start(self) -> Future[Snapshot]:
         with self._lock:

@@ -32,6 +32,7 @@ ADDITIONS = frozenset(
         "enphase_gateway_enlighten_connected",
         "enphase_gateway_network_interface_up",
         "enphase_gateway_network_signal_ratio",
+        "enphase_credentials_rejected",
     }
 )
 

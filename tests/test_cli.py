@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -63,6 +64,31 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, monkeypatch, text, 
 def test_missing_config_file_exits_2(tmp_path, capsys):
     assert main(["--config.file", str(tmp_path / "absent.yml")]) == 2
     assert "cannot read the config file" in capsys.readouterr().err
+
+
+def test_missing_config_file_points_at_the_flag_and_the_demo(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "exporter.yml" in err and "--config.file" in err and "--demo" in err
+
+
+def test_help_names_the_capture_subcommand(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  capture\s+\S", out, re.M), out
+    assert "envoy-exporter capture --help" in out
+
+
+def test_an_unknown_key_gets_did_you_mean(tmp_path, capsys):
+    path = tmp_path / "exporter.yml"
+    path.write_text("gateways:\n  - name: barn\n    host: a\n  - name: roof\n    host: b\n    tokn_file: t\n")
+    assert main(["--config.file", str(path), "--check-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("envoy-exporter: configuration error: gateways[1].tokn_file: unknown key")
+    assert 'did you mean "token_file"?' in err and '(gateway "roof")' in err
 
 
 def test_bad_flags_exit_2(capsys):

@@ -3,6 +3,7 @@ offline (no gateway, no Enlighten), each exiting 2 with its key named."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -76,13 +77,43 @@ def test_state_dir_that_cannot_be_created(tmp_path):
     assert f"{tmp_path / 'a-file' / 'state'} cannot be created or written: Not a directory" in problem.message
 
 
-def test_state_dir_is_created_and_left_clean(tmp_path):
+def test_a_missing_state_dir_is_not_created(tmp_path):
     config = tmp_path / "exporter.yml"
     config.write_text("state_dir: new/state\ngateways:\n  - host: a\n")
     assert offline_problems(load_config(config, env={})) == []
-    state = tmp_path / "new" / "state"
-    assert state.is_dir() and list(state.iterdir()) == []
-    assert state.stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exporter.yml"]
+
+
+def test_an_existing_state_dir_is_left_as_it_was(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    config = tmp_path / "exporter.yml"
+    config.write_text("state_dir: state\ngateways:\n  - host: a\n")
+    before = state.stat().st_mtime_ns
+    assert offline_problems(load_config(config, env={})) == []
+    assert list(state.iterdir()) == [] and state.stat().st_mtime_ns == before
+
+
+def test_a_state_dir_that_cannot_be_written(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o500)
+    config = tmp_path / "exporter.yml"
+    config.write_text("state_dir: state/sub\ngateways:\n  - host: a\n")
+    problems = offline_problems(load_config(config, env={}))
+    if os.geteuid() == 0:  # root writes anywhere: nothing to find
+        assert problems == []
+    else:
+        (problem,) = problems
+        assert problem.key == "state_dir" and "Permission denied" in problem.message
+
+
+def test_check_config_says_the_state_dir_would_be_created_and_creates_nothing(tmp_path, capsys):
+    config = tmp_path / "exporter.yml"
+    config.write_text("state_dir: new/state\ngateways:\n  - host: a\n")
+    assert main(["--config.file", str(config), "--check-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"state_dir {tmp_path / 'new' / 'state'} does not exist yet; the exporter will create it" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exporter.yml"]
 
 
 def test_cli_exits_2_naming_the_key(tmp_path, capsys):

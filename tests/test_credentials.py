@@ -22,7 +22,7 @@ import pytest
 import requests
 import standin
 from conftest import Clocks
-from exporter_fakes import samples, scrape, value
+from exporter_fakes import FakeClient, samples, scrape, value
 
 from envoy_exporter.collector import GatewayCollector
 from envoy_exporter.demo.server import DemoGateway, Response
@@ -448,3 +448,56 @@ def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkey
     assert not worker.is_alive(), "the Enlighten login was still being read after 8 s"
     assert elapsed < 4
     assert "enlighten_login: timeout" in str(outcome[0])
+
+
+def test_the_rejected_credentials_are_a_gauge_per_credential():
+    fake = FakeClient("roof", credentials={"token": False, "enlighten": True})
+    parsed = samples(scrape(GatewayCollector((fake,), 2.0)))
+    assert value(parsed, "enphase_credentials_rejected", gateway="roof", credential="token") == 0
+    assert value(parsed, "enphase_credentials_rejected", gateway="roof", credential="enlighten") == 1
+
+
+def test_a_wrong_digest_password_is_a_rejected_credential_until_it_is_fixed(requests_mock):
+    gw = StandIn("https://192.0.2.10", SERIAL_A, firmware="D5.0.62")
+    gw.routes["/api/v1/production/inverters"] = INVERTERS
+    gw.install(requests_mock)
+    clocks = Clocks()
+    gateway = client("192.0.2.10", clocks, password=Secret("000000"))
+    gateway.collect(timeout=5)
+    assert gateway.credentials_rejected() == {"password": True}
+    clocks.advance(61)
+    gw.digest_ok = True
+    gateway.collect(timeout=5)
+    assert gateway.credentials_rejected() == {"password": False}
+
+
+def test_a_rejected_token_is_a_rejected_credential(requests_mock):
+    StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)  # accepts nothing
+    gateway = client("192.0.2.10", Clocks(), token=Secret(make_token(SERIAL_A)))
+    gateway.collect(timeout=5)
+    assert gateway.credentials_rejected() == {"token": True}
+
+
+def test_an_accepted_token_is_no_rejected_credential(requests_mock):
+    token = make_token(SERIAL_A)
+    StandIn("https://192.0.2.10", SERIAL_A, accept={token}).install(requests_mock)
+    gateway = client("192.0.2.10", Clocks(), token=Secret(token))
+    assert gateway.collect(timeout=5).up
+    assert gateway.credentials_rejected() == {"token": False}
+
+
+def test_a_refused_enlighten_login_is_a_rejected_credential(requests_mock):
+    StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    requests_mock.post(f"{ENLIGHTEN}/login/login.json", status_code=401, json={"message": "Invalid"})
+    gateway = client("192.0.2.10", Clocks(), **cloud_settings())
+    snapshot = gateway.collect(timeout=5)
+    assert gateway.credentials_rejected() == {"token": False, "enlighten": True}
+    assert f"Enlighten refused the login of {CLOUD_USER}" in str(snapshot.endpoints["production_json"].detail)
+
+
+def test_an_enlighten_outage_is_no_rejected_credential(requests_mock):
+    StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
+    requests_mock.post(f"{ENLIGHTEN}/login/login.json", status_code=503)
+    gateway = client("192.0.2.10", Clocks(), **cloud_settings())
+    gateway.collect(timeout=5)
+    assert gateway.credentials_rejected() == {"token": False, "enlighten": False}

@@ -95,6 +95,7 @@ def test_there_are_alerts_and_recording_rules() -> None:
         "EnphaseGeneratorRunningLong",
         "EnphaseGatewayNotReportingToEnlighten",
         "EnphaseDeviceFault",
+        "EnphaseCredentialsRejected",
     } <= names
     assert {
         "gateway:enphase_grid_import_power_watts:clamp_min",

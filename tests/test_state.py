@@ -238,3 +238,43 @@ def test_a_fifo_as_the_token_cache_never_holds_the_gateway(requests_mock, tmp_pa
     _within(5, lambda: auth.configure(GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True)))
     assert len(list(cache.parent.glob(f"{SERIAL}.json.bad-*"))) == 1
     assert auth.scheme == "token"
+
+
+# --------------------------------------------------------------------------------------------
+# A full disk is said once per change of state, not once per collection
+
+
+def test_a_full_disk_is_one_warning_until_it_recovers(tmp_path: Path, caplog, monkeypatch) -> None:
+    import errno
+
+    from envoy_exporter import counters
+
+    full = {"on": True}
+    real_write = counters.write_atomic
+
+    def write(path: Path, data: bytes) -> None:
+        if full["on"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data)
+
+    monkeypatch.setattr(counters, "write_atomic", write)
+    keeper = CounterKeeper(tmp_path / "counters-gw1.json")
+
+    def collections(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            keeper.observe(KEY, kwh(3 + i * 0.01), T0 + 60 * i)
+            keeper.save()
+
+    with caplog.at_level(logging.INFO, logger="envoy_exporter.counters"):
+        collections(10, 0)
+        full["on"] = False
+        collections(3, 10)
+        full["on"] = True
+        collections(5, 13)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "counter state" in r.getMessage()]
+    path = tmp_path / "counters-gw1.json"
+    assert said == [
+        ("WARNING", f"cannot save counter state to {path}: No space left on device"),
+        ("INFO", f"counter state saved to {path} again"),
+        ("WARNING", f"cannot save counter state to {path}: No space left on device"),
+    ]

@@ -84,7 +84,7 @@ def test_an_oversized_answer_fails_its_request_with_the_reason(kind, bomb):
         elapsed = time.monotonic() - started
         transport.close()
     assert failure.value.code == "error"
-    assert "over the 4 MiB bound" in str(failure.value)
+    assert "over the 64 KiB bound" in str(failure.value)
     assert transport._record.calls == [("info", "error")]
     assert elapsed < 5.0
     # The transport stopped reading at the bound: the stand-in could not push much more than
@@ -93,11 +93,35 @@ def test_an_oversized_answer_fails_its_request_with_the_reason(kind, bomb):
 
 
 def test_an_answer_within_the_bound_is_read_whole_and_decoded():
-    body = b"<x>" + b"y" * 3_000_000 + b"</x>"
+    body = b"{" + b"y" * 1_000_000 + b"}"
     packed = standin.zlib.compress(body, wbits=31)
     with StandIn(answer(packed, headers={"Content-Encoding": "gzip"})) as gateway:
         transport = transport_for(f"http://{gateway.host}")
-        assert transport.get("info", "/info").body == body
+        assert transport.get("device_data", "/ivp/pdm/device_data").body == body
+        transport.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "path", "bound", "largest_real"),
+    [
+        ("info", "/info", "64 KiB", 2_431),
+        ("api_v1_production", "/api/v1/production", "16 KiB", 122),
+        ("meter_readings", "/ivp/meters/readings", "512 KiB", 18_361),
+        ("device_data", "/ivp/pdm/device_data", "1 MiB", 31_103),
+    ],
+)
+def test_each_endpoint_has_a_bound_of_its_own_well_over_real_answers(key, path, bound, largest_real):
+    """A bound of its own per endpoint, sized from real answers: sixteen gateways answering /info
+    at its bound hold 1 MiB, not the 64 MiB one bound of 4 MiB for every endpoint would allow."""
+    limit = {"64 KiB": 64 * 1024, "16 KiB": 16 * 1024, "512 KiB": 512 * 1024, "1 MiB": 1024 * 1024}[bound]
+    assert limit >= 16 * largest_real
+    with StandIn(answer(b"x" * limit)) as fits, StandIn(answer(b"x" * (limit + 1))) as over:
+        transport = transport_for(f"http://{fits.host}")
+        assert len(transport.get(key, path).body) == limit
+        transport.close()
+        transport = transport_for(f"http://{over.host}")
+        with pytest.raises(TransportError, match=f"over the {bound} bound"):
+            transport.get(key, path)
         transport.close()
 
 
@@ -147,7 +171,7 @@ def test_peak_memory_stays_under_200_mb_against_500_mb_answers_and_a_gzip_bomb()
     )
     assert child.returncode == 0, child.stderr[-2000:]
     result = json.loads(child.stdout.splitlines()[-1])
-    assert len(result["errors"]) == 3 and all("4 MiB bound" in e for e in result["errors"])
+    assert len(result["errors"]) == 3 and all("64 KiB bound" in e for e in result["errors"])
     assert result["maxrss_mb"] < 200
 
 
@@ -373,7 +397,7 @@ def test_an_oversized_endpoint_costs_only_its_own_part(caplog):
     assert snapshot.up and snapshot.production.total.power_w == 512.0
     result = snapshot.endpoints["api_v1_inverters"]
     assert (result.ok, result.status) == (False, "error")
-    assert "over the 4 MiB bound" in result.detail
+    assert "over the 256 KiB bound" in result.detail
     assert "api_v1_inverters (/api/v1/production/inverters) failed: error (ResponseTooLarge" in caplog.text
 
 

@@ -26,7 +26,7 @@ from envoy_exporter.fleet import Fleet
 from envoy_exporter.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
 from envoy_exporter.settings import GatewaySettings
 from envoy_exporter.web import ExporterServer, make_server
-from envoy_exporter.webconfig import WebConfig, WebConfigError, load_web_config
+from envoy_exporter.webconfig import BCRYPT_SLOTS, Verdict, WebConfig, WebConfigError, load_web_config
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 
@@ -147,6 +147,61 @@ def test_the_right_password_gets_200_on_every_page(with_users):
     for path in ("/", "/probe?target=home", "/-/healthy"):
         assert _get(with_users, path, headers=_basic("prometheus", PASSWORD))[0] == 200
         assert _get(with_users, path)[0] == 401
+
+
+class SlowChecks:
+    """``bcrypt`` as slow as a real cost factor makes it, counting how many checks overlap."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.running = self.most = self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, password: bytes, hashed: bytes) -> bool:
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.most = max(self.most, self.running)
+        threading.Event().wait(self.seconds)
+        with self.lock:
+            self.running -= 1
+        return bcrypt.checkpw(password, hashed)
+
+
+def test_guessers_get_at_most_the_bcrypt_slots_and_the_authorised_client_none(monkeypatch, with_users):
+    checks = SlowChecks(0.3)
+    monkeypatch.setattr("envoy_exporter.webconfig._checkpw", checks)
+    assert _get(with_users, headers=_basic("prometheus", PASSWORD))[0] == 200  # verified once
+    statuses: list[int] = []
+
+    def guess(n: int) -> None:
+        for i in range(3):
+            statuses.append(_get(with_users, "/-/healthy", headers=_basic("prometheus", f"guess-{n}-{i}"))[0])
+
+    guessers = [threading.Thread(target=guess, args=(n,)) for n in range(16)]
+    for g in guessers:
+        g.start()
+    calls_before = checks.calls
+    authorised = [_get(with_users, "/-/healthy", headers=_basic("prometheus", PASSWORD))[0] for _ in range(5)]
+    calls_by_authorised = checks.calls - calls_before
+    for g in guessers:
+        g.join()
+    assert checks.most == BCRYPT_SLOTS == 1  # was 16: one bcrypt per guessing client at once
+    assert authorised == [200] * 5
+    assert calls_by_authorised <= 1  # any call in that window was a guesser's, never its own
+    assert set(statuses) <= {401, 429} and statuses.count(429) > 0 and statuses.count(401) > 0
+
+
+def test_a_busy_check_is_never_taken_for_a_success():
+    config = WebConfig(users={"bob": bcrypt.hashpw(b"right", bcrypt.gensalt(rounds=4))})
+    config._slots.acquire()  # every slot taken by checks in flight
+    try:
+        assert config.check(_basic("bob", "right")["Authorization"]) is Verdict.BUSY
+        assert config.check(_basic("bob", "wrong")["Authorization"]) is Verdict.BUSY
+    finally:
+        config._slots.release()
+    assert config.check(_basic("bob", "wrong")["Authorization"]) is Verdict.DENIED
+    assert config.check(_basic("bob", "right")["Authorization"]) is Verdict.ALLOWED
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,8 +368,8 @@ def shipped_example(tmp_path, pki) -> Path:
 def test_the_shipped_example_loads(shipped_example):
     config = load_web_config(shipped_example)
     assert config.tls is not None and config.tls.verify_mode == ssl.CERT_REQUIRED
-    assert config.authorized(_basic("prometheus", "change-me")["Authorization"])
-    assert not config.authorized(_basic("prometheus", "changeme")["Authorization"])
+    assert config.check(_basic("prometheus", "change-me")["Authorization"]) is Verdict.ALLOWED
+    assert config.check(_basic("prometheus", "changeme")["Authorization"]) is Verdict.DENIED
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="no promtool")
@@ -328,8 +383,8 @@ def test_promtool_accepts_the_shipped_example(shipped_example):
 def test_a_password_past_bcrypts_72_bytes_is_refused_not_truncated():
     long = b"a" * 72
     config = WebConfig(users={"bob": bcrypt.hashpw(long, bcrypt.gensalt(rounds=4))})
-    assert config.authorized(_basic("bob", long.decode())["Authorization"])
-    assert not config.authorized(_basic("bob", (long + b"tail").decode())["Authorization"])
+    assert config.check(_basic("bob", long.decode())["Authorization"]) is Verdict.ALLOWED
+    assert config.check(_basic("bob", (long + b"tail").decode())["Authorization"]) is Verdict.DENIED
 
 
 # The web configuration is read by the same bounded YAML loader as the exporter's own file

@@ -34,6 +34,8 @@ class Client(Protocol):
 
     def counter_corrections(self) -> dict[str, int]: ...
 
+    def credentials_rejected(self) -> dict[str, bool]: ...
+
 
 @dataclass(frozen=True)
 class GatewayResult:
@@ -67,6 +69,13 @@ def add_health(f: Families, result: GatewayResult, now: float) -> None:
         base,
         client.token_expiry,
     )
+    for credential, rejected in sorted(client.credentials_rejected().items()):
+        f.gauge(
+            "enphase_credentials_rejected",
+            "1 while the gateway (or Enlighten) refuses this credential of the configuration",
+            {**base, "credential": credential},
+            rejected,
+        )
     for (endpoint, code), count in sorted(client.requests().items()):
         f.counter(
             "enphase_gateway_requests",

@@ -120,6 +120,14 @@ class Auth:
             return self._digest_backoff.failing
         return self._error
 
+    def credentials_rejected(self) -> dict[str, bool]:
+        """Per credential this gateway uses ("password", "token", "enlighten"): refused now?"""
+        if self.scheme == "digest":
+            return {"password": self._digest_backoff.failing is not None}
+        if self.scheme == "token" and self._tokens is not None:
+            return self._tokens.credentials_rejected()
+        return {}
+
     @property
     def token_expiry(self) -> float | None:
         if self.scheme != "token" or self._tokens is None:

@@ -233,6 +233,10 @@ class GatewayClient:
     def token_expiry(self) -> float | None:
         return self._auth.token_expiry
 
+    def credentials_rejected(self) -> dict[str, bool]:
+        """Per credential in use ("password", "token", "enlighten"): refused now?"""
+        return self._auth.credentials_rejected() if self._info is not None else {}
+
     def requests(self) -> dict[tuple[str, str], int]:
         with self._counts_lock:
             return dict(self._counts)

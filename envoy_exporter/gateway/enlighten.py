@@ -31,7 +31,13 @@ MAX_ANSWER_BYTES = 256 * 1024
 
 
 class EnlightenError(Exception):
-    """Enlighten or Entrez gave no token. The message names the step and is safe to log."""
+    """Enlighten or Entrez gave no token. The message names the step and is safe to log;
+    ``refused`` says Enlighten turned the login down (the account's e-mail or password), as
+    opposed to an outage, which says nothing about them."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def plain_http_refusal(key: str, url: str) -> str | None:
@@ -116,6 +122,12 @@ class Enlighten:
             self._record(key, code)
             raise EnlightenError(f"{key}: {code} ({failure_reason(exc)})") from None
         self._record(key, str(response.status_code))
+        if key == "enlighten_login" and response.status_code in (401, 403):
+            raise EnlightenError(
+                f"Enlighten refused the login of {self._settings.enlighten_username} "
+                f"(HTTP {response.status_code}): check enlighten_username and enlighten_password",
+                refused=True,
+            )
         if response.status_code != 200:
             raise EnlightenError(f"{key}: HTTP {response.status_code}")
         return response.content

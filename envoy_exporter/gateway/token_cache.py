@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from envoy_exporter.gateway.token import Token, token_claims
+from envoy_exporter.logs import Condition
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ class TokenCache:
         self._dir = None if state_dir is None else state_dir / "tokens"
         self._label = label
         self._host = host
+        self._trouble = Condition(log)
 
     def path(self, serial: str | None) -> Path | None:
         if self._dir is None or not serial:
@@ -66,7 +68,9 @@ class TokenCache:
             write_atomic(path, json.dumps(payload).encode())
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
-            log.warning("%s: could not cache the token in %s: %s", self._label, path.parent, why)
+            self._trouble.failed("%s: could not cache the token in %s: %s", self._label, path.parent, why)
+            return
+        self._trouble.recovered("%s: the token is cached in %s again", self._label, path.parent)
 
 
 def _parse(body: bytes) -> dict[str, object] | None:

@@ -67,6 +67,7 @@ class TokenKeeper:
         self._cache = TokenCache(state_dir, settings.label, settings.host)
         self._enlighten = Enlighten(settings, record) if _has_credentials(settings) else None
         self.last_error: str | None = None
+        self._login_refused = False  # Enlighten turned the account down at the last try
         self._token: Token | None = None
         self._checked = False  # check_jwt was tried for the current token
         self._rejected = False  # ... and the gateway rejected it
@@ -98,6 +99,14 @@ class TokenKeeper:
 
     def close(self) -> None:
         self._claims.release(self)
+
+    def credentials_rejected(self) -> dict[str, bool]:
+        """Per credential in use: is it refused now? The token once the gateway turned it down
+        (until another is accepted); the Enlighten login once Enlighten refused it."""
+        states = {"token": self._rejected and self._token is not None}
+        if self._enlighten is not None:
+            states["enlighten"] = self._login_refused
+        return states
 
     # ----------------------------------------------------------------------------------------
     # What Auth asks
@@ -251,8 +260,10 @@ class TokenKeeper:
         try:
             self._take(self._fetch())
         except EnlightenError as exc:
+            self._login_refused = exc.refused
             self._back_off(f"could not get a token from Enlighten: {exc}")
             return False
+        self._login_refused = False
         return True
 
     def _fetch(self) -> Token:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from urllib3.exceptions import InsecureRequestWarning
 
-from envoy_exporter.gateway.endpoints import INFO
+from envoy_exporter.gateway.endpoints import INFO, max_bytes
 from envoy_exporter.gateway.errors import TransportError, failure_code, failure_reason
 from envoy_exporter.gateway.http import (
     bounded_session,
@@ -115,6 +115,7 @@ class Transport:
         # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
         self._session = bounded_session(context, tls.server_name)
+        self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
         self._headers = dict(self._session.headers)
         if not verifies:
             # Not verifying the gateway's self-signed certificate is the documented default; a
@@ -130,6 +131,8 @@ class Transport:
         """GET ``path``; a 2xx answer, else ``TransportError``."""
         timeout = self._settings.timeout if timeout is None else timeout
         with self._lock:
+            # Set per request under the lock: one request at a time, check_jwt's included.
+            self._adapter.max_body = max_bytes(endpoint_key)
             base, response = self._send(endpoint_key, path, timeout)
             if response.status == 401 and self._auth.on_unauthorized(self._session, base):
                 base, response = self._send(endpoint_key, path, timeout)
