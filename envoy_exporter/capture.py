@@ -33,17 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import __version__
-from .config import ConfigError, load_config
-from .gateway import endpoints
-from .gateway.auth import Auth
-from .gateway.endpoints import INFO, Endpoint
-from .gateway.errors import TransportError
-from .gateway.transport import Transport
-from .logs import setup_logging
-from .parsers import ParseError
-from .parsers.info import parse_info
-from .settings import GatewaySettings, Settings
+from envoy_exporter import __version__
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import GatewaySettings, Settings
+from envoy_exporter.gateway import endpoints
+from envoy_exporter.gateway.auth.scheme import Auth
+from envoy_exporter.gateway.endpoints import INFO, Endpoint
+from envoy_exporter.gateway.net.errors import TransportError
+from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.logs import setup_logging
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.info import parse_info
 
 DEFAULT_PAUSE_S = 1.0  # between two requests: the gateway is a small device
 README = "_readme"

@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 
-from . import __version__
-from .config import ConfigError, load_config
-from .config_check import offline_problems, state_dir_to_create
-from .discovery import Discovery, start_discovery
-from .fleet import Fleet
-from .logs import FORMATS, LEVELS, setup_logging
-from .settings import GatewaySettings, Secret, Settings
-from .web import (
+from envoy_exporter import __version__
+from envoy_exporter.config.check import offline_problems, state_dir_to_create
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import GatewaySettings, Secret, Settings
+from envoy_exporter.fleet.discovery import Discovery, start_discovery
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.logs import FORMATS, LEVELS, setup_logging
+from envoy_exporter.web.server import (
     DEFAULT_TELEMETRY_PATH,
     ExporterServer,
     check_telemetry_path,
@@ -35,7 +35,7 @@ from .web import (
     make_systemd_server,
     parse_listen_address,
 )
-from .webconfig import WebConfig, WebConfigError, load_web_config
+from envoy_exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
 
 log = logging.getLogger("envoy_exporter")
 
@@ -97,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["capture"]:
-        from .capture import main as capture  # a tool of its own; see docs/capture.md
+        from envoy_exporter.capture import main as capture  # a tool of its own; see docs/capture.md
 
         return capture(argv[1:])
     args = parser().parse_args(argv)
@@ -164,7 +164,7 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 def _demo_settings(cleanup: ExitStack) -> Settings:
     # Imported here: the simulator is needed by --demo only.
-    from .demo import start_demo
+    from envoy_exporter.demo import start_demo
 
     demo = start_demo()
     cleanup.callback(demo.stop)
@@ -181,8 +181,8 @@ def serve(
 ) -> int:
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
-    from .gateway.client import GatewayClient
-    from .gateway.labels import Labels
+    from envoy_exporter.fleet.labels import Labels
+    from envoy_exporter.gateway.client import GatewayClient
 
     labels = Labels()  # shared by every client, across reloads too
 

@@ -149,8 +149,8 @@ def _no_cache(bf) -> dict[str, float]:
 def in_process(bf, standins, gateways: list[dict], a, side: Side) -> None:
     """Full collections by the exporter's gateway client in this process, caches off: the same
     work as pyenphase's update (gateway answers to typed data), without the exposition."""
+    from envoy_exporter.config.settings import GatewaySettings, Secret
     from envoy_exporter.gateway.client import GatewayClient
-    from envoy_exporter.settings import GatewaySettings, Secret
 
     for g in gateways:
         token = Secret(g["token"]) if g["token"] else None

@@ -42,12 +42,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret, Settings
 from envoy_exporter.demo.server import DemoGateway, Response
 from envoy_exporter.demo.simulator import Plant
-from envoy_exporter.fleet import Fleet
+from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret, Settings
-from envoy_exporter.web import make_server
+from envoy_exporter.web.server import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENT = 10

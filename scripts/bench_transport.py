@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
 
-    from envoy_exporter.gateway.transport import Transport
-    from envoy_exporter.settings import GatewaySettings
+    from envoy_exporter.config.settings import GatewaySettings
+    from envoy_exporter.gateway.net.transport import Transport
 
     directory = tempfile.mkdtemp(prefix="bench-transport-")
     subprocess.run(

@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.settings import GatewaySettings, Secret
 
 ROOT = Path(__file__).resolve().parent.parent
 PYENPHASE_MEAN = 4.8  # requests per update, pyenphase over the same captures

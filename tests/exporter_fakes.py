@@ -13,7 +13,8 @@ from concurrent.futures import Future
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.history import PowerHistory
+from envoy_exporter.snapshot.model import (
     WH,
     Battery,
     Device,
@@ -193,6 +194,7 @@ class FakeClient:
     ):
         self.name = name
         self.credentials = credentials or {}
+        self.history = PowerHistory()
         self.snapshot = snapshot if snapshot is not None else rich_snapshot()
         self.fresh = fresh  # None: fresh when the snapshot has production data
         self.hold = hold

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from envoy_exporter.parsers import ParseError
+from envoy_exporter.snapshot.parsers import ParseError
 
 # One value of each JSON kind, plus the numbers that trip unit conversions.
 WRONG_VALUES: tuple[Any, ...] = (None, True, 0, -1, 1.5, 1e308, "x", "", [], {}, [{}])

@@ -24,7 +24,7 @@ ADDITIONS = frozenset(
         "enphase_endpoint_up",
         "enphase_energy_corrections_total",
         "enphase_production_energy_reported_joules",
-        # issue 10 (docs/metrics.md, "additions"), used by dashboards and alerts
+        # docs/metrics.md, "additions", used by dashboards and alerts
         "enphase_inverters_power_watts",
         "enphase_storage_power_watts",
         "enphase_device_status",

@@ -7,10 +7,9 @@ from dataclasses import fields, replace
 
 import pytest
 
-from envoy_exporter.gateway.assemble import Assembler
 from envoy_exporter.gateway.endpoints import BY_KEY, ENSEMBLE_INVENTORY, PRODUCTION_JSON
-from envoy_exporter.gateway.plan import Plan
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.assemble import Assembler
+from envoy_exporter.snapshot.model import (
     WH,
     AcbReading,
     AcbStorage,
@@ -41,6 +40,7 @@ from envoy_exporter.model import (
     TariffAnswer,
     V1Inverters,
 )
+from envoy_exporter.snapshot.plan import Plan
 
 METERED = GatewayInfo(serial="900000000101", firmware="D7.6.175", metered=True)
 STANDARD = GatewayInfo(serial="900000000102", firmware="D7.6.175", metered=False)

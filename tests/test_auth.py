@@ -19,12 +19,12 @@ import requests
 from conftest import SHARED_FIXTURES, Clock, Recorder, load_fake_gateway, needs_shared
 from requests.auth import HTTPDigestAuth
 
-from envoy_exporter.gateway.auth import REALM, Auth, CredentialsWithheld, installer_password
-from envoy_exporter.gateway.backoff import BACKOFF_MAX_S
-from envoy_exporter.gateway.transport import Transport, TransportError
+from envoy_exporter.config.settings import GatewaySettings, Secret
+from envoy_exporter.gateway.auth.backoff import BACKOFF_MAX_S
+from envoy_exporter.gateway.auth.scheme import REALM, Auth, CredentialsWithheld, installer_password
+from envoy_exporter.gateway.net.transport import Transport, TransportError
 from envoy_exporter.logs import redact
-from envoy_exporter.model import GatewayInfo
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import GatewayInfo
 
 SERIAL = "482301000042"
 GATEWAY = "https://192.0.2.10"
@@ -345,7 +345,7 @@ def test_a_failed_check_jwt_is_logged_with_its_reason(requests_mock, caplog):
     with caplog.at_level(logging.DEBUG, logger="envoy_exporter"):
         auth.refresh(requests.Session(), GATEWAY)
     assert record.calls == [("check_jwt", "error")]
-    assert "check_jwt failed: SSLError: self-signed certificate" in caplog.text
+    assert "check_jwt failed: certificate rejected because of a self-signed certificate" in caplog.text
     assert token not in caplog.text
 
 

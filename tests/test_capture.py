@@ -17,12 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import capture
 from envoy_exporter.cli import main
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import DemoGateway
 from envoy_exporter.demo.render import SERIAL
 from envoy_exporter.demo.simulator import Plant
 from envoy_exporter.gateway import endpoints
 from envoy_exporter.gateway.endpoints import Endpoint
-from envoy_exporter.settings import GatewaySettings, Secret
 
 T0 = 1_790_000_000.0
 FAKE_GATEWAY = SHARED / "conformance" / "fake_gateway.py"

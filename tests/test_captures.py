@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 import pytest
 from conftest import SHARED, SHARED_FIXTURES, needs_shared
 
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import WH, Flow, Snapshot
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+from envoy_exporter.snapshot.model import WH, Flow, Snapshot
 
 pytestmark = needs_shared
 

@@ -22,7 +22,7 @@ from exporter_process import get, running_exporter
 
 from envoy_exporter import __version__
 from envoy_exporter.cli import main, serve
-from envoy_exporter.config import load_config
+from envoy_exporter.config.load import load_config
 from envoy_exporter.logs import redact, setup_logging
 
 # A well-formed token for the shipped example's serial, valid until 2100: --check-config reads it.

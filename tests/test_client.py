@@ -20,9 +20,9 @@ import requests
 import requests_mock
 from conftest import Clocks
 
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import WH, Snapshot
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+from envoy_exporter.snapshot.model import WH, Snapshot
 
 HOST = "http://envoy.test"
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
@@ -387,7 +387,7 @@ def test_legacy_envoy_uses_the_html_page(gateway, clocks) -> None:
         "/api/v1/production/inverters",
         "/inventory.json",
     ]
-    assert snap.endpoints["api_v1_production"].status == "404"
+    assert snap.endpoints["api_v1_production"].status == "unsupported"
     assert client.name == "900000000001"  # no name configured: the serial
     assert client.auth_scheme == "digest"
     clocks.advance(11)
@@ -488,11 +488,13 @@ def test_token_era_gateway(gateway, clocks) -> None:
 # 401 and 404
 
 
-def test_404_is_recorded_and_not_asked_again(gateway, clocks) -> None:
+def test_404_is_not_on_this_gateway_from_the_first_collection_and_not_asked_again(gateway, clocks) -> None:
     gw = gateway({k: v for k, v in STANDARD.items() if k != "/inventory.json"})
     client = client_for(clocks, ttl=NO_CACHE)
     snap = client.collect(timeout=5)
-    assert snap.endpoints["inventory"].status == "404" and not snap.endpoints["inventory"].ok
+    assert snap.endpoints["inventory"].status == "unsupported" and "404" in str(
+        snap.endpoints["inventory"].detail
+    )
     assert "/inventory.json" in gw.asked()
     snap = client.collect(timeout=5)
     assert "/inventory.json" not in gw.asked()
@@ -504,7 +506,7 @@ def test_401_beside_an_accepted_token_is_remembered_until_the_next_info(gateway,
     gw = gateway({**TOKEN_ERA, "/inventory.json": mocked(status_code=401, json={"status": 401})})
     client = client_for(clocks, token=token_for(clocks))
     snap = client.collect(timeout=5)
-    assert snap.endpoints["inventory"].status == "401"
+    assert snap.endpoints["inventory"].status == "unsupported"
     assert "/inventory.json" in gw.asked()
     clocks.advance(301)
     snap = client.collect(timeout=5)
@@ -647,8 +649,8 @@ def test_a_settings_page_that_is_not_json_is_not_asked_on_every_scrape(gateway, 
     gw = gateway({**METERED, "/admin/lib/tariff": LOGIN_PAGE})
     client = client_for(clocks)
     with caplog.at_level(logging.WARNING):
-        client.collect(timeout=5)
-    assert "/admin/lib/tariff" in gw.asked()
+        snap = client.collect(timeout=5)
+    assert "/admin/lib/tariff" in gw.asked() and snap.endpoints["tariff"].status == "unsupported"
     for _ in range(3):
         clocks.advance(15)  # scrapes, all before the next /info
         snap = client.collect(timeout=5)

@@ -1,4 +1,4 @@
-"""The issue 10 families: settings, contacts, generator, grid controller, CT status, the
+"""The families beyond energy flows: settings, contacts, generator, grid controller, CT status, the
 inverters' own production, batteries by type, device status codes and connectivity."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, scrape, value
 
 from envoy_exporter.collector import GatewayCollector
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.model import (
     WH,
     Battery,
     Device,

@@ -18,7 +18,7 @@ import yaml
 from conftest import ROOT, free_port
 from exporter_process import get
 
-from envoy_exporter.config import load_config
+from envoy_exporter.config.load import load_config
 
 OVERRIDE_FILE = ROOT / "docker-compose.gateway.yml"
 OVERRIDE = yaml.safe_load(OVERRIDE_FILE.read_text())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from envoy_exporter.config import ConfigError, load_config
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, Secret
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, Secret
 
 
 def write(tmp_path: Path, text: str) -> Path:

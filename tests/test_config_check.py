@@ -14,8 +14,8 @@ import jwt
 import pytest
 
 from envoy_exporter.cli import main
-from envoy_exporter.config import ConfigError, load_config
-from envoy_exporter.config_check import offline_problems
+from envoy_exporter.config.check import offline_problems
+from envoy_exporter.config.load import ConfigError, load_config
 
 SERIAL = "122212345678"
 KEY = "k" * 32
@@ -173,7 +173,7 @@ def test_hosts_that_are_addresses(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# The five cases of issue 11, as a user meets them: the real command, exit 2, the key named
+# Five cases a user meets: the real command, exit 2, the key named
 
 
 def _cli_cases(tmp_path: Path) -> dict[str, tuple[str, str, str]]:

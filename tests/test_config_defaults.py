@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from envoy_exporter.cli import main
-from envoy_exporter.config import ConfigError, load_config
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, DiscoverySettings, TLSSettings
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, TLSSettings
 
 
 def load(tmp_path: Path, text: str):

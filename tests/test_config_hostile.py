@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from envoy_exporter.config import ConfigError, load_config, parse_config
-from envoy_exporter.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from envoy_exporter.config.load import ConfigError, load_config, parse_config
+from envoy_exporter.config.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
 
 PEAK_RSS_LIMIT_MB = 100  # python and the exporter's imports take ~30 MB
 TIME_LIMIT_S = 20.0

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from envoy_exporter.cli import main
-from envoy_exporter.config import ConfigError, load_config
-from envoy_exporter.model import Rates, Tariff
-from envoy_exporter.pricing import EXPORT, FLAT, IMPORT, Price, prices
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.snapshot.model import Rates, Tariff
+from envoy_exporter.snapshot.pricing import EXPORT, FLAT, IMPORT, Price, prices
 
 
 def _load(tmp_path: Path, text: str):

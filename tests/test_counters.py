@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envoy_exporter import state
-from envoy_exporter.counters import CounterKeeper, state_path
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.counters import CounterKeeper, state_path
+from envoy_exporter.snapshot.model import (
     WH,
     WRAP_J,
     Flow,
@@ -184,7 +184,7 @@ def test_a_new_low_level_that_keeps_rising_is_a_reset(
 ) -> None:
     # Replaced gateway: its counter starts again from almost nothing and rises 100 Wh a minute.
     keeper.observe(KEY, kwh(10_000), T0)
-    with caplog.at_level(logging.WARNING, logger="envoy_exporter.counters"):
+    with caplog.at_level(logging.WARNING, logger="envoy_exporter.snapshot.counters"):
         assert keeper.observe(KEY, 100 * WH, T0 + 60) == kwh(10_000)
         assert keeper.observe(KEY, 200 * WH, T0 + 120) == kwh(10_000)
         assert keeper.observe(KEY, 300 * WH, T0 + 180) == kwh(10_000)
@@ -232,7 +232,7 @@ def test_a_phantom_jump_that_stays_becomes_the_level_without_the_phantom(
     keeper: CounterKeeper, caplog: pytest.LogCaptureFixture
 ) -> None:
     keeper.observe(KEY, kwh(10_000), T0)
-    with caplog.at_level(logging.WARNING, logger="envoy_exporter.counters"):
+    with caplog.at_level(logging.WARNING, logger="envoy_exporter.snapshot.counters"):
         assert keeper.observe(KEY, kwh(13_000), T0 + 60) == kwh(10_000)
         assert keeper.observe(KEY, kwh(13_000.1), T0 + 120) == kwh(10_000)
         assert keeper.observe(KEY, kwh(13_000.2), T0 + 180) == kwh(10_000)
@@ -352,7 +352,7 @@ def test_no_state_file_means_no_persistence(tmp_path: Path) -> None:
 
 
 def test_a_missing_state_file_is_a_fresh_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="envoy_exporter.counters"):
+    with caplog.at_level(logging.INFO, logger="envoy_exporter.snapshot.counters"):
         keeper = CounterKeeper(tmp_path / "counters-gw1.json")
     assert keeper.observe(KEY, kwh(3), T0) == kwh(3)
     assert "starting fresh" in caplog.text

@@ -1,5 +1,5 @@
-"""Credentials go only where they belong, and a rejected one does not hammer the gateway
-(issue 9): tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
+"""Credentials go only where they belong, and a rejected one does not hammer the gateway:
+tokens bound to their gateway's serial, a contradicted serial, Enlighten over plain
 http, a bounded Enlighten, the back-off after a rejected token or digest password, and no data
 request while there is no token to send.
 
@@ -25,13 +25,13 @@ from conftest import Clocks
 from exporter_fakes import FakeClient, samples, scrape, value
 
 from envoy_exporter.collector import GatewayCollector
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.demo.server import DemoGateway, Response
 from envoy_exporter.demo.simulator import Plant
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.gateway.auth import Auth
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.gateway.auth.scheme import Auth
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import GatewayInfo
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+from envoy_exporter.snapshot.model import GatewayInfo
 
 SERIAL_A = "482301000042"
 SERIAL_B = "482301000077"
@@ -424,7 +424,7 @@ def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock
 def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):
     """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
     would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""
-    monkeypatch.setattr("envoy_exporter.gateway.enlighten.ENLIGHTEN_TIMEOUT_S", 1.0)
+    monkeypatch.setattr("envoy_exporter.gateway.auth.enlighten.ENLIGHTEN_TIMEOUT_S", 1.0)
     server = standin.StandIn(standin.trickle_body)
     url = f"http://{server.host}"
     settings = GatewaySettings(name="roof", host="192.0.2.10", **cloud_settings(enlighten_url=url))  # type: ignore[arg-type]
@@ -447,7 +447,7 @@ def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkey
     server.stop()
     assert not worker.is_alive(), "the Enlighten login was still being read after 8 s"
     assert elapsed < 4
-    assert "enlighten_login: timeout" in str(outcome[0])
+    assert "enlighten_login: timed out after " in str(outcome[0])
 
 
 def test_the_rejected_credentials_are_a_gauge_per_credential():

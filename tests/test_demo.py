@@ -16,17 +16,17 @@ import requests
 
 from envoy_exporter.collector.data import add_snapshot
 from envoy_exporter.collector.families import Families
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import DemoGateway, start_demo
 from envoy_exporter.demo.render import ROUTES
 from envoy_exporter.demo.simulator import RESERVE_SOC, Plant
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import DryContact, Generator, StorageSettings
-from envoy_exporter.parsers.device_data import parse_device_data
-from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
-from envoy_exporter.parsers.home import parse_home
-from envoy_exporter.parsers.tariff import parse_tariff
-from envoy_exporter.pricing import EXPORT, IMPORT, Price, prices
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import DryContact, Generator, StorageSettings
+from envoy_exporter.snapshot.parsers.device_data import parse_device_data
+from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.home import parse_home
+from envoy_exporter.snapshot.parsers.tariff import parse_tariff
+from envoy_exporter.snapshot.pricing import EXPORT, IMPORT, Price, prices
 
 T0 = 1_790_000_000.0
 FROZEN = 1e12  # day_seconds so long that the sun stands still for the test
@@ -393,7 +393,7 @@ def test_parsers_read_every_demo_endpoint(noon):
     parsed = 0
     for module, function, path in cases:
         try:
-            parse = getattr(importlib.import_module(f"envoy_exporter.parsers.{module}"), function)
+            parse = getattr(importlib.import_module(f"envoy_exporter.snapshot.parsers.{module}"), function)
         except (ImportError, AttributeError):
             continue
         assert parse(noon.get(path).content), path
@@ -577,7 +577,7 @@ def test_today_resets_at_simulated_midnight(clock):
 
 
 # --------------------------------------------------------------------------------------------
-# The exporter on the demo: every family issue 10 added has data (the dashboards rely on it)
+# The exporter on the demo: every family beyond energy flows has data (the dashboards rely on it)
 
 DEMO_FAMILIES = (
     "enphase_storage_mode",

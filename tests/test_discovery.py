@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from envoy_exporter.discovery import (
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
+from envoy_exporter.fleet.discovery import (
     SERVICE_TYPE,
     Discovery,
     Found,
@@ -23,7 +24,6 @@ from envoy_exporter.discovery import (
     merge,
     parse_announcement,
 )
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 
 zeroconf = pytest.importorskip("zeroconf")
 
@@ -61,7 +61,7 @@ def test_announcements_are_parsed():
     [
         ({}, ["10.0.0.9"], 80),
         ({b"serialnum": None}, ["10.0.0.9"], 80),
-        ({b"serialnum": b"x" * 100_000}, ["10.0.0.9"], 80),  # issue 9: a serial is a short run of digits
+        ({b"serialnum": b"x" * 100_000}, ["10.0.0.9"], 80),  # a serial is a short run of digits
         ({b"serialnum": b"12345678901234567890123"}, ["10.0.0.9"], 80),
         ({b"serialnum": b"\xff\xfe"}, ["10.0.0.9"], 80),
         ({b"serialnum": b"122212345678"}, [], 80),

@@ -24,16 +24,15 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from envoy_exporter import exposition
-from envoy_exporter.collector import ExporterCollector, GatewayCollector
+from envoy_exporter.collector import ExporterCollector, GatewayCollector, exposition
 from envoy_exporter.collector import scrape as scrape_module
 from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import SnapshotCache, join, render
 from envoy_exporter.collector.families import Families
-from envoy_exporter.exposition import SnapshotCache, join, render
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.model import Reading
-from envoy_exporter.settings import GatewaySettings
-from envoy_exporter.web import make_server
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.snapshot.model import Reading
+from envoy_exporter.web.server import make_server
 
 TEXT = "text/plain;version=0.0.4"
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"

@@ -7,10 +7,10 @@ import threading
 import pytest
 from exporter_fakes import FakeClient
 
-from envoy_exporter.fleet import Fleet
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.gateway.labels import Labels
-from envoy_exporter.settings import GatewaySettings
 
 
 def made_fleet(*gateways: GatewaySettings) -> tuple[Fleet, list[FakeClient]]:

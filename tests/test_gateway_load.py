@@ -20,8 +20,8 @@ import pytest
 from conftest import ROOT, SHARED, SHARED_FIXTURES, needs_shared
 from exporter_fakes import samples, value
 
-from envoy_exporter.gateway.token_keeper import CHECK_JWT_PATH
-from envoy_exporter.settings import DEFAULT_CACHE_TTL
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL
+from envoy_exporter.gateway.auth.token_keeper import CHECK_JWT_PATH
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_scrapes as bench
@@ -141,7 +141,7 @@ def test_ten_scrapes_in_ten_seconds_read_slow_endpoints_once_and_keep_data_fresh
     assert any(path in asked for path in INVERTER_PATHS)
     # Refreshed when the lifetime runs out, not before: the CT readings every 5 s. Both gateways
     # are CT systems, where the readings carry every power: production.json adds only energy
-    # figures and is read on the "energy" cadence (gateway/plan.py); unless an AC battery reports
+    # figures and is read on the "energy" cadence (snapshot/plan.py); unless an AC battery reports
     # its power there, as the demo's does: then every 10 s.
     assert DEFAULT_CACHE_TTL["energy"] == 300 and DEFAULT_CACHE_TTL["production"] == 10
     assert DEFAULT_CACHE_TTL["readings"] == 5

@@ -17,11 +17,11 @@ from conftest import ROOT, free_port
 from exporter_fakes import FakeClient
 from exporter_process import get, running_exporter, running_prometheus, wait_for
 
+from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.demo import start_demo
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.http_sd import SDGateway, exporter_address, target_groups
-from envoy_exporter.settings import GatewaySettings
-from envoy_exporter.web import make_server
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.web.http_sd import SDGateway, exporter_address, target_groups
+from envoy_exporter.web.server import make_server
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")

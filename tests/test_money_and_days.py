@@ -22,9 +22,9 @@ from conftest import SHARED_FIXTURES, Clocks, load_fake_gateway, needs_shared
 
 from envoy_exporter.collector.data import add_snapshot
 from envoy_exporter.collector.families import Families
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import WH
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import WH
 
 pytestmark = needs_shared
 

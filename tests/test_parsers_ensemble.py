@@ -10,9 +10,13 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared
 from parser_mutations import assert_damage_is_handled, assert_truncations_refused
 
-from envoy_exporter.model import WH, Battery, Device, Enpower, Ensemble, StorageAggregate
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
+from envoy_exporter.snapshot.model import WH, Battery, Device, Enpower, Ensemble, StorageAggregate
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.ensemble import (
+    parse_ensemble_inventory,
+    parse_ensemble_power,
+    parse_secctrl,
+)
 
 ENSEMBLE = FIXTURES / "ensemble"
 

@@ -16,15 +16,15 @@ from exporter_fakes import samples, scrape, value
 from standin import StandIn, answer
 
 from envoy_exporter.collector import GatewayCollector
+from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import WH
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.api_v1 import parse_v1_inverters
-from envoy_exporter.parsers.info import parse_info
-from envoy_exporter.parsers.inventory import parse_inventory
-from envoy_exporter.parsers.meters import parse_meter_readings
-from envoy_exporter.parsers.production_json import parse_production_json
-from envoy_exporter.settings import GatewaySettings
+from envoy_exporter.snapshot.model import WH
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters
+from envoy_exporter.snapshot.parsers.info import parse_info
+from envoy_exporter.snapshot.parsers.inventory import parse_inventory
+from envoy_exporter.snapshot.parsers.meters import parse_meter_readings
+from envoy_exporter.snapshot.parsers.production_json import parse_production_json
 
 HUGE = "9" * 5000  # past Python's int-string limit (4,300 digits)
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared
 from parser_mutations import assert_damage_is_handled, assert_truncations_refused
 
-from envoy_exporter.model import Battery, Device, Inventory, Relay
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.inventory import parse_inventory
+from envoy_exporter.snapshot.model import Battery, Device, Inventory, Relay
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.inventory import parse_inventory
 
 BODY = (FIXTURES / "inventory" / "inventory_pcu_acb_nsrb.json").read_bytes()
 

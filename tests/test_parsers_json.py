@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers._json import (
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers._json import (
     as_bool,
     as_float,
     as_int,

@@ -11,9 +11,9 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared
 from parser_mutations import assert_damage_is_handled, assert_truncations_refused
 
-from envoy_exporter.model import WH, MeterChannel, MeterConfig
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
+from envoy_exporter.snapshot.model import WH, MeterChannel, MeterConfig
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.meters import parse_meter_readings, parse_meters
 
 METERS = FIXTURES / "meters"
 

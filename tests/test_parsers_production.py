@@ -18,13 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envoy_exporter.model import WH, Reading
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
-from envoy_exporter.parsers.device_data import parse_device_data
-from envoy_exporter.parsers.info import parse_info
-from envoy_exporter.parsers.production_html import parse_production_html
-from envoy_exporter.parsers.production_json import parse_production_json
+from envoy_exporter.snapshot.model import WH, Reading
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
+from envoy_exporter.snapshot.parsers.device_data import parse_device_data
+from envoy_exporter.snapshot.parsers.info import parse_info
+from envoy_exporter.snapshot.parsers.production_html import parse_production_html
+from envoy_exporter.snapshot.parsers.production_json import parse_production_json
 from tests.conftest import SHARED_FIXTURES, needs_shared
 
 

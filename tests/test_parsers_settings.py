@@ -11,7 +11,7 @@ import pytest
 from conftest import FIXTURES, SHARED_FIXTURES, needs_shared
 from parser_mutations import assert_damage_is_handled, assert_truncations_refused
 
-from envoy_exporter.model import (
+from envoy_exporter.snapshot.model import (
     DayType,
     DryContact,
     Generator,
@@ -23,10 +23,10 @@ from envoy_exporter.model import (
     StorageSettings,
     Tariff,
 )
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
-from envoy_exporter.parsers.home import parse_home
-from envoy_exporter.parsers.tariff import parse_tariff
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.home import parse_home
+from envoy_exporter.snapshot.parsers.tariff import parse_tariff
 
 SETTINGS = FIXTURES / "settings"
 

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from envoy_exporter.model import DayType, RatePeriod, Rates, Season, Tariff
-from envoy_exporter.pricing import EXPORT, FLAT, IMPORT, Price, local_time, price, prices, zone
+from envoy_exporter.snapshot.model import DayType, RatePeriod, Rates, Season, Tariff
+from envoy_exporter.snapshot.pricing import EXPORT, FLAT, IMPORT, Price, local_time, price, prices, zone
 
 WEEKDAYS = frozenset(range(5))
 WEEKEND = frozenset({5, 6})

@@ -3,7 +3,7 @@ value served is older than the scrape.
 
 Each gateway is collected as a scrape would, 60 s apart on the client's injected clocks (the
 requests and the sockets are real, the waiting is not): the project's own simulated gateway
-always, and the real captures of the issue's fleet mix replayed by ../shared's fake gateway
+always, and the real captures of a mixed fleet replayed by ../shared's fake gateway
 (skipped without it). ``scripts/capture_report.py --interval 60`` prints the same figures for
 every capture.
 """
@@ -17,11 +17,11 @@ from collections.abc import Callable
 import pytest
 from conftest import ROOT, SHARED, SHARED_FIXTURES, needs_shared
 
+from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo.server import DemoGateway
 from envoy_exporter.demo.simulator import Plant
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.model import Snapshot
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.snapshot.model import Snapshot
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import capture_report

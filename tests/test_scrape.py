@@ -19,11 +19,11 @@ import pytest
 from exporter_fakes import samples, scrape, value
 
 from envoy_exporter.collector import GatewayCollector
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.demo.server import DemoGateway, Response
 from envoy_exporter.demo.simulator import Plant
+from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.gateway.labels import Labels
-from envoy_exporter.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 
 
 class SlowGateway(DemoGateway):

@@ -1,4 +1,4 @@
-"""State files (issue 9): the previous generation kept, a broken file moved aside and never
+"""State files: the previous generation kept, a broken file moved aside and never
 overwritten, and no state file, however hostile, fails a collection."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import jwt
 import pytest
 
-from envoy_exporter.counters import CounterKeeper
-from envoy_exporter.gateway.auth import Auth
-from envoy_exporter.model import WRAP_J, GatewayInfo
-from envoy_exporter.settings import GatewaySettings, Secret
+from envoy_exporter.config.settings import GatewaySettings, Secret
+from envoy_exporter.gateway.auth.scheme import Auth
+from envoy_exporter.snapshot.counters import CounterKeeper
+from envoy_exporter.snapshot.model import WRAP_J, GatewayInfo
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 KEY = ("gw1", "production", "inverters", "")
@@ -247,7 +247,7 @@ def test_a_fifo_as_the_token_cache_never_holds_the_gateway(requests_mock, tmp_pa
 def test_a_full_disk_is_one_warning_until_it_recovers(tmp_path: Path, caplog, monkeypatch) -> None:
     import errno
 
-    from envoy_exporter import counters
+    from envoy_exporter.snapshot import counters
 
     full = {"on": True}
     real_write = counters.write_atomic
@@ -265,7 +265,7 @@ def test_a_full_disk_is_one_warning_until_it_recovers(tmp_path: Path, caplog, mo
             keeper.observe(KEY, kwh(3 + i * 0.01), T0 + 60 * i)
             keeper.save()
 
-    with caplog.at_level(logging.INFO, logger="envoy_exporter.counters"):
+    with caplog.at_level(logging.INFO, logger="envoy_exporter.snapshot.counters"):
         collections(10, 0)
         full["on"] = False
         collections(3, 10)

@@ -14,12 +14,12 @@ from conftest import Clocks
 from test_credentials import SERIAL_A, WALL, Cloud, StandIn, client, cloud_settings
 
 from envoy_exporter.cli import main
-from envoy_exporter.fleet import Fleet
+from envoy_exporter.config.settings import GatewaySettings, Secret
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.gateway.auth.token import Token
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.gateway.token import Token
-from envoy_exporter.landing import render_landing
-from envoy_exporter.settings import GatewaySettings, Secret
-from envoy_exporter.status import fleet_status
+from envoy_exporter.web.landing import render_landing
+from envoy_exporter.web.status import fleet_status
 
 # As the JSON text of the claim: some of these no JSON encoder writes, but a token may carry them.
 ABSURD = ["-1e12", "1e17", "1e300", "NaN", "Infinity", "-Infinity", '"soon"', "1" + "0" * 400]

@@ -15,11 +15,11 @@ import pytest
 import requests
 from conftest import SHARED_FIXTURES, Recorder, load_fake_gateway, needs_shared
 
-from envoy_exporter.gateway.auth import Auth
-from envoy_exporter.gateway.http import tls_context
-from envoy_exporter.gateway.transport import Transport, TransportError, base_urls
-from envoy_exporter.model import GatewayInfo
-from envoy_exporter.settings import GatewaySettings, Secret, TLSSettings
+from envoy_exporter.config.settings import GatewaySettings, Secret, TLSSettings
+from envoy_exporter.gateway.auth.scheme import Auth
+from envoy_exporter.gateway.net.http import tls_context
+from envoy_exporter.gateway.net.transport import Transport, TransportError, base_urls
+from envoy_exporter.snapshot.model import GatewayInfo
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJlLXRlc3Qtb25seS0xMjM0NQ"
 INFO_BODY = b"<?xml version='1.0'?><envoy_info><device><sn>482301000042</sn></device></envoy_info>"

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from exporter_fakes import FakeClient, samples, value
 
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.settings import GatewaySettings
-from envoy_exporter.web import ExporterServer, make_server, parse_listen_address
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.web.server import ExporterServer, make_server, parse_listen_address
 
 
 class Served:

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pytest
 from exporter_fakes import FakeClient, samples, value
 
-from envoy_exporter import web
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.settings import GatewaySettings
-from envoy_exporter.web import ExporterServer, check_telemetry_path, make_server
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.web import server as web
+from envoy_exporter.web.server import ExporterServer, check_telemetry_path, make_server
 
 
 def start(*clients: FakeClient, **options) -> ExporterServer:

@@ -22,11 +22,11 @@ from conftest import ROOT
 from exporter_fakes import FakeClient
 from test_config_hostile import billion_laughs
 
-from envoy_exporter.fleet import Fleet
-from envoy_exporter.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
-from envoy_exporter.settings import GatewaySettings
-from envoy_exporter.web import ExporterServer, make_server
-from envoy_exporter.webconfig import BCRYPT_SLOTS, Verdict, WebConfig, WebConfigError, load_web_config
+from envoy_exporter.config.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.web.server import ExporterServer, make_server
+from envoy_exporter.web.webconfig import BCRYPT_SLOTS, Verdict, WebConfig, WebConfigError, load_web_config
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 
@@ -170,7 +170,7 @@ class SlowChecks:
 
 def test_guessers_get_at_most_the_bcrypt_slots_and_the_authorised_client_none(monkeypatch, with_users):
     checks = SlowChecks(0.3)
-    monkeypatch.setattr("envoy_exporter.webconfig._checkpw", checks)
+    monkeypatch.setattr("envoy_exporter.web.webconfig._checkpw", checks)
     assert _get(with_users, headers=_basic("prometheus", PASSWORD))[0] == 200  # verified once
     statuses: list[int] = []
 

@@ -6,8 +6,14 @@ in a registry of its own, never the global default); ``health``: each gateway's 
 ``exporter``: the exporter's own series.
 """
 
-from .exporter import ExporterCollector
-from .scrape import DEFAULT_TIMEOUT, Client, GatewayCollector, GatewayResult, scrape_timeout
+from envoy_exporter.collector.exporter import ExporterCollector
+from envoy_exporter.collector.scrape import (
+    DEFAULT_TIMEOUT,
+    Client,
+    GatewayCollector,
+    GatewayResult,
+    scrape_timeout,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",

@@ -10,11 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..counters import PRODUCTION
-from ..model import Battery, Device, Flow, InverterReading, Meter, MeterChannel, Snapshot
-from .families import Families
-from .money import add_money
-from .system import add_controller, add_home, add_inverters_total, add_storage_groups, add_storage_settings
+from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.money import add_money
+from envoy_exporter.collector.system import (
+    add_controller,
+    add_home,
+    add_inverters_total,
+    add_storage_groups,
+    add_storage_settings,
+)
+from envoy_exporter.snapshot.counters import PRODUCTION
+from envoy_exporter.snapshot.model import (
+    Battery,
+    Device,
+    Flow,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    Snapshot,
+)
 
 Labels = dict[str, str]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from .. import __version__
-from ..revision import revision
+from envoy_exporter import __version__
+from envoy_exporter.revision import revision
 
 
 def build_info() -> Metric:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import Metric
 
-from ..exposition import Family
+from envoy_exporter.collector.exposition import Family
 
 
 class Families:

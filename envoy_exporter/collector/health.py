@@ -12,8 +12,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..model import GatewayInfo, Latest, Snapshot
-from .families import Families
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import GatewayInfo, Latest, Snapshot
 
 Labels = dict[str, str]
 
@@ -105,13 +105,15 @@ def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: floa
         _info(f, base, snapshot.info, result.client.auth_scheme)
     for endpoint, outcome in sorted(snapshot.endpoints.items()):
         # Endpoints this firmware does not have were not asked: no series rather than a
-        # permanent 0 that would fire alerts.
+        # permanent 0 that would fire alerts. A collection still running when the scrape's
+        # deadline passed says nothing about the endpoints: they keep the verdict of the last
+        # finished collection (``enphase_up`` 0 says the data is not fresh).
         if outcome.status != "unsupported":
             f.gauge(
                 "enphase_endpoint_up",
-                "1 if the endpoint answered usable data in the last collection, else 0",
+                "1 if the endpoint answered usable data in the last finished collection, else 0",
                 {**base, "endpoint": endpoint},
-                outcome.ok and result.answered,
+                outcome.ok,
             )
 
 

@@ -4,8 +4,8 @@ Same rules as ``data``: ``None`` gives no sample."""
 
 from __future__ import annotations
 
-from ..model import Snapshot
-from .families import Families
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import Snapshot
 
 Labels = dict[str, str]
 

@@ -21,12 +21,12 @@ from functools import partial
 
 from prometheus_client.core import Metric
 
-from ..exposition import Encoder, Family, Group, SnapshotCache, render
-from ..model import Snapshot
-from ..settings import COLLECTION_DEADLINE
-from .data import add_snapshot
-from .families import Families
-from .health import Client, GatewayResult, add_health
+from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import Encoder, Family, Group, SnapshotCache, render
+from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.health import Client, GatewayResult, add_health
+from envoy_exporter.config.settings import COLLECTION_DEADLINE
+from envoy_exporter.snapshot.model import Snapshot
 
 log = logging.getLogger(__name__)
 

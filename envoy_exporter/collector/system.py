@@ -1,4 +1,4 @@
-"""Series of what the gateway knows beyond energy flows (issue 10): the inverters' own
+"""Series of what the gateway knows beyond energy flows: the inverters' own
 production beside the CT, batteries by type, the battery profile, the system controller's dry
 contacts and generator, and the gateway's connectivity. Same rules as ``gateway``: ``None``
 gives no sample, state sets are one 1-valued series with the state in a label.
@@ -6,8 +6,8 @@ gives no sample, state sets are one 1-valued series with the state in a label.
 
 from __future__ import annotations
 
-from ..model import Snapshot
-from .families import Families
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import Snapshot
 
 Labels = dict[str, str]
 

@@ -30,9 +30,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from envoy_exporter.counters import KINDS, CounterKeeper, state_path
-from envoy_exporter.gateway.assemble import Assembler
-from envoy_exporter.gateway.auth import Auth, CredentialsWithheld
+from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
+from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
@@ -54,32 +54,37 @@ from envoy_exporter.gateway.endpoints import (
     TARIFF,
     Endpoint,
 )
-from envoy_exporter.gateway.errors import TransportError
-from envoy_exporter.gateway.labels import Labels
-from envoy_exporter.gateway.plan import Plan, single_phase
-from envoy_exporter.gateway.transport import Transport
-from envoy_exporter.model import (
+from envoy_exporter.gateway.net.errors import TransportError
+from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.snapshot.assemble import Assembler
+from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
+from envoy_exporter.snapshot.history import PowerHistory
+from envoy_exporter.snapshot.model import (
     EndpointResult,
     GatewayInfo,
     Latest,
     Readings,
     Snapshot,
 )
-from envoy_exporter.money import MoneyKeeper
-from envoy_exporter.money import state_path as money_state_path
-from envoy_exporter.parsers import ParseError
-from envoy_exporter.parsers.api_v1 import parse_v1_inverters, parse_v1_production
-from envoy_exporter.parsers.device_data import parse_device_data
-from envoy_exporter.parsers.ensemble import parse_ensemble_inventory, parse_ensemble_power, parse_secctrl
-from envoy_exporter.parsers.ensemble_relays import parse_dry_contacts, parse_generator
-from envoy_exporter.parsers.home import parse_home
-from envoy_exporter.parsers.info import parse_info
-from envoy_exporter.parsers.inventory import parse_inventory
-from envoy_exporter.parsers.meters import parse_meter_readings, parse_meters
-from envoy_exporter.parsers.production_html import parse_production_html
-from envoy_exporter.parsers.production_json import parse_production_json
-from envoy_exporter.parsers.tariff import parse_tariff
-from envoy_exporter.settings import COLLECTION_DEADLINE, GatewaySettings
+from envoy_exporter.snapshot.money import MoneyKeeper
+from envoy_exporter.snapshot.money import state_path as money_state_path
+from envoy_exporter.snapshot.parsers import ParseError
+from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
+from envoy_exporter.snapshot.parsers.device_data import parse_device_data
+from envoy_exporter.snapshot.parsers.ensemble import (
+    parse_ensemble_inventory,
+    parse_ensemble_power,
+    parse_secctrl,
+)
+from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.home import parse_home
+from envoy_exporter.snapshot.parsers.info import parse_info
+from envoy_exporter.snapshot.parsers.inventory import parse_inventory
+from envoy_exporter.snapshot.parsers.meters import parse_meter_readings, parse_meters
+from envoy_exporter.snapshot.parsers.production_html import parse_production_html
+from envoy_exporter.snapshot.parsers.production_json import parse_production_json
+from envoy_exporter.snapshot.parsers.tariff import parse_tariff
+from envoy_exporter.snapshot.plan import Plan, single_phase
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +217,7 @@ class GatewayClient:
         # replaces, or from a gateway that reported it as its serial).
         self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
+        self.history = PowerHistory()  # the last hour of power, for the status page
 
     # ----------------------------------------------------------------------------------------
     # The interface
@@ -296,6 +302,8 @@ class GatewayClient:
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
         self._latest = latest
+        if latest.fresh:
+            self.history.add(*_powers(latest.snapshot))
         return latest.snapshot
 
     def _collect(self, run: _Collection) -> Latest:
@@ -449,15 +457,20 @@ class GatewayClient:
             run.record(endpoint.key, known)
         return known is None
 
-    def _mark_unsupported(self, endpoint: Endpoint, answer: str, *, hourly: bool = False) -> None:
+    def _mark_unsupported(
+        self, run: _Collection, endpoint: Endpoint, answer: str, *, hourly: bool = False
+    ) -> None:
         """Stop asking ``endpoint``: until the firmware changes, or with ``hourly`` until the
-        next /info (for a 401: the credentials may change)."""
+        next /info (for a 401: the credentials may change). This collection already shows it as
+        not on this gateway: an endpoint the firmware lacks is never an error, from the first
+        collection on."""
         until = "with the next /info" if hourly else "after a firmware change"
         detail = f"answered {answer}; asked again {until}"
         log.info(
             "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
         )
         self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        run.record(endpoint.key, self._unsupported[endpoint.key])
         if hourly:
             self._retry_hourly.add(endpoint.key)
 
@@ -516,8 +529,7 @@ class GatewayClient:
         if plain.result.ok and details.result.status == "404":
             self._production_path = PRODUCTION_JSON_PLAIN.path
         if not plain.result.ok and _no_production_json(info, details, plain):
-            self._mark_unsupported(endpoint, "HTML, not JSON" if details.html else "404")
-            run.record(endpoint.key, self._unsupported[endpoint.key])
+            self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
         self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
 
@@ -579,7 +591,7 @@ class GatewayClient:
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.status == "404":
-            self._mark_unsupported(endpoint, "404")
+            self._mark_unsupported(run, endpoint, "404")
         elif result.status == "auth":
             run.failed += 1  # credentials withheld: the auth module logs each change of state
         elif result.status == "401":
@@ -588,12 +600,12 @@ class GatewayClient:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
-            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+            self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         elif endpoint.family == TARIFF.family and result.status == "parse":
             # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
             # asked again with the next /info instead of on every scrape.
             self._warn(endpoint, result)
-            self._mark_unsupported(endpoint, "an unusable body", hourly=True)
+            self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
             self._warn(endpoint, result)
@@ -607,10 +619,11 @@ class GatewayClient:
         for endpoint in run.unauthorized:
             result = run.results[endpoint.key]
             if self._auth.installer_only(endpoint.key):
-                self._mark_unsupported(endpoint, "401 (only the installer user may read it)", hourly=True)
-                run.record(endpoint.key, self._unsupported[endpoint.key])
+                self._mark_unsupported(
+                    run, endpoint, "401 (only the installer user may read it)", hourly=True
+                )
             elif run.authorized:
-                self._mark_unsupported(endpoint, "401", hourly=True)
+                self._mark_unsupported(run, endpoint, "401", hourly=True)
             elif self._auth.scheme == "digest":
                 run.failed += 1
                 rejected = rejected or self._auth.digest_rejected()
@@ -632,6 +645,12 @@ class GatewayClient:
             result.detail or result.status,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+
+def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
+    production = snapshot.production.total.power_w if snapshot.production else None
+    consumption = snapshot.consumption_total.total.power_w if snapshot.consumption_total else None
+    return snapshot.collected_at, production, consumption
 
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:

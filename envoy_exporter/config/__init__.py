@@ -1,0 +1,1 @@
+"""Configuration: ``exporter.yml`` read within bounds, validated into ``Settings``, checked offline."""

@@ -1,0 +1,1 @@
+"""HTTP to one gateway: bounded sessions, the transport, how a request failed."""

@@ -1,0 +1,389 @@
+"""Bounded HTTP over requests: whatever a gateway or Enlighten sends costs at most ``MAX_BODY``
+bytes of memory and ``timeout`` seconds, and TLS is set up once per verification setting.
+
+``bounded_session()`` is a ``requests.Session`` whose adapter
+
+- reads every body itself, before anyone sees the response, refusing it past ``MAX_BODY`` bytes,
+  raw or decoded (a 0.5 MB gzip body can decode to 500 MB), so ``response.content`` is always
+  bounded, also where requests reads a body on its own (digest challenges, redirects);
+- bounds the whole request by its ``timeout``: connect, headers, any number of ``100 Continue``
+  interim answers and the body. requests' timeout bounds each socket read only, so a body
+  trickled at a byte a second, or an endless stream of interim answers, would hold the request
+  for as long as the peer likes. A watchdog thread shuts the socket down when the time is up;
+- takes its TLS from one shared ``ssl.SSLContext`` per verification setting (``tls_context``).
+  urllib3 would build a context per connection and load the system CA bundle into each (822 kB
+  and 22 ms of CPU every time). The per-request ``verify=`` of requests is not consulted, so
+  ``REQUESTS_CA_BUNDLE`` (psf/requests#3829) cannot change what a session trusts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import socket
+import ssl
+import threading
+import time
+import zlib
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.ssl_ import create_urllib3_context
+
+from envoy_exporter.gateway.net.errors import DeadlineExceeded, ResponseTooLarge
+
+# The largest real answer (a 3-phase production.json with details) is well under 1 MiB.
+MAX_BODY = 4 * 1024 * 1024
+CHUNK = 64 * 1024
+# The encodings read_body can decode within the bound; nothing else is asked for.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+# --------------------------------------------------------------------------------------------
+# TLS: one context per verification setting, shared by every session
+
+_contexts: dict[tuple[bool, str | None, tuple[int, int] | None], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def tls_context(verify: bool, ca_file: str | None = None) -> ssl.SSLContext:
+    """The shared context for a verification setting.
+
+    ``verify=False``: no verification and no CA loaded (a gateway's self-signed certificate).
+    ``ca_file``: only that file is trusted (a pinned gateway certificate or a private CA); the
+    certificate may name the host in its common name only, as gateways' certificates do, and a
+    pinned leaf certificate is enough (partial chain). ``verify=True``: the system's CAs.
+    """
+    verify = verify or ca_file is not None
+    # A replaced ca_file (picked up by clients made after a reload) gets a context of its own.
+    stamp = None if ca_file is None else (os.stat(ca_file).st_mtime_ns, os.stat(ca_file).st_size)
+    key = (verify, ca_file, stamp)
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = _contexts[key] = _new_context(verify, ca_file)
+        return context
+
+
+def trust_nothing() -> ssl.SSLContext:
+    """A verifying context without a single trusted certificate (for a pin that cannot be read)."""
+    return create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+
+
+def _new_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    if not verify:
+        return create_urllib3_context(cert_reqs=ssl.CERT_NONE)
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    if ca_file is None:
+        context.load_default_certs()
+        return context
+    context.load_verify_locations(cafile=ca_file)
+    context.hostname_checks_common_name = True
+    context.verify_flags = (context.verify_flags | ssl.VERIFY_X509_PARTIAL_CHAIN) & ~ssl.VERIFY_X509_STRICT
+    return context
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-request deadlines
+
+
+class Deadline:
+    """The time one request may take in all. While it is the current deadline of a thread
+    (``with deadline:``), every socket that thread's requests use is shut down once it passes."""
+
+    _local = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._done = False
+        self._outer: Deadline | None = None
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def __enter__(self) -> Deadline:
+        self._outer = getattr(self._local, "current", None)
+        self._local.current = self
+        _watchdog.add(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._local.current = self._outer
+        with self._lock:
+            self._done = True
+            self._sockets.clear()
+
+    @classmethod
+    def watch(cls, sock: socket.socket) -> None:
+        """Put ``sock`` under the current thread's deadline, if any."""
+        deadline: Deadline | None = getattr(cls._local, "current", None)
+        if deadline is None:
+            return
+        with deadline._lock:
+            if deadline.expired:
+                _shut(sock)
+            elif not deadline._done:
+                deadline._sockets.append(sock)
+
+    def expire(self) -> None:
+        """Called by the watchdog: wake the request up wherever it blocks."""
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, not SSLSocket's (which drops its SSL object under the reader).
+    # OSError: already closed, or detached into the SSL socket that is watched too.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread for every deadline of the process."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is deadline:
+                # Only an earlier deadline than the one it sleeps for needs to wake the thread
+                # (with equal timeouts, almost never: a wake-up per request costs a thread switch).
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                at, _, deadline = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                deadline.expire()
+
+
+_watchdog = _Watchdog()
+
+
+class _Watched:
+    """A urllib3 connection whose sockets are put under the current request's deadline."""
+
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        Deadline.watch(sock)  # the TCP socket; during the TLS handshake it is the one read
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is not None:  # a kept-alive connection, or the TLS socket of a new one
+            Deadline.watch(self.sock)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a body within the bound
+
+
+def read_body(raw: Any, limit: int = MAX_BODY) -> bytes:
+    """The whole body of a urllib3 response, decoded (gzip, deflate), at most ``limit`` bytes
+    raw and decoded; ``ResponseTooLarge`` past it. ``raw`` is ``requests.Response.raw``."""
+    length = raw.headers.get("Content-Length", "")
+    if length.strip().isdigit() and int(length) > limit:
+        raise ResponseTooLarge(f"the answer announces {int(length)} bytes, over the {_mib(limit)} bound")
+    decoder = _Decoder(raw.headers.get("Content-Encoding", ""))
+    body = bytearray()
+    received = 0
+    while True:
+        chunk = raw.read(CHUNK, decode_content=False)
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > limit:
+            raise ResponseTooLarge(f"the answer is over the {_mib(limit)} bound")
+        body += decoder.decode(chunk, limit + 1 - len(body))
+        if len(body) > limit:
+            raise ResponseTooLarge(f"the answer decodes to over the {_mib(limit)} bound")
+    return bytes(body)
+
+
+class _Decoder:
+    """Content-Encoding decoding that never produces more than it is asked for."""
+
+    def __init__(self, encoding: str) -> None:
+        encoding = encoding.strip().lower()
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise requests.exceptions.ContentDecodingError(f"unsupported Content-Encoding {encoding[:40]!r}")
+        self._identity = encoding in ("", "identity")
+        # gzip: a gzip header; deflate: a zlib header (auto-detected with gzip), or a raw stream.
+        self._wbits = 31 if "gzip" in encoding else 47
+        self._zlib: Any = None if self._identity else zlib.decompressobj(self._wbits)
+        self._started = False
+
+    def decode(self, chunk: bytes, max_length: int) -> bytes:
+        if self._identity:
+            return chunk
+        try:
+            return self._decompress(chunk, max_length)
+        except zlib.error as exc:
+            raise requests.exceptions.ContentDecodingError(f"cannot decode the body: {exc}") from None
+
+    def _decompress(self, chunk: bytes, max_length: int) -> bytes:
+        # Output past max_length would stay in unconsumed_tail; the caller refuses the body then.
+        if self._started or self._wbits != 47:
+            return self._zlib.decompress(chunk, max_length)
+        self._started = True
+        try:
+            return self._zlib.decompress(chunk, max_length)
+        except zlib.error:
+            # Some servers send "deflate" as a raw stream, without the zlib header.
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._zlib.decompress(chunk, max_length)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n / 1024:g} KiB"
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter and the session
+
+
+class BoundedAdapter(HTTPAdapter):
+    """See the module docstring. ``server_name`` is the name the certificate is checked against
+    and sent as SNI, instead of the URL's host."""
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        server_name: str | None = None,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self._context = context
+        self._server_name = server_name
+        self.max_body = max_body
+        super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        pool_kwargs["ssl_context"] = self._context
+        if self._server_name:
+            pool_kwargs["server_hostname"] = self._server_name
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
+        return host_params, {}  # TLS comes from the pool manager's shared context only
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """requests would point every pool at a CA bundle (loaded into the shared context on
+        each connection); the context already says what is trusted."""
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        if timeout is None:
+            raise ValueError("a bounded session needs a timeout on every request")
+        seconds = float(sum(timeout) if isinstance(timeout, tuple) else timeout)
+        with Deadline(seconds) as deadline:
+            try:
+                response = self._send(request, deadline, verify, cert, proxies)
+            except (OSError, Urllib3Error, ValueError) as exc:
+                # A connect timeout stays one: it tells the transport to try the other scheme.
+                if deadline.expired and not isinstance(exc, requests.ConnectTimeout):
+                    raise DeadlineExceeded(
+                        f"the whole request took longer than {seconds:g} s", request=request
+                    ) from None
+                if isinstance(exc, requests.RequestException):
+                    raise
+                if isinstance(exc, ReadTimeoutError):
+                    raise requests.ReadTimeout(exc, request=request) from None
+                raise requests.ConnectionError(exc, request=request) from None
+            if deadline.expired:
+                # Cut off by the watchdog, the answer may look complete and be truncated.
+                response.close()
+                raise DeadlineExceeded(f"the whole request took longer than {seconds:g} s", request=request)
+            return response
+
+    def _send(
+        self, request: requests.PreparedRequest, deadline: Deadline, verify: Any, cert: Any, proxies: Any
+    ) -> requests.Response:
+        remaining = max(deadline.remaining(), 0.001)
+        response = super().send(request, True, (remaining, remaining), verify, cert, proxies)
+        try:
+            body = read_body(response.raw, self.max_body)
+        except BaseException:
+            response.close()
+            raise
+        response.raw.release_conn()
+        response._content = body
+        response._content_consumed = True
+        return response
+
+
+def bounded_session(
+    context: ssl.SSLContext,
+    server_name: str | None = None,
+    max_body: int = MAX_BODY,
+) -> requests.Session:
+    """A session for one peer: bounded answers and requests, TLS from ``context``, nothing from
+    the environment (no proxy, no ~/.netrc, no REQUESTS_CA_BUNDLE). Every request needs a
+    ``timeout``; ``response.content`` is already read."""
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
+    adapter = BoundedAdapter(context, server_name, max_body)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

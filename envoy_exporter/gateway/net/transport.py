@@ -1,0 +1,277 @@
+"""HTTP to one gateway: one keep-alive session, one request at a time, every request counted.
+
+The gateway is a small embedded web server: it copes badly with parallel requests, serves a
+self-signed certificate (from firmware 7), and some old firmware answers with redirects to
+``https://localhost``. So requests are serialised, TLS follows ``settings.tls`` (one shared
+context per setting, see ``gateway.http``), every answer is bounded in size and time, and
+redirects are reported, never followed.
+
+A host given without a scheme is tried over https, then over plain http, but plain http is only
+ever a fallback for a gateway that has never answered over https (old firmware has no https):
+
+- once the gateway answered over https, every later request goes over https;
+- while on the plain-http fallback, https is tried again every ``HTTPS_RETRY_S``;
+- a token (or the session cookie that check_jwt gives) never travels over plain http unless the
+  user wrote ``http://`` in ``host``: such requests are refused, not sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import requests
+from urllib3.exceptions import InsecureRequestWarning
+
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.gateway.endpoints import INFO, max_bytes
+from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_reason
+from envoy_exporter.gateway.net.http import (
+    bounded_session,
+    tls_context,
+    trust_nothing,
+)
+
+if TYPE_CHECKING:
+    from envoy_exporter.gateway.auth.scheme import Auth
+
+log = logging.getLogger(__name__)
+
+# How long a bare host stays on the plain-http fallback before https is tried again.
+HTTPS_RETRY_S = 300.0
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class _Unreachable(Exception):
+    """No HTTP answer at all from one base URL (refused, TLS failure, connect timeout)."""
+
+    def __init__(self, code: str, cause: str) -> None:
+        super().__init__(cause)
+        self.code = code
+
+
+def base_urls(host: str, plain_fallback: bool = True) -> tuple[str, ...]:
+    """The base URLs to try for a configured host, best first.
+
+    A URL with a scheme is taken as it is; an IPv4 address, a host name or an ``[IPv6]`` address,
+    each with an optional ``:port``, tries https and then (with ``plain_fallback``) http; a bare
+    IPv6 address is bracketed.
+    """
+    host = host.strip().rstrip("/")
+    if "://" in host:
+        return (host,)
+    if host.count(":") >= 2 and not host.startswith("["):
+        host = f"[{host}]"
+    if not plain_fallback:
+        return (f"https://{host}",)
+    return (f"https://{host}", f"http://{host}")
+
+
+class Transport:
+    """Sends GETs to one gateway.
+
+    ``timeout`` bounds each attempt as a whole (connect, headers, body); a 401 costs at most one
+    retry, after ``auth.on_unauthorized``.
+    """
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        auth: Auth,
+        record: Callable[[str, str], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._auth = auth
+        self._record = record
+        self._clock = clock
+        tls = settings.tls
+        verifies = tls.verify or tls.ca_file is not None
+        # Who asks for verification wants https: a certificate failure must not end up on plain http.
+        self._candidates = list(base_urls(settings.host, plain_fallback=not verifies))
+        self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
+        self._fallback_since: float | None = None  # when the plain-http fallback was (re)chosen
+        self._lock = threading.Lock()
+        try:
+            context = tls_context(tls.verify, None if tls.ca_file is None else str(tls.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            # The file was checked at start-up; now it is gone or broken. Trust nothing rather
+            # than anything: every https request fails until it is fixed.
+            log.error("%s: cannot load tls.ca_file %s: %s", settings.label, tls.ca_file, exc)
+            context = trust_nothing()
+        # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
+        # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
+        self._session = bounded_session(context, tls.server_name)
+        self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
+        self._headers = dict(self._session.headers)
+        if not verifies:
+            # Not verifying the gateway's self-signed certificate is the documented default; a
+            # warning per request would drown the log.
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+
+    @property
+    def base_url(self) -> str | None:
+        """The base URL that answered last, or None while none has."""
+        return self._base
+
+    def get(self, endpoint_key: str, path: str, timeout: float | None = None) -> GatewayResponse:
+        """GET ``path``; a 2xx answer, else ``TransportError``."""
+        timeout = self._settings.timeout if timeout is None else timeout
+        with self._lock:
+            # Set per request under the lock: one request at a time, check_jwt's included.
+            self._adapter.max_body = max_bytes(endpoint_key)
+            base, response = self._send(endpoint_key, path, timeout)
+            if response.status == 401 and self._auth.on_unauthorized(self._session, base):
+                base, response = self._send(endpoint_key, path, timeout)
+        if not 200 <= response.status < 300:
+            raise TransportError(str(response.status))
+        return response
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _send(self, endpoint_key: str, path: str, timeout: float) -> tuple[str, GatewayResponse]:
+        """One request, on the remembered base URL or, while none is known, on each in turn."""
+        if self._base is not None and self._fallback_expired():
+            self._base = None  # give https another chance
+        if self._base is not None:
+            base = self._base
+            try:
+                return base, self._attempt(base, endpoint_key, path, timeout)
+            except _Unreachable as exc:
+                if len(self._candidates) > 1:
+                    self._base = None  # next time, https first again
+                raise TransportError(exc.code, str(exc)) from None
+        failure = TransportError("error", "no base URL")
+        for base in self._candidates:
+            try:
+                response = self._attempt(base, endpoint_key, path, timeout)
+            except _Unreachable as exc:
+                failure = TransportError(exc.code, str(exc))
+                continue
+            self._settle(base)
+            return base, response
+        raise failure
+
+    def _settle(self, base: str) -> None:
+        """Remember the base URL that answered; an https answer ends plain http for good."""
+        self._base = base
+        if len(self._candidates) == 1:
+            return
+        if base.startswith("https://"):
+            self._candidates = [base]
+            log.info(
+                "%s: the gateway answers over https; plain http is no longer tried", self._settings.label
+            )
+        else:
+            if self._fallback_since is None:
+                log.warning(
+                    "%s: no answer over https, using plain http (write http:// in host to make this "
+                    "the choice; no token is sent over plain http otherwise)",
+                    self._settings.label,
+                )
+            self._fallback_since = self._clock()
+
+    def _fallback_expired(self) -> bool:
+        since = self._fallback_since
+        return (
+            self._plain_fallback(self._base) and since is not None and self._clock() - since >= HTTPS_RETRY_S
+        )
+
+    def _plain_fallback(self, base: str | None) -> bool:
+        """Plain http that the user did not ask for."""
+        return base is not None and base.startswith("http://") and len(self._candidates) > 1
+
+    def _attempt(self, base: str, endpoint_key: str, path: str, timeout: float) -> GatewayResponse:
+        plain_fallback = self._plain_fallback(base)
+        if plain_fallback:
+            self._guard_plain(endpoint_key)
+        elif endpoint_key != INFO.key and base == self._base:
+            self._auth.refresh(self._session, base)
+        url = base + path
+        started = self._clock()
+        try:
+            response = self._session.send(
+                self._prepare(url, self._auth.prepare(endpoint_key)),
+                timeout=timeout,
+                allow_redirects=False,
+            )
+            body = response.content
+        except (OSError, ValueError) as exc:
+            code = failure_code(exc)
+            self._record(endpoint_key, code)
+            reason = failure_reason(exc, timeout)
+            log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, reason)
+            if _unreachable(exc):
+                raise _Unreachable(code, reason) from None
+            raise TransportError(code, reason) from None
+        self._record(endpoint_key, str(response.status_code))
+        log.debug(
+            "GET %s -> %d in %.3f s (credentials: %s)",
+            url,
+            response.status_code,
+            self._clock() - started,
+            _credentials_sent(response.request.headers),
+        )
+        return GatewayResponse(response.status_code, body, response.headers)
+
+    def _prepare(self, url: str, credentials: dict[str, Any]) -> requests.PreparedRequest:
+        """The request ``Session.request`` would build, without its per-request merging of
+        session defaults and environment settings that never change for a gateway (a copy of the
+        cookie jar, seven merge_setting calls with typing-protocol checks; see
+        scripts/bench_transport.py). ``credentials``: ``Auth.prepare``'s ``auth=``/``headers=``."""
+        headers = self._headers
+        if "headers" in credentials:
+            headers = {**headers, **credentials["headers"]}
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="GET",
+            url=url,
+            headers=headers,
+            cookies=self._session.cookies,
+            auth=credentials.get("auth"),
+        )
+        return prepared
+
+    def _guard_plain(self, endpoint_key: str) -> None:
+        """Before a request on the plain-http fallback: no token, no session cookie."""
+        # Cookies learnt over https are kept for https, as if the gateway had marked them Secure.
+        for cookie in self._session.cookies:
+            cookie.secure = True
+        if endpoint_key != INFO.key and self._auth.scheme == "token":
+            raise TransportError(
+                "error",
+                "the gateway answers over plain http only, and the token is not sent over plain "
+                "http (write http:// in host to allow it)",
+            )
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """No connection at all (worth trying the other scheme), as opposed to a slow or bad answer."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    return isinstance(exc, requests.ConnectionError) and failure_code(exc) == "error"
+
+
+def _credentials_sent(headers: Mapping[str, str]) -> str:
+    """What kind of credentials went out, for the debug log; never their value."""
+    kinds = []
+    authorization = headers.get("Authorization", "")
+    if authorization:
+        kinds.append(authorization.split(" ", 1)[0].lower() + " ***")
+    if headers.get("Cookie"):
+        kinds.append("cookie ***")
+    return ", ".join(kinds) or "none"

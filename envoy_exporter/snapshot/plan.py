@@ -1,0 +1,169 @@
+"""What one collection asks a gateway, in which order, and how long each answer serves.
+
+Pure: the plan judges each data endpoint from the firmware, from what this collection has read
+so far, from the endpoints the gateway is known not to have, and from the production source the
+assembler keeps. The client does the asking; the assembler only assembles. Conditions are judged
+lazily, when an endpoint's turn comes, so each one sees what the earlier ones answered.
+
+An answer is cached for its endpoint's family (``settings.DEFAULT_CACHE_TTL``), or a slower one
+where it carries slow-moving data only (``family``): ``production.json`` on a CT system, where
+``/ivp/meters/readings`` carries every power, and where ``/api/v1/production`` is the source
+and there is no AC battery; the Ensemble inventory hourly where it lists no device at all (it is
+on the inventory's 5 minutes where it lists batteries only: their powers and live states of
+charge come from ``/ivp/ensemble/power``), and on the CT readings' cadence where it lists a system
+controller or Meter Collar, whose relay state, the grid-outage signal, only it carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterator
+
+from envoy_exporter.gateway.endpoints import (
+    API_V1_INVERTERS,
+    API_V1_PRODUCTION,
+    DEVICE_DATA,
+    DRY_CONTACTS,
+    ENSEMBLE_INVENTORY,
+    ENSEMBLE_POWER,
+    ENSEMBLE_SECCTRL,
+    GENERATOR,
+    HOME,
+    INFO,
+    INVENTORY,
+    METER_READINGS,
+    METERS,
+    PRODUCTION_HTML,
+    PRODUCTION_JSON,
+    TARIFF,
+    Endpoint,
+)
+from envoy_exporter.snapshot.assemble import API_V1, LEGACY, METER, Assembler, live_production_ct, v1_stalled
+from envoy_exporter.snapshot.model import Ensemble, GatewayInfo, MeterConfig, ProductionJson, Readings
+
+# /ivp/pdm/device_data came with firmware 8.
+DEVICE_DATA_FROM = (8,)
+# Ensemble (Encharge, Enpower) needs firmware 5 or later; so does the battery profile.
+ENSEMBLE_FROM = (5,)
+# The cache family of production.json where it adds only energy figures (lifetime, today, seven
+# days) and the AC battery: see ``Plan.family``.
+ENERGY = "energy"
+# /home.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML pages.
+HOME_FROM = (4,)
+
+
+class Plan:
+    """The data endpoints of one collection (``/info`` comes before, from the client)."""
+
+    def __init__(
+        self, info: GatewayInfo, readings: Readings, assembler: Assembler, unsupported: Container[str]
+    ) -> None:
+        self._info = info
+        self._readings = readings
+        self._assembler = assembler
+        self._unsupported = unsupported
+
+    def endpoints(self) -> Iterator[Endpoint]:
+        """The endpoints worth asking, in order; each judged after the earlier ones were read."""
+        info, readings = self._info, self._readings
+        # The meter configuration first: it decides which production.json URL is worth asking.
+        if info.metered is not False:
+            yield METERS
+        yield PRODUCTION_JSON
+        if self.wants_v1_production():
+            yield API_V1_PRODUCTION
+        if self._wants_legacy_page():
+            yield PRODUCTION_HTML
+        if info.version >= DEVICE_DATA_FROM:
+            yield DEVICE_DATA
+        if readings.device_data is None:
+            yield API_V1_INVERTERS
+        if any(m.enabled for m in readings.meters or ()):
+            yield METER_READINGS
+        yield INVENTORY
+        if info.version >= ENSEMBLE_FROM:
+            yield ENSEMBLE_INVENTORY
+        if self._has_batteries():
+            yield ENSEMBLE_SECCTRL
+        if self._has_batteries():
+            yield ENSEMBLE_POWER
+        # The slow-cache settings last: a gateway that stops answering costs them first.
+        if info.version >= ENSEMBLE_FROM:
+            yield TARIFF
+        if info.version >= HOME_FROM:
+            yield HOME
+        if self._has_controller():
+            yield DRY_CONTACTS
+            yield GENERATOR
+
+    def wants_v1_production(self) -> bool:
+        """``/api/v1/production`` is not worth asking while the CT is live (the meter wins), nor
+        where it is known stalled or broken on this firmware; unless it is the source in use,
+        or about to become it."""
+        assembler, readings = self._assembler, self._readings
+        if API_V1 in (assembler.source, assembler.candidate):
+            return True
+        meters = readings.meters or ()
+        if live_production_ct(readings.production_json, meters) is not None and assembler.source in (
+            None,
+            METER,
+        ):
+            return False
+        return not assembler.v1_broken and not v1_stalled(self._info, readings.production_json, meters)
+
+    def _wants_legacy_page(self) -> bool:
+        """The HTML page only where production.json is not JSON and /api/v1/production has
+        nothing (Envoy-C/R/LCD firmware 3)."""
+        if PRODUCTION_JSON.key not in self._unsupported:
+            return False
+        return self._assembler.source == LEGACY or self._readings.api_v1_production is None
+
+    def family(self, endpoint: Endpoint) -> str:
+        """The cache family of the answer this collection just read from ``endpoint``."""
+        pj, ensemble = self._readings.production_json, self._readings.ensemble_inventory
+        if endpoint is PRODUCTION_JSON and pj is not None and self._energy_only(pj):
+            return ENERGY
+        if endpoint is ENSEMBLE_INVENTORY and ensemble == Ensemble():
+            return INFO.family  # no Ensemble devices: they come with an installer, not a scrape
+        if endpoint is ENSEMBLE_INVENTORY and ensemble is not None and ensemble.enpower is not None:
+            # The system controller's or Meter Collar's relay state, the grid-outage signal, is
+            # only here: read on every scrape, like the CT readings.
+            return METER_READINGS.family
+        return endpoint.family
+
+    def _energy_only(self, production_json: ProductionJson) -> bool:
+        """production.json adds no power the collection lacks: on a CT system whose meter readings
+        carry the production and consumption powers (``assemble`` takes them from there while
+        production.json comes from the cache), and where /api/v1/production is the production
+        source and no AC battery reports through production.json."""
+        acb = production_json.storage
+        if acb is not None and acb.active_count > 0:
+            return False  # its power and state of charge are live figures
+        meters = self._readings.meters or ()
+        if live_production_ct(production_json, meters) is not None:
+            return METER_READINGS.key not in self._unsupported and _ct_carries_powers(production_json, meters)
+        return self._assembler.source == API_V1
+
+    def _has_batteries(self) -> bool:
+        ensemble = self._readings.ensemble_inventory
+        return ensemble is not None and bool(ensemble.batteries)
+
+    def _has_controller(self) -> bool:
+        """An IQ System Controller or Meter Collar: only they have dry contacts and a generator."""
+        ensemble = self._readings.ensemble_inventory
+        return ensemble is not None and ensemble.enpower is not None
+
+
+def single_phase(configs: tuple[MeterConfig, ...]) -> bool:
+    """Every enabled CT measures one phase (and there is at least one)."""
+    enabled = [m for m in configs if m.enabled]
+    return bool(enabled) and all(m.phase_count <= 1 for m in enabled)
+
+
+def _ct_carries_powers(production_json: ProductionJson, meters: tuple[MeterConfig, ...]) -> bool:
+    """An enabled production CT, and an enabled consumption CT wherever production.json has a
+    live consumption section."""
+    enabled = {m.measurement_type for m in meters if m.enabled}
+    consumption = any(s.active_count > 0 for s in production_json.consumption)
+    return "production" in enabled and (
+        not consumption or bool(enabled & {"net-consumption", "total-consumption"})
+    )
