@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.model import Money, PriceInForce, Snapshot, Tariff
 from envoy_exporter.snapshot.pricing import EXPORT, IMPORT, Price, local_time, prices, utc_offset_s, zone
 from envoy_exporter.state import read_state, safe_name, write_atomic
@@ -77,6 +78,7 @@ class MoneyKeeper:
         self._ledgers = {IMPORT: _Ledger(), EXPORT: _Ledger()}
         self._tariff: Tariff | None = None  # the gateway's last known tariff
         self._dirty = False
+        self._save_trouble = Condition(log)  # a full disk is said once, not at every collection
         self._load()
 
     def apply(self, snapshot: Snapshot, configured: Tariff | None, timezone: str | None) -> Snapshot:
@@ -130,8 +132,10 @@ class MoneyKeeper:
             try:
                 write_atomic(self._path, body)
             except OSError as err:
-                log.warning("cannot save cost and credit to %s: %s", self._path, err)
+                why = err.strerror or str(err) or type(err).__name__
+                self._save_trouble.failed("cannot save cost and credit to %s: %s", self._path, why)
                 return
+            self._save_trouble.recovered("cost and credit saved to %s again", self._path)
             self._dirty = False
 
     def _load(self) -> None:
