@@ -211,8 +211,9 @@ def test_info_accepts_the_serials_of_the_captures(serial):
     assert parse_info(info(sn=serial)).serial == serial
 
 
-def test_a_100_kb_serial_leaves_the_known_identity(caplog):
-    served = [info(), info(sn="1" * 100_000)]
+def test_a_60_kb_serial_leaves_the_known_identity(caplog):
+    # Under /info's answer bound, so the parser is what refuses it.
+    served = [info(), info(sn="1" * 60_000)]
     lock = threading.Lock()
 
     def gateway_script(conn, request):
