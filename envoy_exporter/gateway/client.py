@@ -32,6 +32,7 @@ from pathlib import Path
 
 from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
@@ -180,14 +181,17 @@ class GatewayClient:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
+        accounts: EnlightenAccounts | None = None,
+        on_serial: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._on_serial = on_serial  # told when /info names this gateway's serial
         self._clock = clock
         self._wall = wall
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
-        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
+        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts)
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         # production.json's powers serve as long as production figures do; past that, on its
@@ -215,7 +219,9 @@ class GatewayClient:
         # so is the host an unnamed gateway goes by until its /info answers: no other gateway may
         # report it as its serial meanwhile. Both are taken over (from the client a reload
         # replaces, or from a gateway that reported it as its serial).
-        self._labels.claim(settings.label, self, settings.host, take=True)
+        self._labels.claim(
+            settings.label, self, settings.host, take=not settings.discovered, weak=settings.discovered
+        )
         self.last_duration: float | None = None
         self.history = PowerHistory()  # the last hour of power, for the status page
 
@@ -229,6 +235,11 @@ class GatewayClient:
     @property
     def host(self) -> str:
         return self._settings.host
+
+    @property
+    def serial(self) -> str | None:
+        """The serial the gateway's ``/info`` reported, once it may name this gateway."""
+        return self._serial
 
     @property
     def auth_scheme(self) -> str | None:
@@ -397,10 +408,11 @@ class GatewayClient:
         """``info``, unless this gateway is labelled by the serial it reports and another
         gateway of the exporter already goes by that label: then None and an error naming both
         hosts, logged once. One label's series must never be served twice."""
-        if self._settings.label_configured:
-            self._serial = info.serial
+        if self._settings.label_configured and not self._settings.discovered:
+            self._learn_serial(info.serial)
             return info
-        holder = self._labels.claim(info.serial, self, self._settings.host)
+        label = self._settings.label if self._settings.discovered else info.serial
+        holder = self._labels.claim(label, self, self._settings.host, weak=self._settings.discovered)
         if self._closed:
             # A scrape that took the client list before a reload may run one more collection of
             # a closed client: it must not keep the label its successor needs. (Checked after
@@ -409,7 +421,8 @@ class GatewayClient:
         if holder is None:
             if self._conflict is not None:
                 log.info("%s: serial %s is this gateway's alone again", info.serial, info.serial)
-            self._serial, self._conflict = info.serial, None
+            self._conflict = None
+            self._learn_serial(info.serial)
             return info
         detail = f"serial {info.serial} is already served by the gateway at {holder}"
         if self._conflict != holder:
@@ -425,6 +438,12 @@ class GatewayClient:
         run.record(INFO.key, EndpointResult(False, "error", detail))
         run.failed += 1
         return None
+
+    def _learn_serial(self, serial: str) -> None:
+        changed = serial != self._serial
+        self._serial = serial
+        if changed and self._on_serial is not None:
+            self._on_serial()
 
     def _adopt(self, info: GatewayInfo) -> None:
         """New firmware (or the first /info): probe every endpoint afresh. Same firmware: give

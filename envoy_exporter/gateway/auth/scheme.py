@@ -29,6 +29,7 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.backoff import Backoff
 from envoy_exporter.gateway.auth.serial_claims import CLAIMS, SerialClaims
 from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
@@ -94,8 +95,11 @@ class Auth:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         claims: SerialClaims = CLAIMS,
+        accounts: EnlightenAccounts | None = None,
     ) -> None:
         self._settings = settings
+        # Shared by every gateway of the exporter when given; a client on its own has its own.
+        self._accounts = accounts if accounts is not None else EnlightenAccounts(clock)
         self._state_dir = state_dir
         self._record = record
         self._clock = clock
@@ -298,6 +302,7 @@ class Auth:
             self._state_dir,
             self._record,
             self._claims,
+            self._accounts,
             clock=self._clock,
             wall=self._wall,
         )
