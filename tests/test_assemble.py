@@ -702,12 +702,13 @@ def test_production_json_where_v1_is_the_source_unless_an_ac_battery_reports_the
     assert family(PRODUCTION_JSON, with_acb, v1_source) == "production"
 
 
-def test_the_ensemble_inventory_is_slow_and_hourly_when_empty() -> None:
+def test_the_ensemble_inventory_every_scrape_with_a_grid_relay_slow_else_and_hourly_when_empty() -> None:
     battery = Battery(serial="1", battery_type="encharge")
     enpower = Enpower(serial="2", grid_connected=True)
     of = lambda e: family(ENSEMBLE_INVENTORY, Readings(info=METERED, ensemble_inventory=e))  # noqa: E731
-    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "inventory"
-    assert of(Ensemble(enpower=enpower)) == "inventory"
+    # a system controller or Meter Collar: its relay state is the grid-outage signal
+    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "readings"
+    assert of(Ensemble(enpower=enpower)) == "readings"
     assert of(Ensemble(batteries=(battery,))) == "inventory"
     assert of(Ensemble()) == "info"
 

@@ -22,17 +22,20 @@ from envoy_exporter.snapshot.model import Tariff
 # ``gateway.plan``); microinverters report every 5 minutes; ``ensemble`` are the battery powers and
 # aggregate; inventory (devices, the Ensemble inventory) changes on installation and with device
 # flags; the meter configuration changes when an installer changes it; /info with new firmware.
-# ``settings`` are the battery profile, the dry contacts, the generator and the gateway's network
-# status: minutes-scale state, read every ten minutes.
+# ``settings`` are the tariff and battery profile, the dry contacts, the generator and the gateway's
+# network status: minutes-scale state, read every fifteen minutes. production.json's lifetimes move
+# with the CT readings between its reads (``assemble``), so its ``energy`` reads only refresh the
+# gateway's own today / seven-day figures, also every fifteen minutes; on a system controller or
+# Meter Collar the Ensemble inventory is read on every scrape instead (the grid relay's state).
 DEFAULT_CACHE_TTL: dict[str, float] = {
     "readings": 5.0,
     "production": 10.0,
-    "energy": 300.0,
+    "energy": 900.0,
     "inverters": 300.0,
     "ensemble": 30.0,
     "inventory": 300.0,
     "meters": 3600.0,
-    "settings": 600.0,
+    "settings": 900.0,
     "info": 3600.0,
 }
 

@@ -67,6 +67,8 @@ from envoy_exporter.snapshot.model import (
     Readings,
     Snapshot,
 )
+from envoy_exporter.snapshot.money import MoneyKeeper
+from envoy_exporter.snapshot.money import state_path as money_state_path
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.snapshot.parsers.device_data import parse_device_data
@@ -203,6 +205,7 @@ class GatewayClient:
         self._assembler = Assembler(power_max_age=settings.cache_ttl.get(PRODUCTION_JSON.family, 0.0))
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
+        self._money: MoneyKeeper | None = None  # likewise
         self._flight: SingleFlight[Snapshot] = SingleFlight(
             self._run, name=f"collect-{settings.label}", pool=workers
         )
@@ -370,7 +373,17 @@ class GatewayClient:
             self._keeper = CounterKeeper(path)
         corrected = self._keeper.apply(self.name, snapshot, self._settings.max_power_w)
         self._keeper.save()
-        return corrected
+        return self._price(corrected)
+
+    def _price(self, snapshot: Snapshot) -> Snapshot:
+        """The prices in force, and the grid's cost and credit from the corrected counters;
+        saved, like the counters, before the snapshot is served."""
+        if self._money is None:
+            path = money_state_path(self._state_dir, self.name) if self._state_dir else None
+            self._money = MoneyKeeper(path)
+        priced = self._money.apply(snapshot, self._settings.tariff, self._settings.timezone)
+        self._money.save()
+        return priced
 
     def _fallback(self, run: _Collection) -> Snapshot:
         results, _ = run.view()

@@ -370,6 +370,7 @@ class HomeStatus:
     enlighten_connected: bool | None = None  # web_comm
     last_enlighten_report_s: float | None = None
     interfaces: tuple[NetworkInterface, ...] = ()
+    timezone: str | None = None  # the gateway's own time zone, as it names it ("US/Eastern")
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,6 +451,8 @@ class Snapshot:
     dry_contacts: tuple[DryContact, ...] = ()
     generator: Generator | None = None
     home: HomeStatus | None = None
+    tariff: Tariff | None = None  # the gateway's own prices, where /admin/lib/tariff has them
+    money: Money | None = None  # the prices in force and what the grid cost (``money.MoneyKeeper``)
     endpoints: dict[str, EndpointResult] = field(default_factory=dict)
     # The gateway's own lifetime values before ``counters.CounterKeeper.apply`` corrected them,
     # kept so the correction can be audited; empty on a snapshot the keeper has not seen.
@@ -535,3 +538,22 @@ class TariffAnswer:
 
     storage: StorageSettings = field(default_factory=StorageSettings)
     tariff: Tariff | None = None
+
+
+@dataclass(frozen=True)
+class PriceInForce:
+    direction: str  # "import" or "export"
+    currency: str
+    rate: float  # currency per kWh
+    period: str  # the tariff's name of the period, "flat" for a flat rate
+
+
+@dataclass(frozen=True)
+class Money:
+    """The prices in force at a snapshot's collection, and the grid's cost and credit so far."""
+
+    prices: tuple[PriceInForce, ...] = ()
+    currency: str | None = None
+    import_cost: float | None = None  # None: no meter tells import from export
+    export_credit: float | None = None
+    utc_offset_s: float | None = None  # of the gateway's local time, at the collection
