@@ -33,6 +33,7 @@ class Freezer:
         self._every = every
         self._stop = threading.Event()
         self._sweep = threading.Event()
+        self._lock = threading.Lock()  # no freeze after close's unfreeze
 
     def start(self, first: Sequence[Future]) -> None:
         """Freezes once ``first`` (the first collections) are done, then every ``every`` s."""
@@ -43,20 +44,27 @@ class Freezer:
         self._sweep.set()
 
     def close(self) -> None:
-        self._stop.set()
+        """Stops, and hands everything frozen back to the collector (the process may go on:
+        a server stopped in a test, or embedded)."""
+        with self._lock:
+            self._stop.set()
+            gc.unfreeze()
 
     def _run(self, first: Sequence[Future]) -> None:
         wait(first, timeout=COLLECTION_DEADLINE)
-        self._full()
+        self._pass(full=True)
         while not self._stop.wait(self._every):
-            if self._sweep.is_set():
-                self._sweep.clear()
-                self._full()
+            full = self._sweep.is_set()
+            self._sweep.clear()
+            self._pass(full)
+
+    def _pass(self, full: bool) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if full:
+                gc.unfreeze()
+                gc.collect()
             else:
                 gc.collect(1)
-                gc.freeze()
-
-    def _full(self) -> None:
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+            gc.freeze()

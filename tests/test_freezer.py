@@ -77,3 +77,16 @@ def test_a_sweep_frees_a_cycle_that_was_frozen(freezer):
     assert gone() is not None  # frozen: the collector does not look at it
     freezer.sweep()
     assert _until(lambda: gone() is None)
+
+
+def test_closing_hands_everything_back_to_the_collector(freezer):
+    freezer.start([_done()])
+    assert _until(lambda: gc.get_freeze_count() > 0)
+    node = Node()
+    gone = weakref.ref(node)
+    gc.freeze()
+    del node
+    freezer.close()  # a server stopped in a test: what the test process made must be freed again
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone() is None
