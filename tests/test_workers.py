@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -100,3 +102,21 @@ def test_single_flights_share_one_bounded_pool() -> None:
 def test_a_pool_needs_a_worker() -> None:
     with pytest.raises(ValueError):
         WorkerPool(size=0)
+
+
+def test_an_idle_worker_keeps_nothing_of_its_last_task_alive() -> None:
+    # A dropped gateway client must be freed while the worker that ran its collection waits
+    # for more: its serial claims and label go with it.
+    class Owner:
+        def work(self) -> None:
+            ran.set()
+
+    pool, ran = WorkerPool(size=1, idle_s=30, name="forgets"), threading.Event()
+    owner = Owner()
+    gone = weakref.ref(owner)
+    pool.submit(owner.work)
+    assert ran.wait(5)
+    del owner
+    time.sleep(0.05)  # the worker is back waiting
+    gc.collect()
+    assert gone() is None

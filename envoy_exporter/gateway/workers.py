@@ -68,5 +68,7 @@ class WorkerPool:
             except Exception:  # a bug in the task: the worker must live on for the others
                 log.exception("a task of the %s pool failed", self._name)
             finally:
+                # An idle worker must not keep the last task's objects (a whole client) alive.
+                del task
                 with self._lock:
                     self._busy -= 1
