@@ -57,6 +57,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.history import PowerHistory
@@ -133,6 +134,7 @@ JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+_COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
 
 
 @dataclass
@@ -211,6 +213,9 @@ class GatewayClient:
         # configured gateway.
         self._born = wall()
         self._latest = Latest(Snapshot(collected_at=self._born), fresh=False)
+        # One warning per endpoint (or for the collection) when its trouble starts or changes,
+        # and one line when it is over: a gateway down for a day is not a warning per scrape.
+        self._troubles: dict[str, Condition] = {}
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
@@ -312,6 +317,7 @@ class GatewayClient:
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
+        self._note_recoveries(run)
         self._latest = latest
         if latest.fresh:
             self.history.add(*_powers(latest.snapshot))
@@ -390,7 +396,7 @@ class GatewayClient:
         if not outcome.result.ok:
             run.failed += 1
             if self._info is None:
-                log.warning(
+                self._trouble(INFO.key).failed(
                     "%s: /info failed: %s; nothing is asked before it answers",
                     self.name,
                     outcome.result.detail or outcome.result.status,
@@ -501,13 +507,13 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the gateway stopped answering; the other endpoints wait for the next collection",
                     self.name,
                 )
                 return
             if self._clock() >= run.deadline:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
                     self.name,
                     COLLECTION_DEADLINE,
@@ -656,7 +662,7 @@ class GatewayClient:
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
-        log.warning(
+        self._trouble(endpoint.key).failed(
             "%s: %s (%s) failed: %s; left out: %s",
             self.name,
             endpoint.key,
@@ -664,6 +670,17 @@ class GatewayClient:
             result.detail or result.status,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+    def _trouble(self, key: str) -> Condition:
+        return self._troubles.setdefault(key, Condition(log))
+
+    def _note_recoveries(self, run: _Collection) -> None:
+        results, _ = run.view()
+        for key, result in results.items():
+            if result.ok and key in self._troubles:
+                self._troubles[key].recovered("%s: %s answers again", self.name, key)
+        if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
+            self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
