@@ -922,7 +922,7 @@ def test_a_gateway_down_for_many_collections_is_one_warning_and_one_recovery(req
         name="roof", host="http://192.0.2.10", cache_ttl=dict.fromkeys(DEFAULT_CACHE_TTL, 0.0)
     )
     client = GatewayClient(settings, None, clock=clocks.clock, wall=clocks.now)
-    with caplog.at_level(logging.INFO, logger="envoy_exporter.gateway.client"):
+    with caplog.at_level(logging.INFO, logger="envoy_exporter"):
         for _ in range(10):
             assert not client.collect(timeout=5).up
             clocks.advance(60)
