@@ -221,6 +221,7 @@ def start_discovery(
         reported=reported,
         waiting=waiting,
     )
+    discovery.reconsider()  # entries named by serial alone are waited for from the start
     discovery.listen(ZeroconfBrowser(discovery.announce_later, settings.discovery.interfaces))
     log.info("zeroconf discovery of %s started", SERVICE_TYPE)
     return discovery
