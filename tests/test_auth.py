@@ -25,6 +25,7 @@ from envoy_exporter.gateway.auth.scheme import REALM, Auth, CredentialsWithheld,
 from envoy_exporter.gateway.net.transport import Transport, TransportError
 from envoy_exporter.logs import redact
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 SERIAL = "482301000042"
 GATEWAY = "https://192.0.2.10"
@@ -685,7 +686,7 @@ def test_digest_against_the_fake_legacy_gateway():
         wrong_auth.configure(GatewayInfo(serial=gateway.serial, firmware=gateway.firmware))
         with pytest.raises(TransportError) as failure:
             Transport(wrong, wrong_auth, Recorder()).get("meters", "/ivp/meters")
-        assert failure.value.code == "401"
+        assert (failure.value.outcome, failure.value.status) == (Outcome.UNAUTHORIZED, 401)
         transport.close()
     finally:
         gateway.stop()

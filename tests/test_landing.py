@@ -28,6 +28,7 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.history import Point
 from envoy_exporter.snapshot.model import EndpointResult, Flow, InverterReading, Reading, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.web.landing import capture_help, render_landing
 from envoy_exporter.web.server import ExporterServer, make_server
 from envoy_exporter.web.status import GatewayStatus, Inverters, Problem, fleet_status
@@ -53,9 +54,9 @@ def _broken(now: float = NOW) -> FakeClient:
     snapshot = replace(
         rich_snapshot(collected_at=now - 7200),
         endpoints={
-            "info": EndpointResult(True, "cached"),
-            "production_json": EndpointResult(False, "timeout", "no answer within 10 s"),
-            "inventory": EndpointResult(False, "401", "token rejected"),
+            "info": EndpointResult(Outcome.CACHED),
+            "production_json": EndpointResult(Outcome.TIMEOUT, "no answer within 10 s"),
+            "inventory": EndpointResult(Outcome.UNAUTHORIZED, "token rejected"),
         },
     )
     return FakeClient("barn & <b>shed</b>", snapshot=snapshot, token_expiry=now - 60, fresh=False)
@@ -83,22 +84,23 @@ def test_status_after_a_collection():
     assert (status.production_w, status.consumption_w, status.net_w) == (3000.0, 1200.0, -1800.0)
     assert (status.production_today_j, status.consumption_today_j) == (12 * 3600, 7 * 3600)
     assert status.battery_soc == 0.7 and status.inverters == Inverters(2, 2, ())
-    assert status.last_error == "inventory: parse (not JSON)"
+    assert status.last_error == "inventory: bad_data (not JSON)"
     shed = got["barn & <b>shed</b>"]
     assert shed.up is False and shed.data_age == 7200
     assert (
-        shed.last_error == "inventory: 401 (token rejected); production_json: timeout (no answer within 10 s)"
+        shed.last_error
+        == "inventory: unauthorized (token rejected); production_json: timeout (no answer within 10 s)"
     )
 
 
 def test_a_gateway_that_never_answered_has_no_data_age():
     never = FakeClient(
-        "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(False, "error")})
+        "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(Outcome.INTERNAL)})
     )
     fleet = _fleet(never)
     _collect(fleet)
     (status,) = fleet_status(fleet, NOW)
-    assert status.up is False and status.data_age is None and status.last_error == "info: error"
+    assert status.up is False and status.data_age is None and status.last_error == "info: internal"
 
 
 def test_silent_microinverters_are_named_against_their_newest_peer():
@@ -228,7 +230,7 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     assert status.up is False and status.firmware == "D8.2.4345"
     assert status.last_error == (
         "api_v1_inverters, device_data, ensemble_inventory, home, inventory, meters, production_json, "
-        "tariff: auth (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
+        "tariff: withheld (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
         "and enlighten_password (username and password are the gateway's own login before firmware 7, "
         "unused here))"
     )

@@ -70,6 +70,7 @@ from envoy_exporter.snapshot.model import (
 )
 from envoy_exporter.snapshot.money import MoneyKeeper
 from envoy_exporter.snapshot.money import state_path as money_state_path
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.snapshot.parsers.device_data import parse_device_data
@@ -134,6 +135,8 @@ JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+# The outcomes of a request that got no HTTP answer at all.
+NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
 _COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
 
 
@@ -313,7 +316,7 @@ class GatewayClient:
             log.exception("%s: collection failed at %s", self.name, run.current or "start")
             run.record(
                 run.current or "collect",
-                EndpointResult(False, "error", f"internal error: {type(exc).__name__}"),
+                EndpointResult(Outcome.INTERNAL, f"internal error: {type(exc).__name__}"),
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
@@ -380,7 +383,7 @@ class GatewayClient:
         the collection still running."""
         results, current = self._run_state.view()
         if current is not None:
-            results[current] = EndpointResult(False, "timeout", why)
+            results[current] = EndpointResult(Outcome.TIMEOUT, why)
         return replace(self._kept(), endpoints=results)
 
     # ----------------------------------------------------------------------------------------
@@ -390,7 +393,7 @@ class GatewayClient:
         """/info from the cache, or fetched when it expired (hourly by default). Without an
         answer the known identity stays in use."""
         if self._info is not None and self._cache.get(INFO.key, run.started) is not None:
-            run.record(INFO.key, EndpointResult(True, "cached"), self._info)
+            run.record(INFO.key, EndpointResult(Outcome.CACHED), self._info)
             return self._claimed(run, self._info)
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
@@ -399,7 +402,7 @@ class GatewayClient:
                 self._trouble(INFO.key).failed(
                     "%s: /info failed: %s; nothing is asked before it answers",
                     self.name,
-                    outcome.result.detail or outcome.result.status,
+                    outcome.result,
                 )
                 return None
             self._warn(INFO, outcome.result)
@@ -441,7 +444,7 @@ class GatewayClient:
                 holder,
             )
         self._conflict = holder
-        run.record(INFO.key, EndpointResult(False, "error", detail))
+        run.record(INFO.key, EndpointResult(Outcome.CONFLICT, detail))
         run.failed += 1
         return None
 
@@ -494,7 +497,7 @@ class GatewayClient:
         log.info(
             "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
         )
-        self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        self._unsupported[endpoint.key] = EndpointResult(Outcome.UNSUPPORTED, detail)
         run.record(endpoint.key, self._unsupported[endpoint.key])
         if hourly:
             self._retry_hourly.add(endpoint.key)
@@ -545,18 +548,19 @@ class GatewayClient:
             self._finish(run, endpoint, self._request(run, endpoint, path))
             return
         details = self._request(run, endpoint, PRODUCTION_JSON.path)
-        if details.result.ok or details.result.status not in ("404", "parse"):
+        if details.result.outcome not in (Outcome.UNSUPPORTED, Outcome.BAD_DATA):
             if details.result.ok:
                 self._production_path = PRODUCTION_JSON.path
             self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
             return
         plain = self._request(run, endpoint, PRODUCTION_JSON_PLAIN.path)
-        if plain.result.ok and details.result.status == "404":
+        if plain.result.ok and details.result.outcome is Outcome.UNSUPPORTED:
             self._production_path = PRODUCTION_JSON_PLAIN.path
         if not plain.result.ok and _no_production_json(info, details, plain):
             self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
-        self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
+        better = plain.result.ok or details.result.outcome is Outcome.UNSUPPORTED
+        self._finish(run, endpoint, plain if better else details)
 
     def _fetch(self, run: _Collection, endpoint: Endpoint) -> None:
         if not self._from_cache(run, endpoint):
@@ -576,7 +580,7 @@ class GatewayClient:
         if entry is None:
             return False
         age = run.started - entry.fetched_at
-        run.record(endpoint.key, EndpointResult(True, "cached", age_s=age), entry.value)
+        run.record(endpoint.key, EndpointResult(Outcome.CACHED, age_s=age), entry.value)
         return True
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
@@ -589,21 +593,17 @@ class GatewayClient:
             if withheld is not None:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
-        except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
-            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail))
-        except TransportError as exc:
-            outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
+        except TransportError as exc:  # CredentialsWithheld too: the outcome says so, the detail why
+            outcome = _Outcome(EndpointResult(exc.outcome, exc.detail))
         else:
             try:
-                outcome = _Outcome(
-                    EndpointResult(True, str(response.status)), PARSERS[endpoint.key](response.body)
-                )
+                outcome = _Outcome(EndpointResult(Outcome.OK), PARSERS[endpoint.key](response.body))
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(False, "parse", reason), html=html)
+                outcome = _Outcome(EndpointResult(Outcome.BAD_DATA, reason), html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
-        run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
+        run.silent = run.silent + 1 if outcome.result.outcome in NO_ANSWER else 0
         if outcome.result.ok:
             run.fetched += 1
             if endpoint is not INFO and self._protected(endpoint):
@@ -615,18 +615,18 @@ class GatewayClient:
         return self._auth.scheme == "token" or endpoint.digest
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
-        if result.status == "404":
+        if result.outcome is Outcome.UNSUPPORTED:
             self._mark_unsupported(run, endpoint, "404")
-        elif result.status == "auth":
-            run.failed += 1  # credentials withheld: the auth module logs each change of state
-        elif result.status == "401":
+        elif result.outcome is Outcome.WITHHELD:
+            run.failed += 1  # the auth module (or the transport) logs each change of state
+        elif result.outcome is Outcome.UNAUTHORIZED:
             run.unauthorized.append(endpoint)  # decided once the collection shows whether credentials work
-        elif endpoint is DEVICE_DATA and result.status == "parse":
+        elif endpoint is DEVICE_DATA and result.outcome is Outcome.BAD_DATA:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
-        elif endpoint.family == TARIFF.family and result.status == "parse":
+        elif endpoint.family == TARIFF.family and result.outcome is Outcome.BAD_DATA:
             # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
             # asked again with the next /info instead of on every scrape.
             self._warn(endpoint, result)
@@ -667,7 +667,7 @@ class GatewayClient:
             self.name,
             endpoint.key,
             endpoint.path,
-            result.detail or result.status,
+            result,
             left_out or LEFT_OUT[endpoint.key],
         )
 
@@ -691,7 +691,9 @@ def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:
     answers = (details, plain)
-    if all(o.result.status == "404" for o in answers):
+    if all(o.result.outcome is Outcome.UNSUPPORTED for o in answers):
         return True
     # Elsewhere HTML is a login or error page for the moment: bad data, not a missing endpoint.
-    return info.version < JSON_FROM and all(o.html or o.result.status == "404" for o in answers)
+    return info.version < JSON_FROM and all(
+        o.html or o.result.outcome is Outcome.UNSUPPORTED for o in answers
+    )

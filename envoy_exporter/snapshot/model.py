@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envoy_exporter.snapshot.outcome import Outcome
+
 WH = 3600.0  # joules per watt-hour
 WRAP_J = float(2**32)  # the CT-less Envoy-S lifetime counter wraps at 2^32 J (1,193,046.47 Wh)
 
@@ -414,12 +416,19 @@ class Flow:
 
 @dataclass(frozen=True)
 class EndpointResult:
-    """How one endpoint fared in the collection that made a snapshot."""
+    """How one endpoint fared in the collection that made a snapshot (see ``snapshot.outcome``)."""
 
-    ok: bool
-    status: str  # HTTP code as text, "timeout", "error", "parse", "cached" or "unsupported"
-    detail: str | None = None  # a short cause for the log; never a secret
-    age_s: float = 0.0  # how long ago the gateway gave the answer ("cached" ones)
+    outcome: Outcome
+    detail: str | None = None  # a short cause for the log and the status page; never a secret
+    age_s: float = 0.0  # how long ago the gateway gave the answer (``CACHED`` ones)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    def __str__(self) -> str:
+        """The outcome and its cause, as the log and the status page say it."""
+        return self.outcome.value + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclass(frozen=True)
