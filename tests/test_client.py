@@ -209,6 +209,9 @@ HOME = {
         ],
     }
 }
+DRY_CONTACT_SETTINGS = {
+    "dry_contacts": [{"id": "NC1", "type": "LOAD", "mode": "soc", "soc_low": 25.0, "soc_high": 50.0}]
+}
 DRY_CONTACTS = {"dry_contacts": [{"id": "NC1", "status": "closed"}, {"id": "NO1", "status": "open"}]}
 GENERATOR = {"admin_state": "on", "oper_state": "close", "present": 1, "type": 1}
 SECCTRL = {
@@ -290,6 +293,7 @@ METERED = {
     "/admin/lib/tariff": TARIFF,
     "/home.json": HOME,
     "/ivp/ensemble/dry_contacts": DRY_CONTACTS,
+    "/ivp/ss/dry_contact_settings": DRY_CONTACT_SETTINGS,
     "/ivp/ensemble/generator": GENERATOR,
 }
 TOKEN_ERA = {
@@ -594,7 +598,7 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
     client = client_for(clocks)
     fresh = client.collect(timeout=5)
     first = gw.asked()
-    assert len(first) == 13
+    assert len(first) == 14  # the dry contacts settings too (a system controller)
     clocks.advance(1)
     snap = client.collect(timeout=5)
     assert gw.asked() == []

@@ -39,6 +39,7 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACT_SETTINGS,
     DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
@@ -79,7 +80,11 @@ from envoy_exporter.snapshot.parsers.ensemble import (
     parse_ensemble_power,
     parse_secctrl,
 )
-from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.ensemble_relays import (
+    parse_dry_contact_settings,
+    parse_dry_contacts,
+    parse_generator,
+)
 from envoy_exporter.snapshot.parsers.home import parse_home
 from envoy_exporter.snapshot.parsers.info import parse_info
 from envoy_exporter.snapshot.parsers.inventory import parse_inventory
@@ -106,6 +111,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     ENSEMBLE_POWER.key: parse_ensemble_power,
     TARIFF.key: parse_tariff,
     DRY_CONTACTS.key: parse_dry_contacts,
+    DRY_CONTACT_SETTINGS.key: parse_dry_contact_settings,
     GENERATOR.key: parse_generator,
     HOME.key: parse_home,
 }
@@ -126,6 +132,7 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_POWER.key: "battery power series",
     TARIFF.key: "storage mode and setting series",
     DRY_CONTACTS.key: "dry contact series",
+    DRY_CONTACT_SETTINGS.key: "dry contact setting series",
     GENERATOR.key: "generator series",
     HOME.key: "Enlighten and network interface series",
 }
