@@ -81,6 +81,7 @@ def test_prometheus_config_is_mounted_and_scrapes_the_exporter() -> None:
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(promtool is None, reason="no promtool (apt-get install prometheus)")
 def test_promtool_check_config() -> None:
     config_path = local("prometheus", flag("prometheus", "config.file"))
