@@ -39,6 +39,7 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACT_SETTINGS,
     DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
@@ -57,6 +58,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.history import PowerHistory
@@ -78,7 +80,11 @@ from envoy_exporter.snapshot.parsers.ensemble import (
     parse_ensemble_power,
     parse_secctrl,
 )
-from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.ensemble_relays import (
+    parse_dry_contact_settings,
+    parse_dry_contacts,
+    parse_generator,
+)
 from envoy_exporter.snapshot.parsers.home import parse_home
 from envoy_exporter.snapshot.parsers.info import parse_info
 from envoy_exporter.snapshot.parsers.inventory import parse_inventory
@@ -105,6 +111,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     ENSEMBLE_POWER.key: parse_ensemble_power,
     TARIFF.key: parse_tariff,
     DRY_CONTACTS.key: parse_dry_contacts,
+    DRY_CONTACT_SETTINGS.key: parse_dry_contact_settings,
     GENERATOR.key: parse_generator,
     HOME.key: parse_home,
 }
@@ -125,6 +132,7 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_POWER.key: "battery power series",
     TARIFF.key: "storage mode and setting series",
     DRY_CONTACTS.key: "dry contact series",
+    DRY_CONTACT_SETTINGS.key: "dry contact setting series",
     GENERATOR.key: "generator series",
     HOME.key: "Enlighten and network interface series",
 }
@@ -136,6 +144,7 @@ JSON_FROM = (4,)
 SILENT_LIMIT = 2
 # The outcomes of a request that got no HTTP answer at all.
 NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
+_COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
 
 
 @dataclass
@@ -214,6 +223,9 @@ class GatewayClient:
         # configured gateway.
         self._born = wall()
         self._latest = Latest(Snapshot(collected_at=self._born), fresh=False)
+        # One warning per endpoint (or for the collection) when its trouble starts or changes,
+        # and one line when it is over: a gateway down for a day is not a warning per scrape.
+        self._troubles: dict[str, Condition] = {}
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
@@ -315,6 +327,7 @@ class GatewayClient:
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
+        self._note_recoveries(run)
         self._latest = latest
         if latest.fresh:
             self.history.add(*_powers(latest.snapshot))
@@ -393,7 +406,7 @@ class GatewayClient:
         if not outcome.result.ok:
             run.failed += 1
             if self._info is None:
-                log.warning(
+                self._trouble(INFO.key).failed(
                     "%s: /info failed: %s; nothing is asked before it answers",
                     self.name,
                     outcome.result,
@@ -504,13 +517,13 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the gateway stopped answering; the other endpoints wait for the next collection",
                     self.name,
                 )
                 return
             if self._clock() >= run.deadline:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
                     self.name,
                     COLLECTION_DEADLINE,
@@ -656,7 +669,7 @@ class GatewayClient:
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
-        log.warning(
+        self._trouble(endpoint.key).failed(
             "%s: %s (%s) failed: %s; left out: %s",
             self.name,
             endpoint.key,
@@ -664,6 +677,17 @@ class GatewayClient:
             result,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+    def _trouble(self, key: str) -> Condition:
+        return self._troubles.setdefault(key, Condition(log))
+
+    def _note_recoveries(self, run: _Collection) -> None:
+        results, _ = run.view()
+        for key, result in results.items():
+            if result.ok and key in self._troubles:
+                self._troubles[key].recovered("%s: %s answers again", self.name, key)
+        if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
+            self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
