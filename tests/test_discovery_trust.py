@@ -302,6 +302,7 @@ def test_only_allowed_serials_and_local_addresses_are_served(tmp_path):
     assert site.hosts() == [(SERIAL_A, "192.0.2.41")]
 
 
+@pytest.mark.e2e
 def test_probe_and_sd_for_a_gateway_not_found_yet(tmp_path):
     import http.client
     import json

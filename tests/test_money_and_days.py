@@ -26,7 +26,7 @@ from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import WH
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.e2e, needs_shared]
 
 TOU = "8.2.127_with_3cts_and_battery_split"  # time-of-use tariff in USD, three CTs, split phase
 COLLAR = "8.3.1598_collar"
