@@ -25,6 +25,7 @@ from envoy_exporter.gateway.auth.scheme import REALM, Auth, CredentialsWithheld,
 from envoy_exporter.gateway.net.transport import Transport, TransportError
 from envoy_exporter.logs import redact
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 SERIAL = "482301000042"
 GATEWAY = "https://192.0.2.10"
@@ -622,6 +623,7 @@ def test_no_secret_ever_reaches_the_log(requests_mock, tmp_path, caplog):
 # End to end against the shared fake gateway and fake Enlighten (loopback)
 
 
+@pytest.mark.e2e
 @needs_shared
 def test_enlighten_flow_against_the_fake_gateway(tmp_path, caplog):
     fake = load_fake_gateway()
@@ -668,6 +670,7 @@ def test_enlighten_flow_against_the_fake_gateway(tmp_path, caplog):
         enlighten.stop()
 
 
+@pytest.mark.e2e
 @needs_shared
 def test_digest_against_the_fake_legacy_gateway():
     fake = load_fake_gateway()
@@ -685,7 +688,7 @@ def test_digest_against_the_fake_legacy_gateway():
         wrong_auth.configure(GatewayInfo(serial=gateway.serial, firmware=gateway.firmware))
         with pytest.raises(TransportError) as failure:
             Transport(wrong, wrong_auth, Recorder()).get("meters", "/ivp/meters")
-        assert failure.value.code == "401"
+        assert (failure.value.outcome, failure.value.status) == (Outcome.UNAUTHORIZED, 401)
         transport.close()
     finally:
         gateway.stop()

@@ -22,7 +22,8 @@ from conftest import Clocks
 
 from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.snapshot.model import WH, Snapshot
+from envoy_exporter.snapshot.model import WH, EndpointResult, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 
 HOST = "http://envoy.test"
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
@@ -208,6 +209,9 @@ HOME = {
         ],
     }
 }
+DRY_CONTACT_SETTINGS = {
+    "dry_contacts": [{"id": "NC1", "type": "LOAD", "mode": "soc", "soc_low": 25.0, "soc_high": 50.0}]
+}
 DRY_CONTACTS = {"dry_contacts": [{"id": "NC1", "status": "closed"}, {"id": "NO1", "status": "open"}]}
 GENERATOR = {"admin_state": "on", "oper_state": "close", "present": 1, "type": 1}
 SECCTRL = {
@@ -289,6 +293,7 @@ METERED = {
     "/admin/lib/tariff": TARIFF,
     "/home.json": HOME,
     "/ivp/ensemble/dry_contacts": DRY_CONTACTS,
+    "/ivp/ss/dry_contact_settings": DRY_CONTACT_SETTINGS,
     "/ivp/ensemble/generator": GENERATOR,
 }
 TOKEN_ERA = {
@@ -387,13 +392,13 @@ def test_legacy_envoy_uses_the_html_page(gateway, clocks) -> None:
         "/api/v1/production/inverters",
         "/inventory.json",
     ]
-    assert snap.endpoints["api_v1_production"].status == "unsupported"
+    assert snap.endpoints["api_v1_production"].outcome is Outcome.UNSUPPORTED
     assert client.name == "900000000001"  # no name configured: the serial
     assert client.auth_scheme == "digest"
     clocks.advance(11)
     snap = client.collect(timeout=5)
     assert gw.asked() == ["/production"]
-    assert snap.endpoints["production_json"].status == "unsupported"
+    assert snap.endpoints["production_json"].outcome is Outcome.UNSUPPORTED
 
 
 def test_standard_gateway_takes_the_unwrapped_v1_lifetime(gateway, clocks) -> None:
@@ -490,13 +495,12 @@ def test_404_is_not_on_this_gateway_from_the_first_collection_and_not_asked_agai
     gw = gateway({k: v for k, v in STANDARD.items() if k != "/inventory.json"})
     client = client_for(clocks, ttl=NO_CACHE)
     snap = client.collect(timeout=5)
-    assert snap.endpoints["inventory"].status == "unsupported" and "404" in str(
-        snap.endpoints["inventory"].detail
-    )
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
+    assert "404" in str(snap.endpoints["inventory"].detail)
     assert "/inventory.json" in gw.asked()
     snap = client.collect(timeout=5)
     assert "/inventory.json" not in gw.asked()
-    assert snap.endpoints["inventory"].status == "unsupported"
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
     assert client.requests()[("inventory", "404")] == 1
 
 
@@ -504,12 +508,12 @@ def test_401_beside_an_accepted_token_is_remembered_until_the_next_info(gateway,
     gw = gateway({**TOKEN_ERA, "/inventory.json": mocked(status_code=401, json={"status": 401})})
     client = client_for(clocks, token=token_for(clocks))
     snap = client.collect(timeout=5)
-    assert snap.endpoints["inventory"].status == "unsupported"
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
     assert "/inventory.json" in gw.asked()
     clocks.advance(301)
     snap = client.collect(timeout=5)
     assert "/inventory.json" not in gw.asked()
-    assert snap.endpoints["inventory"].status == "unsupported"
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
     clocks.advance(3600)
     client.collect(timeout=5)
     assert "/inventory.json" in gw.asked()
@@ -521,7 +525,7 @@ def test_401_everywhere_is_the_token_and_is_asked_again(gateway, clocks, caplog)
     client = client_for(clocks, ttl=NO_CACHE, token=token_for(clocks))
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
-    assert snap.endpoints["production_json"].status == "auth"
+    assert snap.endpoints["production_json"].outcome is Outcome.WITHHELD
     assert "rejected the token" in (snap.endpoints["production_json"].detail or "")
     assert not snap.up
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
@@ -594,7 +598,7 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
     client = client_for(clocks)
     fresh = client.collect(timeout=5)
     first = gw.asked()
-    assert len(first) == 13
+    assert len(first) == 14  # the dry contacts settings too (a system controller)
     clocks.advance(1)
     snap = client.collect(timeout=5)
     assert gw.asked() == []
@@ -660,12 +664,12 @@ def test_a_settings_page_that_is_not_json_is_not_asked_on_every_scrape(gateway, 
     client = client_for(clocks)
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
-    assert "/admin/lib/tariff" in gw.asked() and snap.endpoints["tariff"].status == "unsupported"
+    assert "/admin/lib/tariff" in gw.asked() and snap.endpoints["tariff"].outcome is Outcome.UNSUPPORTED
     for _ in range(3):
         clocks.advance(15)  # scrapes, all before the next /info
         snap = client.collect(timeout=5)
         assert "/admin/lib/tariff" not in gw.asked()
-    assert snap.endpoints["tariff"].status == "unsupported" and snap.storage_settings is None
+    assert snap.endpoints["tariff"].outcome is Outcome.UNSUPPORTED and snap.storage_settings is None
     assert sum(": tariff (" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == 1
 
 
@@ -733,8 +737,8 @@ def test_a_slow_gateway_yields_the_last_good_snapshot_and_the_collection_goes_on
     stale = client.collect(timeout=0.05)
     assert stale.collected_at == good.collected_at
     assert stale.production == good.production
-    assert stale.endpoints["production_json"] == stale.endpoints["production_json"].__class__(
-        False, "timeout", "no answer within the 0.05 s deadline; collection continues"
+    assert stale.endpoints["production_json"] == EndpointResult(
+        Outcome.TIMEOUT, "no answer within the 0.05 s deadline; collection continues"
     )
     fresh = client.collect(timeout=5)  # joins the collection still running
     assert fresh.collected_at == good.collected_at + 15
@@ -745,7 +749,7 @@ def test_the_first_collection_timing_out_gives_an_empty_snapshot(gateway, clocks
     gateway({**STANDARD, "/info": slow(0.3, STANDARD["/info"])})
     snap = client_for(clocks).collect(timeout=0.01)
     assert snap.production is None and snap.info is None and not snap.up
-    assert snap.endpoints["info"].status == "timeout"
+    assert snap.endpoints["info"].outcome is Outcome.TIMEOUT
 
 
 def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, caplog) -> None:
@@ -759,8 +763,8 @@ def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, 
         snap = client.collect(timeout=5)
     assert snap.collected_at == good.collected_at  # its age shows
     assert snap.production == good.production
-    assert snap.endpoints["production_json"].status == "error"
-    assert snap.endpoints["info"].status == "cached"
+    assert snap.endpoints["production_json"].outcome is Outcome.UNREACHABLE
+    assert snap.endpoints["info"].outcome is Outcome.CACHED
     assert client.requests()[("production_json", "error")] == 1
     # two requests without an answer: the rest is not asked (each would wait out its timeout)
     assert ("api_v1_inverters", "error") not in client.requests()
@@ -779,7 +783,7 @@ def test_a_bug_becomes_an_error_result_and_never_escapes(gateway, clocks, monkey
     with caplog.at_level(logging.ERROR):
         snap = client.collect(timeout=5)
     assert snap.production == good.production
-    assert snap.endpoints["collect"].status == "error"
+    assert snap.endpoints["collect"].outcome is Outcome.INTERNAL
     assert "collection failed" in caplog.text
 
 
@@ -899,4 +903,45 @@ def test_a_bad_later_info_keeps_the_known_identity(gateway, clocks, caplog) -> N
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
     assert snap.info.serial == "900000000001" and snap.up
-    assert any(": info (/info) failed: 500" in r.getMessage() for r in caplog.records)
+    assert any(": info (/info) failed: http_error (HTTP 500)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_gateway_down_for_many_collections_is_one_warning_and_one_recovery(requests_mock, caplog):
+    import requests_mock as requests_mock_module
+    from test_credentials import PRODUCTION, info_xml
+
+    down = {"on": True}
+
+    def info(request, context):
+        if down["on"]:
+            raise requests.ConnectionError("refused")
+        return info_xml("482301000042", "D5.0.62")
+
+    requests_mock.get(requests_mock_module.ANY, status_code=404)  # what a firmware-5 gateway lacks
+    requests_mock.get("http://192.0.2.10/info", text=info)
+    requests_mock.get("http://192.0.2.10/production.json", text=PRODUCTION)
+    requests_mock.get("http://192.0.2.10/production.json?details=1", text=PRODUCTION)
+    clocks = Clocks()
+    settings = GatewaySettings(
+        name="roof", host="http://192.0.2.10", cache_ttl=dict.fromkeys(DEFAULT_CACHE_TTL, 0.0)
+    )
+    client = GatewayClient(settings, None, clock=clocks.clock, wall=clocks.now)
+    with caplog.at_level(logging.INFO, logger="envoy_exporter"):
+        for _ in range(10):
+            assert not client.collect(timeout=5).up
+            clocks.advance(60)
+        down["on"] = False
+        assert client.collect(timeout=5).up
+        clocks.advance(60)
+        down["on"] = True
+        client.collect(timeout=5)
+    client.close()
+    said = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith(
+            ("roof: /info failed", "roof: info (/info) failed", "roof: info answers")
+        )
+    ]
+    assert [level for level, _ in said] == ["WARNING", "INFO", "WARNING"], said
+    assert said[1][1] == "roof: info answers again"

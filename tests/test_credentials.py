@@ -32,6 +32,7 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.scheme import Auth
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 SERIAL_A = "482301000042"
 SERIAL_B = "482301000077"
@@ -245,6 +246,7 @@ def big_login(conn: standin.Connection, request: standin.Request) -> None:
     conn.send(b'"}')
 
 
+@pytest.mark.e2e
 def test_an_oversized_enlighten_answer_is_refused():
     with standin.StandIn(big_login) as server:
         url = f"http://{server.host}"
@@ -314,7 +316,7 @@ def test_a_wrong_digest_password_is_a_credentials_error_retried_after_a_minute(r
     with caplog.at_level(logging.INFO):
         snap = gateway.collect(timeout=5)
         inverters = snap.endpoints["api_v1_inverters"]
-        assert (inverters.ok, inverters.status) == (False, "401")
+        assert inverters.outcome is Outcome.UNAUTHORIZED
         assert "rejected the digest credentials of user 'envoy'" in str(inverters.detail)
         assert "api_v1_inverters (/api/v1/production/inverters) is not available" not in caplog.text
         assert "/api/v1/production/inverters" in gw.asked()
@@ -362,6 +364,7 @@ def warning_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.e2e
 def test_a_token_era_gateway_without_any_token_source_is_asked_nothing_but_info(caplog):
     """No token, no token_file, no Enlighten credentials: each request would only earn a 401 (8
     of them and 8 warnings per collection before). Only /info (open, cached hourly) goes out,
@@ -380,7 +383,7 @@ def test_a_token_era_gateway_without_any_token_source_is_asked_nothing_but_info(
         assert "production_json" in data and "meters" in data
         for key in data:
             assert value(got, "enphase_endpoint_up", gateway="home", endpoint=key) == 0
-            assert snap.endpoints[key].status == "auth"
+            assert snap.endpoints[key].outcome is Outcome.WITHHELD
             assert NEEDS_TOKEN in str(snap.endpoints[key].detail)
         assert value(got, "enphase_up", gateway="home") == 0
         warnings = warning_lines(caplog)
@@ -412,7 +415,7 @@ def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock
         warnings = warning_lines(caplog)
         assert len(warnings) == 1 and reason in warnings[0]
         assert not snap.up
-        assert snap.endpoints["meters"].status == "auth"
+        assert snap.endpoints["meters"].outcome is Outcome.WITHHELD
         assert reason in str(snap.endpoints["meters"].detail)  # the status page says why
         token = make_token(SERIAL_A)
         gw.accept.add(token)
@@ -421,6 +424,7 @@ def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock
     assert token in gw.tokens_received()
 
 
+@pytest.mark.e2e
 def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):
     """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
     would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""

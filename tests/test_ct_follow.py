@@ -16,10 +16,11 @@ from envoy_exporter.snapshot.model import (
     Reading,
     Readings,
 )
+from envoy_exporter.snapshot.outcome import Outcome
 
 INFO = GatewayInfo(serial="900000000301", firmware="D8.2.127", metered=True)
-FRESH = EndpointResult(True, "200")
-CACHED = EndpointResult(True, "cached", age_s=60.0)
+FRESH = EndpointResult(Outcome.OK)
+CACHED = EndpointResult(Outcome.CACHED, age_s=60.0)
 CONFIGS = (
     MeterConfig(1, "production", "enabled", "split", 2, "normal"),
     MeterConfig(2, "net-consumption", "enabled", "split", 2, "normal"),

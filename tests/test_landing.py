@@ -28,6 +28,7 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.history import Point
 from envoy_exporter.snapshot.model import EndpointResult, Flow, InverterReading, Reading, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.web.landing import capture_help, render_landing
 from envoy_exporter.web.server import ExporterServer, make_server
 from envoy_exporter.web.status import GatewayStatus, Inverters, Problem, fleet_status
@@ -53,9 +54,9 @@ def _broken(now: float = NOW) -> FakeClient:
     snapshot = replace(
         rich_snapshot(collected_at=now - 7200),
         endpoints={
-            "info": EndpointResult(True, "cached"),
-            "production_json": EndpointResult(False, "timeout", "no answer within 10 s"),
-            "inventory": EndpointResult(False, "401", "token rejected"),
+            "info": EndpointResult(Outcome.CACHED),
+            "production_json": EndpointResult(Outcome.TIMEOUT, "no answer within 10 s"),
+            "inventory": EndpointResult(Outcome.UNAUTHORIZED, "token rejected"),
         },
     )
     return FakeClient("barn & <b>shed</b>", snapshot=snapshot, token_expiry=now - 60, fresh=False)
@@ -83,22 +84,23 @@ def test_status_after_a_collection():
     assert (status.production_w, status.consumption_w, status.net_w) == (3000.0, 1200.0, -1800.0)
     assert (status.production_today_j, status.consumption_today_j) == (12 * 3600, 7 * 3600)
     assert status.battery_soc == 0.7 and status.inverters == Inverters(2, 2, ())
-    assert status.last_error == "inventory: parse (not JSON)"
+    assert status.last_error == "inventory: bad_data (not JSON)"
     shed = got["barn & <b>shed</b>"]
     assert shed.up is False and shed.data_age == 7200
     assert (
-        shed.last_error == "inventory: 401 (token rejected); production_json: timeout (no answer within 10 s)"
+        shed.last_error
+        == "inventory: unauthorized (token rejected); production_json: timeout (no answer within 10 s)"
     )
 
 
 def test_a_gateway_that_never_answered_has_no_data_age():
     never = FakeClient(
-        "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(False, "error")})
+        "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(Outcome.INTERNAL)})
     )
     fleet = _fleet(never)
     _collect(fleet)
     (status,) = fleet_status(fleet, NOW)
-    assert status.up is False and status.data_age is None and status.last_error == "info: error"
+    assert status.up is False and status.data_age is None and status.last_error == "info: internal"
 
 
 def test_silent_microinverters_are_named_against_their_newest_peer():
@@ -213,6 +215,7 @@ def test_the_page_links_the_exporters_own_pages():
     assert "No gateway configured." in page
 
 
+@pytest.mark.e2e
 def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     # Firmware 8 (the demo gateway) and only Home Assistant's username/password: the page
     # names the keys that would work, not a bare 401.
@@ -228,7 +231,7 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     assert status.up is False and status.firmware == "D8.2.4345"
     assert status.last_error == (
         "api_v1_inverters, device_data, ensemble_inventory, home, inventory, meters, production_json, "
-        "tariff: auth (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
+        "tariff: withheld (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
         "and enlighten_password (username and password are the gateway's own login before firmware 7, "
         "unused here))"
     )
@@ -272,6 +275,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.e2e
 @needs_chromium
 def test_the_cards_in_the_browser_dom(served, tmp_path):
     proc = _chromium(tmp_path, "--dump-dom", served.url + "/")
@@ -289,6 +293,7 @@ PRODUCTION_AMBER = (217, 140, 0)
 CONSUMPTION_BLUE = (31, 111, 178)
 
 
+@pytest.mark.e2e
 @needs_chromium
 @pytest.mark.parametrize("width", [390, 1280])  # a phone and a desktop
 def test_a_screenshot_shows_the_cards_and_the_chart(served, tmp_path, width):
@@ -347,6 +352,7 @@ def _png_pixels(data: bytes) -> tuple[tuple[int, int], list[tuple[int, int, int]
     return (width, height), pixels
 
 
+@pytest.mark.e2e
 def test_the_capture_page_gives_the_command_for_that_gateway(served):
     with urllib.request.urlopen(served.url + "/capture?target=home", timeout=10) as response:
         page = response.read().decode()

@@ -22,9 +22,12 @@ from envoy_exporter.demo.server import DemoGateway
 from envoy_exporter.demo.simulator import Plant
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import capture_report
+
+pytestmark = pytest.mark.e2e
 
 INTERVAL = 60.0
 # After the first (detecting) collection: a whole cycle of the 5- and 15-minute caches, so that the
@@ -51,18 +54,18 @@ def scrape_every_minute(
 def assert_powers_are_fresh(snapshots: list[Snapshot]) -> None:
     """Every production and consumption power comes from a request of its own collection."""
     for snapshot in snapshots:
-        status = {key: result.status for key, result in snapshot.endpoints.items()}
+        outcome = {key: result.outcome for key, result in snapshot.endpoints.items()}
         assert snapshot.up
         if snapshot.production_source == "meter":
-            if status["production_json"] == "cached":
+            if outcome["production_json"] is Outcome.CACHED:
                 # production.json from its slow cadence: the powers are this scrape's CT readings
-                assert status["meter_readings"] == "200"
+                assert outcome["meter_readings"] is Outcome.OK
                 production_ct = next(m for m in snapshot.meters if m.config.measurement_type == "production")
                 assert snapshot.production.total.power_w == production_ct.total.power_w
         elif snapshot.production_source == "inverters":
-            assert status["api_v1_production"] == "200"
+            assert outcome["api_v1_production"] is Outcome.OK
         else:
-            assert status["production_html"] == "200"
+            assert outcome["production_html"] is Outcome.OK
 
 
 def test_the_simulated_gateway_at_a_60_s_interval() -> None:

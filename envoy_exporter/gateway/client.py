@@ -39,6 +39,7 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACT_SETTINGS,
     DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
@@ -57,6 +58,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.history import PowerHistory
@@ -69,6 +71,7 @@ from envoy_exporter.snapshot.model import (
 )
 from envoy_exporter.snapshot.money import MoneyKeeper
 from envoy_exporter.snapshot.money import state_path as money_state_path
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.snapshot.parsers.device_data import parse_device_data
@@ -77,7 +80,11 @@ from envoy_exporter.snapshot.parsers.ensemble import (
     parse_ensemble_power,
     parse_secctrl,
 )
-from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.ensemble_relays import (
+    parse_dry_contact_settings,
+    parse_dry_contacts,
+    parse_generator,
+)
 from envoy_exporter.snapshot.parsers.home import parse_home
 from envoy_exporter.snapshot.parsers.info import parse_info
 from envoy_exporter.snapshot.parsers.inventory import parse_inventory
@@ -104,6 +111,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     ENSEMBLE_POWER.key: parse_ensemble_power,
     TARIFF.key: parse_tariff,
     DRY_CONTACTS.key: parse_dry_contacts,
+    DRY_CONTACT_SETTINGS.key: parse_dry_contact_settings,
     GENERATOR.key: parse_generator,
     HOME.key: parse_home,
 }
@@ -124,6 +132,7 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_POWER.key: "battery power series",
     TARIFF.key: "storage mode and setting series",
     DRY_CONTACTS.key: "dry contact series",
+    DRY_CONTACT_SETTINGS.key: "dry contact setting series",
     GENERATOR.key: "generator series",
     HOME.key: "Enlighten and network interface series",
 }
@@ -133,6 +142,9 @@ JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+# The outcomes of a request that got no HTTP answer at all.
+NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
+_COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
 
 
 @dataclass
@@ -219,6 +231,9 @@ class GatewayClient:
         # configured gateway.
         self._born = wall()
         self._latest = Latest(Snapshot(collected_at=self._born), fresh=False)
+        # One warning per endpoint (or for the collection) when its trouble starts or changes,
+        # and one line when it is over: a gateway down for a day is not a warning per scrape.
+        self._troubles: dict[str, Condition] = {}
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
@@ -332,10 +347,11 @@ class GatewayClient:
             log.exception("%s: collection failed at %s", self.name, run.current or "start")
             run.record(
                 run.current or "collect",
-                EndpointResult(False, "error", f"internal error: {type(exc).__name__}"),
+                EndpointResult(Outcome.INTERNAL, f"internal error: {type(exc).__name__}"),
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
+        self._note_recoveries(run)
         self._latest = latest
         if latest.fresh:
             self.history.add(*_powers(latest.snapshot))
@@ -398,7 +414,7 @@ class GatewayClient:
         the collection still running."""
         results, current = self._run_state.view()
         if current is not None:
-            results[current] = EndpointResult(False, "timeout", why)
+            results[current] = EndpointResult(Outcome.TIMEOUT, why)
         return replace(self._kept(), endpoints=results)
 
     # ----------------------------------------------------------------------------------------
@@ -408,16 +424,16 @@ class GatewayClient:
         """/info from the cache, or fetched when it expired (hourly by default). Without an
         answer the known identity stays in use."""
         if self._info is not None and self._cache.get(INFO.key, run.started) is not None:
-            run.record(INFO.key, EndpointResult(True, "cached"), self._info)
+            run.record(INFO.key, EndpointResult(Outcome.CACHED), self._info)
             return self._claimed(run, self._info)
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
             run.failed += 1
             if self._info is None:
-                log.warning(
+                self._trouble(INFO.key).failed(
                     "%s: /info failed: %s; nothing is asked before it answers",
                     self.name,
-                    outcome.result.detail or outcome.result.status,
+                    outcome.result,
                 )
                 return None
             self._warn(INFO, outcome.result)
@@ -459,7 +475,7 @@ class GatewayClient:
                 holder,
             )
         self._conflict = holder
-        run.record(INFO.key, EndpointResult(False, "error", detail))
+        run.record(INFO.key, EndpointResult(Outcome.CONFLICT, detail))
         run.failed += 1
         return None
 
@@ -512,7 +528,7 @@ class GatewayClient:
         log.info(
             "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
         )
-        self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        self._unsupported[endpoint.key] = EndpointResult(Outcome.UNSUPPORTED, detail)
         run.record(endpoint.key, self._unsupported[endpoint.key])
         if hourly:
             self._retry_hourly.add(endpoint.key)
@@ -525,13 +541,13 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the gateway stopped answering; the other endpoints wait for the next collection",
                     self.name,
                 )
                 return
             if self._clock() >= run.deadline:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
                     self.name,
                     COLLECTION_DEADLINE,
@@ -563,18 +579,19 @@ class GatewayClient:
             self._finish(run, endpoint, self._request(run, endpoint, path))
             return
         details = self._request(run, endpoint, PRODUCTION_JSON.path)
-        if details.result.ok or details.result.status not in ("404", "parse"):
+        if details.result.outcome not in (Outcome.UNSUPPORTED, Outcome.BAD_DATA):
             if details.result.ok:
                 self._production_path = PRODUCTION_JSON.path
             self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
             return
         plain = self._request(run, endpoint, PRODUCTION_JSON_PLAIN.path)
-        if plain.result.ok and details.result.status == "404":
+        if plain.result.ok and details.result.outcome is Outcome.UNSUPPORTED:
             self._production_path = PRODUCTION_JSON_PLAIN.path
         if not plain.result.ok and _no_production_json(info, details, plain):
             self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
-        self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
+        better = plain.result.ok or details.result.outcome is Outcome.UNSUPPORTED
+        self._finish(run, endpoint, plain if better else details)
 
     def _fetch(self, run: _Collection, endpoint: Endpoint) -> None:
         if not self._from_cache(run, endpoint):
@@ -594,7 +611,7 @@ class GatewayClient:
         if entry is None:
             return False
         age = run.started - entry.fetched_at
-        run.record(endpoint.key, EndpointResult(True, "cached", age_s=age), entry.value)
+        run.record(endpoint.key, EndpointResult(Outcome.CACHED, age_s=age), entry.value)
         return True
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
@@ -610,21 +627,17 @@ class GatewayClient:
             if withheld is not None:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
-        except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
-            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail))
-        except TransportError as exc:
-            outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
+        except TransportError as exc:  # CredentialsWithheld too: the outcome says so, the detail why
+            outcome = _Outcome(EndpointResult(exc.outcome, exc.detail))
         else:
             try:
-                outcome = _Outcome(
-                    EndpointResult(True, str(response.status)), PARSERS[endpoint.key](response.body)
-                )
+                outcome = _Outcome(EndpointResult(Outcome.OK), PARSERS[endpoint.key](response.body))
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(False, "parse", reason), html=html)
+                outcome = _Outcome(EndpointResult(Outcome.BAD_DATA, reason), html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
-        run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
+        run.silent = run.silent + 1 if outcome.result.outcome in NO_ANSWER else 0
         if outcome.result.ok:
             run.fetched += 1
             if endpoint is not INFO and self._protected(endpoint):
@@ -636,18 +649,18 @@ class GatewayClient:
         return self._auth.scheme == "token" or endpoint.digest
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
-        if result.status == "404":
+        if result.outcome is Outcome.UNSUPPORTED:
             self._mark_unsupported(run, endpoint, "404")
-        elif result.status == "auth":
-            run.failed += 1  # credentials withheld: the auth module logs each change of state
-        elif result.status == "401":
+        elif result.outcome is Outcome.WITHHELD:
+            run.failed += 1  # the auth module (or the transport) logs each change of state
+        elif result.outcome is Outcome.UNAUTHORIZED:
             run.unauthorized.append(endpoint)  # decided once the collection shows whether credentials work
-        elif endpoint is DEVICE_DATA and result.status == "parse":
+        elif endpoint is DEVICE_DATA and result.outcome is Outcome.BAD_DATA:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
-        elif endpoint.family == TARIFF.family and result.status == "parse":
+        elif endpoint.family == TARIFF.family and result.outcome is Outcome.BAD_DATA:
             # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
             # asked again with the next /info instead of on every scrape.
             self._warn(endpoint, result)
@@ -683,14 +696,25 @@ class GatewayClient:
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
-        log.warning(
+        self._trouble(endpoint.key).failed(
             "%s: %s (%s) failed: %s; left out: %s",
             self.name,
             endpoint.key,
             endpoint.path,
-            result.detail or result.status,
+            result,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+    def _trouble(self, key: str) -> Condition:
+        return self._troubles.setdefault(key, Condition(log))
+
+    def _note_recoveries(self, run: _Collection) -> None:
+        results, _ = run.view()
+        for key, result in results.items():
+            if result.ok and key in self._troubles:
+                self._troubles[key].recovered("%s: %s answers again", self.name, key)
+        if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
+            self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
@@ -701,7 +725,9 @@ def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:
     answers = (details, plain)
-    if all(o.result.status == "404" for o in answers):
+    if all(o.result.outcome is Outcome.UNSUPPORTED for o in answers):
         return True
     # Elsewhere HTML is a login or error page for the moment: bad data, not a missing endpoint.
-    return info.version < JSON_FROM and all(o.html or o.result.status == "404" for o in answers)
+    return info.version < JSON_FROM and all(
+        o.html or o.result.outcome is Outcome.UNSUPPORTED for o in answers
+    )

@@ -59,6 +59,10 @@ TARIFF = Endpoint("tariff", "/admin/lib/tariff", "settings", digest=True)
 DRY_CONTACTS = Endpoint(
     "dry_contacts", "/ivp/ensemble/dry_contacts", "settings", digest=True, max_bytes=64 * KIB
 )
+# How the dry contacts are set up: changed by an installer, read hourly like the meter configuration.
+DRY_CONTACT_SETTINGS = Endpoint(
+    "dry_contact_settings", "/ivp/ss/dry_contact_settings", "meters", digest=True, max_bytes=64 * KIB
+)
 GENERATOR = Endpoint("generator", "/ivp/ensemble/generator", "settings", digest=True, max_bytes=64 * KIB)
 HOME = Endpoint("home", "/home.json", "settings", digest=False, max_bytes=64 * KIB)
 
@@ -76,6 +80,7 @@ DATA_ENDPOINTS: tuple[Endpoint, ...] = (
     ENSEMBLE_POWER,
     TARIFF,
     DRY_CONTACTS,
+    DRY_CONTACT_SETTINGS,
     GENERATOR,
     HOME,
 )

@@ -54,6 +54,7 @@ from envoy_exporter.snapshot.model import (
     StorageGroup,
     V1Inverters,
 )
+from envoy_exporter.snapshot.outcome import Outcome
 
 METER = "meter"
 API_V1 = "api_v1"
@@ -158,6 +159,7 @@ class Assembler:
             storage_settings=readings.tariff.storage if readings.tariff else None,
             tariff=readings.tariff.tariff if readings.tariff else None,
             dry_contacts=readings.dry_contacts or (),
+            dry_contact_settings=readings.dry_contact_settings or (),
             generator=readings.generator,
             home=readings.home,
             endpoints=dict(endpoints),
@@ -293,11 +295,7 @@ def _rank(source: str) -> int:
 def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
     """Sources whose endpoint failed in this collection for a passing reason (timeout, server
     error, bad body): nothing is known about them, as opposed to an endpoint the gateway lacks."""
-    failed = {
-        key
-        for key, result in endpoints.items()
-        if not result.ok and result.status not in ("unsupported", "401", "404")
-    }
+    failed = {key for key, result in endpoints.items() if result.outcome.is_transient}
     return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
 
 
@@ -434,7 +432,7 @@ class _Anchor:
 def _fresh(endpoints: Mapping[str, EndpointResult], key: str) -> bool:
     """The endpoint answered in this collection (not from the cache)."""
     result = endpoints.get(key)
-    return result is not None and result.ok and result.status != "cached"
+    return result is not None and result.outcome is Outcome.OK
 
 
 def _energies(reading: MeterReading | None) -> dict[str, tuple[float | None, float | None]]:
@@ -527,7 +525,7 @@ def _ct_phases(production: Flow, reading: MeterReading | None, configs: tuple[Me
 def _older(endpoints: Mapping[str, EndpointResult], key: str, seconds: float) -> bool:
     """The endpoint's answer came from the cache, read ``seconds`` ago or earlier."""
     result = endpoints.get(key)
-    return result is not None and result.status == "cached" and result.age_s >= seconds
+    return result is not None and result.outcome is Outcome.CACHED and result.age_s >= seconds
 
 
 def _ct_readings(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envoy_exporter.snapshot.outcome import Outcome
+
 WH = 3600.0  # joules per watt-hour
 WRAP_J = float(2**32)  # the CT-less Envoy-S lifetime counter wraps at 2^32 J (1,193,046.47 Wh)
 
@@ -348,6 +350,17 @@ class DryContact:
 
 
 @dataclass(frozen=True)
+class DryContactSetting:
+    """How a dry contact is configured (``/ivp/ss/dry_contact_settings``)."""
+
+    contact: str  # "NC1", "NO1", ...
+    kind: str | None = None  # what it switches, lower case: "none", "load", "3rd-pv", ...
+    mode: str | None = None  # "manual", "soc", ...
+    soc_low_ratio: float | None = None  # soc_low / 100: shed below this state of charge
+    soc_high_ratio: float | None = None  # soc_high / 100: restore above it
+
+
+@dataclass(frozen=True)
 class Generator:
     present: bool | None = None
     relay_closed: bool | None = None  # oper_state "close"/"closed"
@@ -396,6 +409,7 @@ class Readings:
     ensemble_power: Ensemble | None = None
     tariff: TariffAnswer | None = None
     dry_contacts: tuple[DryContact, ...] | None = None
+    dry_contact_settings: tuple[DryContactSetting, ...] | None = None
     generator: Generator | None = None
     home: HomeStatus | None = None
 
@@ -414,12 +428,19 @@ class Flow:
 
 @dataclass(frozen=True)
 class EndpointResult:
-    """How one endpoint fared in the collection that made a snapshot."""
+    """How one endpoint fared in the collection that made a snapshot (see ``snapshot.outcome``)."""
 
-    ok: bool
-    status: str  # HTTP code as text, "timeout", "error", "parse", "cached" or "unsupported"
-    detail: str | None = None  # a short cause for the log; never a secret
-    age_s: float = 0.0  # how long ago the gateway gave the answer ("cached" ones)
+    outcome: Outcome
+    detail: str | None = None  # a short cause for the log and the status page; never a secret
+    age_s: float = 0.0  # how long ago the gateway gave the answer (``CACHED`` ones)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    def __str__(self) -> str:
+        """The outcome and its cause, as the log and the status page say it."""
+        return self.outcome.value + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclass(frozen=True)
@@ -449,6 +470,7 @@ class Snapshot:
     storage_groups: tuple[StorageGroup, ...] = ()
     storage_settings: StorageSettings | None = None
     dry_contacts: tuple[DryContact, ...] = ()
+    dry_contact_settings: tuple[DryContactSetting, ...] = ()
     generator: Generator | None = None
     home: HomeStatus | None = None
     tariff: Tariff | None = None  # the gateway's own prices, where /admin/lib/tariff has them

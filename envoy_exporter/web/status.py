@@ -15,8 +15,6 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.snapshot.history import Point, PowerHistory
 from envoy_exporter.snapshot.model import EndpointResult, InverterReading, Latest, Reading, Snapshot
 
-# Endpoint outcomes that are not errors: served from cache, or not on this firmware.
-_NOT_ERRORS = frozenset({"cached", "unsupported"})
 # A microinverter is silent when its last report is this much older than its newest peer's:
 # the gateway polls them every 5 minutes, and at night all of them stop together.
 SILENT_AFTER_S = 1800.0
@@ -109,9 +107,8 @@ def _problems(endpoints: dict[str, EndpointResult]) -> tuple[Problem, ...]:
     costs every protected endpoint)."""
     failures: dict[str, list[str]] = {}
     for key, result in sorted(endpoints.items()):
-        if not result.ok and result.status not in _NOT_ERRORS:
-            what = result.status + (f" ({result.detail})" if result.detail else "")
-            failures.setdefault(what, []).append(key)
+        if result.outcome.is_error:
+            failures.setdefault(str(result), []).append(key)
     return tuple(Problem(f"{', '.join(keys)}: {what}") for what, keys in failures.items())
 
 

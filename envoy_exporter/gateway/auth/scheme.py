@@ -36,6 +36,7 @@ from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
 from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class CredentialsWithheld(TransportError):
     """No request that needs credentials may go out now; the message says why (safe to log)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("auth", reason)
+        super().__init__(Outcome.WITHHELD, reason)
 
 
 def installer_password(serial: str, username: str = "installer", realm: str = REALM) -> str:
