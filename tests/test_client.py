@@ -904,3 +904,44 @@ def test_a_bad_later_info_keeps_the_known_identity(gateway, clocks, caplog) -> N
         snap = client.collect(timeout=5)
     assert snap.info.serial == "900000000001" and snap.up
     assert any(": info (/info) failed: http_error (HTTP 500)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_gateway_down_for_many_collections_is_one_warning_and_one_recovery(requests_mock, caplog):
+    import requests_mock as requests_mock_module
+    from test_credentials import PRODUCTION, info_xml
+
+    down = {"on": True}
+
+    def info(request, context):
+        if down["on"]:
+            raise requests.ConnectionError("refused")
+        return info_xml("482301000042", "D5.0.62")
+
+    requests_mock.get(requests_mock_module.ANY, status_code=404)  # what a firmware-5 gateway lacks
+    requests_mock.get("http://192.0.2.10/info", text=info)
+    requests_mock.get("http://192.0.2.10/production.json", text=PRODUCTION)
+    requests_mock.get("http://192.0.2.10/production.json?details=1", text=PRODUCTION)
+    clocks = Clocks()
+    settings = GatewaySettings(
+        name="roof", host="http://192.0.2.10", cache_ttl=dict.fromkeys(DEFAULT_CACHE_TTL, 0.0)
+    )
+    client = GatewayClient(settings, None, clock=clocks.clock, wall=clocks.now)
+    with caplog.at_level(logging.INFO, logger="envoy_exporter"):
+        for _ in range(10):
+            assert not client.collect(timeout=5).up
+            clocks.advance(60)
+        down["on"] = False
+        assert client.collect(timeout=5).up
+        clocks.advance(60)
+        down["on"] = True
+        client.collect(timeout=5)
+    client.close()
+    said = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith(
+            ("roof: /info failed", "roof: info (/info) failed", "roof: info answers")
+        )
+    ]
+    assert [level for level, _ in said] == ["WARNING", "INFO", "WARNING"], said
+    assert said[1][1] == "roof: info answers again"

@@ -19,14 +19,16 @@ from typing import Any
 
 import pytest
 from conftest import SHARED_FIXTURES, Clocks, load_fake_gateway, needs_shared
+from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import join, render
 from envoy_exporter.collector.families import Families
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import WH
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.e2e, needs_shared]
 
 TOU = "8.2.127_with_3cts_and_battery_split"  # time-of-use tariff in USD, three CTs, split phase
 COLLAR = "8.3.1598_collar"
@@ -73,9 +75,10 @@ class Site:
         self.clocks.advance(after_s)
         families = Families()
         add_snapshot(families, "site", self.client.collect(timeout=60))
+        text = join([render(families)], "text/plain; version=0.0.4; charset=utf-8").decode()
         return {
             (sample.name, frozenset(sample.labels.items()) - {("gateway", "site")}): sample.value
-            for metric in families
+            for metric in text_string_to_metric_families(text)
             for sample in metric.samples
         }
 

@@ -34,7 +34,7 @@ from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
-from envoy_exporter.gateway.cache import SingleFlight, TTLCache
+from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
@@ -58,6 +58,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.history import PowerHistory
@@ -143,6 +144,7 @@ JSON_FROM = (4,)
 SILENT_LIMIT = 2
 # The outcomes of a request that got no HTTP answer at all.
 NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
+_COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
 
 
 @dataclass
@@ -162,6 +164,7 @@ class _Collection:
     authorized: bool = False  # a credential-protected endpoint answered 2xx
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    from_cache: bool = False  # on a caller's thread: the gateway may not be asked
 
     def record(self, key: str, result: EndpointResult, value: object = None) -> None:
         with self.lock:
@@ -172,6 +175,10 @@ class _Collection:
     def view(self) -> tuple[dict[str, EndpointResult], str | None]:
         with self.lock:
             return dict(self.results), self.current
+
+
+class _NeedsGateway(Exception):
+    """A collection on a caller's thread came to a request: it goes on on a worker."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,7 @@ class GatewayClient:
         labels: Labels | None = None,
         accounts: EnlightenAccounts | None = None,
         on_serial: Callable[[], None] | None = None,
+        workers: Pool | None = None,
     ) -> None:
         self._settings = settings
         self._on_serial = on_serial  # told when /info names this gateway's serial
@@ -210,7 +218,9 @@ class GatewayClient:
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
         self._money: MoneyKeeper | None = None  # likewise
-        self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
+        self._flight: SingleFlight[Snapshot] = SingleFlight(
+            self._run, name=f"collect-{settings.label}", pool=workers
+        )
         self._info: GatewayInfo | None = None
         self._unsupported: dict[str, EndpointResult] = {}  # endpoints this gateway does not have
         self._retry_hourly: set[str] = set()  # ... of which those asked again with the next /info
@@ -221,6 +231,9 @@ class GatewayClient:
         # configured gateway.
         self._born = wall()
         self._latest = Latest(Snapshot(collected_at=self._born), fresh=False)
+        # One warning per endpoint (or for the collection) when its trouble starts or changes,
+        # and one line when it is over: a gateway down for a day is not a warning per scrape.
+        self._troubles: dict[str, Condition] = {}
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
@@ -273,9 +286,16 @@ class GatewayClient:
         counts = self._keeper.corrections() if self._keeper else {}
         return {kind: counts.get((self.name, kind), 0) for kind in KINDS}
 
-    def start(self) -> Future[Snapshot]:
+    def start(self, here: bool = False) -> Future[Snapshot]:
         """The collection in flight, or a new one; its result is what ``latest`` shows once it
-        is done. It runs within the client's deadline, whoever waits for it and for how long."""
+        is done. It runs within the client's deadline, whoever waits for it and for how long.
+
+        ``here``: a new collection starts on the caller's thread and stays there while the
+        cache answers; the first request it would send to the gateway sends it to a worker
+        instead (it starts afresh there), so the caller waits for the gateway only as long as
+        it chooses. A scrape whose data is all cached then costs no thread hop."""
+        if here:
+            return self._flight.try_here(self._run_from_cache)
         return self._flight.submit()
 
     def latest(self) -> Latest:
@@ -308,12 +328,21 @@ class GatewayClient:
             self._counts[(endpoint, code)] += 1
             self._asked += 1
 
-    def _run(self) -> Snapshot:
+    def _run_from_cache(self) -> Snapshot | None:
+        """A collection that asks the gateway nothing; None as soon as it would have to."""
+        try:
+            return self._run(from_cache=True)
+        except _NeedsGateway:
+            return None
+
+    def _run(self, from_cache: bool = False) -> Snapshot:
         started = self._clock()
-        run = _Collection(started=started, deadline=started + COLLECTION_DEADLINE)
+        run = _Collection(started=started, deadline=started + COLLECTION_DEADLINE, from_cache=from_cache)
         self._run_state = run
         try:
             latest = self._collect(run)
+        except _NeedsGateway:
+            raise
         except Exception as exc:
             log.exception("%s: collection failed at %s", self.name, run.current or "start")
             run.record(
@@ -322,6 +351,7 @@ class GatewayClient:
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
+        self._note_recoveries(run)
         self._latest = latest
         if latest.fresh:
             self.history.add(*_powers(latest.snapshot))
@@ -400,7 +430,7 @@ class GatewayClient:
         if not outcome.result.ok:
             run.failed += 1
             if self._info is None:
-                log.warning(
+                self._trouble(INFO.key).failed(
                     "%s: /info failed: %s; nothing is asked before it answers",
                     self.name,
                     outcome.result,
@@ -511,13 +541,13 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the gateway stopped answering; the other endpoints wait for the next collection",
                     self.name,
                 )
                 return
             if self._clock() >= run.deadline:
-                log.warning(
+                self._trouble(_COLLECTION).failed(
                     "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
                     self.name,
                     COLLECTION_DEADLINE,
@@ -586,6 +616,9 @@ class GatewayClient:
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
+        if run.from_cache:
+            # Nothing was changed yet but this collection's own record: it starts afresh.
+            raise _NeedsGateway
         run.current = endpoint.key
         withheld = self._auth.withheld(endpoint.key)  # no token, or rejected and backing off
         # The transport's own timeout, cut to what is left of the collection's deadline.
@@ -663,7 +696,7 @@ class GatewayClient:
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
-        log.warning(
+        self._trouble(endpoint.key).failed(
             "%s: %s (%s) failed: %s; left out: %s",
             self.name,
             endpoint.key,
@@ -671,6 +704,17 @@ class GatewayClient:
             result,
             left_out or LEFT_OUT[endpoint.key],
         )
+
+    def _trouble(self, key: str) -> Condition:
+        return self._troubles.setdefault(key, Condition(log))
+
+    def _note_recoveries(self, run: _Collection) -> None:
+        results, _ = run.view()
+        for key, result in results.items():
+            if result.ok and key in self._troubles:
+                self._troubles[key].recovered("%s: %s answers again", self.name, key)
+        if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
+            self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
