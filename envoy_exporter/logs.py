@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
@@ -220,3 +221,47 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
         name,
         exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
     )
+
+
+class Conditions:
+    """Conditions that last, told when they start and when they end, not on every scrape.
+
+    A gateway that does not answer, an endpoint that keeps failing: ``start`` logs the condition
+    the first time (and again when its words change, another cause), ``end`` logs that it is
+    over and how long it lasted; repeats in between go to the debug log. Keys are the caller's
+    (one per gateway and endpoint, say); safe to call from any thread.
+    """
+
+    def __init__(self, logger: logging.Logger, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._active: dict[str, tuple[str, float]] = {}  # key -> (words, since)
+
+    def start(self, key: str, words: str, level: int = logging.WARNING) -> None:
+        with self._lock:
+            known = self._active.get(key)
+            self._active[key] = (words, known[1] if known else self._clock())
+        self._log.log(logging.DEBUG if known and known[0] == words else level, "%s", words)
+
+    def end(self, key: str, words: str) -> None:
+        """The condition ``key`` is over (a no-op when none was told): ``words``, and how long."""
+        with self._lock:
+            known = self._active.pop(key, None)
+        if known is not None:
+            self._log.info("%s (after %s)", words, duration(self._clock() - known[1]))
+
+    def active(self, key: str) -> bool:
+        with self._lock:
+            return key in self._active
+
+
+def duration(seconds: float) -> str:
+    """How long, in the largest units that fit: "45 s", "3 min 20 s", "2 h 5 min", "3 d 4 h"."""
+    seconds = max(0, round(seconds))
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60), ("min", 60, "s", 1)):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            part = rest // sub_size
+            return f"{whole} {unit} {part} {sub}" if part else f"{whole} {unit}"
+    return f"{seconds} s"

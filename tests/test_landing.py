@@ -83,11 +83,12 @@ def test_status_after_a_collection():
     assert (status.production_w, status.consumption_w, status.net_w) == (3000.0, 1200.0, -1800.0)
     assert (status.production_today_j, status.consumption_today_j) == (12 * 3600, 7 * 3600)
     assert status.battery_soc == 0.7 and status.inverters == Inverters(2, 2, ())
-    assert status.last_error == "inventory: parse (not JSON)"
+    assert status.last_error == "device inventory: not JSON"
     shed = got["barn & <b>shed</b>"]
     assert shed.up is False and shed.data_age == 7200
     assert (
-        shed.last_error == "inventory: 401 (token rejected); production_json: timeout (no answer within 10 s)"
+        shed.last_error
+        == "production and consumption: no answer within 10 s; device inventory: token rejected"
     )
 
 
@@ -98,7 +99,7 @@ def test_a_gateway_that_never_answered_has_no_data_age():
     fleet = _fleet(never)
     _collect(fleet)
     (status,) = fleet_status(fleet, NOW)
-    assert status.up is False and status.data_age is None and status.last_error == "info: error"
+    assert status.up is False and status.data_age is None and status.last_error == "gateway info: error"
 
 
 def test_silent_microinverters_are_named_against_their_newest_peer():
@@ -226,11 +227,11 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
         fleet.apply([])
         demo.stop()
     assert status.up is False and status.firmware == "D8.2.4345"
-    assert status.last_error == (
-        "api_v1_inverters, device_data, ensemble_inventory, home, inventory, meters, production_json, "
-        "tariff: auth (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
-        "and enlighten_password (username and password are the gateway's own login before firmware 7, "
-        "unused here))"
+    (problem,) = status.problems
+    assert problem.what == (
+        "CT meter settings, production and consumption and 6 more: firmware D8.2.4345 needs a token: set "
+        "token, token_file, or enlighten_username and enlighten_password (username and password are the "
+        "gateway's own login before firmware 7, unused here)"
     )
 
 

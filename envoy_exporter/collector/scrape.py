@@ -26,6 +26,7 @@ from envoy_exporter.collector.exposition import Encoder, Family, Group, Snapshot
 from envoy_exporter.collector.families import Families
 from envoy_exporter.collector.health import Client, GatewayResult, add_health
 from envoy_exporter.config.settings import COLLECTION_DEADLINE
+from envoy_exporter.logs import Conditions
 from envoy_exporter.snapshot.model import Snapshot
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,17 @@ def _start(client: Client) -> Future[Snapshot] | None:
         return None
 
 
+# A gateway too slow for the scrapes is told when it starts and when it ends, not every scrape.
+_LATE = Conditions(log)
+
+
 def _result(client: Client, future: Future[Snapshot] | None) -> GatewayResult:
     answered = future is not None and future.done() and future.exception() is None
+    key = f"{client.name}:late"
     if future is not None and not future.done():
-        log.warning("gateway %s did not answer within the scrape deadline", client.name)
+        _LATE.start(
+            key, f"{client.name}: the collection takes longer than the scrape allows; the last data is served"
+        )
+    elif answered:
+        _LATE.end(key, f"{client.name}: collections finish within the scrape's time again")
     return GatewayResult(client, client.latest(), answered)

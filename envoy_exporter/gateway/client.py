@@ -56,6 +56,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
+from envoy_exporter.logs import Conditions
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.history import PowerHistory
@@ -215,6 +216,7 @@ class GatewayClient:
         self._labels.claim(settings.label, self, settings.host, take=True)
         self.last_duration: float | None = None
         self.history = PowerHistory()  # the last hour of power, for the status page
+        self._conditions = Conditions(log, clock)  # lasting troubles, told when they start and end
 
     # ----------------------------------------------------------------------------------------
     # The interface
@@ -365,15 +367,14 @@ class GatewayClient:
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
             run.failed += 1
-            if self._info is None:
-                log.warning(
-                    "%s: /info failed: %s; nothing is asked before it answers",
-                    self.name,
-                    outcome.result.detail or outcome.result.status,
+            known = self._info is not None
+            if run.silent == 0:  # an answer, but not /info: said once, until /info answers
+                then = (
+                    "the known identity stays in use" if known else "nothing else is asked until it answers"
                 )
-                return None
-            self._warn(INFO, outcome.result)
-            return self._claimed(run, self._info)  # the known identity stays in use
+                self._warn(INFO, outcome.result, then)
+            return self._claimed(run, self._info) if known else None
+        self._conditions.end(f"{self.name}:{INFO.key}", f"{self.name}: the {INFO.title} answers again")
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
@@ -469,16 +470,14 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                log.warning(
-                    "%s: the gateway stopped answering; the other endpoints wait for the next collection",
-                    self.name,
-                )
+                # The gateway's condition says it does not answer; the rest wait for the next one.
+                log.debug("%s: the other endpoints wait for the next collection", self.name)
                 return
             if self._clock() >= run.deadline:
-                log.warning(
-                    "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
-                    self.name,
-                    COLLECTION_DEADLINE,
+                self._conditions.start(
+                    f"{self.name}:deadline",
+                    f"{self.name}: a collection ran out of its {COLLECTION_DEADLINE:g} s; the other "
+                    "endpoints wait for the next one",
                 )
                 return
             if not self._available(run, endpoint):
@@ -530,6 +529,9 @@ class GatewayClient:
         if outcome.result.ok:
             family = run.plan.family(endpoint) if run.plan else endpoint.family
             self._cache.put(endpoint.key, family, outcome.value, run.started)
+            self._conditions.end(
+                f"{self.name}:{endpoint.key}", f"{self.name}: the {endpoint.title} answers again"
+            )
         else:
             self._failed(run, endpoint, outcome.result)
 
@@ -554,7 +556,8 @@ class GatewayClient:
         except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
             outcome = _Outcome(EndpointResult(False, exc.code, exc.detail))
         except TransportError as exc:
-            outcome = _Outcome(EndpointResult(False, exc.code, str(exc)))
+            cause = exc.detail or f"the gateway answered HTTP {exc.code}"
+            outcome = _Outcome(EndpointResult(False, exc.code, cause, url=self._transport.url(path)))
         else:
             try:
                 outcome = _Outcome(
@@ -563,15 +566,35 @@ class GatewayClient:
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(False, "parse", reason), html=html)
+                cause = f"an answer that cannot be read: {reason}"
+                outcome = _Outcome(
+                    EndpointResult(False, "parse", cause, url=self._transport.url(path)), html=html
+                )
         run.record(endpoint.key, outcome.result, outcome.value)
-        run.silent = run.silent + 1 if outcome.result.status in ("timeout", "error") else 0
+        self._note_answer(run, outcome.result)
         if outcome.result.ok:
             run.fetched += 1
             if endpoint is not INFO and self._protected(endpoint):
                 run.authorized = True
                 self._auth.accepted()
         return outcome
+
+    def _note_answer(self, run: _Collection, result: EndpointResult) -> None:
+        """Whether the gateway answers at all: a request without any HTTP answer starts the
+        gateway's condition (told once, however many scrapes it lasts), an answer ends it."""
+        if result.status in ("timeout", "error"):
+            run.silent += 1
+            then = (
+                "its last data is served meanwhile"
+                if self._last_good
+                else "nothing else is asked until it answers"
+            )
+            self._conditions.start(
+                f"{self.name}:answer", f"{self.name}: the gateway does not answer: {_words(result)}; {then}"
+            )
+        elif result.status != "auth":
+            run.silent = 0
+            self._conditions.end(f"{self.name}:answer", f"{self.name}: the gateway answers again")
 
     def _protected(self, endpoint: Endpoint) -> bool:
         return self._auth.scheme == "token" or endpoint.digest
@@ -595,7 +618,8 @@ class GatewayClient:
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
-            self._warn(endpoint, result)
+            if result.status not in ("timeout", "error"):  # no answer at all: the gateway's condition
+                self._warn(endpoint, result)
 
     def _settle_unauthorized(self, run: _Collection) -> None:
         """A 401 beside endpoints that accepted the credentials means this endpoint needs more
@@ -614,24 +638,28 @@ class GatewayClient:
             elif self._auth.scheme == "digest":
                 run.failed += 1
                 rejected = rejected or self._auth.digest_rejected()
-                run.record(endpoint.key, replace(result, detail=f"401: {rejected}"))
+                run.record(endpoint.key, replace(result, detail=rejected))
             else:
                 run.failed += 1
                 if self._auth.blocked_until() is None:  # else the auth module said why, once
-                    reason = self._auth.last_error or "the gateway did not accept the token"
-                    result = replace(result, detail=f"401: {reason}")
+                    reason = self._auth.last_error or "token rejected"
+                    result = replace(result, detail=reason)
                     run.record(endpoint.key, result)  # the status page says why, too
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
-        log.warning(
-            "%s: %s (%s) failed: %s; left out: %s",
-            self.name,
-            endpoint.key,
-            endpoint.path,
-            result.detail or result.status,
-            left_out or LEFT_OUT[endpoint.key],
+        """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""
+        self._conditions.start(
+            f"{self.name}:{endpoint.key}",
+            f"{self.name}: the {endpoint.title} failed: {_words(result)}; left out: "
+            f"{left_out or LEFT_OUT[endpoint.key]}",
         )
+
+
+def _words(result: EndpointResult) -> str:
+    """A failure as a person reads it: the cause, and where ("connection refused (http://...)")."""
+    cause = result.detail or result.status
+    return f"{cause} ({result.url})" if result.url else cause
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:

@@ -417,8 +417,9 @@ class EndpointResult:
 
     ok: bool
     status: str  # HTTP code as text, "timeout", "error", "parse", "cached" or "unsupported"
-    detail: str | None = None  # a short cause for the log; never a secret
+    detail: str | None = None  # the cause in words, for the log and the status page; never a secret
     age_s: float = 0.0  # how long ago the gateway gave the answer ("cached" ones)
+    url: str | None = None  # where the request went, for a failure
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,11 @@ class Transport:
         """The base URL that answered last, or None while none has."""
         return self._base
 
+    def url(self, path: str) -> str:
+        """Where a request for ``path`` goes (the first tried, while no base URL answered), for
+        the words of a failure."""
+        return (self._base or self._candidates[0]) + path
+
     def get(self, endpoint_key: str, path: str, timeout: float | None = None) -> GatewayResponse:
         """GET ``path``; a 2xx answer, else ``TransportError``."""
         timeout = self._settings.timeout if timeout is None else timeout
