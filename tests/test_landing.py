@@ -187,6 +187,17 @@ def test_the_chart_draws_the_last_hour_to_scale():
     assert "<script" not in page
 
 
+def test_a_chart_younger_than_an_hour_spans_what_there_is():
+    points = (Point(NOW - 90, 400.0, 100.0), Point(NOW - 30, 800.0, None))
+    page = render_landing(
+        [GatewayStatus("home", None, None, True, 1.0, None, history=points)], "/metrics", NOW
+    )
+    (production,) = re.findall(r'points="([^"]+)"', page)  # one consumption point draws no line
+    assert production == "0.0,42.0 200.0,4.0"
+    legend = re.search(r'<p class="legend">(.*?)</p>', page).group(1)
+    assert legend.endswith("production · last 2 min, top of the chart 800 W") and "consumption" not in legend
+
+
 def test_without_two_points_the_chart_says_it_fills_in():
     status = GatewayStatus("home", None, None, True, 1.0, None, history=(Point(NOW, 1.0, 2.0),))
     page = render_landing([status], "/metrics", now=NOW)
@@ -219,6 +230,7 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     # names the keys that would work, not a bare 401.
     demo = start_demo()
     settings = GatewaySettings(name="home", host=demo.url, username="owner", password=Secret("pw-81"))
+    demo_url = demo.url.rstrip("/")
     fleet = Fleet([settings], lambda s: GatewayClient(s, None))
     try:
         _collect(fleet)
@@ -231,7 +243,7 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     assert problem.what == (
         "CT meter settings, production and consumption and 6 more: firmware D8.2.4345 needs a token: set "
         "token, token_file, or enlighten_username and enlighten_password (username and password are the "
-        "gateway's own login before firmware 7, unused here)"
+        f"gateway's own login before firmware 7, unused here) ({demo_url})"
     )
 
 

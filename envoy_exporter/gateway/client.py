@@ -554,7 +554,8 @@ class GatewayClient:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
         except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
-            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail))
+            # No request went out; the URL says which gateway the credentials are for.
+            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail, url=self._transport.url(path)))
         except TransportError as exc:
             cause = exc.detail or f"the gateway answered HTTP {exc.code}"
             outcome = _Outcome(EndpointResult(False, exc.code, cause, url=self._transport.url(path)))
