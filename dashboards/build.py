@@ -103,6 +103,7 @@ class Panel:
     defaults: dict = field(default_factory=dict)
     overrides: list = field(default_factory=list)
     transformations: list = field(default_factory=list)
+    interval: str | None = None  # the panel's query step ("1d": one point per day)
 
     def to_json(self, panel_id: int, x: int, y: int) -> dict:
         targets = []
@@ -132,6 +133,8 @@ class Panel:
         }
         if self.transformations:
             panel["transformations"] = self.transformations
+        if self.interval:
+            panel["interval"] = self.interval
         return panel
 
 
@@ -179,8 +182,11 @@ def timeseries(
     height: int = 8,
     legend: dict = LEGEND_TABLE,
     draw: str = "line",
+    no_value: str | None = None,
     **defaults: object,
 ) -> Panel:
+    if no_value:
+        defaults["noValue"] = no_value
     custom = {
         "drawStyle": draw,
         "fillOpacity": 10,
@@ -383,7 +389,7 @@ def layout(items: Iterable[Panel | Row]) -> list[dict]:
     return panels
 
 
-def templating() -> dict:
+def templating(extra: tuple[dict, ...] = ()) -> dict:
     return {
         "list": [
             {
@@ -416,11 +422,20 @@ def templating() -> dict:
                 "sort": 1,
                 "type": "query",
             },
+            *extra,
         ]
     }
 
 
-def dashboard(uid: str, title: str, description: str, items: Iterable[Panel | Row], span: str) -> dict:
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    items: Iterable[Panel | Row],
+    span: str,
+    variables: tuple[dict, ...] = (),
+    timezone: str = "browser",
+) -> dict:
     return {
         "annotations": {
             "list": [
@@ -455,10 +470,10 @@ def dashboard(uid: str, title: str, description: str, items: Iterable[Panel | Ro
         "refresh": "30s",
         "schemaVersion": SCHEMA_VERSION,
         "tags": TAGS,
-        "templating": templating(),
+        "templating": templating(variables),
         "time": {"from": span, "to": "now"},
         "timepicker": {},
-        "timezone": "browser",
+        "timezone": timezone,
         "title": title,
         "uid": uid,
         "version": 1,
@@ -595,6 +610,18 @@ def overview() -> dict:
                 description="Share of the consumption covered without the grid.",
                 steps=percent_steps,
                 graph=False,
+            ),
+            money_stat(
+                "Cost",
+                money_range(COST),
+                "What the energy bought from the grid cost in the time range, each part at the rate in "
+                "force when it was bought (Money and days dashboard).",
+            ),
+            money_stat(
+                "Credit",
+                money_range(CREDIT),
+                "What the energy sold to the grid earned in the time range, each part at the export rate "
+                "in force when it was sold.",
             ),
         ],
         "now-24h",
@@ -1357,12 +1384,261 @@ def connectivity() -> list[Panel | Row]:
     ]
 
 
+# --------------------------------------------------------------------------------------------
+# Money and days
+
+COST = "enphase_grid_import_cost_total"
+CREDIT = "enphase_grid_export_credit_total"
+PRICE = "enphase_tariff_price_per_kilowatt_hour"
+NO_NET_CT = "No net-consumption CT: import, export, cost and credit need one"
+OFFSET = sel("enphase_gateway_utc_offset_seconds")
+
+
+def hidden_variable(name: str, query: str, description: str) -> dict:
+    """A variable holding one whole number of seconds computed by Prometheus for the first selected
+    gateway: how its local calendar sits against UTC. Refreshed with the time range."""
+    return {
+        "current": {},
+        "datasource": DS,
+        "definition": query,
+        "description": description,
+        "hide": 2,
+        "includeAll": False,
+        "label": name,
+        "multi": False,
+        "name": name,
+        "options": [],
+        "query": query,
+        "refresh": 2,
+        "regex": "/\\s(-?[0-9]+)(\\.[0-9]*)?\\s/",
+        "type": "query",
+    }
+
+
+# ``offset ${day_shift}s`` moves a daily ``increase(...[1d])`` drawn at a UTC midnight (the
+# dashboard's time zone is UTC, so Grafana puts daily steps there) onto the gateway's local day of
+# that date: its local midnight is ``-offset`` seconds from UTC midnight, and the day ends a day later.
+DAY_SHIFT = "${day_shift}"
+TODAY = "${today_s}"  # seconds since the gateway's local midnight (+1: never a 0 s window)
+MONTH = "${month_s}"  # seconds since its local month began
+LOCAL_NOW = f"(time() + {OFFSET})"
+MONEY_VARIABLES = (
+    hidden_variable(
+        "day_shift", f"query_result(max({OFFSET}) - 86400)", "The gateway's local day against UTC's."
+    ),
+    hidden_variable(
+        "today_s",
+        f"query_result(max(floor({LOCAL_NOW} % 86400)) + 1)",
+        "Seconds since the gateway's local midnight.",
+    ),
+    hidden_variable(
+        "month_s",
+        f"query_result(max(floor((day_of_month({LOCAL_NOW}) - 1) * 86400 + {LOCAL_NOW} % 86400)) + 1)",
+        "Seconds since the gateway's local month began.",
+    ),
+)
+
+
+def money_range(metric: str, window: str = "$__range") -> str:
+    return f"sum by (gateway, currency) (increase({sel(metric)}[{window}]))"
+
+
+def per_day(metric: str, by: str = "gateway", **labels: str) -> str:
+    """A lifetime counter's increase over each of the gateway's local days (one point a day)."""
+    return f"sum by ({by}) (increase({sel(metric, **labels)}[1d] offset {DAY_SHIFT}s))"
+
+
+def by_period(metric: str, direction: str) -> str:
+    """Money per tariff period: each step's increase under the period in force then."""
+    period = sel("enphase_tariff_period", direction=direction)
+    return (
+        f"sum by (gateway, currency, period) (increase({sel(metric)}{RATE}) "
+        f"* on (gateway) group_left (period) {period})"
+    )
+
+
+def money_stat(title: str, expr: str, description: str) -> Panel:
+    panel = stat(
+        title,
+        "none",
+        Q(expr, "{{gateway}} {{currency}}"),
+        description=description,
+        decimals=2,
+        graph=False,
+    )
+    panel.defaults["noValue"] = NO_NET_CT
+    return panel
+
+
+def daily_bars(title: str, unit: str, *queries: Q, description: str, no_value: str | None = None) -> Panel:
+    panel = timeseries(title, unit, *queries, description=description, draw="bars", width=24)
+    panel.defaults["custom"] = {**panel.defaults["custom"], "fillOpacity": 80}
+    if no_value:
+        panel.defaults["noValue"] = no_value
+    panel.interval = "1d"
+    return panel
+
+
+def money() -> dict:
+    consumed = range_joules("enphase_consumption_energy_joules_total", measurement="total")
+    imported = range_joules("enphase_meter_energy_delivered_joules_total", meter="net-consumption")
+    net_cost = f"({money_range(COST)} - {money_range(CREDIT)})"
+    daily_description = (
+        "One bar per day of the gateway's own calendar: from its local midnight (its configured "
+        "time zone, else the one it reports) to the next; the bar is drawn at the day's date. "
+        "On the days clocks change, a bar covers 24 hours from midnight."
+    )
+    return dashboard(
+        "enphase-money",
+        "Enphase / Money and days",
+        "What the grid cost and paid, at the rates in force when the energy flowed, and the energy "
+        "of each of the gateway's days.",
+        [
+            Row("Prices now"),
+            stat(
+                "Import price",
+                "none",
+                Q(
+                    f"sum by (gateway, currency) ({sel(PRICE, direction='import')})",
+                    "{{gateway}} {{currency}}/kWh",
+                ),
+                description="The rate in force now for energy bought from the grid, per kWh (the "
+                "gateway's own tariff, else the configuration's).",
+                decimals=4,
+            ),
+            stat(
+                "Export price",
+                "none",
+                Q(
+                    f"sum by (gateway, currency) ({sel(PRICE, direction='export')})",
+                    "{{gateway}} {{currency}}/kWh",
+                ),
+                description="The rate in force now for energy sold to the grid, per kWh.",
+                decimals=4,
+            ),
+            stat(
+                "Import period",
+                "none",
+                Q(sel("enphase_tariff_period", direction="import"), "{{period}}"),
+                description="The tariff period in force now, as the tariff names it (flat: a single rate).",
+                graph=False,
+                text_mode="name",
+            ),
+            stat(
+                "Export period",
+                "none",
+                Q(sel("enphase_tariff_period", direction="export"), "{{period}}"),
+                description="The export tariff period in force now.",
+                graph=False,
+                text_mode="name",
+            ),
+            timeseries(
+                "Rates over time",
+                "none",
+                Q(
+                    f"sum by (gateway, direction, currency) ({sel(PRICE)})",
+                    "{{gateway}} {{direction}} {{currency}}/kWh",
+                ),
+                description="The import and export rates in force over the time range: the tariff's periods.",
+                width=8,
+                height=4,
+                legend=LEGEND_LIST,
+            ),
+            Row("Cost and credit"),
+            money_stat(
+                "Cost today",
+                money_range(COST, f"{TODAY}s"),
+                "Grid import cost since the gateway's local midnight.",
+            ),
+            money_stat(
+                "Cost this month",
+                money_range(COST, f"{MONTH}s"),
+                "Grid import cost since the 1st of the month, the gateway's local time.",
+            ),
+            money_stat(
+                "Credit today",
+                money_range(CREDIT, f"{TODAY}s"),
+                "Grid export credit since the gateway's local midnight.",
+            ),
+            money_stat(
+                "Credit this month",
+                money_range(CREDIT, f"{MONTH}s"),
+                "Grid export credit since the 1st of the month, the gateway's local time.",
+            ),
+            money_stat(
+                "Net cost in the time range",
+                net_cost,
+                "Import cost less export credit over the selected time range.",
+            ),
+            money_stat(
+                "Effective price of the energy used",
+                f"{net_cost} / on (gateway) group_left () ({kwh(consumed)})",
+                "What each kWh the house used cost over the time range, solar and battery included: "
+                "import cost less export credit, divided by the energy consumed.",
+            ),
+            timeseries(
+                "Cost by rate period",
+                "none",
+                Q(by_period(COST, "import"), "{{gateway}} {{period}} ({{currency}})"),
+                description="Grid import cost in each step, under the tariff period in force then.",
+                draw="bars",
+                no_value=NO_NET_CT,
+            ),
+            timeseries(
+                "Credit by rate period",
+                "none",
+                Q(by_period(CREDIT, "export"), "{{gateway}} {{period}} ({{currency}})"),
+                description="Grid export credit in each step, under the export period in force then.",
+                draw="bars",
+                no_value=NO_NET_CT,
+            ),
+            money_stat(
+                "Average import price",
+                f"{money_range(COST)} / on (gateway) group_left () ({kwh(imported)})",
+                "The import cost over the time range divided by the energy imported: the rate the grid "
+                "energy actually cost, periods weighed by use.",
+            ),
+            Row("Days"),
+            daily_bars(
+                "Energy per day",
+                "kwatth",
+                Q(kwh(per_day("enphase_production_energy_joules_total")), "{{gateway}} produced"),
+                Q(
+                    kwh(per_day("enphase_consumption_energy_joules_total", measurement="total")),
+                    "{{gateway}} consumed",
+                ),
+                Q(
+                    kwh(per_day("enphase_meter_energy_delivered_joules_total", meter="net-consumption")),
+                    "{{gateway}} imported",
+                ),
+                Q(
+                    kwh(per_day("enphase_meter_energy_received_joules_total", meter="net-consumption")),
+                    "{{gateway}} exported",
+                ),
+                description=daily_description,
+            ),
+            daily_bars(
+                "Cost and credit per day",
+                "none",
+                Q(per_day(COST, by="gateway, currency"), "{{gateway}} cost ({{currency}})"),
+                Q(per_day(CREDIT, by="gateway, currency"), "{{gateway}} credit ({{currency}})"),
+                description=daily_description,
+                no_value=NO_NET_CT,
+            ),
+        ],
+        "now-7d",
+        variables=MONEY_VARIABLES,
+        timezone="utc",
+    )
+
+
 DASHBOARDS = {
     "enphase-overview.json": overview,
     "enphase-meters.json": meters,
     "enphase-inverters.json": inverters,
     "enphase-storage.json": storage,
     "enphase-exporter.json": exporter,
+    "enphase-money.json": money,
 }
 
 

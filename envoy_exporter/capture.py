@@ -145,8 +145,7 @@ def _get(transport: Transport, endpoint: Endpoint) -> Answer:
     try:
         response = transport.get(endpoint.key, endpoint.path)
     except TransportError as exc:
-        code = int(exc.code) if exc.code.isdigit() else None
-        return Answer(endpoint.path, code, error=None if code else str(exc))
+        return Answer(endpoint.path, exc.status, error=None if exc.status else str(exc))
     headers = {name.lower(): value for name, value in response.headers.items()}
     return Answer(endpoint.path, response.status, response.body, headers)
 

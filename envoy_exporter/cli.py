@@ -182,15 +182,29 @@ def serve(
     """Runs the server until ``stop`` is set; returns the exit status."""
     # Imported when serving only: validating a configuration needs none of the client stack.
     from envoy_exporter.fleet.labels import Labels
+    from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
     from envoy_exporter.gateway.client import GatewayClient
 
-    labels = Labels()  # shared by every client, across reloads too
+    # Shared by every client, across reloads too: labels, and one login per Enlighten account.
+    labels, accounts = Labels(), EnlightenAccounts()
+    discovery: Discovery | None = None
+
+    def serial_told() -> None:
+        if discovery is not None:
+            discovery.reconsider()
 
     def make_client(gateway: GatewaySettings) -> GatewayClient:
-        return GatewayClient(gateway, settings.state_dir, labels=labels)
+        return GatewayClient(
+            gateway, settings.state_dir, labels=labels, accounts=accounts, on_serial=serial_told
+        )
 
-    fleet = Fleet(settings.gateways, make_client)
-    discovery = None
+    def reported() -> dict[str, str | None]:
+        """Host -> the serial its /info reported, for the configured gateways whose serial is
+        not configured: discovery leaves those serials to them."""
+        return {s.host: c.serial for s, c in fleet.gateways() if not s.discovered and not s.serial}
+
+    # Configured entries named by serial alone join the fleet when discovery finds them.
+    fleet = Fleet([g for g in settings.gateways if not g.found_by_serial], make_client)
     try:
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
@@ -205,7 +219,8 @@ def serve(
             where = "the systemd socket" if args is not None and args.systemd_socket else listen
             log.error("cannot listen on %s: %s", where, e)
             return 1
-        discovery = start_discovery(settings, fleet.apply)  # found gateways join the fleet
+        # Found gateways join the fleet.
+        discovery = start_discovery(settings, fleet.apply, reported=reported, waiting=fleet.wait_for)
         if args is not None:
             server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server, discovery)
             _on_reload_signal(server.reload)

@@ -160,8 +160,9 @@ class Condition:
     full disk): warned about when it starts or its reason changes, and told once when it ends,
     not once per scrape."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, level: int = logging.WARNING) -> None:
         self._log = logger
+        self._level = level
         self._reason: str | None = None
         self._lock = threading.Lock()
 
@@ -171,7 +172,7 @@ class Condition:
             if reason == self._reason:
                 return
             self._reason = reason
-        self._log.warning("%s", reason)
+        self._log.log(self._level, "%s", reason)
 
     def recovered(self, message: str, *args: object) -> None:
         with self._lock:

@@ -32,6 +32,7 @@ from envoy_exporter.snapshot.model import (
     Snapshot,
     StorageAggregate,
 )
+from envoy_exporter.snapshot.outcome import Outcome
 
 NOW = 1_750_000_000.0
 
@@ -165,10 +166,10 @@ def rich_snapshot(collected_at: float = NOW - 2.0) -> Snapshot:
         ),
         enpower=Enpower(serial="999400000001", grid_connected=True),
         endpoints={
-            "production_json": EndpointResult(ok=True, status="200"),
-            "meter_readings": EndpointResult(ok=True, status="cached"),
-            "inventory": EndpointResult(ok=False, status="parse", detail="not JSON"),
-            "production_html": EndpointResult(ok=False, status="unsupported"),
+            "production_json": EndpointResult(Outcome.OK),
+            "meter_readings": EndpointResult(Outcome.CACHED),
+            "inventory": EndpointResult(Outcome.BAD_DATA, detail="not JSON"),
+            "production_html": EndpointResult(Outcome.UNSUPPORTED),
         },
     )
 

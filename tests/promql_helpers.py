@@ -33,6 +33,9 @@ ADDITIONS = frozenset(
         "enphase_gateway_network_interface_up",
         "enphase_gateway_network_signal_ratio",
         "enphase_credentials_rejected",
+        # money and days (docs/metrics.md)
+        "enphase_tariff_period",
+        "enphase_gateway_utc_offset_seconds",
     }
 )
 
@@ -42,6 +45,10 @@ GRAFANA_VARIABLES = {
     "$__rate_interval": "15s",
     "$__range": "1m",
     "$__interval": "5s",
+    # the Money dashboard's hidden variables: the gateway's days against UTC's (docs/dashboards.md)
+    "${day_shift}": "1",
+    "${today_s}": "60",
+    "${month_s}": "60",
 }
 
 _METRIC = re.compile(r"(?<![\w:])enphase_[a-z0-9_]+(?![\w:])")

@@ -40,6 +40,7 @@ from envoy_exporter.snapshot.model import (
     TariffAnswer,
     V1Inverters,
 )
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.plan import Plan
 
 METERED = GatewayInfo(serial="900000000101", firmware="D7.6.175", metered=True)
@@ -257,7 +258,7 @@ def test_first_choice_waits_for_a_better_source_whose_endpoint_just_failed() -> 
     switch, and a counter jump, as soon as v1 answers."""
     asm = Assembler(switch_after=3)
     pj = ProductionJson(inverters=section())
-    timeout = {"api_v1_production": EndpointResult(False, "timeout")}
+    timeout = {"api_v1_production": EndpointResult(Outcome.TIMEOUT)}
     first = asm.assemble(Readings(info=STANDARD, production_json=pj), timeout, now=1.0)
     assert first.production is None
     assert (
@@ -269,7 +270,7 @@ def test_first_choice_waits_for_a_better_source_whose_endpoint_just_failed() -> 
 def test_first_choice_stops_waiting_after_n_collections() -> None:
     asm = Assembler(switch_after=3)
     pj = ProductionJson(inverters=section())
-    failing = {"api_v1_production": EndpointResult(False, "500")}
+    failing = {"api_v1_production": EndpointResult(Outcome.HTTP_ERROR)}
     got = [
         asm.assemble(Readings(info=STANDARD, production_json=pj), failing, now=1.0).production
         for _ in range(3)
@@ -280,7 +281,7 @@ def test_first_choice_stops_waiting_after_n_collections() -> None:
 
 def test_a_missing_endpoint_is_no_reason_to_wait() -> None:
     pj = ProductionJson(inverters=section())
-    absent = {"api_v1_production": EndpointResult(False, "404")}
+    absent = {"api_v1_production": EndpointResult(Outcome.UNSUPPORTED)}
     assert (
         Assembler().assemble(Readings(info=STANDARD, production_json=pj), absent, now=1.0).production
         is not None
@@ -570,7 +571,7 @@ def test_acb_storage_section_stands_in_without_secctrl() -> None:
 
 
 def test_endpoints_are_copied_in() -> None:
-    endpoints = {"production_json": EndpointResult(True, "200")}
+    endpoints = {"production_json": EndpointResult(Outcome.OK)}
     snap = Assembler().assemble(Readings(info=METERED), endpoints, now=5.0)
     assert snap.endpoints == endpoints and snap.endpoints is not endpoints
 
@@ -588,8 +589,8 @@ def test_readings_have_one_typed_field_per_endpoint() -> None:
 
 
 CACHED = {
-    "production_json": EndpointResult(True, "cached", age_s=60.0),
-    "meter_readings": EndpointResult(True, "200"),
+    "production_json": EndpointResult(Outcome.CACHED, age_s=60.0),
+    "meter_readings": EndpointResult(Outcome.OK),
 }
 
 
@@ -647,7 +648,7 @@ def test_a_total_consumption_ct_gives_net_as_total_less_production() -> None:
 def test_no_readings_this_time_means_no_power_rather_than_a_stale_one() -> None:
     readings = ct_system("net-consumption")
     readings.meter_readings = None
-    endpoints = {**CACHED, "meter_readings": EndpointResult(False, "timeout")}
+    endpoints = {**CACHED, "meter_readings": EndpointResult(Outcome.TIMEOUT)}
     snap = Assembler().assemble(readings, endpoints, now=1.0)
     assert snap.production.total.power_w is None
     assert snap.production.total.lifetime_j == 2_000_000.0 * WH
@@ -656,11 +657,11 @@ def test_no_readings_this_time_means_no_power_rather_than_a_stale_one() -> None:
 
 @pytest.mark.parametrize(
     "production_json",
-    [EndpointResult(True, "200"), EndpointResult(True, "cached", age_s=9.0)],
+    [EndpointResult(Outcome.OK), EndpointResult(Outcome.CACHED, age_s=9.0)],
     ids=["read now", "younger than production figures live"],
 )
 def test_a_fresh_production_json_keeps_its_own_powers(production_json) -> None:
-    endpoints = {"production_json": production_json, "meter_readings": EndpointResult(True, "200")}
+    endpoints = {"production_json": production_json, "meter_readings": EndpointResult(Outcome.OK)}
     snap = Assembler().assemble(ct_system("net-consumption"), endpoints, now=1.0)
     assert snap.production.total.power_w == 1000.0
     assert snap.consumption_net.total.power_w == 500.0
@@ -702,12 +703,13 @@ def test_production_json_where_v1_is_the_source_unless_an_ac_battery_reports_the
     assert family(PRODUCTION_JSON, with_acb, v1_source) == "production"
 
 
-def test_the_ensemble_inventory_is_slow_and_hourly_when_empty() -> None:
+def test_the_ensemble_inventory_every_scrape_with_a_grid_relay_slow_else_and_hourly_when_empty() -> None:
     battery = Battery(serial="1", battery_type="encharge")
     enpower = Enpower(serial="2", grid_connected=True)
     of = lambda e: family(ENSEMBLE_INVENTORY, Readings(info=METERED, ensemble_inventory=e))  # noqa: E731
-    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "inventory"
-    assert of(Ensemble(enpower=enpower)) == "inventory"
+    # a system controller or Meter Collar: its relay state is the grid-outage signal
+    assert of(Ensemble(batteries=(battery,), enpower=enpower)) == "readings"
+    assert of(Ensemble(enpower=enpower)) == "readings"
     assert of(Ensemble(batteries=(battery,))) == "inventory"
     assert of(Ensemble()) == "info"
 

@@ -116,7 +116,7 @@ def test_shipped_example_passes_check_config(capsys, monkeypatch):
 def test_serve_until_stopped(tmp_path, monkeypatch):
     made: list[FakeClient] = []
 
-    def fake_client(settings, state_dir, labels=None):
+    def fake_client(settings, state_dir, **shared):
         made.append(FakeClient(settings.label))
         return made[-1]
 
@@ -142,7 +142,7 @@ def test_serve_until_stopped(tmp_path, monkeypatch):
 
 def test_serve_fails_cleanly_when_the_port_is_taken(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(
-        "envoy_exporter.gateway.client.GatewayClient", lambda s, d, labels=None: FakeClient(s.label)
+        "envoy_exporter.gateway.client.GatewayClient", lambda s, d, **shared: FakeClient(s.label)
     )
     monkeypatch.setenv("TOKEN", "eyJok")
     (tmp_path / "exporter.yml").write_text(GOOD)

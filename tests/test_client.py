@@ -23,7 +23,8 @@ from conftest import Clocks
 from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.gateway.endpoints import BY_KEY
-from envoy_exporter.snapshot.model import WH, Snapshot
+from envoy_exporter.snapshot.model import WH, EndpointResult, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 
 HOST = "http://envoy.test"
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
@@ -388,13 +389,13 @@ def test_legacy_envoy_uses_the_html_page(gateway, clocks) -> None:
         "/api/v1/production/inverters",
         "/inventory.json",
     ]
-    assert snap.endpoints["api_v1_production"].status == "unsupported"
+    assert snap.endpoints["api_v1_production"].outcome is Outcome.UNSUPPORTED
     assert client.name == "900000000001"  # no name configured: the serial
     assert client.auth_scheme == "digest"
     clocks.advance(11)
     snap = client.collect(timeout=5)
     assert gw.asked() == ["/production"]
-    assert snap.endpoints["production_json"].status == "unsupported"
+    assert snap.endpoints["production_json"].outcome is Outcome.UNSUPPORTED
 
 
 def test_standard_gateway_takes_the_unwrapped_v1_lifetime(gateway, clocks) -> None:
@@ -420,12 +421,10 @@ def test_standard_gateway_takes_the_unwrapped_v1_lifetime(gateway, clocks) -> No
     assert gw.asked() == ["/api/v1/production"]
     clocks.advance(250)
     client.collect(timeout=5)
-    assert gw.asked() == [
-        "/production.json?details=1",
-        "/api/v1/production",
-        "/api/v1/production/inverters",
-        "/inventory.json",
-    ]
+    assert gw.asked() == ["/api/v1/production", "/api/v1/production/inverters", "/inventory.json"]
+    clocks.advance(600)
+    client.collect(timeout=5)
+    assert "/production.json?details=1" in gw.asked()  # 911 s: the energy cadence (900 s)
 
 
 def test_metered_gateway_with_cts(gateway, clocks) -> None:
@@ -493,13 +492,12 @@ def test_404_is_not_on_this_gateway_from_the_first_collection_and_not_asked_agai
     gw = gateway({k: v for k, v in STANDARD.items() if k != "/inventory.json"})
     client = client_for(clocks, ttl=NO_CACHE)
     snap = client.collect(timeout=5)
-    assert snap.endpoints["inventory"].status == "unsupported" and "404" in str(
-        snap.endpoints["inventory"].detail
-    )
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
+    assert "404" in str(snap.endpoints["inventory"].detail)
     assert "/inventory.json" in gw.asked()
     snap = client.collect(timeout=5)
     assert "/inventory.json" not in gw.asked()
-    assert snap.endpoints["inventory"].status == "unsupported"
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
     assert client.requests()[("inventory", "404")] == 1
 
 
@@ -507,12 +505,12 @@ def test_401_beside_an_accepted_token_is_remembered_until_the_next_info(gateway,
     gw = gateway({**TOKEN_ERA, "/inventory.json": mocked(status_code=401, json={"status": 401})})
     client = client_for(clocks, token=token_for(clocks))
     snap = client.collect(timeout=5)
-    assert snap.endpoints["inventory"].status == "unsupported"
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
     assert "/inventory.json" in gw.asked()
     clocks.advance(301)
     snap = client.collect(timeout=5)
     assert "/inventory.json" not in gw.asked()
-    assert snap.endpoints["inventory"].status == "unsupported"
+    assert snap.endpoints["inventory"].outcome is Outcome.UNSUPPORTED
     clocks.advance(3600)
     client.collect(timeout=5)
     assert "/inventory.json" in gw.asked()
@@ -524,7 +522,7 @@ def test_401_everywhere_is_the_token_and_is_asked_again(gateway, clocks, caplog)
     client = client_for(clocks, ttl=NO_CACHE, token=token_for(clocks))
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
-    assert snap.endpoints["production_json"].status == "auth"
+    assert snap.endpoints["production_json"].outcome is Outcome.WITHHELD
     assert "rejected the token" in (snap.endpoints["production_json"].detail or "")
     assert not snap.up
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
@@ -604,18 +602,28 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
     # Nothing asked, nothing new: the very same snapshot (the exposition rendered for it already)
     assert snap is fresh and snap.up and client.latest().fresh
     steps = []
-    for seconds in (5, 5, 25, 265):
+    for seconds in (5, 5, 25, 265, 600):
         clocks.advance(seconds)
         client.collect(timeout=5)
         steps.append(gw.asked())
+    # The Ensemble inventory lists a system controller: its relay state (the grid) on every scrape
+    grid = ["/ivp/meters/readings", "/ivp/ensemble/inventory"]
     assert steps == [
-        ["/ivp/meters/readings"],  # 6 s: readings (5 s)
+        grid,  # 6 s: readings (5 s)
         # 11 s: production.json is on the "energy" cadence: the CT readings carry every power
-        ["/ivp/meters/readings"],
+        grid,
         # 36 s: the battery powers and the storage aggregate (30 s)
-        ["/ivp/meters/readings", "/ivp/ensemble/secctrl", "/ivp/ensemble/power"],
-        # 301 s: the energy figures, the inverters and the inventories (300 s); not the meter
-        # configuration (an hour)
+        [*grid, "/ivp/ensemble/secctrl", "/ivp/ensemble/power"],
+        # 301 s: the inverters and /inventory.json (300 s); not the meter configuration (an hour)
+        [
+            "/api/v1/production/inverters",
+            "/ivp/meters/readings",
+            "/inventory.json",
+            "/ivp/ensemble/inventory",
+            "/ivp/ensemble/secctrl",
+            "/ivp/ensemble/power",
+        ],
+        # 901 s: production.json's energy figures and the settings (900 s)
         [
             "/production.json?details=1",
             "/api/v1/production/inverters",
@@ -624,16 +632,18 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
             "/ivp/ensemble/inventory",
             "/ivp/ensemble/secctrl",
             "/ivp/ensemble/power",
+            "/admin/lib/tariff",
+            "/home.json",
+            "/ivp/ensemble/dry_contacts",
+            "/ivp/ensemble/generator",
         ],
     ]
-    clocks.advance(565)  # 601 s after the first: the settings family is due
-    client.collect(timeout=5)
     assert {
         "/admin/lib/tariff",
         "/home.json",
         "/ivp/ensemble/dry_contacts",
         "/ivp/ensemble/generator",
-    } <= set(gw.asked())
+    } <= set(steps[-1])
 
 
 def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
@@ -651,20 +661,14 @@ def test_a_settings_page_that_is_not_json_is_not_asked_on_every_scrape(gateway, 
     client = client_for(clocks)
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
-    assert "/admin/lib/tariff" in gw.asked() and snap.endpoints["tariff"].status == "unsupported"
+    assert "/admin/lib/tariff" in gw.asked() and snap.endpoints["tariff"].outcome is Outcome.UNSUPPORTED
     for _ in range(3):
         clocks.advance(15)  # scrapes, all before the next /info
         snap = client.collect(timeout=5)
         assert "/admin/lib/tariff" not in gw.asked()
-    assert snap.endpoints["tariff"].status == "unsupported" and snap.storage_settings is None
-    assert (
-        sum(
-            "the battery profile failed" in r.getMessage()
-            for r in caplog.records
-            if r.levelno == logging.WARNING
-        )
-        == 1
-    )
+    assert snap.endpoints["tariff"].outcome is Outcome.UNSUPPORTED and snap.storage_settings is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("the battery profile failed" in w for w in warnings) == 1
 
 
 def test_dry_contacts_and_generator_only_with_a_system_controller(gateway, clocks) -> None:
@@ -731,8 +735,8 @@ def test_a_slow_gateway_yields_the_last_good_snapshot_and_the_collection_goes_on
     stale = client.collect(timeout=0.05)
     assert stale.collected_at == good.collected_at
     assert stale.production == good.production
-    assert stale.endpoints["production_json"] == stale.endpoints["production_json"].__class__(
-        False, "timeout", "no answer within the 0.05 s deadline; collection continues"
+    assert stale.endpoints["production_json"] == EndpointResult(
+        Outcome.TIMEOUT, "no answer within the 0.05 s deadline; collection continues"
     )
     fresh = client.collect(timeout=5)  # joins the collection still running
     assert fresh.collected_at == good.collected_at + 15
@@ -743,7 +747,7 @@ def test_the_first_collection_timing_out_gives_an_empty_snapshot(gateway, clocks
     gateway({**STANDARD, "/info": slow(0.3, STANDARD["/info"])})
     snap = client_for(clocks).collect(timeout=0.01)
     assert snap.production is None and snap.info is None and not snap.up
-    assert snap.endpoints["info"].status == "timeout"
+    assert snap.endpoints["info"].outcome is Outcome.TIMEOUT
 
 
 def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, caplog) -> None:
@@ -757,8 +761,8 @@ def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, 
         snap = client.collect(timeout=5)
     assert snap.collected_at == good.collected_at  # its age shows
     assert snap.production == good.production
-    assert snap.endpoints["production_json"].status == "error"
-    assert snap.endpoints["info"].status == "cached"
+    assert snap.endpoints["production_json"].outcome is Outcome.UNREACHABLE
+    assert snap.endpoints["info"].outcome is Outcome.CACHED
     assert client.requests()[("production_json", "error")] == 1
     # two requests without an answer: the rest is not asked (each would wait out its timeout)
     assert ("api_v1_inverters", "error") not in client.requests()
@@ -778,7 +782,7 @@ def test_a_bug_becomes_an_error_result_and_never_escapes(gateway, clocks, monkey
     with caplog.at_level(logging.ERROR):
         snap = client.collect(timeout=5)
     assert snap.production == good.production
-    assert snap.endpoints["collect"].status == "error"
+    assert snap.endpoints["collect"].outcome is Outcome.INTERNAL
     assert "collection failed" in caplog.text
 
 

@@ -19,6 +19,7 @@ from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape
 from envoy_exporter.config.settings import COLLECTION_DEADLINE
 from envoy_exporter.revision import revision
 from envoy_exporter.snapshot.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 
 
 def collector(*clients: FakeClient, timeout: float = 2.0) -> GatewayCollector:
@@ -276,8 +277,8 @@ def test_stale_snapshot_keeps_values_but_is_down():
     stale = replace(
         rich_snapshot(collected_at=NOW - 95.0),
         endpoints={
-            "production_json": EndpointResult(ok=False, status="timeout"),
-            "meter_readings": EndpointResult(ok=False, status="timeout"),
+            "production_json": EndpointResult(Outcome.TIMEOUT),
+            "meter_readings": EndpointResult(Outcome.TIMEOUT),
         },
     )
     got = scrape_clients(FakeClient("home", stale, fresh=False))

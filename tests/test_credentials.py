@@ -32,6 +32,7 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.scheme import Auth
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 SERIAL_A = "482301000042"
 SERIAL_B = "482301000077"
@@ -314,7 +315,7 @@ def test_a_wrong_digest_password_is_a_credentials_error_retried_after_a_minute(r
     with caplog.at_level(logging.INFO):
         snap = gateway.collect(timeout=5)
         inverters = snap.endpoints["api_v1_inverters"]
-        assert (inverters.ok, inverters.status) == (False, "401")
+        assert inverters.outcome is Outcome.UNAUTHORIZED
         assert inverters.detail == "password rejected for user envoy"
         assert inverters.url == "https://192.0.2.10/api/v1/production/inverters"
         assert "api_v1_inverters (/api/v1/production/inverters) is not available" not in caplog.text
@@ -381,7 +382,7 @@ def test_a_token_era_gateway_without_any_token_source_is_asked_nothing_but_info(
         assert "production_json" in data and "meters" in data
         for key in data:
             assert value(got, "enphase_endpoint_up", gateway="home", endpoint=key) == 0
-            assert snap.endpoints[key].status == "auth"
+            assert snap.endpoints[key].outcome is Outcome.WITHHELD
             assert NEEDS_TOKEN in str(snap.endpoints[key].detail)
         assert value(got, "enphase_up", gateway="home") == 0
         warnings = warning_lines(caplog)
@@ -413,7 +414,7 @@ def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock
         warnings = warning_lines(caplog)
         assert len(warnings) == 1 and reason in warnings[0]
         assert not snap.up
-        assert snap.endpoints["meters"].status == "auth"
+        assert snap.endpoints["meters"].outcome is Outcome.WITHHELD
         assert reason in str(snap.endpoints["meters"].detail)  # the status page says why
         token = make_token(SERIAL_A)
         gw.accept.add(token)

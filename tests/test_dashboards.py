@@ -52,6 +52,7 @@ EXPECTED = {
     "enphase-inverters.json",
     "enphase-storage.json",
     "enphase-exporter.json",
+    "enphase-money.json",
 }
 QUERIES = list(dashboard_queries())
 
@@ -182,6 +183,10 @@ def test_rate_windows_are_grafana_intervals(query: tuple[str, str, str]) -> None
     for func, window in range_calls(expr):
         assert func in ("rate", "increase"), expr
         allowed = {"$__rate_interval", "$__range"} if func == "increase" else {"$__rate_interval"}
+        if func == "increase" and "offset ${day_shift}s" in expr:
+            allowed.add("1d")  # one of the gateway's days (the Money dashboard's daily bars)
+        if func == "increase":
+            allowed |= {"${today_s}s", "${month_s}s"}  # since the gateway's midnight, month
         assert window in allowed, f"{func}(...[{window}]) in {expr}"
 
 
@@ -244,6 +249,15 @@ def test_dashboards_cover_the_contract_areas() -> None:
         "enphase_token_expiry_timestamp_seconds",
         "enphase_energy_corrections_total",
     } <= used["enphase-exporter.json"]
+    assert {
+        "enphase_tariff_price_per_kilowatt_hour",
+        "enphase_grid_import_cost_total",
+        "enphase_grid_export_credit_total",
+        "enphase_tariff_period",
+    } <= used["enphase-money.json"]
+    assert {"enphase_grid_import_cost_total", "enphase_grid_export_credit_total"} <= used[
+        "enphase-overview.json"
+    ]
 
 
 def test_range_totals_come_from_lifetime_counters_not_today_gauges() -> None:

@@ -176,3 +176,25 @@ def test_browser_finds_an_announced_gateway_and_follows_it(announcer):
         wait_until(lambda: seen[-1] == Found(serial, "127.0.0.2", 18080), "updated announcement")
     finally:
         browser.close()
+
+
+def test_hostile_or_unresolvable_names_neither_stop_nor_stall_the_browser(announcer, caplog):
+    """Names are resolved on worker threads: the browser's callback returns at once (a name that
+    never resolves would hold it 3 s), and a name python-zeroconf refuses is logged, escaped,
+    instead of killing the browser thread."""
+    serial = random_serial()
+    seen: list[Found] = []
+    browser = ZeroconfBrowser(seen.append, interfaces=["127.0.0.1"])
+    added = zeroconf.ServiceStateChange.Added
+    try:
+        started = time.monotonic()
+        for n in range(8):
+            browser._on_change(browser._zeroconf, SERVICE_TYPE, f"ghost{n}-{serial}.{SERVICE_TYPE}", added)
+        browser._on_change(browser._zeroconf, SERVICE_TYPE, "evil\x1b[2J\nlevel=error x", added)
+        assert time.monotonic() - started < 2.5  # one blocking resolution alone takes 3 s
+        announcer.announce(serial, 18081)
+        wait_until(lambda: any(f.serial == serial for f in seen), "the real gateway, found meanwhile")
+    finally:
+        browser.close()
+    (refused,) = [r for r in caplog.records if "ignoring the announcement" in r.getMessage()]
+    assert refused.levelname == "WARNING" and "'evil\\x1b[2J\\nlevel=error x'" in refused.getMessage()

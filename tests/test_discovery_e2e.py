@@ -203,3 +203,52 @@ def test_a_configured_entry_claims_a_discovered_gateway_on_reload(tmp_path, anno
             assert sd_serials(address, serial) == {serial: serial}
     finally:
         gateway.close()
+
+
+def test_an_announcement_of_a_configured_gateways_serial_is_ignored_and_a_serial_only_entry_found(
+    tmp_path, announcer
+):
+    """The real exporter: a gateway configured by address (no serial) reports its serial; the
+    same serial announced from another address gets no request and no second target. A
+    gateway configured by serial alone is found where it is announced, under its own name."""
+    serial, other = (str(random.randrange(10**11, 10**12)) for _ in range(2))
+    port = free_port()
+    home = LegacyGateway(serial, "127.0.0.2", port, watts=500)
+    rogue = LegacyGateway(serial, "127.0.0.3", port, watts=9999)
+    barn = LegacyGateway(other, "127.0.0.4", port, watts=300)
+    try:
+        config = {
+            "discovery": {"zeroconf": True, "interfaces": ["127.0.0.1"]},
+            "gateways": [{"name": "home", "host": f"127.0.0.2:{port}"}, {"name": "barn", "serial": other}],
+        }
+        with running_exporter(tmp_path, config, ready="/-/healthy") as exporter:
+            process, address, log = exporter.process, exporter.address, exporter.log
+            try:
+                OPENER.open(f"http://{address}/probe?target=barn", timeout=20)
+                pytest.fail("a gateway not found yet was probed")
+            except urllib.error.HTTPError as e:
+                assert e.code == 503 and b"not found on the network yet" in e.read()
+            wait_for(
+                "home up",
+                lambda: 'enphase_up{gateway="home"} 1.0' in probe(address, "home"),
+                FOLLOW_TIMEOUT_S,
+                process,
+                log,
+            )
+            announcer.announce(serial, port, address="127.0.0.3")
+            announcer.announce(other, port, address="127.0.0.4")
+            wait_for(
+                "barn found",
+                lambda: 'enphase_up{gateway="barn"} 1.0' in probe(address, "barn"),
+                FOLLOW_TIMEOUT_S,
+                process,
+                log,
+            )
+            assert "is a configured gateway's serial; ignored" in log.read_text()
+            assert probe(address, serial) == ""  # no second target for home's serial
+            assert 'source="inverters"} 500.0' in probe(address, "home")  # still the real one
+            assert rogue.requests == []
+            assert sd_serials(address, other) == {"barn": other}
+    finally:
+        for gateway in (home, rogue, barn):
+            gateway.close()

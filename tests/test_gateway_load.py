@@ -37,6 +37,7 @@ SLOW_PATHS = (
 )
 INVERTER_PATHS = ("/api/v1/production/inverters", "/ivp/pdm/device_data")
 READINGS_PATH = "/ivp/meters/readings"
+GRID_PATH = "/ivp/ensemble/inventory"  # the grid relay's state, on the readings' cadence
 
 
 @pytest.fixture(
@@ -114,11 +115,12 @@ def test_probe_shares_the_client_and_cache_of_metrics(served):
     # Racing each other at a cold cache, /metrics and /probe join one collection ...
     served.get_up(*["/metrics", probe] * 5)
     assert served.asked_since(len(warm_up)) == one_collection(warm_up)
-    # ... and a /probe right after a /metrics that refreshed the CT readings asks nothing.
+    # ... and a /probe right after a /metrics that refreshed the CT readings (and, both gateways
+    # having a system controller or Meter Collar, its relay state) asks nothing.
     served.clocks.jump(DEFAULT_CACHE_TTL["readings"])
     before = len(served.requests())
     served.get_up("/metrics")
-    assert served.asked_since(before) == Counter({READINGS_PATH: 1})
+    assert served.asked_since(before) == Counter({READINGS_PATH: 1, GRID_PATH: 1})
     before = len(served.requests())
     served.get_up(probe)
     assert served.asked_since(before) == Counter()
@@ -143,10 +145,11 @@ def test_ten_scrapes_in_ten_seconds_read_slow_endpoints_once_and_keep_data_fresh
     # are CT systems, where the readings carry every power: production.json adds only energy
     # figures and is read on the "energy" cadence (snapshot/plan.py); unless an AC battery reports
     # its power there, as the demo's does: then every 10 s.
-    assert DEFAULT_CACHE_TTL["energy"] == 300 and DEFAULT_CACHE_TTL["production"] == 10
+    assert DEFAULT_CACHE_TTL["energy"] == 900 and DEFAULT_CACHE_TTL["production"] == 10
     assert DEFAULT_CACHE_TTL["readings"] == 5
     production = [
         second for path, seconds in asked.items() if path.startswith("/production") for second in seconds
     ]
     assert production == ([0, 10] if served.name == "demo" else [0])
     assert asked[READINGS_PATH] == [0, 5, 10]
+    assert asked[GRID_PATH] == [0, 5, 10]

@@ -28,6 +28,7 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.history import Point
 from envoy_exporter.snapshot.model import EndpointResult, Flow, InverterReading, Reading, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.web.landing import capture_help, render_landing
 from envoy_exporter.web.server import ExporterServer, make_server
 from envoy_exporter.web.status import GatewayStatus, Inverters, Problem, fleet_status
@@ -53,9 +54,9 @@ def _broken(now: float = NOW) -> FakeClient:
     snapshot = replace(
         rich_snapshot(collected_at=now - 7200),
         endpoints={
-            "info": EndpointResult(True, "cached"),
-            "production_json": EndpointResult(False, "timeout", "no answer within 10 s"),
-            "inventory": EndpointResult(False, "401", "token rejected"),
+            "info": EndpointResult(Outcome.CACHED),
+            "production_json": EndpointResult(Outcome.TIMEOUT, "no answer within 10 s"),
+            "inventory": EndpointResult(Outcome.UNAUTHORIZED, "token rejected"),
         },
     )
     return FakeClient("barn & <b>shed</b>", snapshot=snapshot, token_expiry=now - 60, fresh=False)
@@ -94,12 +95,16 @@ def test_status_after_a_collection():
 
 def test_a_gateway_that_never_answered_has_no_data_age():
     never = FakeClient(
-        "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(False, "error")})
+        "new", snapshot=Snapshot(collected_at=NOW, endpoints={"info": EndpointResult(Outcome.INTERNAL)})
     )
     fleet = _fleet(never)
     _collect(fleet)
     (status,) = fleet_status(fleet, NOW)
-    assert status.up is False and status.data_age is None and status.last_error == "gateway info: error"
+    assert (
+        status.up is False
+        and status.data_age is None
+        and status.last_error == "gateway info: an internal error of the exporter"
+    )
 
 
 def test_silent_microinverters_are_named_against_their_newest_peer():

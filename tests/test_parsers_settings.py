@@ -152,6 +152,7 @@ def test_home_enlighten_link_and_interfaces() -> None:
             NetworkInterface("wlan0", "wifi", up=True, signal_ratio=0.4),
             NetworkInterface("ppp0", "cellular", up=False),  # 0 of 0: no modem
         ),
+        timezone="Europe/Amsterdam",
     )
 
 

@@ -24,6 +24,7 @@ from envoy_exporter.demo.server import DemoGateway, Response
 from envoy_exporter.demo.simulator import Plant
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.snapshot.outcome import Outcome
 
 
 class SlowGateway(DemoGateway):
@@ -191,7 +192,7 @@ def test_a_serial_that_is_another_unnamed_gateways_host_label_is_refused(caplog)
         finally:
             other.close()
             down.close()
-    assert snapshot.endpoints["info"].status == "error"
+    assert snapshot.endpoints["info"].outcome is Outcome.CONFLICT
     assert other.name != "envoy" and down.name == "envoy"
     assert "the gateway at envoy" in caplog.text
 

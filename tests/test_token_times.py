@@ -43,7 +43,7 @@ def test_check_config_says_one_line_and_exits_2(tmp_path, capsys, exp):
     err = capsys.readouterr().err
     assert err == (
         "envoy-exporter: configuration error: gateways[0].token: its exp claim is not a usable time; "
-        "paste a token Enphase issued\n"
+        f'paste a token Enphase issued (gateway "{SERIAL_A}")\n'
     )
 
 

@@ -20,6 +20,7 @@ from envoy_exporter.gateway.auth.scheme import Auth
 from envoy_exporter.gateway.net.http import tls_context
 from envoy_exporter.gateway.net.transport import Transport, TransportError, base_urls
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJlLXRlc3Qtb25seS0xMjM0NQ"
 INFO_BODY = b"<?xml version='1.0'?><envoy_info><device><sn>482301000042</sn></device></envoy_info>"
@@ -122,7 +123,7 @@ def test_once_https_answered_plain_http_is_never_tried(requests_mock):
     for _ in range(3):
         with pytest.raises(TransportError) as failure:
             transport.get("info", "/info")
-        assert failure.value.code == "error"
+        assert failure.value.outcome is Outcome.UNREACHABLE
     assert not plain.called
     assert transport.base_url == "https://192.0.2.10"
     assert record.calls == [("info", "200")] + [("info", "error")] * 3
@@ -134,7 +135,7 @@ def test_both_schemes_down(requests_mock):
     transport, record = make_transport()
     with pytest.raises(TransportError) as failure:
         transport.get("info", "/info")
-    assert failure.value.code == "error"
+    assert failure.value.outcome is Outcome.UNREACHABLE
     assert record.calls == [("info", "timeout"), ("info", "error")]
     assert transport.base_url is None
 
@@ -144,7 +145,7 @@ def test_a_slow_answer_is_not_a_reason_to_switch_scheme(requests_mock):
     transport, record = make_transport()
     with pytest.raises(TransportError) as failure:
         transport.get("info", "/info")
-    assert failure.value.code == "timeout"
+    assert failure.value.outcome is Outcome.TIMEOUT
     assert record.calls == [("info", "timeout")]
 
 
@@ -160,30 +161,30 @@ def test_redirects_are_failures_and_never_followed(requests_mock):
     transport, record = make_transport("http://192.0.2.10")
     with pytest.raises(TransportError) as failure:
         transport.get("production_html", "/production")
-    assert failure.value.code == "302"
+    assert (failure.value.outcome, failure.value.status) == (Outcome.HTTP_ERROR, 302)
     assert not followed.called
     assert record.calls == [("production_html", "302")]
 
 
 @pytest.mark.parametrize(
-    ("answer", "code"),
+    ("answer", "code", "outcome"),
     [
-        ({"status_code": 404}, "404"),
-        ({"status_code": 500}, "500"),
-        ({"status_code": 401}, "401"),
-        ({"exc": requests.exceptions.ReadTimeout}, "timeout"),
-        ({"exc": requests.exceptions.ConnectTimeout}, "timeout"),
-        ({"exc": requests.exceptions.ConnectionError}, "error"),
-        ({"exc": requests.exceptions.SSLError}, "error"),
-        ({"exc": requests.exceptions.ChunkedEncodingError}, "error"),
+        ({"status_code": 404}, "404", Outcome.UNSUPPORTED),
+        ({"status_code": 500}, "500", Outcome.HTTP_ERROR),
+        ({"status_code": 401}, "401", Outcome.UNAUTHORIZED),
+        ({"exc": requests.exceptions.ReadTimeout}, "timeout", Outcome.TIMEOUT),
+        ({"exc": requests.exceptions.ConnectTimeout}, "timeout", Outcome.TIMEOUT),
+        ({"exc": requests.exceptions.ConnectionError}, "error", Outcome.UNREACHABLE),
+        ({"exc": requests.exceptions.SSLError}, "error", Outcome.UNREACHABLE),
+        ({"exc": requests.exceptions.ChunkedEncodingError}, "error", Outcome.UNREACHABLE),
     ],
 )
-def test_failures_are_recorded_and_raised_with_their_code(requests_mock, answer, code):
+def test_failures_are_recorded_and_raised_with_their_code(requests_mock, answer, code, outcome):
     requests_mock.get("http://192.0.2.10/ivp/meters", **answer)
     transport, record = make_transport("http://192.0.2.10")
     with pytest.raises(TransportError) as failure:
         transport.get("meters", "/ivp/meters")
-    assert failure.value.code == code
+    assert failure.value.outcome is outcome
     assert record.calls == [("meters", code)]
 
 
@@ -212,7 +213,7 @@ def test_a_second_401_is_final(requests_mock):
     transport, record = make_transport("http://192.0.2.10", auth)
     with pytest.raises(TransportError) as failure:
         transport.get("meters", "/ivp/meters")
-    assert failure.value.code == "401"
+    assert (failure.value.outcome, failure.value.status) == (Outcome.UNAUTHORIZED, 401)
     assert auth.unauthorized == 1
     assert record.calls == [("meters", "401"), ("meters", "401")]
 
@@ -414,7 +415,7 @@ def test_self_signed_gateway_is_accepted_only_for_the_gateway():
         strict, strict_record = make_transport(f"127.0.0.1:{port}", tls=TLSSettings(verify=True), timeout=5.0)
         with pytest.raises(TransportError) as failure:
             strict.get("info", "/info")
-        assert failure.value.code == "error"
+        assert failure.value.outcome is Outcome.TLS
         assert strict_record.calls == [("info", "error")]
     finally:
         gateway.stop()

@@ -30,6 +30,7 @@ from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.http import tls_context
 from envoy_exporter.gateway.net.transport import Transport
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 INFO_BODY = (
     b"<?xml version='1.0'?><envoy_info><device><sn>482301000042</sn><software>D7.6.175</software>"
@@ -83,7 +84,7 @@ def test_an_oversized_answer_fails_its_request_with_the_reason(kind, bomb):
             transport.get("info", "/info")
         elapsed = time.monotonic() - started
         transport.close()
-    assert failure.value.code == "error"
+    assert failure.value.outcome is Outcome.TOO_LARGE
     assert "over the 64 KiB bound" in str(failure.value)
     assert transport._record.calls == [("info", "error")]
     assert elapsed < 5.0
@@ -192,7 +193,7 @@ def test_the_timeout_bounds_the_whole_request(script):
             transport.get("info", "/info")
         elapsed = time.monotonic() - started
         transport.close()
-    assert failure.value.code == "timeout"
+    assert failure.value.outcome is Outcome.TIMEOUT
     assert "timed out after 1 s" in str(failure.value)
     assert elapsed < 3.0
 
@@ -396,7 +397,7 @@ def test_an_oversized_endpoint_costs_only_its_own_part(caplog):
         client.close()
     assert snapshot.up and snapshot.production.total.power_w == 512.0
     result = snapshot.endpoints["api_v1_inverters"]
-    assert (result.ok, result.status) == (False, "error")
+    assert result.outcome is Outcome.TOO_LARGE
     assert "over the 256 KiB bound" in result.detail
     assert "/api/v1/production/inverters" in caplog.text and "over the 256 KiB bound" in caplog.text
 

@@ -8,8 +8,10 @@ never 0. Aggregates and per-phase values go to different metrics so ``sum()`` ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.money import add_money
 from envoy_exporter.collector.system import (
     add_controller,
     add_home,
@@ -151,6 +153,10 @@ def _consumption(f: Families, base: Labels, s: Snapshot) -> None:
 def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
     total = flow.total
     f.gauge("enphase_consumption_power_watts", "Consumption power", labels, total.power_w)
+    if labels["measurement"] == "net":
+        # The gateway does not compute net today / seven days: it reports 0 (or, on some 8.3
+        # firmware, the lifetime). Left out rather than shown as a figure.
+        total = replace(total, today_j=None, last_seven_days_j=None)
     f.gauge(
         "enphase_consumption_energy_today_joules", "Energy consumed today, as reported", labels, total.today_j
     )
@@ -359,4 +365,5 @@ _SECTIONS: tuple[Callable[[Families, Labels, Snapshot], None], ...] = (
     add_storage_settings,
     add_controller,
     add_home,
+    add_money,
 )

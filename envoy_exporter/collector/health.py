@@ -103,17 +103,17 @@ def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: floa
     )
     if snapshot.info is not None:
         _info(f, base, snapshot.info, result.client.auth_scheme)
-    for endpoint, outcome in sorted(snapshot.endpoints.items()):
+    for endpoint, answer in sorted(snapshot.endpoints.items()):
         # Endpoints this firmware does not have were not asked: no series rather than a
         # permanent 0 that would fire alerts. A collection still running when the scrape's
         # deadline passed says nothing about the endpoints: they keep the verdict of the last
         # finished collection (``enphase_up`` 0 says the data is not fresh).
-        if outcome.status != "unsupported":
+        if answer.ok or answer.outcome.is_error:
             f.gauge(
                 "enphase_endpoint_up",
                 "1 if the endpoint answered usable data in the last finished collection, else 0",
                 {**base, "endpoint": endpoint},
-                outcome.ok,
+                answer.ok,
             )
 
 

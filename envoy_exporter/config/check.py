@@ -25,14 +25,13 @@ def offline_problems(settings: Settings, now: float | None = None) -> list[Confi
     now = time.time() if now is None else now
     problems = _url_problems(settings.defaults, "defaults")
     for index, gateway in enumerate(settings.gateways):
-        # The entry's own name, as the file says it (a serial alone is already in the entry).
-        named = gateway.name if gateway.name != gateway.serial else None
         problem = _token_problem(gateway, f"gateways[{index}]", now)
         if problem is not None:
-            problems.append(ConfigError(problem.key, problem.message, gateway=named))
+            problems.append(ConfigError(problem.key, problem.message, gateway=gateway.name))
         own = {k: v for k, v in vars(gateway).items() if settings.defaults.get(k) != v}
         problems += [
-            ConfigError(p.key, p.message, gateway=named) for p in _url_problems(own, f"gateways[{index}]")
+            ConfigError(p.key, p.message, gateway=gateway.name)
+            for p in _url_problems(own, f"gateways[{index}]")
         ]
     if settings.state_dir is not None:
         problem = _state_dir_problem(settings.state_dir)

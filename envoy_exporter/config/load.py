@@ -20,6 +20,7 @@ from typing import Any
 from envoy_exporter.config.safe_yaml import YAMLRefused, load_yaml
 from envoy_exporter.config.settings import (
     DEFAULT_CACHE_TTL,
+    DEFAULT_MAX_DISCOVERED,
     DiscoverySettings,
     GatewaySettings,
     Secret,
@@ -31,9 +32,10 @@ from envoy_exporter.snapshot.pricing import zone
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SERIAL = re.compile(r"[0-9]{6,20}")  # what discovery accepts as an announced serial
 
 _TOP_KEYS = frozenset({"state_dir", "cache_ttl", "discovery", "defaults", "gateways"})
-_DISCOVERY_KEYS = frozenset({"zeroconf", "interfaces"})
+_DISCOVERY_KEYS = frozenset({"zeroconf", "interfaces", "max_gateways", "serials"})
 _GATEWAY_KEYS = frozenset(
     {
         "name",
@@ -273,7 +275,33 @@ def _discovery(reader: _Reader) -> DiscoverySettings:
             ipaddress.ip_address(address)
         except ValueError:
             raise ConfigError(f"{reader.at('interfaces')}[{index}]", "must be an IP address") from None
-    return DiscoverySettings(zeroconf=bool(reader.boolean("zeroconf")), interfaces=tuple(interfaces))
+    return DiscoverySettings(
+        zeroconf=bool(reader.boolean("zeroconf")),
+        interfaces=tuple(interfaces),
+        max_gateways=_max_gateways(reader),
+        serials=_serials(reader),
+    )
+
+
+def _max_gateways(reader: _Reader) -> int:
+    value = reader.get("max_gateways")
+    if value is None:
+        return DEFAULT_MAX_DISCOVERED
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(reader.at("max_gateways"), "must be a whole number >= 0")
+    return value
+
+
+def _serials(reader: _Reader) -> tuple[str, ...]:
+    value = reader.get("serials")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(reader.at("serials"), "must be a list of gateway serials (quoted)")
+    for index, serial in enumerate(value):
+        if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+            raise ConfigError(f"{reader.at('serials')}[{index}]", "must be a gateway serial, quoted")
+    return tuple(value)
 
 
 def _defaults(reader: _Reader, cache_ttl: dict[str, float]) -> dict[str, Any]:
@@ -300,17 +328,19 @@ def _gateways(top: _Reader, defaults: dict[str, Any], required: bool) -> tuple[G
         need = "a list of gateways" if not required else "a non-empty list of gateways"
         raise ConfigError("gateways", f"must be {need} (or set discovery.zeroconf)")
     gateways = [
-        _named_entry(_Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults)
+        _named_entry(
+            _Reader(entry, f"gateways[{i}]", top.base_dir, top.notices), defaults, discovery=not required
+        )
         for i, entry in enumerate(value)
     ]
     _refuse_duplicates(gateways)
     return tuple(gateways)
 
 
-def _named_entry(reader: _Reader, defaults: dict[str, Any]) -> GatewaySettings:
+def _named_entry(reader: _Reader, defaults: dict[str, Any], discovery: bool) -> GatewaySettings:
     """``_gateway``, whose errors also name the entry by its ``name`` where it has one."""
     try:
-        return _gateway(reader, defaults)
+        return _gateway(reader, defaults, discovery)
     except ConfigError as e:
         name = reader.value.get("name") if isinstance(reader.value, dict) else None
         if not isinstance(name, str) or not name or e.gateway:
@@ -326,7 +356,7 @@ def _refuse_duplicates(gateways: list[GatewaySettings]) -> None:
         identities = (
             ("serial", "serial", gateway.serial),
             ("name", "gateway name", gateway.name),
-            ("host", "host", _host_identity(gateway.host)),
+            ("host", "host", _host_identity(gateway.host) if gateway.host else None),
         )
         for key, what, identity in identities:
             if identity is None:
@@ -354,10 +384,11 @@ _OWN_KEYS = frozenset({"name", "host", "serial", "token", "token_file"})
 _CREDENTIAL_UNITS = (("username", "password"), ("enlighten_username", "enlighten_password"))
 
 
-def _gateway(reader: _Reader, defaults: dict[str, Any]) -> GatewaySettings:
+def _gateway(reader: _Reader, defaults: dict[str, Any], discovery: bool) -> GatewaySettings:
     reader.require_mapping(_GATEWAY_KEYS)
-    host = _host(reader)
     serial = reader.string("serial")
+    # With discovery, an entry may name its gateway by serial alone: found wherever it is.
+    host = _host(reader) if reader.has("host") or not (discovery and serial) else ""
     own = _fields(reader, defaults["cache_ttl"])
     inherited = dict(defaults)
     for unit in _CREDENTIAL_UNITS:
@@ -378,7 +409,9 @@ def _gateway(reader: _Reader, defaults: dict[str, Any]) -> GatewaySettings:
 def _host(reader: _Reader) -> str:
     host = reader.string("host")
     if host is None:
-        raise ConfigError(reader.at("host"), "is required")
+        raise ConfigError(
+            reader.at("host"), "is required (or give serial and set discovery.zeroconf to find it on the LAN)"
+        )
     key = reader.at("host")
     if "://" in host and not host.startswith(("http://", "https://")):
         raise ConfigError(key, "a URL must start with http:// or https://")

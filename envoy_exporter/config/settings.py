@@ -22,17 +22,20 @@ from envoy_exporter.snapshot.model import Tariff
 # ``gateway.plan``); microinverters report every 5 minutes; ``ensemble`` are the battery powers and
 # aggregate; inventory (devices, the Ensemble inventory) changes on installation and with device
 # flags; the meter configuration changes when an installer changes it; /info with new firmware.
-# ``settings`` are the battery profile, the dry contacts, the generator and the gateway's network
-# status: minutes-scale state, read every ten minutes.
+# ``settings`` are the tariff and battery profile, the dry contacts, the generator and the gateway's
+# network status: minutes-scale state, read every fifteen minutes. production.json's lifetimes move
+# with the CT readings between its reads (``assemble``), so its ``energy`` reads only refresh the
+# gateway's own today / seven-day figures, also every fifteen minutes; on a system controller or
+# Meter Collar the Ensemble inventory is read on every scrape instead (the grid relay's state).
 DEFAULT_CACHE_TTL: dict[str, float] = {
     "readings": 5.0,
     "production": 10.0,
-    "energy": 300.0,
+    "energy": 900.0,
     "inverters": 300.0,
     "ensemble": 30.0,
     "inventory": 300.0,
     "meters": 3600.0,
-    "settings": 600.0,
+    "settings": 900.0,
     "info": 3600.0,
 }
 
@@ -77,6 +80,13 @@ class GatewaySettings:
     cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
     timeout: float = 10.0  # seconds for one gateway request
     max_power_w: float | None = None  # plausibility bound for counter jumps (None: derived)
+    # Found by discovery and not configured: its identity is only what the network announced,
+    # so it never outranks a configured gateway for a serial, a label or a token.
+    discovered: bool = False
+    # Who a token cached under ``state_dir`` belongs to, where the host does not say it: a
+    # gateway found by discovery is known by its serial and the certificate it showed first,
+    # so its cached token follows it to a new address only when the certificate does too.
+    identity: str | None = None
     timezone: str | None = None  # IANA name of the gateway's local time (None: as the gateway reports)
     tariff: Tariff | None = None  # prices where the gateway holds no tariff of its own
 
@@ -84,6 +94,11 @@ class GatewaySettings:
     def label(self) -> str:
         """The ``gateway`` label as far as the configuration tells it (see ``display_name``)."""
         return self.display_name()
+
+    @property
+    def found_by_serial(self) -> bool:
+        """A configured entry naming its gateway by ``serial`` only: discovery finds its host."""
+        return not self.host
 
     def display_name(self, reported_serial: str | None = None) -> str:
         """The ``gateway`` label: the configured name, else the serial (configured, or as /info
@@ -96,10 +111,17 @@ class GatewaySettings:
         return bool(self.name or self.serial)
 
 
+# At most this many gateways are served from announcements alone (configured entries named by
+# serial do not count): what the network announces costs requests, series and files.
+DEFAULT_MAX_DISCOVERED = 16
+
+
 @dataclass(frozen=True)
 class DiscoverySettings:
     zeroconf: bool = False  # browse _enphase-envoy._tcp (mDNS) for gateways
     interfaces: tuple[str, ...] = ()  # addresses to browse on; empty: every interface
+    max_gateways: int = DEFAULT_MAX_DISCOVERED  # discovered (not configured) gateways served at most
+    serials: tuple[str, ...] = ()  # only these serials are served when discovered; empty: any
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,30 @@
 """Gateways found on the LAN by zeroconf (mDNS/DNS-SD), merged with the configured ones.
 
 Enphase gateways announce ``_enphase-envoy._tcp`` with their serial in the ``serialnum`` TXT
-record (Home Assistant finds them the same way, with the same library, ``python-zeroconf``). A
-gateway found so is served under its serial, with the settings of the ``defaults:`` block, until
-a configured entry claims it (same serial, or same address). It is known by its serial, not its
-address: when DHCP gives it a new address, the next announcement moves it there, under the same
-label, with its counters and token kept in ``state_dir``. A gateway that goes off the air keeps
-its last address and is reported down, rather than disappearing from Prometheus.
+record (Home Assistant finds them the same way, with the same library, ``python-zeroconf``).
+Anyone on the LAN can send such an announcement, so what one says is weighed against what the
+user configured (the trust model, in users' words, is in docs/security.md):
+
+- The configuration settles identity. A configured entry owns its ``serial``, its name, its
+  address, and the serial its gateway's ``/info`` reports: an announcement of any of them is
+  ignored, from whatever address. Discovered gateways are held back while a configured gateway
+  without a configured serial has not yet told its serial, so that no announcement can get in
+  first with it.
+- A configured entry may name its gateway by ``serial`` alone: discovery finds its address, and
+  it keeps its name, credentials and counters wherever it is found.
+- A gateway found only by its announcement is served under its serial with the settings of the
+  ``defaults:`` block. The certificate it shows is pinned in ``state_dir/pins/`` (``pins``): it
+  follows a new announcement to a new address, with its token and counters, only when the new
+  address shows the same certificate; otherwise it stays where it was, with a warning.
+- At most ``discovery.max_gateways`` are served from announcements alone (and only the serials of
+  ``discovery.serials`` when that is given); announced addresses outside the networks of the
+  browsing interfaces are ignored.
+- The browser thread only reads what is already in the mDNS cache and queues work: names are
+  resolved, and certificates probed, on worker threads with bounded queues; nothing an
+  announcement holds can raise out of a callback and stop discovery.
+
+A gateway that goes off the air keeps its last address and is reported down, rather than
+disappearing from Prometheus.
 
 ``merge`` and ``parse_announcement`` are pure; ``ZeroconfBrowser`` is the thin part that listens;
 ``Discovery`` applies configured + found to the fleet whenever either changes.
@@ -14,21 +32,31 @@ its last address and is reported down, rather than disappearing from Prometheus.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from envoy_exporter.config.settings import GatewaySettings, Settings
+from envoy_exporter.config.settings import DiscoverySettings, GatewaySettings, Settings
+from envoy_exporter.fleet.pins import HTTPS_PORT, Pins, fingerprint
+from envoy_exporter.logs import Condition
 
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_enphase-envoy._tcp.local."
 _SERIAL = re.compile(r"[0-9]{6,20}")  # real serials are 12 digits
 _RESOLVE_TIMEOUT_MS = 3000
+# Work waiting for the worker threads; past this, announcements are dropped (and said so once).
+_QUEUE_SIZE = 64
+_RESOLVERS = 2  # names that never resolve hold one each for 3 s: they cannot hold them all long
+_SAID_MAX = 256  # (serial, address) pairs remembered so a refusal is logged once, not per packet
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -50,6 +78,11 @@ class Found:
         if self.port == 443:
             return f"https://{address}"
         return f"{address}:{self.port}"
+
+    @property
+    def tls_port(self) -> int:
+        """Where its certificate is shown: 443 beside the usual port 80, else the port itself."""
+        return HTTPS_PORT if self.port == 80 else self.port
 
 
 def parse_announcement(
@@ -82,15 +115,54 @@ def _best_address(addresses: Sequence[str]) -> str | None:
     return str(usable[0]) if usable else None
 
 
+def local_networks(interfaces: Sequence[str]) -> list[Network]:
+    """The networks of the interfaces browsed (``interfaces``: their addresses; empty: all).
+    Loopback counts only where a loopback address is browsed explicitly: an announcement from
+    the LAN must not point the exporter at its own host."""
+    import ifaddr  # python-zeroconf's own dependency
+
+    wanted = {ipaddress.ip_address(a) for a in interfaces}
+    networks = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            text = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
+            address = ipaddress.ip_address(text)
+            if wanted and address not in wanted:
+                continue
+            if address.is_loopback and address not in wanted:
+                continue
+            networks.append(ipaddress.ip_network(f"{text}/{ip.network_prefix}", strict=False))
+    return networks
+
+
+def on_networks(address: str, networks: Iterable[Network]) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
 def merge(
-    configured: Sequence[GatewaySettings], found: Iterable[Found], defaults: Mapping[str, Any]
+    configured: Sequence[GatewaySettings],
+    found: Iterable[Found],
+    defaults: Mapping[str, Any],
+    owned: Iterable[str] = (),
+    identities: Mapping[str, str] | None = None,
 ) -> list[GatewaySettings]:
-    """The configured gateways, then every found one no configured entry claims, by serial."""
-    claimed_serials = {g.serial for g in configured if g.serial}
-    claimed_hosts = {_address_of(g.host) for g in configured}
+    """The configured gateways (those named by serial alone once found, at the address found),
+    then every found one no configured entry claims: by serial, label, address, or the serial
+    its gateway reported (``owned``). ``identities``: serial -> the pinned certificate."""
+    found_by_serial = {f.serial: f for f in found}
+    identities = identities or {}
+    claimed_serials = {g.serial for g in configured if g.serial} | set(owned)
+    claimed_hosts = {_address_of(g.host) for g in configured if g.host}
     labels = {g.label for g in configured}
-    gateways = list(configured)
-    for gateway in sorted(found, key=lambda f: f.serial):
+    gateways = []
+    for entry in configured:
+        if not entry.found_by_serial:
+            gateways.append(entry)
+        elif entry.serial in found_by_serial:
+            where = found_by_serial[entry.serial]
+            gateways.append(replace(entry, host=where.host, identity=_identity(entry.serial, identities)))
+    for gateway in sorted(found_by_serial.values(), key=lambda f: f.serial):
         if (
             gateway.serial in claimed_serials
             or gateway.serial in labels
@@ -98,9 +170,21 @@ def merge(
         ):
             continue
         gateways.append(
-            GatewaySettings(name=gateway.serial, host=gateway.host, serial=gateway.serial, **defaults)
+            GatewaySettings(
+                name=gateway.serial,
+                host=gateway.host,
+                serial=gateway.serial,
+                **defaults,
+                discovered=True,
+                identity=_identity(gateway.serial, identities),
+            )
         )
     return gateways
+
+
+def _identity(serial: str | None, identities: Mapping[str, str]) -> str | None:
+    pinned = identities.get(serial) if serial else None
+    return f"serial {serial}, certificate sha256 {pinned}" if pinned else None
 
 
 def _address_of(host: str) -> str:
@@ -116,32 +200,74 @@ def _address_of(host: str) -> str:
 
 
 def start_discovery(
-    settings: Settings, apply: Callable[[Sequence[GatewaySettings]], None]
+    settings: Settings,
+    apply: Callable[[Sequence[GatewaySettings]], None],
+    *,
+    reported: Callable[[], Mapping[str, str | None]] = dict,
+    waiting: Callable[[Sequence[str]], None] | None = None,
 ) -> Discovery | None:
     """Discovery as ``settings`` ask for it, applying configured + found through ``apply``
-    (``Fleet.apply``); None when discovery is off. Reloads go through ``Discovery.configure``."""
+    (``Fleet.apply``); None when discovery is off. Reloads go through ``Discovery.configure``.
+    ``reported`` and ``waiting``: see ``Discovery``."""
     if not settings.discovery.zeroconf:
         return None
-    discovery = Discovery(apply, settings.gateways, settings.defaults)
-    discovery.listen(ZeroconfBrowser(discovery.announce, settings.discovery.interfaces))
+    discovery = Discovery(
+        apply,
+        settings.gateways,
+        settings.defaults,
+        settings.discovery,
+        pins=Pins(settings.state_dir),
+        networks=local_networks(settings.discovery.interfaces),
+        reported=reported,
+        waiting=waiting,
+    )
+    discovery.reconsider()  # entries named by serial alone are waited for from the start
+    discovery.listen(ZeroconfBrowser(discovery.announce_later, settings.discovery.interfaces))
     log.info("zeroconf discovery of %s started", SERVICE_TYPE)
     return discovery
 
 
 class Discovery:
-    """Keeps the fleet equal to the configured gateways plus the found ones."""
+    """Keeps the fleet equal to the configured gateways plus the found ones.
+
+    ``reported``: host -> the serial its ``/info`` reported (None: not yet), for every configured
+    gateway without a configured serial (the fleet knows). ``waiting``: told the names of the
+    configured entries named by serial that are not found yet. ``networks``: announced addresses
+    outside them are ignored (None: no such check). ``probe``: the certificate fingerprint an
+    address shows (``pins.fingerprint``).
+    """
 
     def __init__(
         self,
         apply: Callable[[Sequence[GatewaySettings]], None],
         configured: Sequence[GatewaySettings],
         defaults: Mapping[str, Any],
+        settings: DiscoverySettings | None = None,
+        *,
+        pins: Pins | None = None,
+        networks: Sequence[Network] | None = None,
+        reported: Callable[[], Mapping[str, str | None]] = dict,
+        waiting: Callable[[Sequence[str]], None] | None = None,
+        probe: Callable[[str, int], str | None] = fingerprint,
     ):
         self._apply = apply
         self._lock = threading.Lock()
         self._configured = tuple(configured)
         self._defaults = dict(defaults)
+        self._settings = settings or DiscoverySettings()
+        self._pins = pins or Pins(None)
+        self._networks = None if networks is None else tuple(networks)
+        self._reported = reported
+        self._waiting = waiting
+        self._probe = probe
         self._found: dict[str, Found] = {}
+        self._identities: dict[str, str] = {}  # serial -> pinned fingerprint
+        self._said: set[tuple[str, str, str]] = set()
+        self._full = Condition(log)
+        self._held = Condition(log, logging.INFO)  # usual for a moment after every start
+        self._dropped = Condition(log)
+        self._queue: queue.Queue[Found | None] = queue.Queue(_QUEUE_SIZE)
+        self._worker: threading.Thread | None = None
         self._browser: ZeroconfBrowser | None = None
 
     def listen(self, browser: ZeroconfBrowser) -> None:
@@ -150,6 +276,10 @@ class Discovery:
     def close(self) -> None:
         if self._browser is not None:
             self._browser.close()
+        if self._worker is not None:
+            with contextlib.suppress(queue.Full):  # a full queue: the daemon thread ends with us
+                self._queue.put_nowait(None)
+            self._worker.join(timeout=5)
 
     def configure(self, configured: Sequence[GatewaySettings], defaults: Mapping[str, Any]) -> None:
         """A new configuration (reload): the found gateways stay found."""
@@ -157,56 +287,236 @@ class Discovery:
             self._configured, self._defaults = tuple(configured), dict(defaults)
             self._apply_locked()
 
+    def reconsider(self) -> None:
+        """A configured gateway has told its serial: apply what that changes."""
+        with self._lock:
+            self._apply_locked()
+
+    def announce_later(self, gateway: Found) -> None:
+        """From the browser: queued for the worker thread, never waited for."""
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="discovery", daemon=True)
+                self._worker.start()
+        try:
+            self._queue.put_nowait(gateway)
+        except queue.Full:
+            self._dropped.failed("discovery: more than %d announcements waiting; dropping some", _QUEUE_SIZE)
+        else:
+            self._dropped.recovered("discovery: keeping up with announcements again")
+
+    def _work(self) -> None:
+        while (gateway := self._queue.get()) is not None:
+            try:
+                self.announce(gateway)
+            except Exception:  # one announcement never stops discovery
+                log.exception("discovery: announcement of %s at %s failed", gateway.serial, gateway.address)
+
     def announce(self, gateway: Found) -> None:
+        """Weigh one announcement and apply what it changes. May probe the announced address's
+        certificate (up to ``pins.PROBE_TIMEOUT_S``): called on the worker thread, or by tests."""
         with self._lock:
             known = self._found.get(gateway.serial)
-            if known == gateway:
+            if known == gateway or self._ignored(gateway, known):
                 return
+        print_ = self._proven(gateway, known)
+        if print_ is False:
+            return
+        with self._lock:
+            if self._found.get(gateway.serial) != known:
+                return  # another announcement was applied meanwhile: this one is stale
             if known is None:
                 log.info("discovered gateway %s at %s", gateway.serial, gateway.host)
             else:
                 log.info("gateway %s moved from %s to %s", gateway.serial, known.host, gateway.host)
             self._found[gateway.serial] = gateway
+            if isinstance(print_, str):
+                self._identities[gateway.serial] = print_
             self._apply_locked()
+
+    def _ignored(self, gateway: Found, known: Found | None) -> bool:
+        """Whether an announcement is to be ignored before anything is asked of its address."""
+        serial = gateway.serial
+        if self._networks is not None and not on_networks(gateway.address, self._networks):
+            self._say_once(gateway, "outside", "is outside the networks browsed; ignored")
+            return True
+        if self._by_serial(serial) is not None:
+            return False  # configured by serial alone: found, whatever the limits on the others
+        if serial in self._owned():
+            self._say_once(gateway, "owned", "is a configured gateway's serial; ignored")
+            return True
+        allowed = self._settings.serials
+        if allowed and serial not in allowed:
+            self._say_once(gateway, "not-allowed", "is not in discovery.serials; ignored")
+            return True
+        if known is None and self._discovered_count() >= self._settings.max_gateways:
+            self._full.failed(
+                "discovery: %d discovered gateways served already (discovery.max_gateways); "
+                "announcements of more are ignored",
+                self._settings.max_gateways,
+            )
+            return True
+        return False
+
+    def _proven(self, gateway: Found, known: Found | None) -> str | bool | None:
+        """The fingerprint ``gateway``'s address shows, if it may be served there; None when it
+        shows none and may; False when it may not (another certificate than the one pinned)."""
+        serial = gateway.serial
+        pinned = self._pins.get(serial)
+        if pinned is None and known is not None:
+            # Found before, never pinned: pin what the known address shows now, if anything.
+            pinned = self._probe(known.address, known.tls_port)
+            if pinned is not None:
+                self._pins.put(serial, pinned, known.address)
+        shown = self._probe(gateway.address, gateway.tls_port)
+        if pinned is None:
+            if shown is not None and known is None:
+                self._pins.put(serial, shown, gateway.address)  # first found: trusted on first use
+                return shown
+            if shown is None or known is None:
+                return None  # no TLS on either side (firmware before 7): nothing to compare
+        elif shown == pinned:
+            return shown
+        where = f" (kept at {known.host})" if known is not None else ""
+        self._say_once(
+            gateway,
+            "unproven",
+            f"does not show the certificate the gateway showed before{where}; if the gateway or "
+            f"its certificate really changed, delete {self._pins.path(serial) or 'its pin'} or restart",
+            level=logging.WARNING,
+        )
+        return False
+
+    def _by_serial(self, serial: str) -> GatewaySettings | None:
+        return next((g for g in self._configured if g.found_by_serial and g.serial == serial), None)
+
+    def _owned(self) -> set[str]:
+        serials = {g.serial for g in self._configured if g.serial and not g.found_by_serial}
+        serials |= {g.label for g in self._configured}
+        return serials | {s for s in self._reported().values() if s}
+
+    def _discovered_count(self) -> int:
+        return sum(1 for serial in self._found if self._by_serial(serial) is None)
+
+    def _say_once(self, gateway: Found, what: str, text: str, level: int = logging.INFO) -> None:
+        key = (gateway.serial, gateway.address, what)
+        if key in self._said:
+            return
+        if len(self._said) >= _SAID_MAX:
+            self._said.clear()
+        self._said.add(key)
+        log.log(level, "announcement of gateway %s at %s %s", gateway.serial, gateway.host, text.strip())
 
     def _apply_locked(self) -> None:
         # Under the lock, so two announcements cannot apply their merges out of order.
-        self._apply(merge(self._configured, self._found.values(), self._defaults))
+        reported = self._reported()
+        unsettled = sorted(host for host, serial in reported.items() if serial is None)
+        found = list(self._found.values())
+        if unsettled:
+            # No announcement may get in before a configured gateway has told its serial.
+            held = [f for f in found if self._by_serial(f.serial) is None]
+            if held:
+                self._held.failed(
+                    "discovery: %d discovered gateway(s) wait until the configured gateway at %s "
+                    "answers /info (or give its serial in the configuration)",
+                    len(held),
+                    unsettled[0],
+                )
+            found = [f for f in found if self._by_serial(f.serial) is not None]
+        else:
+            self._held.recovered("discovery: serving the discovered gateways")
+        owned = {s for s in reported.values() if s}
+        self._apply(merge(self._configured, found, self._defaults, owned, self._identities))
+        if self._waiting is not None:
+            self._waiting(
+                [g.label for g in self._configured if g.found_by_serial and g.serial not in self._found]
+            )
 
 
 class ZeroconfBrowser:
-    """Listens for ``_enphase-envoy._tcp`` and hands each usable announcement to ``announce``."""
+    """Listens for ``_enphase-envoy._tcp`` and hands each usable announcement to ``announce``.
+
+    Runs nothing slow on zeroconf's thread: an answer complete in the cache (a gateway's
+    announcement carries its address, port and serial) is handed on at once; a name that needs
+    asking is queued for the resolver threads."""
 
     def __init__(self, announce: Callable[[Found], None], interfaces: Sequence[str] = ()):
         # Imported here: only a configuration with discovery needs the mDNS stack.
         from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, Zeroconf
 
         self._announce = announce
+        self._names: queue.Queue[str | None] = queue.Queue(_QUEUE_SIZE)
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._busy = Condition(log)
         self._zeroconf = Zeroconf(
             interfaces=list(interfaces) or InterfaceChoice.All,
             ip_version=_ip_version(interfaces, IPVersion),
         )
+        self._resolvers = [
+            threading.Thread(target=self._resolve_loop, name=f"discovery-resolve-{n}", daemon=True)
+            for n in range(_RESOLVERS)
+        ]
+        for thread in self._resolvers:
+            thread.start()
         self._browser = ServiceBrowser(self._zeroconf, SERVICE_TYPE, handlers=[self._on_change])
 
     def _on_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
-        from zeroconf import ServiceStateChange
+        try:
+            self._handle(zeroconf, service_type, name, state_change)
+        except Exception as exc:  # a hostile name must not stop the browser thread
+            log.warning("discovery: ignoring the announcement %r: %s: %s", name, type(exc).__name__, exc)
+
+    def _handle(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
+        from zeroconf import ServiceInfo, ServiceStateChange
 
         if state_change is ServiceStateChange.Removed:
             # Kept at its last address: a gateway that reboots or drops off Wi-Fi is down, not gone.
-            log.info("gateway announcement %s withdrawn; keeping it at its last address", name)
+            log.info("gateway announcement %r withdrawn; keeping it at its last address", name)
             return
-        info = zeroconf.get_service_info(service_type, name, timeout=_RESOLVE_TIMEOUT_MS)
-        if info is None:
-            log.debug("no answer resolving %s", name)
+        info = ServiceInfo(service_type, name)
+        if info.load_from_cache(zeroconf):
+            self._deliver(info, name)
             return
+        with self._lock:
+            if name in self._pending:
+                return
+            try:
+                self._names.put_nowait(name)
+            except queue.Full:
+                self._busy.failed(
+                    "discovery: more than %d names waiting to be resolved; dropping some", _QUEUE_SIZE
+                )
+                return
+            self._pending.add(name)
+        self._busy.recovered("discovery: resolving names as they come again")
+
+    def _resolve_loop(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                info = self._zeroconf.get_service_info(SERVICE_TYPE, name, timeout=_RESOLVE_TIMEOUT_MS)
+                if info is None:
+                    log.debug("no answer resolving %r", name)
+                else:
+                    self._deliver(info, name)
+            except Exception as exc:
+                log.warning("discovery: ignoring the announcement %r: %s: %s", name, type(exc).__name__, exc)
+            finally:
+                with self._lock:
+                    self._pending.discard(name)
+
+    def _deliver(self, info: Any, name: str) -> None:
         found = parse_announcement(info.properties, info.parsed_addresses(), info.port or 0)
         if found is None:
-            log.debug("ignoring announcement %s: no usable serial or address", name)
+            log.debug("ignoring announcement %r: no usable serial or address", name)
             return
         self._announce(found)
 
     def close(self) -> None:
         self._browser.cancel()
+        for _ in self._resolvers:
+            with contextlib.suppress(queue.Full):
+                self._names.put_nowait(None)
         self._zeroconf.close()
 
 

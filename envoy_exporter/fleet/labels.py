@@ -4,7 +4,8 @@ A gateway configured without a name or serial is labelled by the serial its ``/i
 Two such gateways reporting one serial at run time (a typo in a host, a DHCP lease that moved),
 or one reporting the serial another is configured under, would serve one label's series twice,
 and share one counter state file. The first to claim a label keeps it; a later one is an error
-until the first lets go (it is removed, or reports another serial).
+until the first lets go (it is removed, or reports another serial). A gateway found by discovery
+holds its label weakly: a configured gateway claiming it takes it over.
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ class Labels:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._holders: dict[str, tuple[object, str]] = {}  # label -> (owner, its host)
+        self._holders: dict[str, tuple[object, str, bool]] = {}  # label -> (owner, its host, weak)
 
-    def claim(self, label: str, owner: object, host: str, take: bool = False) -> str | None:
+    def claim(
+        self, label: str, owner: object, host: str, take: bool = False, weak: bool = False
+    ) -> str | None:
         """None when ``owner`` holds ``label`` now (any label it held before is let go); else
         the host of the gateway that already holds it. ``take``: a configured label, which the
-        configuration checked is unique, is taken over (from the client a reload replaces)."""
+        configuration checked is unique, is taken over (from the client a reload replaces).
+        ``weak``: a discovered gateway's claim, which any other claim takes over."""
         with self._lock:
             holder = self._holders.get(label)
-            if holder is not None and holder[0] is not owner and not take:
+            if holder is not None and holder[0] is not owner and not take and (weak or not holder[2]):
                 return holder[1]
             self._drop(owner)
-            self._holders[label] = (owner, host)
+            self._holders[label] = (owner, host, weak)
             return None
 
     def release(self, owner: object) -> None:
@@ -36,5 +40,5 @@ class Labels:
             self._drop(owner)
 
     def _drop(self, owner: object) -> None:
-        for label in [k for k, (o, _) in self._holders.items() if o is owner]:
+        for label in [k for k, (o, _, _) in self._holders.items() if o is owner]:
             del self._holders[label]

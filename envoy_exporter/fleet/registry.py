@@ -25,6 +25,7 @@ class Fleet:
         self._make_client = make_client
         self._lock = threading.Lock()
         self._gateways: list[tuple[GatewaySettings, GatewayClient]] = []
+        self._waiting: frozenset[str] = frozenset()
         self.apply(gateways)
 
     def clients(self) -> list[GatewayClient]:
@@ -49,6 +50,14 @@ class Fleet:
             if settings.host == target:
                 return client
         return next((client for _, client in gateways if client.name == target), None)
+
+    def wait_for(self, names: Sequence[str]) -> None:
+        """Configured gateways named by serial that discovery has not found yet."""
+        self._waiting = frozenset(names)
+
+    def waiting(self, target: str) -> bool:
+        """``target`` names a configured gateway discovery has not found yet."""
+        return target in self._waiting
 
     def apply(self, gateways: Sequence[GatewaySettings]) -> None:
         """Serve ``gateways`` from now on: a gateway whose settings did not change keeps its

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
 from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
@@ -67,6 +68,9 @@ from envoy_exporter.snapshot.model import (
     Readings,
     Snapshot,
 )
+from envoy_exporter.snapshot.money import MoneyKeeper
+from envoy_exporter.snapshot.money import state_path as money_state_path
+from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
 from envoy_exporter.snapshot.parsers.device_data import parse_device_data
@@ -131,6 +135,8 @@ JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+# The outcomes of a request that got no HTTP answer at all.
+NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
 
 
 @dataclass
@@ -179,14 +185,17 @@ class GatewayClient:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
+        accounts: EnlightenAccounts | None = None,
+        on_serial: Callable[[], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._on_serial = on_serial  # told when /info names this gateway's serial
         self._clock = clock
         self._wall = wall
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
-        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall)
+        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts)
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         # production.json's powers serve as long as production figures do; past that, on its
@@ -194,6 +203,7 @@ class GatewayClient:
         self._assembler = Assembler(power_max_age=settings.cache_ttl.get(PRODUCTION_JSON.family, 0.0))
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
+        self._money: MoneyKeeper | None = None  # likewise
         self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
         self._info: GatewayInfo | None = None
         self._unsupported: dict[str, EndpointResult] = {}  # endpoints this gateway does not have
@@ -213,7 +223,9 @@ class GatewayClient:
         # so is the host an unnamed gateway goes by until its /info answers: no other gateway may
         # report it as its serial meanwhile. Both are taken over (from the client a reload
         # replaces, or from a gateway that reported it as its serial).
-        self._labels.claim(settings.label, self, settings.host, take=True)
+        self._labels.claim(
+            settings.label, self, settings.host, take=not settings.discovered, weak=settings.discovered
+        )
         self.last_duration: float | None = None
         self.history = PowerHistory()  # the last hour of power, for the status page
         self._conditions = Conditions(log, clock)  # lasting troubles, told when they start and end
@@ -228,6 +240,11 @@ class GatewayClient:
     @property
     def host(self) -> str:
         return self._settings.host
+
+    @property
+    def serial(self) -> str | None:
+        """The serial the gateway's ``/info`` reported, once it may name this gateway."""
+        return self._serial
 
     @property
     def auth_scheme(self) -> str | None:
@@ -296,7 +313,7 @@ class GatewayClient:
             log.exception("%s: collection failed at %s", self.name, run.current or "start")
             run.record(
                 run.current or "collect",
-                EndpointResult(False, "error", f"internal error: {type(exc).__name__}"),
+                EndpointResult(Outcome.INTERNAL, f"internal error: {type(exc).__name__}"),
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
@@ -337,7 +354,17 @@ class GatewayClient:
             self._keeper = CounterKeeper(path)
         corrected = self._keeper.apply(self.name, snapshot, self._settings.max_power_w)
         self._keeper.save()
-        return corrected
+        return self._price(corrected)
+
+    def _price(self, snapshot: Snapshot) -> Snapshot:
+        """The prices in force, and the grid's cost and credit from the corrected counters;
+        saved, like the counters, before the snapshot is served."""
+        if self._money is None:
+            path = money_state_path(self._state_dir, self.name) if self._state_dir else None
+            self._money = MoneyKeeper(path)
+        priced = self._money.apply(snapshot, self._settings.tariff, self._settings.timezone)
+        self._money.save()
+        return priced
 
     def _fallback(self, run: _Collection) -> Snapshot:
         results, _ = run.view()
@@ -352,7 +379,7 @@ class GatewayClient:
         the collection still running."""
         results, current = self._run_state.view()
         if current is not None:
-            results[current] = EndpointResult(False, "timeout", why)
+            results[current] = EndpointResult(Outcome.TIMEOUT, why)
         return replace(self._kept(), endpoints=results)
 
     # ----------------------------------------------------------------------------------------
@@ -362,7 +389,7 @@ class GatewayClient:
         """/info from the cache, or fetched when it expired (hourly by default). Without an
         answer the known identity stays in use."""
         if self._info is not None and self._cache.get(INFO.key, run.started) is not None:
-            run.record(INFO.key, EndpointResult(True, "cached"), self._info)
+            run.record(INFO.key, EndpointResult(Outcome.CACHED), self._info)
             return self._claimed(run, self._info)
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
@@ -385,10 +412,11 @@ class GatewayClient:
         """``info``, unless this gateway is labelled by the serial it reports and another
         gateway of the exporter already goes by that label: then None and an error naming both
         hosts, logged once. One label's series must never be served twice."""
-        if self._settings.label_configured:
-            self._serial = info.serial
+        if self._settings.label_configured and not self._settings.discovered:
+            self._learn_serial(info.serial)
             return info
-        holder = self._labels.claim(info.serial, self, self._settings.host)
+        label = self._settings.label if self._settings.discovered else info.serial
+        holder = self._labels.claim(label, self, self._settings.host, weak=self._settings.discovered)
         if self._closed:
             # A scrape that took the client list before a reload may run one more collection of
             # a closed client: it must not keep the label its successor needs. (Checked after
@@ -397,7 +425,8 @@ class GatewayClient:
         if holder is None:
             if self._conflict is not None:
                 log.info("%s: serial %s is this gateway's alone again", info.serial, info.serial)
-            self._serial, self._conflict = info.serial, None
+            self._conflict = None
+            self._learn_serial(info.serial)
             return info
         detail = f"serial {info.serial} is already served by the gateway at {holder}"
         if self._conflict != holder:
@@ -410,9 +439,15 @@ class GatewayClient:
                 holder,
             )
         self._conflict = holder
-        run.record(INFO.key, EndpointResult(False, "error", detail))
+        run.record(INFO.key, EndpointResult(Outcome.CONFLICT, detail))
         run.failed += 1
         return None
+
+    def _learn_serial(self, serial: str) -> None:
+        changed = serial != self._serial
+        self._serial = serial
+        if changed and self._on_serial is not None:
+            self._on_serial()
 
     def _adopt(self, info: GatewayInfo) -> None:
         """New firmware (or the first /info): probe every endpoint afresh. Same firmware: give
@@ -457,7 +492,7 @@ class GatewayClient:
         log.info(
             "%s: %s (%s) is not available on this gateway: %s", self.name, endpoint.key, endpoint.path, detail
         )
-        self._unsupported[endpoint.key] = EndpointResult(False, "unsupported", detail)
+        self._unsupported[endpoint.key] = EndpointResult(Outcome.UNSUPPORTED, detail)
         run.record(endpoint.key, self._unsupported[endpoint.key])
         if hourly:
             self._retry_hourly.add(endpoint.key)
@@ -506,18 +541,19 @@ class GatewayClient:
             self._finish(run, endpoint, self._request(run, endpoint, path))
             return
         details = self._request(run, endpoint, PRODUCTION_JSON.path)
-        if details.result.ok or details.result.status not in ("404", "parse"):
+        if details.result.outcome not in (Outcome.UNSUPPORTED, Outcome.BAD_DATA):
             if details.result.ok:
                 self._production_path = PRODUCTION_JSON.path
             self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
             return
         plain = self._request(run, endpoint, PRODUCTION_JSON_PLAIN.path)
-        if plain.result.ok and details.result.status == "404":
+        if plain.result.ok and details.result.outcome is Outcome.UNSUPPORTED:
             self._production_path = PRODUCTION_JSON_PLAIN.path
         if not plain.result.ok and _no_production_json(info, details, plain):
             self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
-        self._finish(run, endpoint, plain if plain.result.ok or details.result.status == "404" else details)
+        better = plain.result.ok or details.result.outcome is Outcome.UNSUPPORTED
+        self._finish(run, endpoint, plain if better else details)
 
     def _fetch(self, run: _Collection, endpoint: Endpoint) -> None:
         if not self._from_cache(run, endpoint):
@@ -540,7 +576,7 @@ class GatewayClient:
         if entry is None:
             return False
         age = run.started - entry.fetched_at
-        run.record(endpoint.key, EndpointResult(True, "cached", age_s=age), entry.value)
+        run.record(endpoint.key, EndpointResult(Outcome.CACHED, age_s=age), entry.value)
         return True
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
@@ -553,24 +589,19 @@ class GatewayClient:
             if withheld is not None:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
-        except CredentialsWithheld as exc:  # the status says "auth"; the detail says why
-            # No request went out; the URL says which gateway the credentials are for.
-            outcome = _Outcome(EndpointResult(False, exc.code, exc.detail, url=self._transport.url(path)))
-        except TransportError as exc:
-            cause = exc.detail or f"the gateway answered HTTP {exc.code}"
-            outcome = _Outcome(EndpointResult(False, exc.code, cause, url=self._transport.url(path)))
+        except TransportError as exc:  # CredentialsWithheld too: the outcome says so, the detail why
+            # The URL says where the request went, or, withheld, which gateway it was for.
+            result = EndpointResult(exc.outcome, exc.detail, url=self._transport.url(path))
+            outcome = _Outcome(result)
         else:
             try:
-                outcome = _Outcome(
-                    EndpointResult(True, str(response.status)), PARSERS[endpoint.key](response.body)
-                )
+                outcome = _Outcome(EndpointResult(Outcome.OK), PARSERS[endpoint.key](response.body))
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
                 cause = f"an answer that cannot be read: {reason}"
-                outcome = _Outcome(
-                    EndpointResult(False, "parse", cause, url=self._transport.url(path)), html=html
-                )
+                failed = EndpointResult(Outcome.BAD_DATA, cause, url=self._transport.url(path))
+                outcome = _Outcome(failed, html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
         self._note_answer(run, outcome.result)
         if outcome.result.ok:
@@ -583,7 +614,7 @@ class GatewayClient:
     def _note_answer(self, run: _Collection, result: EndpointResult) -> None:
         """Whether the gateway answers at all: a request without any HTTP answer starts the
         gateway's condition (told once, however many scrapes it lasts), an answer ends it."""
-        if result.status in ("timeout", "error"):
+        if result.outcome in NO_ANSWER:
             run.silent += 1
             then = (
                 "its last data is served meanwhile"
@@ -591,9 +622,9 @@ class GatewayClient:
                 else "nothing else is asked until it answers"
             )
             self._conditions.start(
-                f"{self.name}:answer", f"{self.name}: the gateway does not answer: {_words(result)}; {then}"
+                f"{self.name}:answer", f"{self.name}: the gateway does not answer: {result}; {then}"
             )
-        elif result.status != "auth":
+        elif result.outcome is not Outcome.WITHHELD:
             run.silent = 0
             self._conditions.end(f"{self.name}:answer", f"{self.name}: the gateway answers again")
 
@@ -601,25 +632,25 @@ class GatewayClient:
         return self._auth.scheme == "token" or endpoint.digest
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
-        if result.status == "404":
+        if result.outcome is Outcome.UNSUPPORTED:
             self._mark_unsupported(run, endpoint, "404")
-        elif result.status == "auth":
-            run.failed += 1  # credentials withheld: the auth module logs each change of state
-        elif result.status == "401":
+        elif result.outcome is Outcome.WITHHELD:
+            run.failed += 1  # the auth module (or the transport) logs each change of state
+        elif result.outcome is Outcome.UNAUTHORIZED:
             run.unauthorized.append(endpoint)  # decided once the collection shows whether credentials work
-        elif endpoint is DEVICE_DATA and result.status == "parse":
+        elif endpoint is DEVICE_DATA and result.outcome is Outcome.BAD_DATA:
             # Typically a list cut at deviceDataLimit (over 50 microinverters): that does not
             # mend itself, and /api/v1/production/inverters stands in for it.
             self._warn(endpoint, result, "detail series; /api/v1/production/inverters stands in")
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
-        elif endpoint.family == TARIFF.family and result.status == "parse":
+        elif endpoint.family == TARIFF.family and result.outcome is Outcome.BAD_DATA:
             # A settings page that is not JSON (an HTML page on some firmware) stays so; it is
             # asked again with the next /info instead of on every scrape.
             self._warn(endpoint, result)
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
-            if result.status not in ("timeout", "error"):  # no answer at all: the gateway's condition
+            if result.outcome not in NO_ANSWER:  # no answer at all: the gateway's condition says it
                 self._warn(endpoint, result)
 
     def _settle_unauthorized(self, run: _Collection) -> None:
@@ -652,15 +683,9 @@ class GatewayClient:
         """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""
         self._conditions.start(
             f"{self.name}:{endpoint.key}",
-            f"{self.name}: the {endpoint.title} failed: {_words(result)}; left out: "
+            f"{self.name}: the {endpoint.title} failed: {result}; left out: "
             f"{left_out or LEFT_OUT[endpoint.key]}",
         )
-
-
-def _words(result: EndpointResult) -> str:
-    """A failure as a person reads it: the cause, and where ("connection refused (http://...)")."""
-    cause = result.detail or result.status
-    return f"{cause} ({result.url})" if result.url else cause
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
@@ -671,7 +696,9 @@ def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:
 
 def _no_production_json(info: GatewayInfo, details: _Outcome, plain: _Outcome) -> bool:
     answers = (details, plain)
-    if all(o.result.status == "404" for o in answers):
+    if all(o.result.outcome is Outcome.UNSUPPORTED for o in answers):
         return True
     # Elsewhere HTML is a login or error page for the moment: bad data, not a missing endpoint.
-    return info.version < JSON_FROM and all(o.html or o.result.status == "404" for o in answers)
+    return info.version < JSON_FROM and all(
+        o.html or o.result.outcome is Outcome.UNSUPPORTED for o in answers
+    )

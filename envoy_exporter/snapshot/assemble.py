@@ -26,7 +26,7 @@ row (see ``Assembler._decide``), so one glitch never moves a counter from one so
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
 from envoy_exporter.snapshot.model import (
@@ -54,6 +54,7 @@ from envoy_exporter.snapshot.model import (
     StorageGroup,
     V1Inverters,
 )
+from envoy_exporter.snapshot.outcome import Outcome
 
 METER = "meter"
 API_V1 = "api_v1"
@@ -95,6 +96,7 @@ class Assembler:
         self._streak = 0  # consecutive collections that preferred ``_pending``
         self._v1_broken = False  # /api/v1/production was all zeros on this firmware
         self._v1_good = False  # ... or it has given real data on this firmware
+        self._anchor: _Anchor | None = None  # where the CT readings stood when production.json was read
 
     @property
     def source(self) -> str | None:
@@ -122,12 +124,17 @@ class Assembler:
         production = flows.get(source) if source else None
         total, net = _consumption(production_json, eim)
         inverters_total = _inverters_total(source, production, flows)
+        cts = _ct_readings(meter_configs, readings.meter_readings or ())
+        metered = production if source == METER else None
+        metered, total, net = self._follow_cts(production_json, cts, endpoints, metered, total, net)
+        if source == METER:
+            production = metered
         if source == METER and _older(endpoints, SOURCE_ENDPOINTS[METER], self._power_max_age):
-            production, total, net = _ct_powers(
-                production, total, net, _ct_readings(meter_configs, readings.meter_readings or ())
-            )
+            production, total, net = _ct_powers(production, total, net, cts)
             # The inverters section's power stays: it is the sum of the microinverters' 5-minute
             # reports, no staler on production.json's slow cadence than the inverters' own series.
+        if source == METER and production is not None and not production.phases:
+            production = _ct_phases(production, cts.get("production"), meter_configs)
         inventory = readings.inventory or Inventory()
         ensembles = [e for e in (readings.ensemble_inventory, readings.ensemble_power) if e is not None]
         secctrl = readings.ensemble_secctrl
@@ -150,10 +157,49 @@ class Assembler:
             inverters_total=inverters_total,
             storage_groups=_storage_groups(production_json, batteries),
             storage_settings=readings.tariff.storage if readings.tariff else None,
+            tariff=readings.tariff.tariff if readings.tariff else None,
             dry_contacts=readings.dry_contacts or (),
             generator=readings.generator,
             home=readings.home,
             endpoints=dict(endpoints),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Lifetimes that move with the CT readings
+
+    def _follow_cts(
+        self,
+        production_json: ProductionJson | None,
+        cts: Mapping[str, MeterReading],
+        endpoints: Mapping[str, EndpointResult],
+        production: Flow | None,
+        total: Flow | None,
+        net: Flow | None,
+    ) -> tuple[Flow | None, Flow | None, Flow | None]:
+        """The CT-measured lifetimes of production.json, moved on by what the CTs measured since
+        it was read: production.json is read on a slow cadence where the CT readings carry every
+        power (``plan.Plan.family``), and its lifetimes would otherwise step every few minutes.
+
+        The CT readings are noted (the anchor) at the first fresh reading of them at or after each
+        read of production.json, never before it: a lifetime moved on from there can only lag
+        the truth, never pass it, so it does not fall when production.json is next read. Where
+        production.json was just read, its own values stand, unchanged."""
+        if production_json is None:
+            return production, total, net
+        fresh = _fresh(endpoints, METER_READINGS_KEY)
+        anchor = self._anchor
+        if anchor is None or anchor.production_json is not production_json:
+            self._anchor = _Anchor(production_json, dict(cts) if fresh and cts else None)
+            return production, total, net
+        if anchor.cts is None:
+            if fresh and cts:
+                anchor.cts = dict(cts)
+            return production, total, net
+        moved = _ct_moves(anchor.cts, cts)
+        return (
+            _moved(production, moved.get("production", {})),
+            _moved(total, moved.get("total", {})),
+            _moved(net, moved.get("net", {})),
         )
 
     # ----------------------------------------------------------------------------------------
@@ -248,11 +294,7 @@ def _rank(source: str) -> int:
 def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
     """Sources whose endpoint failed in this collection for a passing reason (timeout, server
     error, bad body): nothing is known about them, as opposed to an endpoint the gateway lacks."""
-    failed = {
-        key
-        for key, result in endpoints.items()
-        if not result.ok and result.status not in ("unsupported", "401", "404")
-    }
+    failed = {key for key, result in endpoints.items() if result.outcome.is_transient}
     return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
 
 
@@ -375,13 +417,114 @@ def _add(a: float | None, b: float | None) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Lifetimes and phases from the CT readings
+
+METER_READINGS_KEY = "meter_readings"
+
+
+@dataclass
+class _Anchor:
+    production_json: ProductionJson  # the answer whose lifetimes are moved on
+    cts: dict[str, MeterReading] | None  # the CT readings just after it was read; None: not yet
+
+
+def _fresh(endpoints: Mapping[str, EndpointResult], key: str) -> bool:
+    """The endpoint answered in this collection (not from the cache)."""
+    result = endpoints.get(key)
+    return result is not None and result.outcome is Outcome.OK
+
+
+def _energies(reading: MeterReading | None) -> dict[str, tuple[float | None, float | None]]:
+    """(delivered, received) of a CT: "" for the whole, L1.. by channel position."""
+    if reading is None:
+        return {}
+    channels = {PHASES[i]: c for i, c in enumerate(reading.channels[: len(PHASES)])}
+    return {ph: (c.delivered_j, c.received_j) for ph, c in {"": reading.total, **channels}.items()}
+
+
+def _rise(now: float | None, then: float | None) -> float | None:
+    """How far a CT's lifetime rose; a fall (a CT counter reset) moves nothing."""
+    return None if now is None or then is None else max(now - then, 0.0)
+
+
+def _ct_moves(
+    then: Mapping[str, MeterReading], now: Mapping[str, MeterReading]
+) -> dict[str, dict[str, float | None]]:
+    """Energy measured since the anchor, per flow ("production", "total", "net") and phase.
+    Net = delivered - received on a net CT; where a CT is missing, the others make it up
+    (total = net + production, net = total - production)."""
+    moves: dict[str, dict[str, float | None]] = {}
+    for flow, meter in (
+        ("production", "production"),
+        ("total", "total-consumption"),
+        ("net", "net-consumption"),
+    ):
+        before, after = _energies(then.get(meter)), _energies(now.get(meter))
+        if not before or not after:
+            continue
+        moves[flow] = {}
+        for ph in after.keys() & before.keys():
+            delivered = _rise(after[ph][0], before[ph][0])
+            received = _rise(after[ph][1], before[ph][1])
+            if flow == "net":
+                moves[flow][ph] = None if delivered is None or received is None else delivered - received
+            else:
+                moves[flow][ph] = delivered
+    made = moves.get("production")
+    if made is not None and "net" not in moves and "total" in moves:
+        moves["net"] = _combine(moves["total"], made, lambda t, p: t - p)
+    if made is not None and "total" not in moves and "net" in moves:
+        moves["total"] = _combine(moves["net"], made, lambda n, p: n + p)
+    return moves
+
+
+def _moved(flow: Flow | None, moves: Mapping[str, float | None]) -> Flow | None:
+    """``flow`` with each lifetime moved on by its CT's energy; a part without one left as is."""
+    if flow is None or not moves:
+        return flow
+
+    def move(reading: Reading, phase: str) -> Reading:
+        step = moves.get(phase)
+        if step is None or reading.lifetime_j is None:
+            return reading
+        return replace(reading, lifetime_j=reading.lifetime_j + step)
+
+    return Flow(total=move(flow.total, ""), phases={ph: move(r, ph) for ph, r in flow.phases.items()})
+
+
+def _ct_phases(production: Flow, reading: MeterReading | None, configs: tuple[MeterConfig, ...]) -> Flow:
+    """Production per phase from the production CT's channels, where production.json has no
+    ``lines`` (8.2.127: a split-phase system whose CT reads 856 W and 858 W on its two
+    channels). As for lines, a system with fewer than two phases in use has none."""
+    config = next((c for c in configs if c.measurement_type == "production" and c.enabled), None)
+    if reading is None or config is None:
+        return production
+    channels = _channels(reading.channels, config.phase_count)
+    if len(channels) < 2:
+        return production
+    phases = {
+        ph: Reading(
+            power_w=c.power_w,
+            lifetime_j=c.delivered_j,
+            voltage_v=c.voltage_v,
+            current_a=c.current_a,
+            reactive_var=c.reactive_var,
+            apparent_va=c.apparent_va,
+            power_factor=c.power_factor,
+        )
+        for ph, c in channels.items()
+    }
+    return replace(production, phases=phases)
+
+
+# --------------------------------------------------------------------------------------------
 # Powers from the CT readings
 
 
 def _older(endpoints: Mapping[str, EndpointResult], key: str, seconds: float) -> bool:
     """The endpoint's answer came from the cache, read ``seconds`` ago or earlier."""
     result = endpoints.get(key)
-    return result is not None and result.status == "cached" and result.age_s >= seconds
+    return result is not None and result.outcome is Outcome.CACHED and result.age_s >= seconds
 
 
 def _ct_readings(

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envoy_exporter.snapshot.outcome import Outcome
+
 WH = 3600.0  # joules per watt-hour
 WRAP_J = float(2**32)  # the CT-less Envoy-S lifetime counter wraps at 2^32 J (1,193,046.47 Wh)
 
@@ -370,6 +372,7 @@ class HomeStatus:
     enlighten_connected: bool | None = None  # web_comm
     last_enlighten_report_s: float | None = None
     interfaces: tuple[NetworkInterface, ...] = ()
+    timezone: str | None = None  # the gateway's own time zone, as it names it ("US/Eastern")
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,13 +416,21 @@ class Flow:
 
 @dataclass(frozen=True)
 class EndpointResult:
-    """How one endpoint fared in the collection that made a snapshot."""
+    """How one endpoint fared in the collection that made a snapshot (see ``snapshot.outcome``)."""
 
-    ok: bool
-    status: str  # HTTP code as text, "timeout", "error", "parse", "cached" or "unsupported"
+    outcome: Outcome
     detail: str | None = None  # the cause in words, for the log and the status page; never a secret
-    age_s: float = 0.0  # how long ago the gateway gave the answer ("cached" ones)
-    url: str | None = None  # where the request went, for a failure
+    age_s: float = 0.0  # how long ago the gateway gave the answer (``CACHED`` ones)
+    url: str | None = None  # where the request went (or would have gone), for a failure
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    def __str__(self) -> str:
+        """The cause in words and where: "connection refused (http://192.0.2.5/info)"."""
+        cause = self.detail or self.outcome.words
+        return f"{cause} ({self.url})" if self.url else cause
 
 
 @dataclass(frozen=True)
@@ -451,6 +462,8 @@ class Snapshot:
     dry_contacts: tuple[DryContact, ...] = ()
     generator: Generator | None = None
     home: HomeStatus | None = None
+    tariff: Tariff | None = None  # the gateway's own prices, where /admin/lib/tariff has them
+    money: Money | None = None  # the prices in force and what the grid cost (``money.MoneyKeeper``)
     endpoints: dict[str, EndpointResult] = field(default_factory=dict)
     # The gateway's own lifetime values before ``counters.CounterKeeper.apply`` corrected them,
     # kept so the correction can be audited; empty on a snapshot the keeper has not seen.
@@ -536,3 +549,22 @@ class TariffAnswer:
 
     storage: StorageSettings = field(default_factory=StorageSettings)
     tariff: Tariff | None = None
+
+
+@dataclass(frozen=True)
+class PriceInForce:
+    direction: str  # "import" or "export"
+    currency: str
+    rate: float  # currency per kWh
+    period: str  # the tariff's name of the period, "flat" for a flat rate
+
+
+@dataclass(frozen=True)
+class Money:
+    """The prices in force at a snapshot's collection, and the grid's cost and credit so far."""
+
+    prices: tuple[PriceInForce, ...] = ()
+    currency: str | None = None
+    import_cost: float | None = None  # None: no meter tells import from export
+    export_credit: float | None = None
+    utc_offset_s: float | None = None  # of the gateway's local time, at the collection

@@ -9,9 +9,9 @@ An answer is cached for its endpoint's family (``settings.DEFAULT_CACHE_TTL``), 
 where it carries slow-moving data only (``family``): ``production.json`` on a CT system, where
 ``/ivp/meters/readings`` carries every power, and where ``/api/v1/production`` is the source
 and there is no AC battery; the Ensemble inventory hourly where it lists no device at all (it is
-on the inventory's 5 minutes otherwise: battery powers and live states of charge come from
-``/ivp/ensemble/power`` every scrape, but the system controller's relay state, the grid-outage
-signal, only from the inventory).
+on the inventory's 5 minutes where it lists batteries only: their powers and live states of
+charge come from ``/ivp/ensemble/power``), and on the CT readings' cadence where it lists a system
+controller or Meter Collar, whose relay state, the grid-outage signal, only it carries.
 """
 
 from __future__ import annotations
@@ -124,6 +124,10 @@ class Plan:
             return ENERGY
         if endpoint is ENSEMBLE_INVENTORY and ensemble == Ensemble():
             return INFO.family  # no Ensemble devices: they come with an installer, not a scrape
+        if endpoint is ENSEMBLE_INVENTORY and ensemble is not None and ensemble.enpower is not None:
+            # The system controller's or Meter Collar's relay state, the grid-outage signal, is
+            # only here: read on every scrape, like the CT readings.
+            return METER_READINGS.family
         return endpoint.family
 
     def _energy_only(self, production_json: ProductionJson) -> bool:

@@ -20,6 +20,7 @@ local time (``local_time``), so a period that starts at 07:00 starts at 07:00 on
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +51,15 @@ def local_time(moment_s: float, where: tzinfo | None) -> datetime:
     """The wall-clock time at ``moment_s`` (epoch seconds) in ``where``; the exporter's own local
     time where it is None."""
     return datetime.fromtimestamp(moment_s, where)
+
+
+def utc_offset_s(moment_s: float, where: tzinfo | None) -> float:
+    """How far ``where``'s wall clock is ahead of UTC at ``moment_s`` (negative west of Greenwich);
+    the exporter's own where it is None."""
+    if where is None:
+        return float(time.localtime(moment_s).tm_gmtoff)
+    offset = datetime.fromtimestamp(moment_s, where).utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
 
 
 def prices(tariff: Tariff, when: datetime) -> dict[str, Price]:

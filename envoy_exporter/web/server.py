@@ -260,6 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
             return text(HTTPStatus.BAD_REQUEST, "Missing target parameter: /probe?target=NAME\n")
         # Only configured gateways: credentials never travel to an address given in a URL.
         client = self.server.fleet.find(target)
+        if client is None and self.server.fleet.waiting(target):
+            return text(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"Gateway {target!r} is configured by serial and not found on the network yet\n",
+            )
         if client is None:
             shown = target[:_MAX_TARGET_ECHO]
             return text(HTTPStatus.BAD_REQUEST, f"Unknown target {shown!r}: not a configured gateway\n")

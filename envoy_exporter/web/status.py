@@ -16,9 +16,8 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.endpoints import BY_KEY
 from envoy_exporter.snapshot.history import Point, PowerHistory
 from envoy_exporter.snapshot.model import EndpointResult, InverterReading, Latest, Reading, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 
-# Endpoint outcomes that are not errors: served from cache, or not on this firmware.
-_NOT_ERRORS = frozenset({"cached", "unsupported"})
 # A microinverter is silent when its last report is this much older than its newest peer's:
 # the gateway polls them every 5 minutes, and at night all of them stop together.
 SILENT_AFTER_S = 1800.0
@@ -112,15 +111,15 @@ def _problems(endpoints: dict[str, EndpointResult], rejected: set[str]) -> tuple
     costs every protected endpoint; a gateway that does not answer, all of them)."""
     causes: dict[str, list[tuple[str, EndpointResult]]] = {}
     for key, result in endpoints.items():
-        if not result.ok and result.status not in _NOT_ERRORS:
-            causes.setdefault(result.detail or result.status, []).append((key, result))
+        if result.outcome.is_error:
+            causes.setdefault(result.detail or result.outcome.words, []).append((key, result))
     problems = []
     for cause, failed in causes.items():
         names = _names([_title(key) for key, _ in failed])
         urls = {result.url for _, result in failed if result.url}
         where = urls.pop() if len(urls) == 1 else _site(next(iter(urls))) if urls else None
         what = f"{names}: {cause}" + (f" ({where})" if where else "")
-        problems.append(Problem(what, _advice(failed[0][1].status, rejected)))
+        problems.append(Problem(what, _advice(failed[0][1].outcome, rejected)))
     return tuple(problems)
 
 
@@ -156,16 +155,22 @@ _ADVICE = {
         "Check enlighten_username and enlighten_password: log in at enlighten.enphaseenergy.com to test them."
     ),
 }
+_TLS_ADVICE = (
+    "The gateway's certificate is not trusted: set tls.ca_file to it (and tls.server_name to the "
+    "name it carries), or leave tls.verify at its default, false, for this gateway."
+)
 _NO_ANSWER_ADVICE = (
     "Check that the gateway is on and on the network at this address, and reachable from this machine "
     "(a fixed DHCP lease keeps its address from changing)."
 )
 
 
-def _advice(status: str, rejected: set[str]) -> str | None:
-    if status in ("timeout", "error"):
+def _advice(outcome: Outcome, rejected: set[str]) -> str | None:
+    if outcome in (Outcome.TIMEOUT, Outcome.UNREACHABLE):
         return _NO_ANSWER_ADVICE
-    if status in ("401", "auth"):
+    if outcome is Outcome.TLS:
+        return _TLS_ADVICE
+    if outcome in (Outcome.UNAUTHORIZED, Outcome.WITHHELD):
         return (
             " ".join(_ADVICE[credential] for credential in sorted(rejected) if credential in _ADVICE) or None
         )

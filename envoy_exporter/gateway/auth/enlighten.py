@@ -24,7 +24,8 @@ from envoy_exporter.gateway.net.errors import ResponseTooLarge, failure_code, fa
 from envoy_exporter.gateway.net.http import bounded_session, tls_context
 
 # Enlighten's login takes a few seconds on a good day; a scrape that has to fetch a token waits
-# for it, so the bound is the same order as a gateway request. It bounds the whole exchange.
+# for it, so the bound is the same order as a gateway request. It bounds each exchange whole
+# (the login; the token request).
 ENLIGHTEN_TIMEOUT_S = 15.0
 # The login answer and a token are a few hundred bytes; this leaves room for any error page.
 MAX_ANSWER_BYTES = 256 * 1024
@@ -73,37 +74,43 @@ class Enlighten:
         self._record = record
         self._clock = clock
 
-    def fetch_token(self, serial: str) -> str:
-        """A new token for ``serial``; raises ``EnlightenError``."""
+    def login(self) -> str:
+        """A session id for the owner's account; raises ``EnlightenError``."""
         s = self._settings
-        for key, url in (("enlighten_url", s.enlighten_url), ("entrez_url", s.entrez_url)):
-            refusal = plain_http_refusal(key, url)
-            if refusal is not None:
-                raise EnlightenError(refusal)
-        deadline = self._clock() + ENLIGHTEN_TIMEOUT_S
+        self._refuse_plain_http()
         with bounded_session(tls_context(True), max_body=MAX_ANSWER_BYTES) as web:
             login = self._post(
                 web,
                 "enlighten_login",
                 f"{s.enlighten_url.rstrip('/')}/login/login.json",
-                deadline,
+                self._clock() + ENLIGHTEN_TIMEOUT_S,
                 data={"user[email]": s.enlighten_username, "user[password]": str(s.enlighten_password)},
             )
+        return _session_id(login)
+
+    def issue_token(self, session_id: str, serial: str) -> str:
+        """A new token for ``serial``, issued by Entrez to the session; raises ``EnlightenError``."""
+        s = self._settings
+        self._refuse_plain_http()
+        with bounded_session(tls_context(True), max_body=MAX_ANSWER_BYTES) as web:
             answer = self._post(
                 web,
                 "entrez_token",
                 f"{s.entrez_url.rstrip('/')}/tokens",
-                deadline,
-                json={
-                    "session_id": _session_id(login),
-                    "serial_num": serial,
-                    "username": s.enlighten_username,
-                },
+                self._clock() + ENLIGHTEN_TIMEOUT_S,
+                json={"session_id": session_id, "serial_num": serial, "username": s.enlighten_username},
             )
         value = answer.decode("utf-8", "replace").strip()
         if token_claims(value) is None:
             raise EnlightenError("entrez_token: the answer is not a JWT")
         return value
+
+    def _refuse_plain_http(self) -> None:
+        s = self._settings
+        for key, url in (("enlighten_url", s.enlighten_url), ("entrez_url", s.entrez_url)):
+            refusal = plain_http_refusal(key, url)
+            if refusal is not None:
+                raise EnlightenError(refusal)
 
     def _post(self, web: requests.Session, key: str, url: str, deadline: float, **kwargs: Any) -> bytes:
         left = deadline - self._clock()

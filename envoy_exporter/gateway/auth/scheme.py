@@ -29,12 +29,14 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.backoff import Backoff
 from envoy_exporter.gateway.auth.serial_claims import CLAIMS, SerialClaims
 from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
 from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.snapshot.model import GatewayInfo
+from envoy_exporter.snapshot.outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class CredentialsWithheld(TransportError):
     """No request that needs credentials may go out now; the message says why (safe to log)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("auth", reason)
+        super().__init__(Outcome.WITHHELD, reason)
 
 
 def installer_password(serial: str, username: str = "installer", realm: str = REALM) -> str:
@@ -94,8 +96,11 @@ class Auth:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         claims: SerialClaims = CLAIMS,
+        accounts: EnlightenAccounts | None = None,
     ) -> None:
         self._settings = settings
+        # Shared by every gateway of the exporter when given; a client on its own has its own.
+        self._accounts = accounts if accounts is not None else EnlightenAccounts(clock)
         self._state_dir = state_dir
         self._record = record
         self._clock = clock
@@ -298,6 +303,7 @@ class Auth:
             self._state_dir,
             self._record,
             self._claims,
+            self._accounts,
             clock=self._clock,
             wall=self._wall,
         )

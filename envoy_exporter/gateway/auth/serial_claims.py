@@ -4,8 +4,10 @@ A token from Enlighten (or from the cache of one) opens the gateway whose serial
 only thing that says which gateway is at a host is its own ``/info``, so a second gateway can
 claim the serial of the first, and with shared Enlighten credentials it would be handed a
 token that opens the first. Every gateway that wants a shared token for a serial claims it
-here. While two gateways at different hosts claim one serial, neither gets a shared token,
-unless one of them has that serial configured: the user's word settles it.
+here, with a rank: the serial configured for it (2), a configured gateway reporting it (1), a
+gateway found by discovery (0). A claim stands against every claim of a lower rank from another
+host, and two of the same rank stand against each other: while they do, neither gets a shared
+token. The user's word settles it, and a network announcement never outranks the configuration.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import threading
 import weakref
 from dataclasses import dataclass
 
+SERIAL_CONFIGURED = 2  # the user configured this serial for this gateway
+CONFIGURED = 1  # a configured gateway reports it
+DISCOVERED = 0  # a gateway known from an announcement only
+
 
 @dataclass
 class _Claim:
     owner: weakref.ref[object]
     host: str
-    configured: bool  # the serial is the one the user configured for this gateway
+    rank: int
     collected: bool = False  # a garbage collection was done before this claim was held against another
 
 
@@ -30,11 +36,11 @@ class SerialClaims:
         self._lock = threading.RLock()
         self._claims: dict[str, dict[int, _Claim]] = {}
 
-    def claim(self, serial: str, owner: object, host: str, *, configured: bool) -> None:
+    def claim(self, serial: str, owner: object, host: str, *, rank: int) -> None:
         """``owner`` (at ``host``) wants shared tokens for ``serial``; its earlier claim ends."""
         with self._lock:
             self._drop(owner)
-            self._claims.setdefault(serial, {})[id(owner)] = _Claim(weakref.ref(owner), host, configured)
+            self._claims.setdefault(serial, {})[id(owner)] = _Claim(weakref.ref(owner), host, rank)
 
     def release(self, owner: object) -> None:
         with self._lock:
@@ -60,10 +66,9 @@ class SerialClaims:
         mine = claims.get(id(owner))
         if mine is None:
             return []
-        others = [c for k, c in claims.items() if k != id(owner) and c.host != mine.host]
-        if mine.configured and not any(c.configured for c in others):
-            return []
-        return others
+        return [
+            c for k, c in claims.items() if k != id(owner) and c.host != mine.host and c.rank >= mine.rank
+        ]
 
     def _drop(self, owner: object) -> None:
         for claims in self._claims.values():

@@ -24,9 +24,10 @@ from pathlib import Path
 import requests
 
 from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.backoff import BACKOFF_FIRST_S, Backoff
 from envoy_exporter.gateway.auth.enlighten import Enlighten, EnlightenError
-from envoy_exporter.gateway.auth.serial_claims import SerialClaims
+from envoy_exporter.gateway.auth.serial_claims import CONFIGURED, DISCOVERED, SERIAL_CONFIGURED, SerialClaims
 from envoy_exporter.gateway.auth.token import Token
 from envoy_exporter.gateway.auth.token_cache import TokenCache
 from envoy_exporter.gateway.net.errors import failure_code, failure_reason
@@ -54,6 +55,7 @@ class TokenKeeper:
         state_dir: Path | None,
         record: Record,
         claims: SerialClaims,
+        accounts: EnlightenAccounts,
         *,
         clock: Callable[[], float],
         wall: Callable[[], float],
@@ -65,7 +67,8 @@ class TokenKeeper:
         self._clock = clock
         self._wall = wall
         self._cache = TokenCache(state_dir, settings.label, settings.host)
-        self._enlighten = Enlighten(settings, record) if _has_credentials(settings) else None
+        self._enlighten = Enlighten(settings, record, clock) if _has_credentials(settings) else None
+        self._account = accounts.account(settings) if self._enlighten is not None else None
         self.last_error: str | None = None
         self._login_refused = False  # Enlighten turned the account down at the last try
         self._token: Token | None = None
@@ -77,7 +80,7 @@ class TokenKeeper:
         self._backoff = Backoff(settings.label, clock)
         self._said: set[str] = set()
         if serial:
-            claims.claim(serial, self, settings.host, configured=settings.serial == serial)
+            claims.claim(serial, self, settings.host, rank=_rank(settings, serial))
         if settings.token:
             self._take(Token.of(str(settings.token).strip(), "token", wall()))
         else:
@@ -270,10 +273,11 @@ class TokenKeeper:
         """Have Enlighten issue a token for this gateway's serial, and cache it."""
         if not self._serial:
             raise EnlightenError("the gateway serial is unknown")
-        if self._enlighten is None:
+        if self._enlighten is None or self._account is None:
             raise EnlightenError("no Enlighten credentials")
         now = self._wall()
-        token = Token.of(self._enlighten.fetch_token(self._serial), "enlighten", now, self._serial)
+        value = self._account.fetch_token(self._enlighten, self._serial)
+        token = Token.of(value, "enlighten", now, self._serial)
         if not token.issued_for(self._serial):
             raise EnlightenError(f"entrez_token: the token names serial {token.audience_text()}")
         self._cache.save(self._serial, token, now)
@@ -360,6 +364,12 @@ class TokenKeeper:
         if key not in self._said:
             self._said.add(key)
             log.error("%s: %s", self._settings.label, reason)
+
+
+def _rank(settings: GatewaySettings, serial: str) -> int:
+    if settings.discovered:
+        return DISCOVERED
+    return SERIAL_CONFIGURED if settings.serial == serial else CONFIGURED
 
 
 def _has_credentials(settings: GatewaySettings) -> bool:

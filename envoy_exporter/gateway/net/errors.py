@@ -12,6 +12,8 @@ import urllib3.exceptions
 from requests.exceptions import ContentDecodingError
 from urllib3.exceptions import ReadTimeoutError
 
+from envoy_exporter.snapshot.outcome import Outcome
+
 
 class ResponseTooLarge(requests.RequestException):
     """The answer is larger than the bound (raw or decoded). Counted as an "error"."""
@@ -22,12 +24,14 @@ class DeadlineExceeded(requests.Timeout):
 
 
 class TransportError(Exception):
-    """A request got no usable answer. ``code``: "timeout", "error", or the HTTP status as text."""
+    """A request got no usable answer: its ``outcome``, a ``detail`` safe to log, and the HTTP
+    ``status`` where the gateway answered at all."""
 
-    def __init__(self, code: str, detail: str | None = None) -> None:
-        super().__init__(code if detail is None else f"{code} ({detail})")
-        self.code = code
+    def __init__(self, outcome: Outcome, detail: str | None = None, status: int | None = None) -> None:
+        super().__init__(detail or outcome.words)
+        self.outcome = outcome
         self.detail = detail
+        self.status = status
 
 
 def failure_code(exc: BaseException) -> str:
@@ -38,6 +42,19 @@ def failure_code(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError) and any(isinstance(a, ReadTimeoutError) for a in exc.args):
         return "timeout"
     return "error"
+
+
+def failure_outcome(exc: BaseException) -> Outcome:
+    """What a request that raised ``exc`` comes to, for the endpoint's outcome."""
+    if failure_code(exc) == "timeout":
+        return Outcome.TIMEOUT
+    if isinstance(exc, ResponseTooLarge):
+        return Outcome.TOO_LARGE
+    if isinstance(exc, ContentDecodingError):
+        return Outcome.BAD_DATA
+    if _find(exc, ssl.SSLError) is not None:
+        return Outcome.TLS
+    return Outcome.UNREACHABLE
 
 
 def failure_reason(exc: BaseException, timeout: float | None = None) -> str:

@@ -31,12 +31,13 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.endpoints import INFO, max_bytes
-from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_reason
+from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_outcome, failure_reason
 from envoy_exporter.gateway.net.http import (
     bounded_session,
     tls_context,
     trust_nothing,
 )
+from envoy_exporter.snapshot.outcome import Outcome, http_outcome
 
 if TYPE_CHECKING:
     from envoy_exporter.gateway.auth.scheme import Auth
@@ -57,9 +58,9 @@ class GatewayResponse:
 class _Unreachable(Exception):
     """No HTTP answer at all from one base URL (refused, TLS failure, connect timeout)."""
 
-    def __init__(self, code: str, cause: str) -> None:
+    def __init__(self, outcome: Outcome, cause: str) -> None:
         super().__init__(cause)
-        self.code = code
+        self.outcome = outcome
 
 
 def base_urls(host: str, plain_fallback: bool = True) -> tuple[str, ...]:
@@ -141,8 +142,11 @@ class Transport:
             base, response = self._send(endpoint_key, path, timeout)
             if response.status == 401 and self._auth.on_unauthorized(self._session, base):
                 base, response = self._send(endpoint_key, path, timeout)
-        if not 200 <= response.status < 300:
-            raise TransportError(str(response.status))
+        outcome = http_outcome(response.status)
+        if outcome is not Outcome.OK:
+            raise TransportError(
+                outcome, f"the gateway answered HTTP {response.status}", status=response.status
+            )
         return response
 
     def close(self) -> None:
@@ -159,13 +163,13 @@ class Transport:
             except _Unreachable as exc:
                 if len(self._candidates) > 1:
                     self._base = None  # next time, https first again
-                raise TransportError(exc.code, str(exc)) from None
-        failure = TransportError("error", "no base URL")
+                raise TransportError(exc.outcome, str(exc)) from None
+        failure = TransportError(Outcome.UNREACHABLE, "no base URL")
         for base in self._candidates:
             try:
                 response = self._attempt(base, endpoint_key, path, timeout)
             except _Unreachable as exc:
-                failure = TransportError(exc.code, str(exc))
+                failure = TransportError(exc.outcome, str(exc))
                 continue
             self._settle(base)
             return base, response
@@ -216,13 +220,12 @@ class Transport:
             )
             body = response.content
         except (OSError, ValueError) as exc:
-            code = failure_code(exc)
-            self._record(endpoint_key, code)
+            self._record(endpoint_key, failure_code(exc))
             reason = failure_reason(exc, timeout)
             log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, reason)
             if _unreachable(exc):
-                raise _Unreachable(code, reason) from None
-            raise TransportError(code, reason) from None
+                raise _Unreachable(failure_outcome(exc), reason) from None
+            raise TransportError(failure_outcome(exc), reason) from None
         self._record(endpoint_key, str(response.status_code))
         log.debug(
             "GET %s -> %d in %.3f s (credentials: %s)",
@@ -258,7 +261,7 @@ class Transport:
             cookie.secure = True
         if endpoint_key != INFO.key and self._auth.scheme == "token":
             raise TransportError(
-                "error",
+                Outcome.WITHHELD,
                 "the gateway answers over plain http only, and the token is not sent over plain "
                 "http (write http:// in host to allow it)",
             )

@@ -34,6 +34,7 @@ def parse_home(body: bytes) -> HomeStatus:
             network.get("last_enlighten_report_time"), "network.last_enlighten_report_time"
         ),
         interfaces=() if interfaces is None else _interfaces(expect_list(interfaces, "network.interfaces")),
+        timezone=as_str(data.get("timezone"), "timezone") or None,
     )
 
 

@@ -1,0 +1,49 @@
+"""Series of money and days: the rates in force, the grid's cost and credit, and the gateway's
+local time's offset from UTC (what dashboards need to start a day at the gateway's midnight).
+Same rules as ``data``: ``None`` gives no sample."""
+
+from __future__ import annotations
+
+from envoy_exporter.collector.families import Families
+from envoy_exporter.snapshot.model import Snapshot
+
+Labels = dict[str, str]
+
+
+def add_money(f: Families, base: Labels, s: Snapshot) -> None:
+    money = s.money
+    if money is None:
+        return
+    for price in money.prices:
+        f.gauge(
+            "enphase_tariff_price_per_kilowatt_hour",
+            "The rate in force now, in currency per kWh",
+            {**base, "direction": price.direction, "currency": price.currency},
+            price.rate,
+        )
+        f.gauge(
+            "enphase_tariff_period",
+            "1 for the tariff period in force now",
+            {**base, "direction": price.direction, "period": price.period},
+            1,
+        )
+    if money.currency is not None:
+        labels = {**base, "currency": money.currency}
+        f.counter(
+            "enphase_grid_import_cost",
+            "Grid import, each part priced at the import rate in force when it was imported",
+            labels,
+            money.import_cost,
+        )
+        f.counter(
+            "enphase_grid_export_credit",
+            "Grid export, each part priced at the export rate in force when it was exported",
+            labels,
+            money.export_credit,
+        )
+    f.gauge(
+        "enphase_gateway_utc_offset_seconds",
+        "How far the gateway's local time is ahead of UTC now",
+        base,
+        money.utc_offset_s,
+    )

@@ -1,0 +1,331 @@
+"""What an announcement on the LAN can and cannot do (the trust model of docs/security.md).
+
+The fleet is wired as the exporter wires it (shared labels, one Enlighten account registry,
+configured gateways telling discovery their serial), the gateways and Enlighten are requests-mock
+stand-ins, announcements are handed to ``Discovery.announce`` as the browser's worker does, and
+the certificate each address shows is a table (``Certificates``), so no network is involved.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import Clocks
+from test_credentials import ENLIGHTEN, ENTREZ, SERIAL_A, SERIAL_B, Cloud, StandIn, cloud_settings
+
+from envoy_exporter.config.load import ConfigError, load_config
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings
+from envoy_exporter.fleet.discovery import Discovery, Found
+from envoy_exporter.fleet.labels import Labels
+from envoy_exporter.fleet.pins import Pins
+from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
+from envoy_exporter.gateway.client import GatewayClient
+
+NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
+DEFAULTS = {**cloud_settings(), "cache_ttl": NO_CACHE, "timeout": 2.0}
+HOME = "192.0.2.10"
+ROGUE = "192.0.2.66"
+
+
+@dataclass
+class Certificates:
+    """The certificate fingerprint each address shows (none: no TLS there)."""
+
+    shown: dict[str, str] = field(default_factory=dict)
+    probed: list[str] = field(default_factory=list)
+
+    def __call__(self, address: str, port: int) -> str | None:
+        self.probed.append(address)
+        return self.shown.get(address)
+
+
+class Site:
+    """The exporter's fleet and discovery, as ``cli.serve`` wires them."""
+
+    def __init__(
+        self,
+        configured: Sequence[GatewaySettings],
+        state_dir: Path,
+        certificates: Certificates | None = None,
+        settings: DiscoverySettings | None = None,
+        networks: Sequence[str] = ("192.0.2.0/24",),
+    ) -> None:
+        self.clocks = Clocks()
+        self.certificates = certificates or Certificates()
+        labels, accounts = Labels(), EnlightenAccounts(self.clocks.clock)
+        self.discovery: Discovery | None = None
+        self.waiting: list[str] = []
+
+        def make_client(gateway: GatewaySettings) -> GatewayClient:
+            return GatewayClient(
+                gateway,
+                state_dir,
+                clock=self.clocks.clock,
+                wall=self.clocks.now,
+                labels=labels,
+                accounts=accounts,
+                on_serial=lambda: self.discovery.reconsider() if self.discovery else None,
+            )
+
+        self.fleet = Fleet([g for g in configured if not g.found_by_serial], make_client)
+        self.discovery = Discovery(
+            self.fleet.apply,
+            configured,
+            DEFAULTS,
+            settings or DiscoverySettings(zeroconf=True),
+            pins=Pins(state_dir),
+            networks=[ipaddress.ip_network(n) for n in networks],
+            reported=lambda: {
+                s.host: c.serial for s, c in self.fleet.gateways() if not s.discovered and not s.serial
+            },
+            waiting=self._wait,
+            probe=self.certificates,
+        )
+        self.discovery.reconsider()
+
+    def _wait(self, names: Sequence[str]) -> None:
+        self.waiting = list(names)
+        self.fleet.wait_for(names)
+
+    def collect(self) -> dict[str, bool]:
+        ups = [(c, c.collect(timeout=10).up) for c in self.fleet.clients()]
+        return {c.name: up for c, up in ups}
+
+    def hosts(self) -> list[tuple[str, str]]:
+        return [(c.name, c.host) for c in self.fleet.clients()]
+
+    def close(self) -> None:
+        self.fleet.apply(())
+
+
+def configured(**fields) -> GatewaySettings:
+    return GatewaySettings(**{"name": None, **DEFAULTS, **fields})
+
+
+@pytest.fixture
+def cloud(requests_mock) -> Cloud:
+    return Cloud().install(requests_mock)
+
+
+def logins(requests_mock) -> int:
+    return sum(1 for r in requests_mock.request_history if r.url == f"{ENLIGHTEN}/login/login.json")
+
+
+def token_requests(requests_mock) -> int:
+    return sum(1 for r in requests_mock.request_history if r.url == f"{ENTREZ}/tokens")
+
+
+# --------------------------------------------------------------------------------------------
+# The configuration settles identity
+
+
+@pytest.mark.parametrize("order", ["after-its-info", "before-its-info"])
+def test_an_announcement_of_a_configured_gateways_serial_gets_nothing(requests_mock, tmp_path, cloud, order):
+    home = StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
+    rogue = StandIn(f"https://{ROGUE}", SERIAL_A).install(requests_mock)  # claims the same serial
+    cloud.gateways[SERIAL_A] = home
+    site = Site([configured(host=HOME)], tmp_path)  # by host, without serial
+    if order == "after-its-info":
+        assert site.collect() == {SERIAL_A: True}
+    site.discovery.announce(Found(SERIAL_A, ROGUE, 80))
+    for _ in range(3):
+        assert site.collect() == {SERIAL_A: True}
+        site.clocks.advance(60)
+    assert site.hosts() == [(SERIAL_A, HOME)]  # not moved, not served twice
+    assert rogue.seen == [] and rogue.tokens_received() == set()
+    assert (logins(requests_mock), token_requests(requests_mock)) == (1, 1)
+    site.close()
+
+
+def test_a_gateway_configured_by_host_name_is_not_served_twice_at_its_address(requests_mock, tmp_path, cloud):
+    cloud.gateways[SERIAL_A] = StandIn("https://envoy.local", SERIAL_A).install(requests_mock)
+    StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
+    site = Site([configured(host="envoy.local")], tmp_path)
+    site.discovery.announce(Found(SERIAL_A, HOME, 80))  # before its first /info
+    assert site.collect() == {SERIAL_A: True}
+    site.discovery.announce(Found(SERIAL_A, HOME, 80))
+    site.collect()
+    assert site.hosts() == [(SERIAL_A, "envoy.local")]
+    site.close()
+
+
+def test_discovered_gateways_wait_for_the_configured_ones_to_tell_their_serial(
+    requests_mock, tmp_path, cloud
+):
+    cloud.gateways[SERIAL_A] = StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
+    cloud.gateways[SERIAL_B] = StandIn("https://192.0.2.11", SERIAL_B).install(requests_mock)
+    site = Site([configured(host=HOME)], tmp_path)
+    site.discovery.announce(Found(SERIAL_B, "192.0.2.11", 80))
+    assert site.hosts() == [(HOME, HOME)]  # held back: the configured one has not answered yet
+    site.collect()
+    assert site.hosts() == [(SERIAL_A, HOME), (SERIAL_B, "192.0.2.11")]
+    assert site.collect() == {SERIAL_A: True, SERIAL_B: True}
+    assert logins(requests_mock) == 1  # one login serves both gateways of the account
+    site.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Moves: the token follows only to an address that shows the pinned certificate
+
+
+def test_a_move_needs_the_pinned_certificate_and_never_fetches_a_token(
+    requests_mock, tmp_path, cloud, caplog
+):
+    first, real_new, rogue_at = "192.0.2.20", "192.0.2.21", "192.0.2.66"
+    genuine = StandIn(f"https://{first}", SERIAL_B).install(requests_mock)
+    moved = StandIn(f"https://{real_new}", SERIAL_B).install(requests_mock)
+    rogue = StandIn(f"https://{rogue_at}", SERIAL_B).install(requests_mock)
+    cloud.gateways[SERIAL_B] = genuine
+    certs = Certificates({first: "a" * 64, real_new: "a" * 64, rogue_at: "e" * 64})
+    site = Site([], tmp_path, certs)
+    site.discovery.announce(Found(SERIAL_B, first, 80))
+    assert site.collect() == {SERIAL_B: True}
+    assert (tmp_path / "pins" / f"{SERIAL_B}.json").stat().st_mode & 0o777 == 0o600
+
+    with caplog.at_level(logging.WARNING):
+        for _ in range(8):  # one serial announced alternately at two addresses
+            site.discovery.announce(Found(SERIAL_B, rogue_at, 80))
+            site.collect()
+            site.discovery.announce(Found(SERIAL_B, first, 80))
+            site.collect()
+    assert site.hosts() == [(SERIAL_B, first)]
+    assert rogue.seen == []
+    warnings = [r.getMessage() for r in caplog.records if "does not show the certificate" in r.getMessage()]
+    assert len(warnings) == 1 and f"delete {tmp_path / 'pins' / (SERIAL_B + '.json')}" in warnings[0]
+
+    # The real gateway moves (DHCP): same certificate, so its token follows it from the cache.
+    moved.accept |= genuine.accept
+    site.discovery.announce(Found(SERIAL_B, real_new, 80))
+    assert site.hosts() == [(SERIAL_B, real_new)]
+    assert site.collect() == {SERIAL_B: True}
+    assert moved.tokens_received() == genuine.accept
+    assert (logins(requests_mock), token_requests(requests_mock)) == (1, 1)
+    site.close()
+
+
+def test_after_a_restart_the_pin_still_holds(requests_mock, tmp_path, cloud):
+    StandIn("https://192.0.2.20", SERIAL_B).install(requests_mock)
+    rogue = StandIn(f"https://{ROGUE}", SERIAL_B).install(requests_mock)
+    certs = Certificates({"192.0.2.20": "a" * 64, ROGUE: "e" * 64})
+    Site([], tmp_path, certs).discovery.announce(Found(SERIAL_B, "192.0.2.20", 80))
+    restarted = Site([], tmp_path, certs)
+    restarted.discovery.announce(Found(SERIAL_B, ROGUE, 80))  # first heard after the restart
+    assert restarted.hosts() == []
+    restarted.collect()
+    assert rogue.seen == []
+    # What a user does after a legitimate change: delete the pin.
+    (tmp_path / "pins" / f"{SERIAL_B}.json").unlink()
+    again = Site([], tmp_path, certs)
+    again.discovery.announce(Found(SERIAL_B, ROGUE, 80))
+    assert again.hosts() == [(SERIAL_B, ROGUE)]
+
+
+def test_many_new_clients_for_one_serial_ask_enlighten_once(requests_mock, tmp_path, cloud):
+    """A gateway re-created again and again (moves, reloads) without a token cache."""
+    cloud.gateways[SERIAL_A] = StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
+    accounts, clocks = EnlightenAccounts(Clocks().clock), Clocks()
+    for _ in range(8):
+        client = GatewayClient(
+            configured(host=HOME), None, clock=clocks.clock, wall=clocks.now, accounts=accounts
+        )
+        assert client.collect(timeout=10).up
+        client.close()
+        clocks.advance(7)
+    assert (logins(requests_mock), token_requests(requests_mock)) == (1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# A gateway configured by serial alone
+
+
+def test_a_gateway_named_by_serial_alone_is_found_and_keeps_its_name(requests_mock, tmp_path, cloud):
+    cloud.gateways[SERIAL_B] = StandIn("https://192.0.2.30", SERIAL_B).install(requests_mock)
+    entry = configured(name="barn", host="", serial=SERIAL_B)
+    site = Site([entry], tmp_path, Certificates({"192.0.2.30": "b" * 64}))
+    assert site.hosts() == [] and site.waiting == ["barn"] and site.fleet.waiting("barn")
+    site.discovery.announce(Found(SERIAL_B, "192.0.2.30", 80))
+    assert site.hosts() == [("barn", "192.0.2.30")] and site.waiting == []
+    assert site.collect() == {"barn": True}
+    assert (tmp_path / "counters-barn.json").exists()
+    site.close()
+
+
+def test_a_serial_only_entry_is_valid_with_discovery_and_checked_without(tmp_path, capsys):
+    from envoy_exporter.cli import main
+
+    config = tmp_path / "exporter.yml"
+    config.write_text(f'discovery: {{zeroconf: true}}\ngateways:\n  - {{name: barn, serial: "{SERIAL_B}"}}\n')
+    (gateway,) = load_config(config, env={}).gateways
+    assert (gateway.name, gateway.host, gateway.serial, gateway.found_by_serial) == (
+        "barn",
+        "",
+        SERIAL_B,
+        True,
+    )
+    assert main(["--config.file", str(config), "--check-config"]) == 0
+    config.write_text(f'gateways:\n  - {{name: barn, serial: "{SERIAL_B}"}}\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, env={})
+    assert refused.value.key == "gateways[0].host"
+    assert "set discovery.zeroconf" in refused.value.message
+
+
+# --------------------------------------------------------------------------------------------
+# Bounds
+
+
+def test_discovered_gateways_are_bounded_and_said_once(tmp_path, caplog):
+    site = Site([], tmp_path, settings=DiscoverySettings(zeroconf=True, max_gateways=3))
+    with caplog.at_level(logging.WARNING):
+        for n in range(200):
+            site.discovery.announce(Found(f"4823010{n:05d}", f"192.0.2.{n % 250 + 1}", 80))
+    assert len(site.hosts()) == 3
+    assert caplog.text.count("discovery.max_gateways") == 1
+
+
+def test_only_allowed_serials_and_local_addresses_are_served(tmp_path):
+    settings = DiscoverySettings(zeroconf=True, serials=(SERIAL_A,))
+    site = Site([], tmp_path, settings=settings, networks=["192.0.2.0/24"])
+    site.discovery.announce(Found(SERIAL_B, "192.0.2.40", 80))  # not allowed
+    site.discovery.announce(Found(SERIAL_A, "198.51.100.7", 80))  # not on the browsed networks
+    site.discovery.announce(Found(SERIAL_A, "127.0.0.1", 80))  # loopback, not browsed
+    assert site.hosts() == [] and site.certificates.probed == []
+    site.discovery.announce(Found(SERIAL_A, "192.0.2.41", 80))
+    assert site.hosts() == [(SERIAL_A, "192.0.2.41")]
+
+
+def test_probe_and_sd_for_a_gateway_not_found_yet(tmp_path):
+    import http.client
+    import json
+    import threading
+
+    from envoy_exporter.web.server import make_server
+
+    site = Site([configured(name="barn", host="", serial=SERIAL_B)], tmp_path)
+    server = make_server("127.0.0.1:0", site.fleet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server.ready.set()
+    try:
+
+        def get(path: str) -> tuple[int, bytes]:
+            conn = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read()
+
+        assert get("/probe?target=barn") == (
+            503,
+            b"Gateway 'barn' is configured by serial and not found on the network yet\n",
+        )
+        assert get("/probe?target=elsewhere")[0] == 400
+        status, body = get("/sd")
+        assert status == 200 and json.loads(body) == []  # nothing to scrape until it is found
+    finally:
+        server.shutdown()
+        server.server_close()
