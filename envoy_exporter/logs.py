@@ -157,13 +157,18 @@ class JsonFormatter(logging.Formatter):
 
 class Condition:
     """A trouble that may be met again on every scrape (a state file that cannot be written, a
-    full disk): warned about when it starts or its reason changes, and told once when it ends,
-    not once per scrape."""
+    full disk, a gateway that does not answer): warned about when it starts or its reason
+    changes, and told once when it ends, not once per scrape. With a ``clock`` the end also says
+    how long it lasted."""
 
-    def __init__(self, logger: logging.Logger, level: int = logging.WARNING) -> None:
+    def __init__(
+        self, logger: logging.Logger, level: int = logging.WARNING, clock: Callable[[], float] | None = None
+    ) -> None:
         self._log = logger
         self._level = level
+        self._clock = clock
         self._reason: str | None = None
+        self._since = 0.0
         self._lock = threading.Lock()
 
     def failed(self, message: str, *args: object) -> None:
@@ -171,6 +176,8 @@ class Condition:
         with self._lock:
             if reason == self._reason:
                 return
+            if self._reason is None and self._clock is not None:
+                self._since = self._clock()  # a new cause of a trouble under way keeps its start
             self._reason = reason
         self._log.log(self._level, "%s", reason)
 
@@ -179,7 +186,14 @@ class Condition:
             if self._reason is None:
                 return
             self._reason = None
-        self._log.info(message, *args)
+        text = message % args if args else message
+        if self._clock is not None:
+            text += f" (after {duration(self._clock() - self._since)})"
+        self._log.info("%s", text)
+
+    @property
+    def failing(self) -> bool:
+        return self._reason is not None
 
 
 class _ExporterHandler(logging.StreamHandler):
@@ -222,39 +236,6 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
         name,
         exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
     )
-
-
-class Conditions:
-    """Conditions that last, told when they start and when they end, not on every scrape.
-
-    A gateway that does not answer, an endpoint that keeps failing: ``start`` logs the condition
-    the first time (and again when its words change, another cause), ``end`` logs that it is
-    over and how long it lasted; repeats in between go to the debug log. Keys are the caller's
-    (one per gateway and endpoint, say); safe to call from any thread.
-    """
-
-    def __init__(self, logger: logging.Logger, clock: Callable[[], float] = time.monotonic) -> None:
-        self._log = logger
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._active: dict[str, tuple[str, float]] = {}  # key -> (words, since)
-
-    def start(self, key: str, words: str, level: int = logging.WARNING) -> None:
-        with self._lock:
-            known = self._active.get(key)
-            self._active[key] = (words, known[1] if known else self._clock())
-        self._log.log(logging.DEBUG if known and known[0] == words else level, "%s", words)
-
-    def end(self, key: str, words: str) -> None:
-        """The condition ``key`` is over (a no-op when none was told): ``words``, and how long."""
-        with self._lock:
-            known = self._active.pop(key, None)
-        if known is not None:
-            self._log.info("%s (after %s)", words, duration(self._clock() - known[1]))
-
-    def active(self, key: str) -> bool:
-        with self._lock:
-            return key in self._active
 
 
 def duration(seconds: float) -> str:

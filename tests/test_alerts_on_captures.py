@@ -25,6 +25,7 @@ from exporter_process import get, running_exporter, running_prometheus
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 pytestmark = [
+    pytest.mark.e2e,
     needs_shared,
     pytest.mark.skipif(PROMETHEUS_BIN is None, reason="no prometheus (apt-get install prometheus)"),
 ]

@@ -623,6 +623,7 @@ def test_no_secret_ever_reaches_the_log(requests_mock, tmp_path, caplog):
 # End to end against the shared fake gateway and fake Enlighten (loopback)
 
 
+@pytest.mark.e2e
 @needs_shared
 def test_enlighten_flow_against_the_fake_gateway(tmp_path, caplog):
     fake = load_fake_gateway()
@@ -669,6 +670,7 @@ def test_enlighten_flow_against_the_fake_gateway(tmp_path, caplog):
         enlighten.stop()
 
 
+@pytest.mark.e2e
 @needs_shared
 def test_digest_against_the_fake_legacy_gateway():
     fake = load_fake_gateway()

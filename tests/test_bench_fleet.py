@@ -11,9 +11,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, SHARED, needs_shared
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.e2e, needs_shared]
 
 
 def test_a_short_fleet_run_probes_every_gateway(tmp_path):

@@ -87,6 +87,7 @@ def test_file_names_follow_the_shared_captures(path: str, name: str) -> None:
     assert capture.file_name(path) == name
 
 
+@pytest.mark.e2e
 def test_requests_are_sequential_with_a_pause(demo: DemoGateway) -> None:
     pauses: list[float] = []
     answers = capture.fetch_all(demo_settings(demo), None, pause=0.25, sleep=pauses.append)
@@ -294,6 +295,7 @@ def metrics_of(text: str, gateway: str) -> dict[tuple[str, frozenset], float]:
     return out
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not FAKE_GATEWAY.is_file(), reason="../shared is not beside the repo")
 def test_the_demo_capture_replays_to_the_same_metrics(
     demo: DemoGateway, taken: tuple[Path, capture.Capture], tmp_path: Path
@@ -384,6 +386,7 @@ def test_every_shared_capture_redacts_clean(source: Path, tmp_path: Path) -> Non
     assert capture.check_folder(tmp_path, [(k, o) for o, (k, _) in redactor.originals.items()]) == []
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(not FAKE_GATEWAY.is_file(), reason="../shared is not beside the repo")
 def test_redacted_shared_captures_give_the_same_metrics(tmp_path: Path) -> None:
     """A legacy HTML gateway with digest auth, a three-phase CT system and a Meter Collar with

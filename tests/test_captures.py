@@ -48,7 +48,7 @@ from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, S
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import WH, Flow, Snapshot
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.e2e, needs_shared]
 
 INVERTER_FIELDS = {
     "last_report_watts": ("power_w", 1, 1.0),

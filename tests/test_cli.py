@@ -99,6 +99,7 @@ def test_bad_flags_exit_2(capsys):
     assert "--web.listen-address: '9433' is not host:port" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_python_dash_m_version():
     result = subprocess.run(
         [sys.executable, "-m", "envoy_exporter", "--version"], capture_output=True, text=True, timeout=60
@@ -113,6 +114,7 @@ def test_shipped_example_passes_check_config(capsys, monkeypatch):
     assert main(["--config.file", str(ROOT / "exporter.yml"), "--check-config"]) == 0
 
 
+@pytest.mark.e2e
 def test_serve_until_stopped(tmp_path, monkeypatch):
     made: list[FakeClient] = []
 
@@ -140,6 +142,7 @@ def test_serve_until_stopped(tmp_path, monkeypatch):
     assert made[0].calls >= 1  # the warm-up collection at start, at least
 
 
+@pytest.mark.e2e
 def test_serve_fails_cleanly_when_the_port_is_taken(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(
         "envoy_exporter.gateway.client.GatewayClient", lambda s, d, **shared: FakeClient(s.label)
@@ -154,6 +157,7 @@ def test_serve_fails_cleanly_when_the_port_is_taken(tmp_path, monkeypatch, caplo
     assert "cannot listen" in caplog.text
 
 
+@pytest.mark.e2e
 def test_demo_serves_and_stops_on_sigterm(tmp_path):
     with running_exporter(tmp_path, None, "--demo", ready="/probe?target=demo", timeout=30) as exporter:
         status, body = get(exporter.url("/probe?target=demo"), timeout=10)
@@ -254,6 +258,7 @@ def test_redact(text, scrubbed):
     assert redact(text) == scrubbed
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("level", ["warn", "warning"])
 def test_log_level_warning_is_accepted(level, tmp_path):
     proc = subprocess.run(

@@ -210,6 +210,9 @@ HOME = {
         ],
     }
 }
+DRY_CONTACT_SETTINGS = {
+    "dry_contacts": [{"id": "NC1", "type": "LOAD", "mode": "soc", "soc_low": 25.0, "soc_high": 50.0}]
+}
 DRY_CONTACTS = {"dry_contacts": [{"id": "NC1", "status": "closed"}, {"id": "NO1", "status": "open"}]}
 GENERATOR = {"admin_state": "on", "oper_state": "close", "present": 1, "type": 1}
 SECCTRL = {
@@ -291,6 +294,7 @@ METERED = {
     "/admin/lib/tariff": TARIFF,
     "/home.json": HOME,
     "/ivp/ensemble/dry_contacts": DRY_CONTACTS,
+    "/ivp/ss/dry_contact_settings": DRY_CONTACT_SETTINGS,
     "/ivp/ensemble/generator": GENERATOR,
 }
 TOKEN_ERA = {
@@ -595,7 +599,7 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
     client = client_for(clocks)
     fresh = client.collect(timeout=5)
     first = gw.asked()
-    assert len(first) == 13
+    assert len(first) == 14  # the dry contacts settings too (a system controller)
     clocks.advance(1)
     snap = client.collect(timeout=5)
     assert gw.asked() == []
@@ -882,10 +886,9 @@ def test_a_bad_answer_costs_only_its_endpoints_part(key: str, bad: str, gateway,
     path = BY_KEY[key].path.split("?")[0]
     named = [w for w in warnings if path in w]
     assert len(named) == 1, warnings
-    if bad == "timeout":  # no answer at all: the gateway's condition, not the endpoint's
-        assert "the gateway does not answer: timed out after 2 s (http://envoy.test" in named[0]
-    else:
-        assert f"the {BY_KEY[key].title} failed: " in named[0] and "left out" in named[0]
+    assert f"the {BY_KEY[key].title} failed: " in named[0] and "left out" in named[0]
+    if bad == "timeout":  # the others answered: this endpoint's own trouble, in words
+        assert "failed: timed out after 2 s (http://envoy.test/" in named[0]
 
 
 @pytest.mark.parametrize("bad", ["truncated", "html", "wrong types", "500", "timeout"])
@@ -912,3 +915,55 @@ def test_a_bad_later_info_keeps_the_known_identity(gateway, clocks, caplog) -> N
         "the gateway info failed: the gateway answered HTTP 500 (http://envoy.test/info)" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_a_gateway_down_for_many_collections_is_one_warning_and_one_recovery(requests_mock, caplog):
+    import requests_mock as requests_mock_module
+    from test_credentials import PRODUCTION, info_xml
+
+    down = {"on": True}
+
+    def info(request, context):
+        if down["on"]:
+            raise requests.ConnectionError("refused")
+        return info_xml("482301000042", "D5.0.62")
+
+    requests_mock.get(requests_mock_module.ANY, status_code=404)  # what a firmware-5 gateway lacks
+    requests_mock.get("http://192.0.2.10/info", text=info)
+    requests_mock.get("http://192.0.2.10/production.json", text=PRODUCTION)
+    requests_mock.get("http://192.0.2.10/production.json?details=1", text=PRODUCTION)
+    clocks = Clocks()
+    settings = GatewaySettings(
+        name="roof", host="http://192.0.2.10", cache_ttl=dict.fromkeys(DEFAULT_CACHE_TTL, 0.0)
+    )
+    client = GatewayClient(settings, None, clock=clocks.clock, wall=clocks.now)
+    with caplog.at_level(logging.INFO, logger="envoy_exporter"):
+        for _ in range(10):
+            assert not client.collect(timeout=5).up
+            clocks.advance(60)
+        down["on"] = False
+        assert client.collect(timeout=5).up
+        clocks.advance(60)
+        down["on"] = True
+        client.collect(timeout=5)
+    client.close()
+    said = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith("roof: the gateway")
+    ]
+
+    assert said == [
+        (
+            "WARNING",
+            "roof: the gateway does not answer: no connection (http://192.0.2.10/info); "
+            "nothing else is asked until it answers",
+        ),
+        ("INFO", "roof: the gateway answers again (after 10 min)"),
+        # Then /info alone fails while the rest answers: that endpoint's trouble, not the gateway's.
+        (
+            "WARNING",
+            "roof: the gateway info failed: no connection (http://192.0.2.10/info); "
+            "left out: nothing (the known gateway identity stays in use)",
+        ),
+    ]

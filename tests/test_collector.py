@@ -419,6 +419,7 @@ def test_a_huge_scrape_timeout_still_scrapes():
 promtool = shutil.which("promtool")
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(promtool is None, reason="promtool is not installed")
 def test_promtool_accepts_a_full_scrape():
     clients = [

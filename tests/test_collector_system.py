@@ -215,6 +215,7 @@ def test_not_reported_means_absent():
 promtool = shutil.which("promtool")
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(promtool is None, reason="promtool is not installed")
 def test_promtool_accepts_the_new_families():
     result = subprocess.run(

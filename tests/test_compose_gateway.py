@@ -83,6 +83,7 @@ def test_docs_give_the_override_as_written():
     )  # the example that restarted for ever
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("token", ["placeholder", "jwt"])
 def test_exporter_starts_with_the_template(tmp_path, token):
     """What the container runs: a placeholder token is a warning and enphase_up 0, not exit 2

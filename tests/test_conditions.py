@@ -1,4 +1,4 @@
-"""Lasting conditions are logged when they start and when they end, with how long they lasted."""
+"""Lasting troubles are logged when they start and when they end, with how long they lasted."""
 
 from __future__ import annotations
 
@@ -7,36 +7,36 @@ import logging
 import pytest
 from conftest import Clock
 
-from envoy_exporter.logs import Conditions, duration
+from envoy_exporter.logs import Condition, duration
 
 log = logging.getLogger("envoy_exporter.test_conditions")
 
 
 def test_a_condition_is_told_once_then_its_end_with_how_long(caplog):
     clock = Clock()
-    conditions = Conditions(log, clock)
+    gone = Condition(log, clock=clock)
     with caplog.at_level(logging.DEBUG, logger=log.name):
         for _ in range(20):
-            conditions.start("gone", "gone: connection refused")
+            gone.failed("gone: connection refused")
             clock.now += 1
-        conditions.end("gone", "gone: answers again")
-        conditions.end("gone", "gone: answers again")  # over already: nothing more
-    told = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno > logging.DEBUG]
+        gone.recovered("gone: answers again")
+        gone.recovered("gone: answers again")  # over already: nothing more
+    told = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert told == [
         (logging.WARNING, "gone: connection refused"),
         (logging.INFO, "gone: answers again (after 20 s)"),
     ]
 
 
-def test_another_cause_is_told_but_the_condition_keeps_its_start(caplog):
+def test_another_cause_is_told_but_the_trouble_keeps_its_start(caplog):
     clock = Clock()
-    conditions = Conditions(log, clock)
+    gone = Condition(log, clock=clock)
     with caplog.at_level(logging.INFO, logger=log.name):
-        conditions.start("gone", "gone: connection refused")
+        gone.failed("gone: connection refused")
         clock.now += 200
-        conditions.start("gone", "gone: timed out after 10 s")
+        gone.failed("gone: timed out after 10 s")
         clock.now += 100
-        conditions.end("gone", "gone: answers again")
+        gone.recovered("gone: answers again")
     assert [r.getMessage() for r in caplog.records] == [
         "gone: connection refused",
         "gone: timed out after 10 s",

@@ -194,6 +194,7 @@ def _cli_cases(tmp_path: Path) -> dict[str, tuple[str, str, str]]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "case", ["malformed_token", "expired_token", "other_serial", "host_with_path", "state_dir"]
 )

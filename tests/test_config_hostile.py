@@ -76,6 +76,7 @@ def run_cli(config: Path, *flags: str) -> tuple[int, str, float, float]:
     return status, err_path.read_text(), time.monotonic() - started, int(peak_path.read_text()) / 1024
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 @pytest.mark.parametrize("flags", [("--check-config",), ()], ids=["check", "start"])
 def test_hostile_yaml_exits_2_with_one_line(tmp_path, case, flags):

@@ -20,6 +20,8 @@ import pytest
 from exporter_fakes import samples, value
 from exporter_process import running_exporter
 
+pytestmark = pytest.mark.e2e
+
 WH = 3600  # joules in a watt-hour
 WRAP_J = 2**32
 GATEWAY = "e2e"

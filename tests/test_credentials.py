@@ -246,6 +246,7 @@ def big_login(conn: standin.Connection, request: standin.Request) -> None:
     conn.send(b'"}')
 
 
+@pytest.mark.e2e
 def test_an_oversized_enlighten_answer_is_refused():
     with standin.StandIn(big_login) as server:
         url = f"http://{server.host}"
@@ -364,6 +365,7 @@ def warning_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.e2e
 def test_a_token_era_gateway_without_any_token_source_is_asked_nothing_but_info(caplog):
     """No token, no token_file, no Enlighten credentials: each request would only earn a 401 (8
     of them and 8 warnings per collection before). Only /info (open, cached hourly) goes out,
@@ -423,6 +425,7 @@ def test_a_token_file_without_a_token_withholds_every_data_request(requests_mock
     assert token in gw.tokens_received()
 
 
+@pytest.mark.e2e
 def test_an_enlighten_answer_trickled_byte_by_byte_is_cut_at_the_deadline(monkeypatch, tmp_path):
     """requests' timeout bounds each read only: a login answer trickled at a byte every 0.1 s
     would hold the collection for as long as Enlighten likes. The whole exchange is bounded."""

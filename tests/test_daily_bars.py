@@ -71,6 +71,7 @@ def _variable(name: str) -> dict:
     return next(v for v in dashboard["templating"]["list"] if v["name"] == name)
 
 
+@pytest.mark.e2e
 def test_a_days_bar_equals_the_gateways_today_at_the_days_end(tmp_path: Path) -> None:
     data = series()
     text = [f"{NAMES[k]} {v} {t:.0f}" for k in NAMES for t, v in data[k]]

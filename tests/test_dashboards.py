@@ -278,6 +278,7 @@ def test_peer_comparison_uses_the_per_gateway_median() -> None:
 promtool = shutil.which("promtool")
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(promtool is None, reason="promtool is not installed (apt-get install prometheus)")
 def test_every_query_parses(tmp_path: Path) -> None:
     """promtool checks the PromQL of each query, loaded as a recording rule."""

@@ -94,6 +94,7 @@ def night(clock):
 # HTTP and auth
 
 
+@pytest.mark.e2e
 def test_start_demo_serves_on_loopback_with_a_token():
     gateway = start_demo(port=0, day_seconds=600)
     try:
@@ -108,6 +109,7 @@ def test_start_demo_serves_on_loopback_with_a_token():
         gateway.stop()
 
 
+@pytest.mark.e2e
 def test_info_is_open_and_says_token_era_metered(noon):
     response = noon.get("/info", token=None)
     assert response.status_code == 200
@@ -127,6 +129,7 @@ def test_every_data_path_needs_the_token(noon, path):
     assert noon.get(path).status_code == 200
 
 
+@pytest.mark.e2e
 def test_a_token_from_another_gateway_is_refused(noon):
     other = DemoGateway(Plant(clock=Clock()))
     try:
@@ -362,6 +365,7 @@ def test_settings_relays_and_home(noon):
     assert status.interfaces[1].signal_ratio in (0.6, 0.8)
 
 
+@pytest.mark.e2e
 def test_load_shedding_contact_closes_while_the_batteries_carry_the_house(clock):
     gateway, client = serve(Plant(clock=clock, start_hour=19.0, initial_soc=0.9))
     try:
@@ -406,6 +410,7 @@ def test_parsers_read_every_demo_endpoint(noon):
 # Physics
 
 
+@pytest.mark.e2e
 def test_power_balance_holds_through_the_day(clock):
     gateway, client = serve(Plant(clock=clock, day_seconds=600))
     try:
@@ -477,6 +482,7 @@ def test_production_grows_by_the_integral_of_power(clock):
         assert (b1.soc - b0.soc) * b0.spec.capacity_wh == pytest.approx(-bm.power_w, rel=0.01)
 
 
+@pytest.mark.e2e
 def test_counters_never_decrease(clock):
     gateway, client = serve(Plant(clock=clock, day_seconds=600))
     try:
@@ -509,6 +515,7 @@ def counters(client: Client) -> dict[str, float]:
     return found
 
 
+@pytest.mark.e2e
 def test_night_means_no_production(night):
     body = night.json("/production.json?details=1")
     assert body["production"][0]["wNow"] == 0
@@ -524,6 +531,7 @@ def test_night_means_no_production(night):
     assert body["consumption"][0]["wNow"] > 0
 
 
+@pytest.mark.e2e
 def test_inverters_stop_reporting_at_night(clock, night):
     first = night.json("/api/v1/production/inverters")
     clock.t += 40  # two more simulated hours of night at the default pace
@@ -551,6 +559,7 @@ def test_compressed_day_moves_production_within_day_seconds(clock):
     assert sum(w > 0 for w in seen) > 25  # and a long bright day between
 
 
+@pytest.mark.e2e
 def test_compressed_day_runs_on_real_time():
     """A 0.4 s day: polling the real server soon sees both night and day."""
     gateway = start_demo(day_seconds=0.4)

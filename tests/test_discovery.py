@@ -158,6 +158,7 @@ def wait_until(check, what: str) -> None:
     pytest.fail(f"{what}: not within {WAIT_S:.0f}s")
 
 
+@pytest.mark.e2e
 def test_browser_finds_an_announced_gateway_and_follows_it(announcer):
     serial = random_serial()
     seen: list[Found] = []
@@ -178,6 +179,7 @@ def test_browser_finds_an_announced_gateway_and_follows_it(announcer):
         browser.close()
 
 
+@pytest.mark.e2e
 def test_hostile_or_unresolvable_names_neither_stop_nor_stall_the_browser(announcer, caplog):
     """Names are resolved on worker threads: the browser's callback returns at once (a name that
     never resolves would hold it 3 s), and a name python-zeroconf refuses is logged, escaped,

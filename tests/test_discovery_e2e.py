@@ -21,6 +21,8 @@ from conftest import free_port
 from exporter_process import OPENER, get, running_exporter, wait_for
 from test_discovery import Announcer
 
+pytestmark = pytest.mark.e2e
+
 pytest.importorskip("zeroconf")
 
 FOLLOW_TIMEOUT_S = 30.0

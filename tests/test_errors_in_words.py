@@ -29,6 +29,7 @@ def test_a_port_nobody_listens_on_is_connection_refused():
     assert failure_reason(caught.value) == "connection refused"
 
 
+@pytest.mark.e2e
 def test_a_gateway_that_accepts_and_says_nothing_timed_out_after_the_timeout():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -61,6 +62,7 @@ def test_a_tls_handshake_that_fails_otherwise():
     assert failure_reason(error) == "TLS handshake failed (WRONG_VERSION_NUMBER)"
 
 
+@pytest.mark.e2e
 def test_a_connection_the_gateway_drops():
     def drop(server: socket.socket) -> None:
         connection, _ = server.accept()

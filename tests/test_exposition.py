@@ -129,6 +129,7 @@ def test_openmetrics_parses_and_ends_with_one_eof():
     assert {s.labels["gateway"]: s.value for s in energy.samples} == dict.fromkeys(GATEWAYS, 1.8e10)
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_joined_exposition():
     # promtool reads the Prometheus text format (OpenMetrics is held to its parser above).
@@ -345,6 +346,7 @@ def get(url: str, accept: str = TEXT) -> str:
         return response.read().decode()
 
 
+@pytest.mark.e2e
 def test_data_is_rendered_once_per_snapshot_and_health_on_every_scrape(served):
     url, fakes, rendered = served
     first = get(url + "/metrics")
@@ -366,6 +368,7 @@ def test_data_is_rendered_once_per_snapshot_and_health_on_every_scrape(served):
     )
 
 
+@pytest.mark.e2e
 def test_metrics_of_several_gateways_is_one_valid_exposition_in_both_formats(served):
     url, fakes, _ = served
     get(url + "/metrics")  # the cache warm: the second scrape joins cached and fresh pieces
@@ -387,6 +390,7 @@ def test_metrics_of_several_gateways_is_one_valid_exposition_in_both_formats(ser
     assert {s.labels["gateway"] for f in parse_openmetrics(probe) for s in f.samples} == {"barn"}
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_metrics_of_several_gateways(served):
     url, _, _ = served

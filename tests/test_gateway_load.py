@@ -26,6 +26,8 @@ from envoy_exporter.gateway.auth.token_keeper import CHECK_JWT_PATH
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_scrapes as bench
 
+pytestmark = pytest.mark.e2e
+
 # Read at most once in 10 s: they change with an installation or a firmware push only, or (the
 # inverters) report every 5 minutes.
 SLOW_PATHS = (

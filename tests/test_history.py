@@ -3,6 +3,8 @@ only, bounded whatever the scrape interval."""
 
 from __future__ import annotations
 
+import pytest
+
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import start_demo
 from envoy_exporter.gateway.client import GatewayClient
@@ -37,6 +39,7 @@ def test_an_older_snapshot_shown_again_adds_nothing():
     assert history.points(T0 + 200) == [Point(T0 + 100, 5.0, 5.0)]
 
 
+@pytest.mark.e2e
 def test_the_client_feeds_it_with_each_fresh_collection():
     demo = start_demo()
     client = GatewayClient(GatewaySettings(name="demo", host=demo.url, token=Secret(demo.token)), None)

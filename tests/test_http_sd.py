@@ -23,6 +23,8 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.web.http_sd import SDGateway, exporter_address, target_groups
 from envoy_exporter.web.server import make_server
 
+pytestmark = pytest.mark.e2e
+
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="no promtool (apt-get install prometheus)")

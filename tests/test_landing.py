@@ -230,6 +230,7 @@ def test_the_page_links_the_exporters_own_pages():
     assert "No gateway configured." in page
 
 
+@pytest.mark.e2e
 def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     # Firmware 8 (the demo gateway) and only Home Assistant's username/password: the page
     # names the keys that would work, not a bare 401.
@@ -290,6 +291,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.e2e
 @needs_chromium
 def test_the_cards_in_the_browser_dom(served, tmp_path):
     proc = _chromium(tmp_path, "--dump-dom", served.url + "/")
@@ -307,6 +309,7 @@ PRODUCTION_AMBER = (217, 140, 0)
 CONSUMPTION_BLUE = (31, 111, 178)
 
 
+@pytest.mark.e2e
 @needs_chromium
 @pytest.mark.parametrize("width", [390, 1280])  # a phone and a desktop
 def test_a_screenshot_shows_the_cards_and_the_chart(served, tmp_path, width):
@@ -365,6 +368,7 @@ def _png_pixels(data: bytes) -> tuple[tuple[int, int], list[tuple[int, int, int]
     return (width, height), pixels
 
 
+@pytest.mark.e2e
 def test_the_capture_page_gives_the_command_for_that_gateway(served):
     with urllib.request.urlopen(served.url + "/capture?target=home", timeout=10) as response:
         page = response.read().decode()

@@ -26,7 +26,7 @@ from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import WH
 
-pytestmark = needs_shared
+pytestmark = [pytest.mark.e2e, needs_shared]
 
 TOU = "8.2.127_with_3cts_and_battery_split"  # time-of-use tariff in USD, three CTs, split phase
 COLLAR = "8.3.1598_collar"
@@ -262,3 +262,12 @@ def test_the_collars_opening_is_seen_within_one_scrape(sites) -> None:
     site.scrape(after_s=15)
     site.edit("ivp_ensemble_inventory", open_relay)
     assert value(site.scrape(after_s=15), "enphase_grid_connected") == 0
+
+
+def test_the_dry_contact_settings_beside_the_relay_states(sites) -> None:
+    samples = sites(COLLAR, _utc("2025-07-16 12:00")).scrape()
+    assert value(samples, "enphase_dry_contact_closed", contact="NC1") == 0
+    assert value(samples, "enphase_dry_contact_mode", contact="NC1", mode="manual") == 1
+    assert value(samples, "enphase_dry_contact_type", contact="NC1", type="none") == 1
+    assert value(samples, "enphase_dry_contact_soc_low_setting_ratio", contact="NC1") == pytest.approx(0.30)
+    assert value(samples, "enphase_dry_contact_soc_high_setting_ratio", contact="NC1") == pytest.approx(0.70)

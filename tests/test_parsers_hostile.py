@@ -65,6 +65,7 @@ TIMING = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 def test_every_parser_takes_time_linear_in_its_input():
     child = subprocess.run([sys.executable, "-c", TIMING], capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr[-2000:]
@@ -165,6 +166,7 @@ def standard_gateway(conn, request) -> None:
     answer(body or b"{}", "200 OK" if body else "404 Not Found")(conn, request)
 
 
+@pytest.mark.e2e
 def test_a_5000_digit_integer_does_not_cost_the_collection():
     with StandIn(standard_gateway) as gateway:
         settings = GatewaySettings(
@@ -212,6 +214,7 @@ def test_info_accepts_the_serials_of_the_captures(serial):
     assert parse_info(info(sn=serial)).serial == serial
 
 
+@pytest.mark.e2e
 def test_a_60_kb_serial_leaves_the_known_identity(caplog):
     # Under /info's answer bound, so the parser is what refuses it.
     served = [info(), info(sn="1" * 60_000)]
@@ -235,7 +238,9 @@ def test_a_60_kb_serial_leaves_the_known_identity(caplog):
         second = client.collect(timeout=10)
         client.close()
     assert first.info.serial == "122302045041"
-    assert second.endpoints["info"].outcome is Outcome.BAD_DATA  # under the bound: the parser refuses it
+    assert (
+        second.endpoints["info"].outcome is Outcome.BAD_DATA
+    )  # under /info's size bound: the parser refuses it
     assert second.info.serial == "122302045041"  # the known identity stays in use
     assert "1" * 1000 not in caplog.text
 
@@ -280,6 +285,7 @@ def device_gateway(conn, request) -> None:
     answer(body or b"{}", "200 OK" if body else "404 Not Found")(conn, request)
 
 
+@pytest.mark.e2e
 def test_a_100_kb_device_serial_or_status_does_not_make_metrics_huge(caplog):
     # Every string a gateway sends may become a label value: one of 100 kB made 20 MB of
     # /metrics per scrape (once per series of the device). It is not reported, like an absurd number.

@@ -14,6 +14,7 @@ from parser_mutations import assert_damage_is_handled, assert_truncations_refuse
 from envoy_exporter.snapshot.model import (
     DayType,
     DryContact,
+    DryContactSetting,
     Generator,
     HomeStatus,
     NetworkInterface,
@@ -24,7 +25,11 @@ from envoy_exporter.snapshot.model import (
     Tariff,
 )
 from envoy_exporter.snapshot.parsers import ParseError
-from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.ensemble_relays import (
+    parse_dry_contact_settings,
+    parse_dry_contacts,
+    parse_generator,
+)
 from envoy_exporter.snapshot.parsers.home import parse_home
 from envoy_exporter.snapshot.parsers.tariff import parse_tariff
 
@@ -121,6 +126,29 @@ def test_no_generator_has_no_relay_state() -> None:
 def test_relay_state_without_presence_is_kept() -> None:
     # Nothing says the generator is absent: the relay is reported as the gateway gives it.
     assert parse_generator(b'{"oper_state": "close"}') == Generator(present=None, relay_closed=True)
+
+
+def test_dry_contact_settings() -> None:
+    assert parse_dry_contact_settings(_body("ivp_ss_dry_contact_settings.json")) == (
+        DryContactSetting("NC1", kind="load", mode="soc", soc_low_ratio=0.25, soc_high_ratio=0.55),
+        DryContactSetting("NO1", kind="3rd-pv", mode="manual", soc_low_ratio=0.70, soc_high_ratio=0.90),
+        DryContactSetting("NO2", kind="none", mode="manual", soc_low_ratio=0.30, soc_high_ratio=0.70),
+    )
+    assert parse_dry_contact_settings(b"[]") == ()  # firmware 3: no system controller
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": "404 - Not Found"}',
+        b'{"dry_contacts": {"id": "NC1"}}',
+        b'{"dry_contacts": [{"id": "NC1", "soc_low": 130}]}',
+        b'{"dry_contacts": [{"id": "NC1", "mode": 3}]}',
+    ],
+)
+def test_bad_dry_contact_settings(body: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse_dry_contact_settings(body)
 
 
 @pytest.mark.parametrize(
@@ -256,6 +284,7 @@ GOOD = [
     (parse_tariff, "admin_lib_tariff_time_of_use.json"),
     (parse_dry_contacts, "ivp_ensemble_dry_contacts.json"),
     (parse_generator, "ivp_ensemble_generator_running.json"),
+    (parse_dry_contact_settings, "ivp_ss_dry_contact_settings.json"),
     (parse_home, "home.json"),
 ]
 
@@ -312,3 +341,24 @@ def test_every_captured_home_parses() -> None:
     homes = [parse_home(path.read_bytes()) for path in sorted(SHARED_FIXTURES.glob("*/home"))]
     assert len(homes) >= 4
     assert all(h.last_enlighten_report_s and h.interfaces for h in homes)
+
+
+@needs_shared
+def test_captures_dry_contact_settings() -> None:
+    found = {}
+    for path in sorted(SHARED_FIXTURES.glob("*/ivp_ss_dry_contact_settings")):
+        try:
+            found[path.parent.name] = parse_dry_contact_settings(path.read_bytes())
+        except ParseError:
+            continue  # a 404 (no system controller support) or a login page where the capture had no access
+    nc1 = found["8.1.41"][0]
+    assert (nc1.contact, nc1.kind, nc1.mode, nc1.soc_low_ratio, nc1.soc_high_ratio) == (
+        "NC1",
+        "load",
+        "soc",
+        0.3,
+        0.4,
+    )
+    assert found["8.3.5167_3rd-pv"][0].kind == "3rd-pv"
+    assert len(found) >= 15
+    assert all(len(settings) == 4 for settings in found.values())  # NC1, NC2, NO1, NO2

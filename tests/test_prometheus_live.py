@@ -89,11 +89,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield result
 
 
+@pytest.mark.e2e
 def test_prometheus_scrapes_the_demo(live: Live) -> None:
     answer = live.query_data('up{job="envoy"} == 1')
     assert [r["metric"]["instance"] for r in answer["data"]["result"]] == [live.exporter_address]
 
 
+@pytest.mark.e2e
 def test_promtool_check_metrics_prints_nothing_on_a_demo_scrape(live: Live) -> None:
     # promtool ships with prometheus; a full --demo scrape has every family the demo simulates.
     status, body = get(f"http://{live.exporter_address}/metrics")

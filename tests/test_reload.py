@@ -23,6 +23,8 @@ from exporter_fakes import samples, value
 
 from envoy_exporter.demo import start_demo
 
+pytestmark = pytest.mark.e2e
+
 
 def _config(demo, state: Path, *extra: str) -> str:
     text = f"state_dir: {state}\ngateways:\n  - name: home\n    host: {demo.url}\n    token: {demo.token}\n"

@@ -27,6 +27,8 @@ from envoy_exporter.snapshot.outcome import Outcome
 sys.path.insert(0, str(ROOT / "scripts"))
 import capture_report
 
+pytestmark = pytest.mark.e2e
+
 INTERVAL = 60.0
 # After the first (detecting) collection: a whole cycle of the 5- and 15-minute caches, so that the
 # mean of the counts is the long-run one.

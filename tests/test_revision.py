@@ -12,6 +12,8 @@ from conftest import ROOT
 
 from envoy_exporter.revision import UNKNOWN, revision
 
+pytestmark = pytest.mark.e2e
+
 needs_git_checkout = pytest.mark.skipif(
     shutil.which("git") is None or not (ROOT / ".git").exists(), reason="not a git checkout"
 )

@@ -44,12 +44,14 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, cwd=PROMETHEUS)
 
 
+@pytest.mark.e2e
 @needs_promtool
 def test_promtool_check_rules() -> None:
     result = run_promtool("check", "rules", *(str(p) for p in sorted(RULES.glob("*.yml"))))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 @needs_promtool
 def test_promtool_unit_tests() -> None:
     # One promtool per file, all at once: each replays hours of rule evaluations.

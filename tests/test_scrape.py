@@ -26,6 +26,8 @@ from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.outcome import Outcome
 
+pytestmark = pytest.mark.e2e
+
 
 class SlowGateway(DemoGateway):
     """The demo gateway, answering the paths in ``delays`` that many seconds late."""

@@ -139,10 +139,8 @@ def test_a_garbage_state_after_a_wrap_does_not_make_the_counter_fall(tmp_path: P
 # Token cache
 
 
-def test_a_deeply_nested_token_cache_is_moved_aside_without_an_error(requests_mock, tmp_path, caplog) -> None:
-    cache = tmp_path / "tokens" / f"{SERIAL}.json"
-    cache.parent.mkdir()
-    cache.write_bytes(NESTED)
+def _auth_with_enlighten(requests_mock, state_dir: Path) -> Auth:
+    """Auth for a gateway whose token comes from Enlighten (a stand-in), cached in ``state_dir``."""
     token = jwt.encode({"aud": SERIAL, "exp": int(T0) + 86400 * 365}, "k" * 32, algorithm="HS256")
     requests_mock.post("https://enlighten.test/login/login.json", json={"session_id": "s"})
     requests_mock.post("https://entrez.test/tokens", text=token)
@@ -154,7 +152,14 @@ def test_a_deeply_nested_token_cache_is_moved_aside_without_an_error(requests_mo
         enlighten_url="https://enlighten.test",
         entrez_url="https://entrez.test",
     )
-    auth = Auth(settings, tmp_path, lambda endpoint, code: None, wall=lambda: T0)
+    return Auth(settings, state_dir, lambda endpoint, code: None, wall=lambda: T0)
+
+
+def test_a_deeply_nested_token_cache_is_moved_aside_without_an_error(requests_mock, tmp_path, caplog) -> None:
+    cache = tmp_path / "tokens" / f"{SERIAL}.json"
+    cache.parent.mkdir()
+    cache.write_bytes(NESTED)
+    auth = _auth_with_enlighten(requests_mock, tmp_path)
     with caplog.at_level(logging.WARNING):
         auth.configure(GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
@@ -223,18 +228,7 @@ def test_a_fifo_as_the_token_cache_never_holds_the_gateway(requests_mock, tmp_pa
     cache = tmp_path / "tokens" / f"{SERIAL}.json"
     cache.parent.mkdir()
     os.mkfifo(cache)
-    token = jwt.encode({"aud": SERIAL, "exp": int(T0) + 86400 * 365}, "k" * 32, algorithm="HS256")
-    requests_mock.post("https://enlighten.test/login/login.json", json={"session_id": "s"})
-    requests_mock.post("https://entrez.test/tokens", text=token)
-    settings = GatewaySettings(
-        name="roof",
-        host="192.0.2.10",
-        enlighten_username="owner@example.net",
-        enlighten_password=Secret("pw"),
-        enlighten_url="https://enlighten.test",
-        entrez_url="https://entrez.test",
-    )
-    auth = Auth(settings, tmp_path, lambda endpoint, code: None, wall=lambda: T0)
+    auth = _auth_with_enlighten(requests_mock, tmp_path)
     _within(5, lambda: auth.configure(GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True)))
     assert len(list(cache.parent.glob(f"{SERIAL}.json.bad-*"))) == 1
     assert auth.scheme == "token"
@@ -265,13 +259,18 @@ def test_a_full_disk_is_one_warning_until_it_recovers(tmp_path: Path, caplog, mo
             keeper.observe(KEY, kwh(3 + i * 0.01), T0 + 60 * i)
             keeper.save()
 
+    caplog.clear()  # what the saves say, not the keeper's start (logged where an earlier test left INFO on)
     with caplog.at_level(logging.INFO, logger="envoy_exporter.snapshot.counters"):
         collections(10, 0)
         full["on"] = False
         collections(3, 10)
         full["on"] = True
         collections(5, 13)
-    said = [(r.levelname, r.getMessage()) for r in caplog.records if "counter state" in r.getMessage()]
+    said = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith(("cannot save counter state", "counter state saved"))
+    ]
     path = tmp_path / "counters-gw1.json"
     assert said == [
         ("WARNING", f"cannot save counter state to {path}: No space left on device"),

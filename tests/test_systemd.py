@@ -71,6 +71,7 @@ def test_the_service_is_hardened() -> None:
     assert "@system-service" in found["SystemCallFilter"]
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 def test_systemd_analyze_verifies_both_units(tmp_path: Path) -> None:
     # The service's program must exist for verify: this Python stands in for the installed one.

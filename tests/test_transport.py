@@ -377,6 +377,7 @@ def plain_server(request):
     server.server_close()
 
 
+@pytest.mark.e2e
 def test_falls_back_to_http_on_a_plain_http_gateway(plain_server):
     address, port = plain_server
     host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
@@ -387,6 +388,7 @@ def test_falls_back_to_http_on_a_plain_http_gateway(plain_server):
     transport.close()
 
 
+@pytest.mark.e2e
 @needs_shared
 def test_self_signed_gateway_is_accepted_only_for_the_gateway():
     fake = load_fake_gateway()

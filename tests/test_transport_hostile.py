@@ -32,6 +32,8 @@ from envoy_exporter.gateway.net.transport import Transport
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome
 
+pytestmark = pytest.mark.e2e
+
 INFO_BODY = (
     b"<?xml version='1.0'?><envoy_info><device><sn>482301000042</sn><software>D7.6.175</software>"
     b"</device><web-tokens>true</web-tokens></envoy_info>"

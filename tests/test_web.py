@@ -17,6 +17,8 @@ from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.web.server import ExporterServer, make_server, parse_listen_address
 
+pytestmark = pytest.mark.e2e
+
 
 class Served:
     def __init__(self, server: ExporterServer, clients: dict[str, FakeClient]):

@@ -21,6 +21,8 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.web import server as web
 from envoy_exporter.web.server import ExporterServer, check_telemetry_path, make_server
 
+pytestmark = pytest.mark.e2e
+
 
 def start(*clients: FakeClient, **options) -> ExporterServer:
     by_name = {c.name: c for c in clients}

@@ -28,6 +28,8 @@ from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.web.server import ExporterServer, make_server
 from envoy_exporter.web.webconfig import BCRYPT_SLOTS, Verdict, WebConfig, WebConfigError, load_web_config
 
+pytestmark = pytest.mark.e2e
+
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 
 PASSWORD = "correct horse"

@@ -102,6 +102,7 @@ def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
             {**base, "contact": contact.contact},
             contact.closed,
         )
+    _dry_contact_settings(f, base, s)
     if s.generator is not None:
         f.gauge("enphase_generator_present", "1 if a generator is configured", base, s.generator.present)
         f.gauge(
@@ -109,6 +110,37 @@ def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
             "1 if the generator relay is closed",
             base,
             s.generator.relay_closed,
+        )
+
+
+def _dry_contact_settings(f: Families, base: Labels, s: Snapshot) -> None:
+    for setting in s.dry_contact_settings:
+        labels = {**base, "contact": setting.contact}
+        if setting.mode:
+            f.gauge(
+                "enphase_dry_contact_mode",
+                "1 for how the dry contact is switched: manual, or by the batteries' state of charge (soc)",
+                {**labels, "mode": setting.mode},
+                1,
+            )
+        if setting.kind:
+            f.gauge(
+                "enphase_dry_contact_type",
+                "1 for what the dry contact switches: none, load, 3rd-pv, ...",
+                {**labels, "type": setting.kind},
+                1,
+            )
+        f.gauge(
+            "enphase_dry_contact_soc_low_setting_ratio",
+            "State of charge below which the dry contact sheds its load (soc mode)",
+            labels,
+            setting.soc_low_ratio,
+        )
+        f.gauge(
+            "enphase_dry_contact_soc_high_setting_ratio",
+            "State of charge above which the dry contact restores its load (soc mode)",
+            labels,
+            setting.soc_high_ratio,
         )
 
 

@@ -716,6 +716,35 @@ def dry_contacts(view: PlantView) -> dict:
     return {"dry_contacts": [{"id": contact, "status": status} for contact, status in states.items()]}
 
 
+def dry_contact_settings(_view: PlantView) -> dict:
+    """NC1/NC2 keep essential loads on (by hand); NO1 sheds the heat-pump boost below 30 % state
+    of charge and restores it above 60 %."""
+
+    def contact(name: str, kind: str, mode: str, low: float, high: float, load: str) -> dict:
+        return {
+            "id": name,
+            "type": kind,
+            "grid_action": "apply" if kind != "NONE" else "none",
+            "micro_grid_action": "shed" if kind != "NONE" else "none",
+            "gen_action": "shed" if kind != "NONE" else "none",
+            "safe_state_action": "shed",
+            "mode": mode,
+            "soc_low": low,
+            "soc_high": high,
+            "load_name": load,
+            "manual_override": "false",
+        }
+
+    return {
+        "dry_contacts": [
+            contact("NC1", "LOAD", "manual", 30.0, 70.0, "Fridge"),
+            contact("NC2", "LOAD", "manual", 30.0, 70.0, "Router"),
+            contact("NO1", "LOAD", "soc", 30.0, 60.0, "Heat pump boost"),
+            contact("NO2", "NONE", "manual", 30.0, 70.0, ""),
+        ]
+    }
+
+
 def generator(_view: PlantView) -> dict:
     """A standby generator is wired in; on a grid-tied day it never runs."""
     return {
@@ -773,6 +802,7 @@ ROUTES: dict[str, Renderer] = {
     "/ivp/ensemble/power": ensemble_power,
     "/admin/lib/tariff": tariff,
     "/ivp/ensemble/dry_contacts": dry_contacts,
+    "/ivp/ss/dry_contact_settings": dry_contact_settings,
     "/ivp/ensemble/generator": generator,
     "/home.json": home,
 }

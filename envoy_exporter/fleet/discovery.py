@@ -53,7 +53,7 @@ _SERIAL = re.compile(r"[0-9]{6,20}")  # real serials are 12 digits
 _RESOLVE_TIMEOUT_MS = 3000
 # Work waiting for the worker threads; past this, announcements are dropped (and said so once).
 _QUEUE_SIZE = 64
-_RESOLVERS = 2  # names that never resolve hold one each for 3 s: they cannot hold them all long
+_RESOLVERS = 4  # names that never resolve hold one each for 3 s: they cannot hold them all long
 _SAID_MAX = 256  # (serial, address) pairs remembered so a refusal is logged once, not per packet
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -38,7 +38,9 @@ from envoy_exporter.gateway.cache import SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
+    BY_KEY,
     DEVICE_DATA,
+    DRY_CONTACT_SETTINGS,
     DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
@@ -57,7 +59,7 @@ from envoy_exporter.gateway.endpoints import (
 )
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.transport import Transport
-from envoy_exporter.logs import Conditions
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.assemble import Assembler
 from envoy_exporter.snapshot.counters import KINDS, CounterKeeper, state_path
 from envoy_exporter.snapshot.history import PowerHistory
@@ -79,7 +81,11 @@ from envoy_exporter.snapshot.parsers.ensemble import (
     parse_ensemble_power,
     parse_secctrl,
 )
-from envoy_exporter.snapshot.parsers.ensemble_relays import parse_dry_contacts, parse_generator
+from envoy_exporter.snapshot.parsers.ensemble_relays import (
+    parse_dry_contact_settings,
+    parse_dry_contacts,
+    parse_generator,
+)
 from envoy_exporter.snapshot.parsers.home import parse_home
 from envoy_exporter.snapshot.parsers.info import parse_info
 from envoy_exporter.snapshot.parsers.inventory import parse_inventory
@@ -106,6 +112,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     ENSEMBLE_POWER.key: parse_ensemble_power,
     TARIFF.key: parse_tariff,
     DRY_CONTACTS.key: parse_dry_contacts,
+    DRY_CONTACT_SETTINGS.key: parse_dry_contact_settings,
     GENERATOR.key: parse_generator,
     HOME.key: parse_home,
 }
@@ -126,6 +133,7 @@ LEFT_OUT: dict[str, str] = {
     ENSEMBLE_POWER.key: "battery power series",
     TARIFF.key: "storage mode and setting series",
     DRY_CONTACTS.key: "dry contact series",
+    DRY_CONTACT_SETTINGS.key: "dry contact setting series",
     GENERATOR.key: "generator series",
     HOME.key: "Enlighten and network interface series",
 }
@@ -135,8 +143,12 @@ JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+_NOTHING_ELSE = "nothing else is asked until it answers"
+_KNOWN_IDENTITY = "the known identity stays in use"
 # The outcomes of a request that got no HTTP answer at all.
 NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
+_COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
+_ANSWER = "answer"  # the gateway gives no HTTP answer at all
 
 
 @dataclass
@@ -154,6 +166,8 @@ class _Collection:
     failed: int = 0
     silent: int = 0  # requests in a row that got no HTTP answer at all
     authorized: bool = False  # a credential-protected endpoint answered 2xx
+    answered: bool = False  # the gateway gave an HTTP answer (any status) to some request
+    no_answer: EndpointResult | None = None  # the first request that got no HTTP answer at all
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -215,6 +229,9 @@ class GatewayClient:
         # configured gateway.
         self._born = wall()
         self._latest = Latest(Snapshot(collected_at=self._born), fresh=False)
+        # One warning per endpoint (or for the collection) when its trouble starts or changes,
+        # and one line when it is over: a gateway down for a day is not a warning per scrape.
+        self._troubles: dict[str, Condition] = {}
         self._labels = labels if labels is not None else Labels()
         self._serial: str | None = None  # the serial /info reported, once it may name this gateway
         self._conflict: str | None = None  # the host that holds the label this gateway would take
@@ -228,7 +245,6 @@ class GatewayClient:
         )
         self.last_duration: float | None = None
         self.history = PowerHistory()  # the last hour of power, for the status page
-        self._conditions = Conditions(log, clock)  # lasting troubles, told when they start and end
 
     # ----------------------------------------------------------------------------------------
     # The interface
@@ -317,6 +333,7 @@ class GatewayClient:
             )
             latest = Latest(self._fallback(run), fresh=False)
         self.last_duration = self._clock() - started
+        self._note_recoveries(run)
         self._latest = latest
         if latest.fresh:
             self.history.add(*_powers(latest.snapshot))
@@ -396,12 +413,8 @@ class GatewayClient:
             run.failed += 1
             known = self._info is not None
             if run.silent == 0:  # an answer, but not /info: said once, until /info answers
-                then = (
-                    "the known identity stays in use" if known else "nothing else is asked until it answers"
-                )
-                self._warn(INFO, outcome.result, then)
+                self._warn(INFO, outcome.result, _KNOWN_IDENTITY if known else _NOTHING_ELSE)
             return self._claimed(run, self._info) if known else None
-        self._conditions.end(f"{self.name}:{INFO.key}", f"{self.name}: the {INFO.title} answers again")
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
@@ -505,14 +518,13 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                # The gateway's condition says it does not answer; the rest wait for the next one.
+                # The gateway's own trouble says it does not answer; the rest wait for the next one.
                 log.debug("%s: the other endpoints wait for the next collection", self.name)
                 return
             if self._clock() >= run.deadline:
-                self._conditions.start(
-                    f"{self.name}:deadline",
+                self._trouble(_COLLECTION).failed(
                     f"{self.name}: a collection ran out of its {COLLECTION_DEADLINE:g} s; the other "
-                    "endpoints wait for the next one",
+                    "endpoints wait for the next one"
                 )
                 return
             if not self._available(run, endpoint):
@@ -565,9 +577,6 @@ class GatewayClient:
         if outcome.result.ok:
             family = run.plan.family(endpoint) if run.plan else endpoint.family
             self._cache.put(endpoint.key, family, outcome.value, run.started)
-            self._conditions.end(
-                f"{self.name}:{endpoint.key}", f"{self.name}: the {endpoint.title} answers again"
-            )
         else:
             self._failed(run, endpoint, outcome.result)
 
@@ -612,21 +621,15 @@ class GatewayClient:
         return outcome
 
     def _note_answer(self, run: _Collection, result: EndpointResult) -> None:
-        """Whether the gateway answers at all: a request without any HTTP answer starts the
-        gateway's condition (told once, however many scrapes it lasts), an answer ends it."""
+        """Whether the gateway answers at all, judged once the collection is over
+        (``_note_recoveries``): a collection without any HTTP answer is the gateway's trouble
+        (told once, however many scrapes it lasts), one with an answer ends it."""
         if result.outcome in NO_ANSWER:
             run.silent += 1
-            then = (
-                "its last data is served meanwhile"
-                if self._last_good
-                else "nothing else is asked until it answers"
-            )
-            self._conditions.start(
-                f"{self.name}:answer", f"{self.name}: the gateway does not answer: {result}; {then}"
-            )
+            run.no_answer = run.no_answer or result
         elif result.outcome is not Outcome.WITHHELD:
             run.silent = 0
-            self._conditions.end(f"{self.name}:answer", f"{self.name}: the gateway answers again")
+            run.answered = True
 
     def _protected(self, endpoint: Endpoint) -> bool:
         return self._auth.scheme == "token" or endpoint.digest
@@ -681,11 +684,33 @@ class GatewayClient:
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""
-        self._conditions.start(
-            f"{self.name}:{endpoint.key}",
-            f"{self.name}: the {endpoint.title} failed: {result}; left out: "
-            f"{left_out or LEFT_OUT[endpoint.key]}",
+        self._trouble(endpoint.key).failed(
+            f"{self.name}: the {endpoint.title} failed: {result}; "
+            f"left out: {left_out or LEFT_OUT[endpoint.key]}"
         )
+
+    def _trouble(self, key: str) -> Condition:
+        return self._troubles.setdefault(key, Condition(log, clock=self._clock))
+
+    def _note_recoveries(self, run: _Collection) -> None:
+        if run.no_answer is not None and not run.answered:
+            then = "its last data is served meanwhile" if self._last_good else _NOTHING_ELSE
+            self._trouble(_ANSWER).failed(
+                f"{self.name}: the gateway does not answer: {run.no_answer}; {then}"
+            )
+        elif run.answered and _ANSWER in self._troubles:
+            self._troubles[_ANSWER].recovered("%s: the gateway answers again", self.name)
+        results, _ = run.view()
+        if run.answered:  # the gateway answers, but not these: each one's own trouble
+            for key, result in results.items():
+                if result.outcome in NO_ANSWER and key in BY_KEY:
+                    self._warn(BY_KEY[key], result)
+        for key, result in results.items():
+            if result.ok and key in self._troubles:
+                title = BY_KEY[key].title if key in BY_KEY else key
+                self._troubles[key].recovered("%s: the %s answers again", self.name, title)
+        if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
+            self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 
 
 def _powers(snapshot: Snapshot) -> tuple[float, float | None, float | None]:

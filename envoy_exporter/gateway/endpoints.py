@@ -110,6 +110,15 @@ DRY_CONTACTS = Endpoint(
     max_bytes=64 * KIB,
     title="dry contacts",
 )
+# How the dry contacts are set up: changed by an installer, read hourly like the meter configuration.
+DRY_CONTACT_SETTINGS = Endpoint(
+    "dry_contact_settings",
+    "/ivp/ss/dry_contact_settings",
+    "meters",
+    digest=True,
+    max_bytes=64 * KIB,
+    title="dry contact settings",
+)
 GENERATOR = Endpoint(
     "generator", "/ivp/ensemble/generator", "settings", digest=True, max_bytes=64 * KIB, title="generator"
 )
@@ -129,6 +138,7 @@ DATA_ENDPOINTS: tuple[Endpoint, ...] = (
     ENSEMBLE_POWER,
     TARIFF,
     DRY_CONTACTS,
+    DRY_CONTACT_SETTINGS,
     GENERATOR,
     HOME,
 )

@@ -159,6 +159,7 @@ class Assembler:
             storage_settings=readings.tariff.storage if readings.tariff else None,
             tariff=readings.tariff.tariff if readings.tariff else None,
             dry_contacts=readings.dry_contacts or (),
+            dry_contact_settings=readings.dry_contact_settings or (),
             generator=readings.generator,
             home=readings.home,
             endpoints=dict(endpoints),

@@ -350,6 +350,17 @@ class DryContact:
 
 
 @dataclass(frozen=True)
+class DryContactSetting:
+    """How a dry contact is configured (``/ivp/ss/dry_contact_settings``)."""
+
+    contact: str  # "NC1", "NO1", ...
+    kind: str | None = None  # what it switches, lower case: "none", "load", "3rd-pv", ...
+    mode: str | None = None  # "manual", "soc", ...
+    soc_low_ratio: float | None = None  # soc_low / 100: shed below this state of charge
+    soc_high_ratio: float | None = None  # soc_high / 100: restore above it
+
+
+@dataclass(frozen=True)
 class Generator:
     present: bool | None = None
     relay_closed: bool | None = None  # oper_state "close"/"closed"
@@ -398,6 +409,7 @@ class Readings:
     ensemble_power: Ensemble | None = None
     tariff: TariffAnswer | None = None
     dry_contacts: tuple[DryContact, ...] | None = None
+    dry_contact_settings: tuple[DryContactSetting, ...] | None = None
     generator: Generator | None = None
     home: HomeStatus | None = None
 
@@ -460,6 +472,7 @@ class Snapshot:
     storage_groups: tuple[StorageGroup, ...] = ()
     storage_settings: StorageSettings | None = None
     dry_contacts: tuple[DryContact, ...] = ()
+    dry_contact_settings: tuple[DryContactSetting, ...] = ()
     generator: Generator | None = None
     home: HomeStatus | None = None
     tariff: Tariff | None = None  # the gateway's own prices, where /admin/lib/tariff has them

@@ -22,6 +22,7 @@ from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
     DEVICE_DATA,
+    DRY_CONTACT_SETTINGS,
     DRY_CONTACTS,
     ENSEMBLE_INVENTORY,
     ENSEMBLE_POWER,
@@ -93,6 +94,7 @@ class Plan:
             yield HOME
         if self._has_controller():
             yield DRY_CONTACTS
+            yield DRY_CONTACT_SETTINGS
             yield GENERATOR
 
     def wants_v1_production(self) -> bool:

@@ -77,33 +77,25 @@ class Enlighten:
     def login(self) -> str:
         """A session id for the owner's account; raises ``EnlightenError``."""
         s = self._settings
-        self._refuse_plain_http()
-        with bounded_session(tls_context(True), max_body=MAX_ANSWER_BYTES) as web:
-            login = self._post(
-                web,
-                "enlighten_login",
-                f"{s.enlighten_url.rstrip('/')}/login/login.json",
-                self._clock() + ENLIGHTEN_TIMEOUT_S,
-                data={"user[email]": s.enlighten_username, "user[password]": str(s.enlighten_password)},
-            )
-        return _session_id(login)
+        form = {"user[email]": s.enlighten_username, "user[password]": str(s.enlighten_password)}
+        url = f"{s.enlighten_url.rstrip('/')}/login/login.json"
+        return _session_id(self._exchange("enlighten_login", url, data=form))
 
     def issue_token(self, session_id: str, serial: str) -> str:
         """A new token for ``serial``, issued by Entrez to the session; raises ``EnlightenError``."""
         s = self._settings
-        self._refuse_plain_http()
-        with bounded_session(tls_context(True), max_body=MAX_ANSWER_BYTES) as web:
-            answer = self._post(
-                web,
-                "entrez_token",
-                f"{s.entrez_url.rstrip('/')}/tokens",
-                self._clock() + ENLIGHTEN_TIMEOUT_S,
-                json={"session_id": session_id, "serial_num": serial, "username": s.enlighten_username},
-            )
+        asked = {"session_id": session_id, "serial_num": serial, "username": s.enlighten_username}
+        answer = self._exchange("entrez_token", f"{s.entrez_url.rstrip('/')}/tokens", json=asked)
         value = answer.decode("utf-8", "replace").strip()
         if token_claims(value) is None:
             raise EnlightenError("entrez_token: the answer is not a JWT")
         return value
+
+    def _exchange(self, key: str, url: str, **kwargs: Any) -> bytes:
+        """One POST, over https (or to loopback), bounded in size and in time as a whole."""
+        self._refuse_plain_http()
+        with bounded_session(tls_context(True), max_body=MAX_ANSWER_BYTES) as web:
+            return self._post(web, key, url, self._clock() + ENLIGHTEN_TIMEOUT_S, **kwargs)
 
     def _refuse_plain_http(self) -> None:
         s = self._settings

@@ -1,8 +1,9 @@
 """Tokens from Enlighten kept under ``state_dir/tokens/``, so a restart does not ask Enlighten.
 
 One file per gateway serial, written by ``state.write_atomic`` (0600, previous generation kept).
-A cached token belongs to the gateway it was fetched for: the file names that gateway's host,
-and another gateway claiming the same serial does not get it.
+A cached token belongs to the gateway it was fetched for: the file names that gateway (its host,
+or for a gateway found by discovery its serial and pinned certificate), and another gateway
+claiming the same serial does not get it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 class TokenCache:
     def __init__(self, state_dir: Path | None, label: str, host: str) -> None:
+        """``host``: who the tokens belong to (``GatewaySettings.identity`` or its host)."""
         self._dir = None if state_dir is None else state_dir / "tokens"
         self._label = label
         self._host = host

@@ -66,7 +66,9 @@ class TokenKeeper:
         self._claims = claims
         self._clock = clock
         self._wall = wall
-        self._cache = TokenCache(state_dir, settings.label, settings.host)
+        # A discovered gateway's cached token belongs to its serial and pinned certificate, so it
+        # follows the gateway to a new address that showed that certificate; else to its host.
+        self._cache = TokenCache(state_dir, settings.label, settings.identity or settings.host)
         self._enlighten = Enlighten(settings, record, clock) if _has_credentials(settings) else None
         self._account = accounts.account(settings) if self._enlighten is not None else None
         self.last_error: str | None = None

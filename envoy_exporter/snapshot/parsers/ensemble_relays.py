@@ -1,5 +1,5 @@
 """The system controller's relays besides the mains: ``/ivp/ensemble/dry_contacts`` (load
-control) and ``/ivp/ensemble/generator``.
+control), how they are set up (``/ivp/ss/dry_contact_settings``) and ``/ivp/ensemble/generator``.
 
 Both exist only where an IQ System Controller (Enpower) or Meter Collar is installed; gateways
 without one answer ``{"error": "404 - Not Found"}`` with status 404.
@@ -7,9 +7,16 @@ without one answer ``{"error": "404 - Not Found"}`` with status 404.
 
 from __future__ import annotations
 
-from envoy_exporter.snapshot.model import DryContact, Generator
+from envoy_exporter.snapshot.model import DryContact, DryContactSetting, Generator
 from envoy_exporter.snapshot.parsers import ParseError
-from envoy_exporter.snapshot.parsers._json import as_bool, as_str, expect_dict, expect_list, load_json
+from envoy_exporter.snapshot.parsers._json import (
+    as_bool,
+    as_float,
+    as_str,
+    expect_dict,
+    expect_list,
+    load_json,
+)
 
 # Relay states as the gateway writes them: "closed" in dry contacts, "close" in the generator.
 _CLOSED = frozenset({"close", "closed"})
@@ -30,6 +37,43 @@ def parse_dry_contacts(body: bytes) -> tuple[DryContact, ...]:
         if contact and closed is not None and contact not in contacts:
             contacts[contact] = DryContact(contact=contact, closed=closed)
     return tuple(contacts.values())
+
+
+def parse_dry_contact_settings(body: bytes) -> tuple[DryContactSetting, ...]:
+    """What each contact switches (``type``), how (``mode``: by hand, or by the batteries' state of
+    charge), and the state of charge below which it sheds and above which it restores, in percent.
+    Gateways without a system controller answer an empty list (firmware 3)."""
+    data = load_json(body)
+    if data == []:
+        return ()
+    entries = expect_dict(data, "dry_contact_settings").get("dry_contacts")
+    if entries is None:
+        raise ParseError("dry_contact_settings answer has no 'dry_contacts' list")
+    settings: dict[str, DryContactSetting] = {}
+    for raw in expect_list(entries, "dry_contacts"):
+        entry = expect_dict(raw, "dry contact setting")
+        contact = as_str(entry.get("id"), "dry contact id")
+        if not contact or contact in settings:
+            continue
+        kind = as_str(entry.get("type"), f"{contact}.type")
+        mode = as_str(entry.get("mode"), f"{contact}.mode")
+        settings[contact] = DryContactSetting(
+            contact=contact,
+            kind=kind.lower() if kind else None,
+            mode=mode.lower() if mode else None,
+            soc_low_ratio=_percent(entry.get("soc_low"), f"{contact}.soc_low"),
+            soc_high_ratio=_percent(entry.get("soc_high"), f"{contact}.soc_high"),
+        )
+    return tuple(settings.values())
+
+
+def _percent(value: object, what: str) -> float | None:
+    percent = as_float(value, what)
+    if percent is None:
+        return None
+    if not 0.0 <= percent <= 100.0:
+        raise ParseError(f"{what}: {percent} is not a percentage")
+    return percent / 100.0
 
 
 def parse_generator(body: bytes) -> Generator:
