@@ -26,6 +26,7 @@ from envoy_exporter.config.load import ConfigError, load_config
 from envoy_exporter.config.settings import GatewaySettings, Secret, Settings
 from envoy_exporter.fleet.discovery import Discovery, start_discovery
 from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.freezer import Freezer
 from envoy_exporter.logs import FORMATS, LEVELS, setup_logging
 from envoy_exporter.web.server import (
     DEFAULT_TELEMETRY_PATH,
@@ -184,9 +185,12 @@ def serve(
     from envoy_exporter.fleet.labels import Labels
     from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
     from envoy_exporter.gateway.client import GatewayClient
+    from envoy_exporter.gateway.workers import WorkerPool
 
     # Shared by every client, across reloads too: labels, and one login per Enlighten account.
     labels, accounts = Labels(), EnlightenAccounts()
+    workers = WorkerPool()  # every gateway's collections, on a bounded number of threads
+    freezer = Freezer()  # keeps the garbage collector's full passes short
     discovery: Discovery | None = None
 
     def serial_told() -> None:
@@ -195,7 +199,12 @@ def serve(
 
     def make_client(gateway: GatewaySettings) -> GatewayClient:
         return GatewayClient(
-            gateway, settings.state_dir, labels=labels, accounts=accounts, on_serial=serial_told
+            gateway,
+            settings.state_dir,
+            labels=labels,
+            accounts=accounts,
+            on_serial=serial_told,
+            workers=workers,
         )
 
     def reported() -> dict[str, str | None]:
@@ -204,7 +213,7 @@ def serve(
         return {s.host: c.serial for s, c in fleet.gateways() if not s.discovered and not s.serial}
 
     # Configured entries named by serial alone join the fleet when discovery finds them.
-    fleet = Fleet([g for g in settings.gateways if not g.found_by_serial], make_client)
+    fleet = Fleet([g for g in settings.gateways if not g.found_by_serial], make_client, closed=freezer.sweep)
     try:
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
@@ -226,9 +235,9 @@ def serve(
             _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
-        for client in fleet.clients():
-            # The first scrape after a start finds data, or a collection well under way.
-            client.start()
+        # The first scrape after a start finds data, or a collection well under way.
+        first = [client.start() for client in fleet.clients()]
+        freezer.start(first)
         server.ready.set()
         log.info(
             "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
@@ -246,6 +255,7 @@ def serve(
         if discovery is not None:
             discovery.close()  # first: no announcement may re-populate the fleet being closed
         fleet.apply(())  # closes every client
+        freezer.close()
 
 
 class Reloader:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 
+from envoy_exporter.collector import GatewayCollector
+from envoy_exporter.collector.exposition import SnapshotCache
 from envoy_exporter.snapshot.history import PowerHistory
 from envoy_exporter.snapshot.model import (
     WH,
@@ -213,7 +215,7 @@ class FakeClient:
     def credentials_rejected(self) -> dict[str, bool]:
         return dict(self.credentials)
 
-    def start(self) -> Future[Snapshot]:
+    def start(self, here: bool = False) -> Future[Snapshot]:
         with self._lock:
             if self._running is not None:
                 return self._running
@@ -246,11 +248,9 @@ class FakeClient:
         self.closed = True
 
 
-def scrape(*collectors) -> str:
-    registry = CollectorRegistry(auto_describe=True)
-    for collector in collectors:
-        registry.register(collector)
-    return generate_latest(registry).decode()
+def scrape(gateways: GatewayCollector, *own, content_type: str = CONTENT_TYPE_PLAIN_0_0_4) -> str:
+    """The scrape as the web server serves it (``GatewayCollector.expose``), in the text format."""
+    return gateways.expose(content_type, SnapshotCache(), own).decode()
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

@@ -105,3 +105,22 @@ def test_an_entry_expires_for_the_scrape_a_whole_lifetime_later() -> None:
     assert cache.get("device_data", at=1240.0).value == "d"
     assert cache.get("device_data", at=1299.995) is None
     assert cache.get("device_data", at=1300.0) is None
+
+
+def test_try_here_runs_on_the_callers_thread_when_it_can() -> None:
+    threads: list[str] = []
+    flight = SingleFlight(lambda: threads.append(threading.current_thread().name) or "on a worker")
+    here = flight.try_here(lambda: threads.append(threading.current_thread().name) or "here")
+    assert here.result(5) == "here"
+    assert threads == [threading.current_thread().name]
+
+
+def test_try_here_hands_the_run_to_a_worker_when_the_attempt_cannot_finish() -> None:
+    release = threading.Event()
+    flight = SingleFlight(lambda: release.wait(5) and "on a worker")
+    future = flight.try_here(lambda: None)
+    assert not future.done()
+    assert flight.submit() is future  # in flight: joined, not restarted
+    release.set()
+    assert future.result(5) == "on a worker"
+    assert flight.try_here(lambda: "here again").result(5) == "here again"

@@ -17,7 +17,7 @@ import urllib.request
 import jwt
 import pytest
 from conftest import ROOT, free_port
-from exporter_fakes import FakeClient
+from exporter_fakes import FakeClient, samples
 from exporter_process import get, running_exporter
 
 from envoy_exporter import __version__
@@ -163,7 +163,8 @@ def test_demo_serves_and_stops_on_sigterm(tmp_path):
         status, body = get(exporter.url("/probe?target=demo"), timeout=10)
         assert status == 200
         assert b'enphase_up{gateway="demo"} 1.0' in body
-        assert b'enphase_gateway_info{auth="token"' in body
+        info = [labels for name, labels in samples(body.decode()) if name == "enphase_gateway_info"]
+        assert [dict(labels)["auth"] for labels in info] == ["token"]
         exporter.process.send_signal(signal.SIGTERM)
         assert exporter.process.wait(timeout=20) == 0
     log = exporter.log.read_text()

@@ -640,3 +640,38 @@ def test_inverters_reporting_new_serials_all_the_time_do_not_grow_the_state_with
     assert len(series) <= 2_000
     assert list(real) in [s["key"] for s in series]  # the one still rising is kept
     assert ["gw1", "inverter", "800700000399", ""] in [s["key"] for s in series]  # and the newest
+
+
+def test_microinverters_handed_back_unchanged_cost_no_counter_work(keeper: CounterKeeper) -> None:
+    # Between two of their five-minute reports a collection hands back the very readings it had
+    # (from the cache): nothing moved, and the corrected readings of last time are the answer.
+    inverters = tuple(
+        InverterReading(serial=f"4821000000{n:02d}", lifetime_j=kwh(600 + n)) for n in range(30)
+    )
+    first = keeper.apply("gw1", replace(_snapshot(T0, kwh(8100), kwh(4000)), inverters=inverters))
+    with mock.patch.object(keeper, "observe", wraps=keeper.observe) as observe:
+        again = keeper.apply("gw1", replace(_snapshot(T0 + 10, kwh(8100), kwh(4000)), inverters=inverters))
+    asked = {call.args[0][1] for call in observe.call_args_list}
+    assert "inverter" not in asked  # the energy flows are still corrected, the inverters not again
+    assert again.inverters is first.inverters
+    assert [r for r in again.reported if r.kind == "inverter"] == [
+        r for r in first.reported if r.kind == "inverter"
+    ]
+
+
+def test_an_unchanged_microinverter_that_is_holding_is_still_settled_by_time(keeper: CounterKeeper) -> None:
+    # A held reading becomes the level after HOLD_WINDOW_S even when it never changes again:
+    # readings handed back unchanged must still be looked at while a series holds one.
+    keeper.apply(
+        "gw1",
+        replace(
+            _snapshot(T0, kwh(8100), kwh(4000)),
+            inverters=(InverterReading(serial="482100000001", lifetime_j=kwh(600)),),
+        ),
+    )
+    low = (InverterReading(serial="482100000001", lifetime_j=kwh(100)),)
+    held = keeper.apply("gw1", replace(_snapshot(T0 + 60, kwh(8100), kwh(4000)), inverters=low))
+    assert held.inverters[0].lifetime_j == kwh(600)  # a fall: held
+    later = keeper.apply("gw1", replace(_snapshot(T0 + 60 + 2 * 3600, kwh(8100), kwh(4000)), inverters=low))
+    assert later.inverters[0].lifetime_j == kwh(600)  # the level kept, now continuing from 100 kWh
+    assert counts(keeper).get("reset") == 1

@@ -1,9 +1,10 @@
-"""The exposition joined from pieces rendered apart is the one a single rendering gives, and valid.
+"""The exposition as served: one renderer, pieces rendered apart joined into one valid exposition.
 
 Each gateway's data is rendered once per snapshot and the per-scrape series on every scrape; the
-pieces are joined per family. These tests hold the joined bytes against prometheus-client's own
-rendering of all the families at once, parse them with its parsers, and, where promtool is
-installed, run ``promtool check metrics`` on them.
+pieces are joined per family. These tests hold the joined bytes against one rendering of all the
+families at once, hold what the renderer writes against what prometheus-client writes for the
+same families (parsed back by its parsers: the same families, samples and values), and, where
+promtool is installed, run ``promtool check metrics`` on them.
 """
 
 from __future__ import annotations
@@ -18,16 +19,23 @@ from dataclasses import replace
 
 import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, value
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from envoy_exporter.collector import ExporterCollector, GatewayCollector, exposition
+from envoy_exporter.collector import ExporterCollector, GatewayCollector
 from envoy_exporter.collector import scrape as scrape_module
 from envoy_exporter.collector.data import add_snapshot
-from envoy_exporter.collector.exposition import SnapshotCache, join, render
+from envoy_exporter.collector.exposition import (
+    Labels,
+    SnapshotCache,
+    from_library,
+    join,
+    negotiate,
+    number,
+    render,
+)
 from envoy_exporter.collector.families import Families
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
@@ -38,54 +46,72 @@ TEXT = "text/plain;version=0.0.4"
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
 # Label values that need escaping, and a non-ASCII one.
 GATEWAYS = ("garage", 'bar"n\\', "line\nbreak", "Gäste")
+ACCEPTS = (
+    "",  # curl
+    TEXT,
+    OPENMETRICS,
+    "application/openmetrics-text",
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
+    # Prometheus 2.x
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    # other escapings are answered with names escaped as underscores, which leaves them as they are
+    "text/plain;version=1.0.0;escaping=dots",
+    "application/openmetrics-text;version=1.0.0;escaping=values",
+)
+VALUES = (0.0, -0.0, 1.0, -2.5, 1e-7, 123456.0, 1234567.0, 1.8e10, 2**53 + 1, 1e300, math.inf, -math.inf)
 
 
-def health(gateway: str, age: float) -> list[Metric]:
-    up = GaugeMetricFamily("enphase_up", "1 if fresh", labels=["gateway"])
-    up.add_metric([gateway], 1)
-    data_age = GaugeMetricFamily("enphase_data_age_seconds", "Age of the data", labels=["gateway"])
-    data_age.add_metric([gateway], age)
-    requests = CounterMetricFamily(
-        "enphase_gateway_requests", "Requests\nsent \\ counted", labels=["gateway", "endpoint", "code"]
+def health(f: Families, gateway: str, age: float) -> None:
+    base = Labels(gateway=gateway)
+    f.gauge("enphase_up", "1 if fresh", base, 1)
+    f.gauge("enphase_data_age_seconds", "Age of the data", base, age)
+    f.counter(
+        "enphase_gateway_requests", "Requests\nsent \\ counted", base.add(endpoint="info", code="200"), 3
     )
-    requests.add_metric([gateway, "info", "200"], 3)
-    requests.add_metric([gateway, "meter_readings", "timeout"], 1)
-    return [up, data_age, requests]
-
-
-def data(gateway: str) -> list[Metric]:
-    power = GaugeMetricFamily("enphase_production_power_watts", "Power now", labels=["gateway"])
-    power.add_metric([gateway], 1234.5)
-    energy = CounterMetricFamily("enphase_production_energy_joules", "Energy", labels=["gateway"])
-    energy.add_metric([gateway], 1.8e10)
-    phase = GaugeMetricFamily(
-        "enphase_production_phase_power_watts", "Per phase", labels=["gateway", "phase"]
+    f.counter(
+        "enphase_gateway_requests", "Requests\nsent \\ counted", base.add(endpoint="readings", code="x"), 1
     )
-    for n, name in enumerate(("L1", "L2", "L3")):
-        phase.add_metric([gateway, name], 400.0 + n)
-    return [power, energy, phase]
 
 
-def merged(gateways: tuple[str, ...], age: float) -> list[Metric]:
-    """Every gateway's families merged by name, as one collector would yield them."""
-    families: dict[str, Metric] = {}
-    for gateway in gateways:
-        for family in health(gateway, age) + data(gateway):
-            target = families.setdefault(family.name, _empty_like(family))
-            target.samples.extend(family.samples)
-    return list(families.values())
+def data(f: Families, gateway: str) -> None:
+    base = Labels(gateway=gateway)
+    f.gauge("enphase_production_power_watts", "Power now", base, 1234.5)
+    f.counter("enphase_production_energy_joules", "Energy", base, 1.8e10)
+    for n, phase in enumerate(("L1", "L2", "L3")):
+        f.gauge("enphase_production_phase_power_watts", "Per phase", base.add(phase=phase), 400.0 + n)
 
 
-def _empty_like(family: Metric) -> Metric:
-    return Metric(family.name, family.documentation, family.type)
-
-
-def pieces(gateways: tuple[str, ...], age: float, encoder, content_type: str) -> list:
+def pieces(gateways: tuple[str, ...], age: float) -> list:
     parts = []
     for gateway in gateways:
-        parts.append(render(encoder, content_type, health(gateway, age)))
-        parts.append(render(encoder, content_type, data(gateway)))
+        for add in (lambda f, g=gateway: health(f, g, age), lambda f, g=gateway: data(f, g)):
+            families = Families()
+            add(families)
+            parts.append(render(families))
     return parts
+
+
+def all_at_once(gateways: tuple[str, ...], age: float) -> Families:
+    families = Families()
+    for gateway in gateways:
+        health(families, gateway, age)
+        data(families, gateway)
+    return families
+
+
+def parsed(text: str, openmetrics: bool) -> list[tuple]:
+    """Families parsed back: (name, type, help, [(sample name, labels, value)]), NaN as a string."""
+    parse = parse_openmetrics if openmetrics else parse_text
+    return [
+        (
+            f.name,
+            f.type,
+            f.documentation,
+            [(s.name, s.labels, "NaN" if math.isnan(s.value) else s.value) for s in f.samples],
+        )
+        for f in parse(text)
+    ]
 
 
 class _All:
@@ -98,30 +124,26 @@ class _All:
 
 @pytest.mark.parametrize("accept", [TEXT, OPENMETRICS])
 def test_joined_pieces_equal_one_rendering_of_everything(accept):
-    encoder, content_type = choose_encoder(accept)
-    joined = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type)
-    assert joined == encoder(_All(merged(GATEWAYS, 2.5)))
+    _, content_type = choose_encoder(accept)
+    joined = join(pieces(GATEWAYS, 2.5), content_type)
+    assert joined == join([render(all_at_once(GATEWAYS, 2.5))], content_type)
 
 
 def test_text_has_each_family_once_with_every_gateway():
-    encoder, content_type = choose_encoder(TEXT)
-    text = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type).decode()
+    text = join(pieces(GATEWAYS, 2.5), choose_encoder(TEXT)[1]).decode()
     families = {f.name: f for f in parse_text(text)}
-    assert sorted(families) == sorted(f.name for f in merged(GATEWAYS, 0))
+    assert sorted(families) == sorted(f.name for f in all_at_once(GATEWAYS, 0))
     assert text.count("# TYPE enphase_up gauge") == 1
     assert {s.labels["gateway"] for s in families["enphase_up"].samples} == set(GATEWAYS)
     requests = families["enphase_gateway_requests"].samples
-    assert {(s.labels["gateway"], s.labels["code"], s.value) for s in requests} >= {
-        ('bar"n\\', "timeout", 1.0)
-    }
+    assert {(s.labels["gateway"], s.labels["code"], s.value) for s in requests} >= {('bar"n\\', "x", 1.0)}
     phases = families["enphase_production_phase_power_watts"].samples
     guest = {s.labels["phase"]: s.value for s in phases if s.labels["gateway"] == "Gäste"}
     assert guest == {"L1": 400.0, "L2": 401.0, "L3": 402.0}
 
 
 def test_openmetrics_parses_and_ends_with_one_eof():
-    encoder, content_type = choose_encoder(OPENMETRICS)
-    text = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type).decode()
+    text = join(pieces(GATEWAYS, 2.5), choose_encoder(OPENMETRICS)[1]).decode()
     assert text.endswith("# EOF\n") and text.count("# EOF") == 1
     families = {f.name: f for f in parse_openmetrics(text)}
     energy = families["enphase_production_energy_joules"]
@@ -133,161 +155,124 @@ def test_openmetrics_parses_and_ends_with_one_eof():
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_joined_exposition():
     # promtool reads the Prometheus text format (OpenMetrics is held to its parser above).
-    encoder, content_type = choose_encoder(TEXT)
-    body = join(pieces(GATEWAYS, 2.5, encoder, content_type), content_type)
+    body = join(pieces(GATEWAYS, 2.5), choose_encoder(TEXT)[1])
     checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def odd_families() -> tuple[Families, list[Metric]]:
+    """The same odd families twice: ours, and prometheus-client's."""
+    ours, library = Families(), []
+    doc = 'Help with "quotes", a \\ backslash\nand a newline'
+    ours.gauge("odd_doc", doc, {}, 1)
+    library.append(GaugeMetricFamily("odd_doc", doc, value=1))
+    values = GaugeMetricFamily("odd_values", "Values", labels=["gateway", "n"])
+    for n, v in enumerate(VALUES):
+        ours.gauge("odd_values", "Values", Labels(gateway="g", n=str(n)), v)
+        values.add_metric(["g", str(n)], v)
+    labels = CounterMetricFamily("odd_labels", "Labels", labels=["z", "a", "m_1"])
+    for text in ("plain", 'q"uote', "back\\slash", "new\nline", "Gäste ☀", ""):
+        ours.counter("odd_labels", "Labels", Labels(gateway="g").add(z=text, a="x", m_1="y"), 3)
+        labels.add_metric([text, "x", "y"], 3)
+    for family in (values, labels):
+        for sample in family.samples:
+            sample.labels.setdefault("gateway", "g")
+    return ours, [*library, values, labels]
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_what_is_written_parses_to_what_the_library_writes(accept):
+    content_type = negotiate(accept)
+    encoder, _ = choose_encoder(content_type)  # the library's writer of that content type
+    ours, library = odd_families()
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    written = join([render(ours)], content_type).decode()
+    assert parsed(written, openmetrics) == parsed(encoder(_All(library)).decode(), openmetrics)
+
+
+@pytest.mark.parametrize("value", [*VALUES, math.nan, 0.1 + 0.2, 5e-324, 1.7976931348623157e308])
+def test_a_value_reads_back_as_itself(value):
+    text = number(float(value))
+    assert text in ("+Inf", "-Inf", "NaN") or float(text) == float(value)
+    assert math.isnan(value) == (text == "NaN")
+
+
+def test_the_process_collectors_families_are_rendered_here_too():
+    # The exporter's own families come from prometheus-client: converted, rendered the same way.
+    counter = CounterMetricFamily("odd_cpu_seconds", "CPU", value=2.5)
+    gauge = GaugeMetricFamily("odd_fds", "Descriptors", labels=["kind"])
+    gauge.add_metric(["open"], 7)
+    text = join([render(from_library([counter, gauge]))], choose_encoder(TEXT)[1]).decode()
+    assert "odd_cpu_seconds_total 2.5\n" in text
+    assert 'odd_fds{kind="open"} 7.0\n' in text
 
 
 class Snap:
     """A stand-in snapshot: the cache only compares identities."""
 
 
-def test_the_cache_renders_a_snapshot_once_per_format():
+def _counting(built: list):
+    """A rendering of the data series that counts how often it ran."""
+
+    def families(labels: Labels) -> Families:
+        built.append(labels["gateway"])
+        families = Families()
+        data(families, labels["gateway"])
+        return families
+
+    return families
+
+
+def test_the_cache_renders_a_snapshot_once_for_every_format():
     cache, owner, built = SnapshotCache(), Snap(), []
-
-    def families():
-        built.append(1)
-        return data("garage")
-
-    first = Snap()
-    text_encoder, text_type = choose_encoder(TEXT)
-    om_encoder, om_type = choose_encoder(OPENMETRICS)
-    a = cache.groups(owner, first, "garage", text_type, text_encoder, families)
-    b = cache.groups(owner, first, "garage", text_type, text_encoder, families)
+    first, garage = Snap(), Labels(gateway="garage")
+    a = cache.groups(owner, first, garage, _counting(built))
+    b = cache.groups(owner, first, garage, _counting(built))
     assert a is b and len(built) == 1
-    cache.groups(owner, first, "garage", om_type, om_encoder, families)
-    assert len(built) == 2  # another format, rendered once too
-    cache.groups(owner, first, "garage", om_type, om_encoder, families)
-    assert len(built) == 2
-    c = cache.groups(owner, Snap(), "garage", text_type, text_encoder, families)
-    assert len(built) == 3 and c == a and c is not a  # a new snapshot is rendered anew
-    same = cache.groups(owner, first, "garage", text_type, text_encoder, families)
-    assert len(built) == 4 and same == a  # only the latest snapshot is kept
-    cache.groups(owner, first, "999012345678", text_type, text_encoder, families)
-    assert len(built) == 5  # the label changed (an unnamed gateway told its serial)
+    for accept in (TEXT, OPENMETRICS):  # one rendering serves both formats
+        assert join([a], choose_encoder(accept)[1]).count(b"enphase_production_power_watts{") == 1
+    c = cache.groups(owner, Snap(), garage, _counting(built))
+    assert len(built) == 2 and c == a and c is not a  # a new snapshot is rendered anew
+    same = cache.groups(owner, first, garage, _counting(built))
+    assert len(built) == 3 and same == a  # only the latest snapshot is kept
+    cache.groups(owner, first, Labels(gateway="999012345678"), _counting(built))
+    assert built[3:] == ["999012345678"]  # the label changed (an unnamed gateway told its serial)
+
+
+def test_a_gateways_labels_are_kept_from_one_snapshot_to_the_next():
+    cache, owner = SnapshotCache(), Snap()
+    labels = cache.labels(owner, "garage")
+    cache.groups(owner, Snap(), labels, _counting([]))
+    assert cache.labels(owner, "garage") is labels
+    assert labels.add(serial="1").text is labels.add(serial="1").text  # rendered once
+    assert cache.labels(owner, "renamed").text == 'gateway="renamed"'
 
 
 def test_the_cache_drops_what_no_scrape_took_for_a_while():
     clock = [100.0]
     cache = SnapshotCache(keep=15.0, clock=lambda: clock[0])
-    encoder, content_type = choose_encoder(TEXT)
     busy, idle, snapshot, built = Snap(), Snap(), Snap(), []
-
-    def families():
-        built.append(1)
-        return data("garage")
-
-    cache.groups(idle, Snap(), "idle", content_type, encoder, families)
+    cache.groups(idle, Snap(), Labels(gateway="idle"), _counting(built))
     for _ in range(3):
         clock[0] += 10
-        cache.groups(busy, snapshot, "busy", content_type, encoder, families)
+        cache.groups(busy, snapshot, Labels(gateway="busy"), _counting(built))
     assert len(built) == 2  # the busy gateway's rendering was taken three times, rendered once
     assert idle not in cache._entries and busy in cache._entries
 
 
 def test_the_cache_forgets_a_dropped_gateway():
     cache, owner = SnapshotCache(), Snap()
-    encoder, content_type = choose_encoder(TEXT)
-    cache.groups(owner, Snap(), "garage", content_type, encoder, lambda: data("garage"))
+    cache.groups(owner, Snap(), Labels(gateway="garage"), _counting([]))
     assert len(cache._entries) == 1
     del owner
     assert len(cache._entries) == 0
 
 
-# ------------------------------------------------------------------------------------------------
-# The quick rendering: byte for byte the library's
-
-ACCEPTS = (
-    "",  # curl
-    TEXT,
-    OPENMETRICS,
-    "application/openmetrics-text",
-    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8",
-    # Prometheus 2.x
-    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
-    # left to the library: other escapings and versions
-    "text/plain;version=1.0.0;escaping=dots",
-    "application/openmetrics-text;version=1.0.0;escaping=values",
-)
-VALUES = (
-    0.0,
-    -0.0,
-    1.0,
-    -2.5,
-    1e-7,
-    123456.0,
-    1234567.0,
-    1.8e10,
-    2**53 + 1,
-    1e300,
-    math.inf,
-    -math.inf,
-    math.nan,
-)
-
-
-def odd_families() -> list[Metric]:
-    """Everything the quick path must write exactly like the library, and what it must leave to it."""
-    doc = GaugeMetricFamily("odd_doc", 'Help with "quotes", a \\ backslash\nand a newline')
-    doc.add_metric([], 1)
-    values = GaugeMetricFamily("odd_values", "Values", labels=["n"])
-    for n, v in enumerate(VALUES):
-        values.add_metric([str(n)], v)
-    labels = CounterMetricFamily("odd_labels", "Labels", labels=["z", "a", "m_1"])
-    for text in ("plain", 'q"uote', "back\\slash", "new\nline", "Gäste ☀", ""):
-        labels.add_metric([text, "x", "y"], 3)
-    empty = GaugeMetricFamily("odd_empty", "No samples at all")
-    info = InfoMetricFamily("odd_build", "An info family", value={"version": "1.0"})
-    unit = GaugeMetricFamily("odd_seconds", "With a unit", unit="seconds")
-    unit.add_metric([], 2)
-    stamped = GaugeMetricFamily("odd_stamped", "With a timestamp", labels=["g"])
-    stamped.add_metric(["a"], 1, timestamp=1_750_000_000.5)
-    created = CounterMetricFamily(
-        "odd_created", "A counter with _created", labels=["g"], created=1_700_000_000
-    )
-    created.add_metric(["a"], 4, created=1_700_000_000)
-    return [doc, values, labels, empty, info, unit, stamped, created]
-
-
-@pytest.mark.parametrize("accept", ACCEPTS)
-def test_rendering_is_byte_for_byte_the_librarys(accept):
-    encoder, content_type = choose_encoder(accept)
-    families = odd_families() + data("Gäste") + health('bar"n\\', 1.5)
-    assert join([render(encoder, content_type, families)], content_type) == encoder(_All(families))
-
-
-@pytest.mark.parametrize("accept", ACCEPTS)
-def test_a_real_scrape_renders_byte_for_byte_as_the_library(accept):
-    encoder, content_type = choose_encoder(accept)
-    scrape = GatewayCollector(clients(), 2.0, wall=lambda: NOW)
-    families = list(scrape.collect()) + list(ExporterCollector().collect())
-    assert join([render(encoder, content_type, families)], content_type) == encoder(_All(families))
-
-
-@pytest.mark.parametrize("accept", ACCEPTS)
-def test_the_collectors_families_render_byte_for_byte_as_the_library(accept):
-    families = Families()
-    for n, v in enumerate(VALUES):
-        families.gauge("odd_values", 'Values "quoted" \\ and\nbroken', {"z": str(n), "a": "x"}, v)
-    for text in ("plain", 'q"uote', "back\\slash", "new\nline", "Gäste ☀", ""):
-        families.counter("odd_labels", "Labels", {"gateway": text, "endpoint": "info", "code": "200"}, 3)
-    families.gauge("odd_bare", "No labels", {}, True)
-    encoder, content_type = choose_encoder(accept)
-    rendered = join([render(encoder, content_type, families.tables())], content_type)
-    assert rendered == encoder(_All(list(families)))
-
-
-def test_the_usual_content_types_take_the_quick_path(monkeypatch):
-    called = []
-    monkeypatch.setattr(exposition, "_library", lambda *args: called.append(args) or [])
-    for accept in ACCEPTS[:6]:
-        encoder, content_type = choose_encoder(accept)
-        render(encoder, content_type, odd_families()[:4] + data("garage") + health("garage", 1.0))
-        scrape = GatewayCollector(clients(), 2.0, wall=lambda: NOW)
-        scrape.exposition(encoder, content_type, SnapshotCache())
-    assert called == []
+def test_labels_read_as_the_mapping_they_render():
+    labels = Labels(gateway='a"b').add(serial="1", phase="L1")
+    assert dict(labels) == {"gateway": 'a"b', "serial": "1", "phase": "L1"}
+    assert labels.text == 'gateway="a\\"b",serial="1",phase="L1"'
+    assert {**labels, "x": "y"}["x"] == "y"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -304,15 +289,16 @@ def clients() -> list[FakeClient]:
 
 
 @pytest.mark.parametrize("accept", ACCEPTS)
-def test_a_scrape_rendered_in_pieces_is_the_collectors_own_rendering(accept):
-    encoder, content_type = choose_encoder(accept)
+def test_a_scrape_as_served_is_valid_and_holds_every_gateway(accept):
+    content_type = negotiate(accept)
     scrape = GatewayCollector(clients(), 2.0, wall=lambda: NOW)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(scrape)
-    registry.register(ExporterCollector())
-    parts = scrape.exposition(encoder, content_type, SnapshotCache())
-    parts.append(render(encoder, content_type, ExporterCollector().collect()))
-    assert join(parts, content_type) == encoder(registry)
+    text = scrape.expose(content_type, SnapshotCache(), [ExporterCollector()]).decode()
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    families = {name: samples for name, _, _, samples in parsed(text, openmetrics)}
+    assert {labels["gateway"] for _, labels, _ in families["enphase_up"]} == {c.name for c in clients()}
+    assert "enphase_exporter_build_info" in families
+    names = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(names) == len(set(names))
 
 
 @pytest.fixture
@@ -321,9 +307,9 @@ def served(monkeypatch) -> Iterator[tuple[str, list[FakeClient], list[str]]]:
     data series."""
     rendered: list[str] = []
 
-    def counted(families, gateway, snapshot):
-        rendered.append(gateway)
-        add_snapshot(families, gateway, snapshot)
+    def counted(families, labels, snapshot):
+        rendered.append(labels["gateway"])
+        add_snapshot(families, labels, snapshot)
 
     monkeypatch.setattr(scrape_module, "add_snapshot", counted)
     fakes = clients()

@@ -49,6 +49,29 @@ def test_a_configured_host_wins_over_a_label_a_gateway_reported() -> None:
     assert fleet.find("122302045041") is clients["envoy"]
 
 
+def test_a_gateway_is_found_by_its_label_after_it_changed() -> None:
+    # An unnamed gateway goes by its host, then by the serial its /info reports: /probe finds
+    # it under the label it has now, and not under one it had.
+    fleet, (_, barn) = made_fleet(HOME, BARN)
+    assert fleet.find("192.0.2.11") is barn
+    barn.name = "122302045041"
+    assert fleet.find("122302045041") is barn
+    barn.name = "122302045042"
+    assert fleet.find("122302045041") is None
+    assert fleet.find("122302045042") is barn
+    assert fleet.find("192.0.2.11") is barn  # the configured host finds it all along
+
+
+def test_apply_tells_when_it_closed_clients() -> None:
+    # The freezer sweeps what a reload dropped: told only when clients were closed.
+    told: list[int] = []
+    fleet = Fleet([HOME, BARN], lambda s: FakeClient(s.label), closed=lambda: told.append(1))
+    fleet.apply([HOME, BARN])
+    assert told == []
+    fleet.apply([HOME])
+    assert told == [1]
+
+
 def test_apply_keeps_unchanged_gateways_and_replaces_the_rest() -> None:
     fleet, made = made_fleet(HOME, BARN)
     home, barn = made

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 from conftest import SHARED_FIXTURES, Clocks, load_fake_gateway, needs_shared
+from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import join, render
 from envoy_exporter.collector.families import Families
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
@@ -73,9 +75,10 @@ class Site:
         self.clocks.advance(after_s)
         families = Families()
         add_snapshot(families, "site", self.client.collect(timeout=60))
+        text = join([render(families)], "text/plain; version=0.0.4; charset=utf-8").decode()
         return {
             (sample.name, frozenset(sample.labels.items()) - {("gateway", "site")}): sample.value
-            for metric in families
+            for metric in text_string_to_metric_families(text)
             for sample in metric.samples
         }
 

@@ -217,3 +217,34 @@ def test_a_client_closed_by_a_reload_does_not_keep_its_label_from_its_successor(
     finally:
         old.close()
         new.close()
+
+
+class CountingPool:
+    """A worker pool that counts what is handed to it."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def submit(self, task) -> None:
+        self.submitted += 1
+        threading.Thread(target=task, daemon=True).start()
+
+
+def test_a_probe_answered_from_the_cache_stays_on_the_scrapes_thread(gateways) -> None:
+    gateway = slow_gateway(gateways)
+    pool = CountingPool()
+    client = GatewayClient(settings_for(gateway), None, workers=pool)
+    try:
+        assert client.collect(timeout=30).up
+        pool.submitted = 0
+        asked = len(gateway.asked)
+        got = scrape_once(client, 5.0)  # every endpoint still in the cache
+        assert value(got, "enphase_up", gateway="demo") == 1
+        assert pool.submitted == 0 and len(gateway.asked) == asked
+        time.sleep(5.1)  # the meter readings' lifetime: the next collection asks the gateway
+        got = scrape_once(client, 5.0)
+        assert value(got, "enphase_up", gateway="demo") == 1
+        assert pool.submitted == 1  # it went to a worker, once
+        assert len(gateway.asked) > asked
+    finally:
+        client.close()

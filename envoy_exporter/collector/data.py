@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.families import Families, Row
 from envoy_exporter.collector.money import add_money
 from envoy_exporter.collector.system import (
     add_controller,
@@ -24,13 +25,10 @@ from envoy_exporter.snapshot.model import (
     Battery,
     Device,
     Flow,
-    InverterReading,
     Meter,
     MeterChannel,
     Snapshot,
 )
-
-Labels = dict[str, str]
 
 # (metric suffix, help, field of the model type); one table per model type keeps the mapping
 # reviewable against the spec at a glance.
@@ -90,9 +88,34 @@ _STORAGE_GAUGES = (
     ("reserve_ratio", "Share of the capacity reserved for backup", "reserve_ratio"),
 )
 
+# A CT meter channel's gauge rows and counter rows.
+ChannelRows = tuple[tuple[Row, ...], tuple[Row, ...]]
 
-def add_snapshot(families: Families, gateway: str, snapshot: Snapshot) -> None:
-    base = {"gateway": gateway}
+
+def _channel_rows(prefix: str, gauges: tuple[Row, ...], where: str) -> ChannelRows:
+    """The gauge and counter rows of a CT meter channel: the whole meter's or a phase's."""
+    return (
+        tuple((prefix + suffix, f"{doc} {where}", attr) for suffix, doc, attr in gauges),
+        tuple((prefix + suffix, f"{doc} {where}, lifetime", attr) for suffix, doc, attr in _METER_COUNTERS),
+    )
+
+
+# The rows as Families.gauges takes them: full names and helps, made once.
+_METER_ROWS = _channel_rows("enphase_meter_", _METER_GAUGES, "of the CT meter")
+_METER_PHASE_ROWS = _channel_rows("enphase_meter_phase_", _METER_PHASE_GAUGES, "of a phase of the CT meter")
+_INVERTER_ROWS = tuple(("enphase_inverter_" + suffix, doc, attr) for suffix, doc, attr in _INVERTER_GAUGES)
+_INVERTER_COUNTERS = (
+    ("enphase_inverter_energy_joules", "Energy the microinverter produced, lifetime", "lifetime_j"),
+)
+_DEVICE_ROWS = tuple((f"enphase_device_{flag}", doc, flag) for flag, doc in _DEVICE_FLAGS)
+_BATTERY_ROWS = tuple(("enphase_battery_" + suffix, doc, attr) for suffix, doc, attr in _BATTERY_GAUGES)
+_STORAGE_ROWS = tuple(("enphase_storage_" + suffix, doc, attr) for suffix, doc, attr in _STORAGE_GAUGES)
+
+
+def add_snapshot(families: Families, gateway: Labels | str, snapshot: Snapshot) -> None:
+    """The data series of ``snapshot``; ``gateway`` is the gateway's label value, or its labels
+    (``gateway``) as kept from one rendering to the next."""
+    base = gateway if isinstance(gateway, Labels) else Labels(gateway=gateway)
     for add in _SECTIONS:
         add(families, base, snapshot)
 
@@ -100,7 +123,7 @@ def add_snapshot(families: Families, gateway: str, snapshot: Snapshot) -> None:
 def _production(f: Families, base: Labels, s: Snapshot) -> None:
     if s.production is None:
         return
-    labels = {**base, "source": s.production_source or "unknown"}
+    labels = base.add(source=s.production_source or "unknown")
     total = s.production.total
     f.gauge("enphase_production_power_watts", "Production power", labels, total.power_w)
     f.counter("enphase_production_energy_joules", "Energy produced, lifetime", labels, total.lifetime_j)
@@ -115,7 +138,7 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
     )
     _reported_production(f, base, s)
     for phase, reading in s.production.phases.items():
-        phased = {**labels, "phase": phase}
+        phased = labels.add(phase=phase)
         f.gauge(
             "enphase_production_phase_power_watts", "Production power of a phase", phased, reading.power_w
         )
@@ -135,7 +158,7 @@ def _reported_production(f: Families, base: Labels, s: Snapshot) -> None:
             f.gauge(
                 "enphase_production_energy_reported_joules",
                 "Lifetime production as the gateway reports it, before counter corrections",
-                {**base, "source": reported.name},
+                base.add(source=reported.name),
                 reported.joules,
             )
 
@@ -143,7 +166,7 @@ def _reported_production(f: Families, base: Labels, s: Snapshot) -> None:
 def _consumption(f: Families, base: Labels, s: Snapshot) -> None:
     for measurement, flow in (("total", s.consumption_total), ("net", s.consumption_net)):
         if flow is not None:
-            _consumption_flow(f, {**base, "measurement": measurement}, flow)
+            _consumption_flow(f, base.add(measurement=measurement), flow)
     if s.consumption_total is not None:
         _consumption_total_energy(f, base, s.consumption_total)
     if s.consumption_net is not None:
@@ -170,19 +193,19 @@ def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
         f.gauge(
             "enphase_consumption_phase_power_watts",
             "Consumption power of a phase",
-            {**labels, "phase": phase},
+            labels.add(phase=phase),
             reading.power_w,
         )
 
 
 def _consumption_total_energy(f: Families, base: Labels, flow: Flow) -> None:
-    labels = {**base, "measurement": "total"}
+    labels = base.add(measurement="total")
     f.counter("enphase_consumption_energy_joules", "Energy consumed, lifetime", labels, flow.total.lifetime_j)
     for phase, reading in flow.phases.items():
         f.counter(
             "enphase_consumption_phase_energy_joules",
             "Energy consumed on a phase, lifetime",
-            {**labels, "phase": phase},
+            labels.add(phase=phase),
             reading.lifetime_j,
         )
 
@@ -199,80 +222,68 @@ def _net_energy(f: Families, base: Labels, flow: Flow) -> None:
         f.gauge(
             "enphase_net_consumption_phase_energy_joules",
             "Energy imported minus energy exported on a phase, lifetime; can fall and be negative",
-            {**base, "phase": phase},
+            base.add(phase=phase),
             reading.lifetime_j,
         )
 
 
 def _meters(f: Families, base: Labels, s: Snapshot) -> None:
     for meter in s.meters:
-        _meter(f, {**base, "meter": meter.config.measurement_type}, meter)
+        _meter(f, base.add(meter=meter.config.measurement_type), meter)
 
 
 def _meter(f: Families, labels: Labels, meter: Meter) -> None:
     config = meter.config
-    info = {
-        **labels,
-        "eid": str(config.eid),
-        "phase_mode": config.phase_mode or "",
-        "phase_count": str(config.phase_count),
-        "state": config.state,
-    }
+    info = labels.add(
+        eid=str(config.eid),
+        phase_mode=config.phase_mode or "",
+        phase_count=str(config.phase_count),
+        state=config.state,
+    )
     f.gauge("enphase_meter_info", "CT meter configuration", info, 1)
     if config.enabled and config.metering_status:
         f.gauge(
             "enphase_meter_metering_status",
             "1 for the metering status of the CT meter",
-            {**labels, "status": config.metering_status},
+            labels.add(status=config.metering_status),
             1,
         )
     for flag in config.status_flags if config.enabled else ():
         f.gauge(
             "enphase_meter_status_flag",
             "1 for each status flag the CT meter raises",
-            {**labels, "flag": flag},
+            labels.add(flag=flag),
             1,
         )
     if meter.total is not None:
-        _channel(f, "enphase_meter_", labels, meter.total, _METER_GAUGES)
+        _channel(f, _METER_ROWS, labels, meter.total)
     for phase, channel in meter.phases.items():
-        _channel(f, "enphase_meter_phase_", {**labels, "phase": phase}, channel, _METER_PHASE_GAUGES)
+        _channel(f, _METER_PHASE_ROWS, labels.add(phase=phase), channel)
 
 
-def _channel(f: Families, prefix: str, labels: Labels, channel: MeterChannel, gauges: tuple) -> None:
-    where = "of a phase of the CT meter" if "phase" in labels else "of the CT meter"
-    for suffix, doc, attr in gauges:
-        f.gauge(prefix + suffix, f"{doc} {where}", labels, getattr(channel, attr))
-    for suffix, doc, attr in _METER_COUNTERS:
-        f.counter(prefix + suffix, f"{doc} {where}, lifetime", labels, getattr(channel, attr))
+def _channel(
+    f: Families, rows: tuple[tuple[Row, ...], tuple[Row, ...]], labels: Labels, channel: MeterChannel
+) -> None:
+    gauges, counters = rows
+    f.gauges(gauges, labels, channel)
+    f.counters(counters, labels, channel)
 
 
 def _inverters(f: Families, base: Labels, s: Snapshot) -> None:
-    for inverter in s.inverters:
-        _inverter(f, {**base, "serial": inverter.serial}, inverter)
-
-
-def _inverter(f: Families, labels: Labels, inverter: InverterReading) -> None:
-    for suffix, doc, attr in _INVERTER_GAUGES:
-        f.gauge("enphase_inverter_" + suffix, doc, labels, getattr(inverter, attr))
-    f.counter(
-        "enphase_inverter_energy_joules",
-        "Energy the microinverter produced, lifetime",
-        labels,
-        inverter.lifetime_j,
-    )
+    inverters = [(base.add(serial=inverter.serial), inverter) for inverter in s.inverters]
+    f.table(_INVERTER_ROWS, "gauge", inverters)
+    f.table(_INVERTER_COUNTERS, "counter", inverters)
 
 
 def _devices(f: Families, base: Labels, s: Snapshot) -> None:
     for device in s.devices:
-        _device(f, {**base, "serial": device.serial, "device_type": device.device_type}, device)
+        _device(f, base.add(serial=device.serial, device_type=device.device_type), device)
 
 
 def _device(f: Families, labels: Labels, device: Device) -> None:
-    info = {**labels, "part_number": device.part_number or "", "firmware": device.firmware or ""}
+    info = labels.add(part_number=device.part_number or "", firmware=device.firmware or "")
     f.gauge("enphase_device_info", "A device the gateway lists in its inventory", info, 1)
-    for flag, doc in _DEVICE_FLAGS:
-        f.gauge(f"enphase_device_{flag}", doc, labels, getattr(device, flag))
+    f.gauges(_DEVICE_ROWS, labels, device)
     f.gauge(
         "enphase_device_last_report_timestamp_seconds",
         "Time the device last reported to the gateway",
@@ -280,52 +291,49 @@ def _device(f: Families, labels: Labels, device: Device) -> None:
         device.last_report_s,
     )
     for status in device.statuses:
-        f.gauge(
-            "enphase_device_status", "1 for each status code of the device", {**labels, "status": status}, 1
-        )
+        f.gauge("enphase_device_status", "1 for each status code of the device", labels.add(status=status), 1)
     if device.admin_state:
         f.gauge(
             "enphase_device_admin_state",
             "1 for the administrative state of the device",
-            {**labels, "state": device.admin_state},
+            labels.add(state=device.admin_state),
             1,
         )
     if device.grid_state:
         f.gauge(
             "enphase_device_grid_state",
             "1 for the grid state the device reports",
-            {**labels, "state": device.grid_state},
+            labels.add(state=device.grid_state),
             1,
         )
 
 
 def _relays(f: Families, base: Labels, s: Snapshot) -> None:
     for relay in s.relays:
-        labels = {**base, "serial": relay.serial}
+        labels = base.add(serial=relay.serial)
         f.gauge("enphase_relay_closed", "1 if the Q-Relay is closed", labels, relay.closed)
         for line, connected in sorted(relay.lines_connected.items()):
             f.gauge(
                 "enphase_relay_line_connected",
                 "1 if the line of the Q-Relay is connected",
-                {**labels, "line": line},
+                labels.add(line=line),
                 connected,
             )
 
 
 def _batteries(f: Families, base: Labels, s: Snapshot) -> None:
     for battery in s.batteries:
-        _battery(f, {**base, "serial": battery.serial}, battery)
+        _battery(f, base.add(serial=battery.serial), battery)
 
 
 def _battery(f: Families, labels: Labels, battery: Battery) -> None:
     f.gauge(
         "enphase_battery_state_of_charge_ratio",
         "State of charge of the battery",
-        {**labels, "battery_type": battery.battery_type},
+        labels.add(battery_type=battery.battery_type),
         battery.soc_ratio,
     )
-    for suffix, doc, attr in _BATTERY_GAUGES:
-        f.gauge("enphase_battery_" + suffix, doc, labels, getattr(battery, attr))
+    f.gauges(_BATTERY_ROWS, labels, battery)
     f.gauge(
         "enphase_battery_dc_switch_on", "1 if the battery's DC switch is on", labels, battery.dc_switch_on
     )
@@ -333,15 +341,14 @@ def _battery(f: Families, labels: Labels, battery: Battery) -> None:
         f.gauge(
             "enphase_battery_state",
             "1 for the state the battery is in",
-            {**labels, "state": battery.state},
+            labels.add(state=battery.state),
             1,
         )
 
 
 def _storage(f: Families, base: Labels, s: Snapshot) -> None:
     if s.storage is not None:
-        for suffix, doc, attr in _STORAGE_GAUGES:
-            f.gauge("enphase_storage_" + suffix, doc, base, getattr(s.storage, attr))
+        f.gauges(_STORAGE_ROWS, base, s.storage)
     if s.enpower is not None:
         f.gauge(
             "enphase_grid_connected",

@@ -1,24 +1,21 @@
-"""The exposition: each gateway's data rendered once per snapshot, served as bytes until the next.
+"""The exposition: one renderer for every series, each gateway's data rendered once per snapshot.
 
-Rendering is where a scrape answered from cache spent its time: prometheus-client escapes and
-validates every label of every sample on every scrape, for data that only changes when a new
-snapshot arrives. So the data of a snapshot is rendered once per exposition format (the content
-type names the format, its version and escaping) and kept with the snapshot; the series that
-change on every scrape (``enphase_up``, ``enphase_data_age_seconds``, the request counters ...)
-are rendered per scrape, and the pieces are joined.
+Series are written as they are added (``Family.add``): the sample line is one f-string of the
+family's sample name, the labels rendered beforehand (``Labels``: a gateway's ``gateway="..."``
+is rendered once per rendering, an inverter's serial once for its dozen series) and the value.
+Nothing is validated per sample: the metric and label names are the collector's own constants.
 
-Rendering a new snapshot is quick too: for the content types Prometheus and curl get (the text
-format 0.0.4, OpenMetrics 1.0.0), gauge and counter families with valid names are written here,
-byte for byte as prometheus-client writes them (tests hold the two equal), without its per-label
-validation; anything else (other types, units, timestamps, exemplars, other escapings) is left to
-the library's encoder.
+The sample lines of the text format 0.0.4 and of OpenMetrics are the same; only the families'
+``# HELP`` / ``# TYPE`` lines differ (a counter is named with ``_total`` in the text format, and
+OpenMetrics also escapes ``"`` in the help), and OpenMetrics ends with ``# EOF``. So a gateway's
+data series are rendered once per snapshot, whatever the format (``SnapshotCache``), and the
+series that change on every scrape (``enphase_up``, ``enphase_data_age_seconds``, the request
+counters ...) are rendered per scrape. ``join`` puts the pieces together with each family's
+header once, the samples of every piece under it, in the order the families first appear.
 
-Joining must keep the exposition valid: a family's ``# HELP`` / ``# TYPE`` lines appear once,
-with the samples of every gateway under them. The library's own encoder renders everything, and
-its output is cut into groups at each ``# HELP`` line (every family starts with one, in both
-formats); groups with the same header lines are merged, in the order they first appear, which
-is the order a single rendering of all the families at once would have. OpenMetrics' ``# EOF``
-is dropped from each piece and written once at the end.
+Values are written as Python writes floats (``repr``), which Prometheus and OpenMetrics parse
+(prometheus-client writes large values in Go's exponent notation instead; the numbers are the
+same), and infinities and NaN as the formats spell them.
 """
 
 from __future__ import annotations
@@ -27,170 +24,185 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
+from prometheus_client.core import Metric
+from prometheus_client.exposition import choose_encoder
 
-# One family's header (HELP, TYPE, UNIT lines) and its sample lines, as rendered.
-Group = tuple[bytes, bytes]
-Encoder = Callable[..., bytes]
+# A family's name, type and help: what its header lines are made of, and what pieces are
+# joined by.
+Header = tuple[str, str, str]
+# One family's header and its sample lines, as rendered.
+Group = tuple[Header, bytes]
 
 # Seconds a gateway's rendering is kept after the last scrape that took it: Prometheus' default
 # interval, so an HA pair or a second dashboard within it finds it rendered.
 KEEP_SECONDS = 15.0
 _EOF = b"# EOF\n"
 _OPENMETRICS = "application/openmetrics-text"
-# The content types (as prometheus-client's choose_encoder names them) rendered here; the value
-# says whether the format is OpenMetrics. For valid metric and label names these escapings all
-# leave names as they are.
-_QUICK = {
-    "text/plain; version=0.0.4; charset=utf-8": False,
-    "application/openmetrics-text; version=1.0.0; charset=utf-8": True,
-    "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores": True,
-    "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8": True,
-}
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
+# Label sets kept rendered per gateway: a gateway has at most a few hundred devices.
+MAX_KEPT = 4096
+_NEEDS_ESCAPE = re.compile(r'[\\\n"]')
 
 
-class _Families:
-    """What an encoder of prometheus-client reads: anything with ``collect()``."""
-
-    def __init__(self, families: Iterable[Metric]):
-        self._families = families
-
-    def collect(self) -> Iterable[Metric]:
-        return self._families
+def number(value: float) -> str:
+    """A sample value as both formats write it."""
+    text = repr(value)
+    return _SPECIAL[text] if text[-1] in "fn" else text  # only inf, -inf and nan end so
 
 
-@dataclass
-class Family:
-    """A gauge or counter family as the collector builds it: each sample's label values in the
-    order of ``labelnames``. Cheaper to build than prometheus-client's, and rendered from as is."""
-
-    name: str  # a counter's without ``_total``
-    documentation: str
-    type: str  # "gauge" or "counter"
-    labelnames: tuple[str, ...]
-    samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
-
-    def metric(self) -> Metric:
-        """The same family as prometheus-client's (for its encoders and registries)."""
-        kind = GaugeMetricFamily if self.type == "gauge" else CounterMetricFamily
-        metric = kind(self.name, self.documentation, labels=list(self.labelnames))
-        for values, value in self.samples:
-            metric.add_metric(list(values), value)
-        return metric
-
-
-def render(encoder: Encoder, content_type: str, families: Iterable[Metric | Family]) -> list[Group]:
-    """``families`` rendered as ``encoder`` renders them (``content_type`` names its format), one
-    group per family."""
-    openmetrics = _QUICK.get(content_type)
-    groups: list[Group] = []
-    for family in families:
-        group = None
-        if openmetrics is not None:
-            quick = _quick_family if isinstance(family, Family) else _quick
-            group = quick(family, openmetrics)
-        if group is not None:
-            groups.append(group)
-        else:
-            groups += _library(encoder, family.metric() if isinstance(family, Family) else family)
-    return groups
-
-
-def _header(name: str, kind: str, documentation: str, openmetrics: bool) -> tuple[str, str]:
-    """The sample name and the HELP and TYPE lines of a gauge or counter family."""
-    sample_name = name + "_total" if kind == "counter" else name
-    shown = name if openmetrics else sample_name  # the text format names a counter by its samples
-    doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
-    if openmetrics:
-        doc = doc.replace('"', r"\"")
-    return sample_name, f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n"
-
-
-def _quick_family(family: Family, openmetrics: bool) -> Group | None:
-    """``family`` written as prometheus-client writes it; None when a name is not a valid one."""
-    names = family.labelnames
-    if not _METRIC_NAME.fullmatch(family.name) or not all(_LABEL_NAME.fullmatch(k) for k in names):
-        return None
-    sample_name, header = _header(family.name, family.type, family.documentation, openmetrics)
-    order = sorted(range(len(names)), key=names.__getitem__)  # the library sorts labels by name
-    if not order:
-        lines = [f"{sample_name} {floatToGoString(value)}\n" for _, value in family.samples]
-    else:
-        prefixes = [(f'{names[i]}="', i) for i in order]
-        lines = []
-        for values, value in family.samples:
-            pairs = '",'.join([prefix + _escape(values[i]) for prefix, i in prefixes])
-            lines.append(f'{sample_name}{{{pairs}"}} {floatToGoString(value)}\n')
-    return header.encode(), "".join(lines).encode()
-
-
-def _quick(family: Metric, openmetrics: bool) -> Group | None:
-    """A gauge or counter family written as prometheus-client writes it; None for anything else."""
-    kind, name = family.type, family.name
-    if kind not in ("gauge", "counter") or family.unit or not _METRIC_NAME.fullmatch(name):
-        return None
-    sample_name, header = _header(name, kind, family.documentation, openmetrics)
-    lines = [header]
-    names: list[str] = []
-    known: set[str] = set()
-    for sample in family.samples:
-        if sample.name != sample_name or sample.timestamp is not None or sample.exemplar is not None:
-            return None
-        if getattr(sample, "native_histogram", None) is not None or sample.value is None:
-            return None
-        labels = sample.labels
-        if labels.keys() != known:
-            names, known = sorted(labels), set(labels)
-            if not all(isinstance(k, str) and _LABEL_NAME.fullmatch(k) for k in names):
-                return None
-        value = floatToGoString(sample.value)
-        if names:
-            pairs = ",".join(f'{k}="{_escape(labels[k])}"' for k in names)
-            lines.append(f"{sample_name}{{{pairs}}} {value}\n")
-        else:
-            lines.append(f"{sample_name} {value}\n")
-    return lines[0].encode(), "".join(lines[1:]).encode()
-
-
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
+    """A label value escaped for both formats."""
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _library(encoder: Encoder, family: Metric) -> list[Group]:
-    """``family`` rendered by the library's ``encoder``, cut into groups (a text-format counter
-    with ``_created`` samples makes two)."""
-    groups: list[Group] = []
-    header: list[bytes] = []
-    samples: list[bytes] = []
-    for line in encoder(_Families([family])).splitlines(keepends=True):
-        if line.startswith(b"#"):
-            if line == _EOF:
-                continue
-            if line.startswith(b"# HELP ") and (header or samples):
-                groups.append((b"".join(header), b"".join(samples)))
-                header, samples = [], []
-            header.append(line)
+def render_labels(pairs: Mapping[str, str]) -> str:
+    return ",".join(
+        [
+            f'{name}="{escape(value) if _NEEDS_ESCAPE.search(value) else value}"'
+            for name, value in pairs.items()
+        ]
+    )
+
+
+class Labels(Mapping[str, str]):
+    """Label names and values, with their rendering (``name="value",...``) made once.
+
+    A mapping where one is expected; ``add`` makes the labels of a narrower set of series (a
+    phase, an inverter) from these. What ``add`` renders is kept with the labels it was made
+    from (for a gateway's labels: every set of its series, from one snapshot to the next; at
+    most ``MAX_KEPT``), so a gateway's inverters, meters and devices are rendered once, not at
+    every snapshot.
+    """
+
+    __slots__ = ("_kept", "_key", "text")
+
+    def __init__(self, pairs: Mapping[str, str] | None = None, **more: str) -> None:
+        pairs = {**(pairs or {}), **more}
+        self._key = tuple(pairs.items())
+        self.text = render_labels(pairs)
+        self._kept: dict[tuple, Labels] = {}
+
+    def add(self, **more: str) -> Labels:
+        key = (self.text, *more.items())
+        labels = self._kept.get(key)
+        if labels is None:
+            if len(self._kept) >= MAX_KEPT:
+                self._kept.clear()  # serials that come and go must not grow it for ever
+            added = render_labels(more)
+            labels = Labels.__new__(Labels)
+            labels._key, labels._kept = self._key + tuple(more.items()), self._kept
+            labels.text = f"{self.text},{added}" if self.text else added
+            self._kept[key] = labels
+        return labels
+
+    def __getitem__(self, name: str) -> str:
+        return dict(self._key)[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._key)
+
+    def __len__(self) -> int:
+        return len(self._key)
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    """The rendering of ``labels``: made once for ``Labels``, made now for another mapping."""
+    try:
+        return labels.text  # type: ignore[attr-defined]
+    except AttributeError:
+        return render_labels(labels)
+
+
+class Family:
+    """A gauge or counter family and its sample lines, as rendered."""
+
+    __slots__ = ("documentation", "lines", "name", "sample", "type")
+
+    def __init__(self, name: str, documentation: str, kind: str) -> None:
+        self.name = name  # a counter's without ``_total``
+        self.documentation = documentation
+        self.type = kind  # "gauge" or "counter"
+        self.sample = name + "_total" if kind == "counter" else name  # the name its samples go by
+        self.lines: list[str] = []
+
+    @property
+    def header(self) -> Header:
+        return (self.name, self.type, self.documentation)
+
+    def add(self, labels: Mapping[str, str], value: float) -> None:
+        text = labels_text(labels)
+        if text:
+            self.lines.append(f"{self.sample}{{{text}}} {number(value)}\n")
         else:
-            samples.append(line)
-    if header or samples:
-        groups.append((b"".join(header), b"".join(samples)))
-    return groups
+            self.lines.append(f"{self.sample} {number(value)}\n")
+
+    def group(self) -> Group:
+        return (self.name, self.type, self.documentation), "".join(self.lines).encode()
+
+
+def render(families: Iterable[Family]) -> list[Group]:
+    """``families`` as pieces for ``join``, one group per family."""
+    return [family.group() for family in families]
+
+
+def from_library(metrics: Iterable[Metric]) -> list[Family]:
+    """prometheus-client's gauge and counter families (the process collector's) as ours."""
+    families = []
+    for metric in metrics:
+        if metric.type not in ("gauge", "counter"):
+            raise ValueError(f"{metric.name}: {metric.type} families are not rendered here")
+        family = Family(metric.name, metric.documentation, metric.type)
+        for sample in metric.samples:
+            if sample.name == family.sample:  # not a counter's _created
+                family.add(sample.labels, float(sample.value))
+        families.append(family)
+    return families
+
+
+@lru_cache(maxsize=4096)
+def header_lines(header: Header, openmetrics: bool) -> bytes:
+    """The ``# HELP`` and ``# TYPE`` lines of a family in one of the two formats."""
+    name, kind, documentation = header
+    shown = name if openmetrics or kind != "counter" else name + "_total"
+    doc = documentation.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        doc = doc.replace('"', r"\"")
+    return f"# HELP {shown} {doc}\n# TYPE {shown} {kind}\n".encode()
+
+
+def is_openmetrics(content_type: str) -> bool:
+    return content_type.startswith(_OPENMETRICS)
+
+
+def negotiate(accept: str | None) -> str:
+    """The content type to answer ``accept`` with: prometheus-client's choice, but with names
+    escaped as ``underscores`` where another escaping was asked for. The exporter's names are
+    valid as they are, which that escaping leaves them; ``values`` and ``dots`` would rewrite
+    every underscore, and a client that asks for them accepts what the answer says it is."""
+    _, content_type = choose_encoder(accept or "")
+    escaping = content_type.rpartition("escaping=")[2]
+    if "escaping=" in content_type and escaping not in ("underscores", "allow-utf-8"):
+        content_type = content_type[: -len(escaping)] + "underscores"
+    return content_type
 
 
 def join(parts: Iterable[Sequence[Group]], content_type: str) -> bytes:
     """One exposition of ``parts``: each family once, with the samples of every part."""
-    merged: dict[bytes, list[bytes]] = {}
+    openmetrics = is_openmetrics(content_type)
+    merged: dict[Header, list[bytes]] = {}
     for groups in parts:
         for header, samples in groups:
-            merged.setdefault(header, []).append(samples)
-    body = [header + b"".join(samples) for header, samples in merged.items()]
-    if content_type.startswith(_OPENMETRICS):
+            found = merged.get(header)
+            if found is None:
+                merged[header] = [samples]
+            else:
+                found.append(samples)
+    body = [header_lines(header, openmetrics) + b"".join(samples) for header, samples in merged.items()]
+    if openmetrics:
         body.append(_EOF)
     return b"".join(body)
 
@@ -198,13 +210,13 @@ def join(parts: Iterable[Sequence[Group]], content_type: str) -> bytes:
 @dataclass
 class _Rendered:
     snapshot: object
-    name: str  # the gateway label: an unnamed gateway's changes once /info tells the serial
+    labels: Labels  # the gateway's: an unnamed gateway's change once /info tells the serial
     used: float  # when a scrape last took it (monotonic seconds)
-    formats: dict[str, list[Group]] = field(default_factory=dict)
+    groups: list[Group] | None = None
 
 
 class SnapshotCache:
-    """Per gateway, the rendered data of its latest snapshot, per content type.
+    """Per gateway, the rendered data series of its latest snapshot.
 
     Keyed by the gateway's client, weakly: a gateway dropped by a reload takes its entry along.
     An entry no scrape took for ``keep`` seconds is dropped: a fleet probed once a minute gets a
@@ -219,30 +231,33 @@ class SnapshotCache:
         self._clock = clock
         self._swept = clock()
 
+    def labels(self, owner: object, name: str) -> Labels:
+        """The labels of the gateway ``owner``, ``gateway=name``: kept from one scrape to the
+        next with the label sets rendered from them."""
+        with self._lock:
+            entry = self._entries.get(owner)
+            if entry is not None and entry.labels["gateway"] == name:
+                return entry.labels
+        return Labels(gateway=name)
+
     def groups(
-        self,
-        owner: object,
-        snapshot: object,
-        name: str,
-        content_type: str,
-        encoder: Encoder,
-        families: Callable[[], Iterable[Metric | Family]],
+        self, owner: object, snapshot: object, labels: Labels, families: Callable[[Labels], Iterable[Family]]
     ) -> list[Group]:
-        """The rendered ``families()`` of ``snapshot`` under the label ``name``; rendered only when
-        this snapshot was not rendered in this format, under this name, before."""
+        """The rendered ``families(labels)`` of ``snapshot``; rendered only when this snapshot
+        was not rendered under these labels before."""
         now = self._clock()
         with self._lock:
             self._sweep(now)
             entry = self._entries.get(owner)
-            if entry is None or entry.snapshot is not snapshot or entry.name != name:
-                entry = _Rendered(snapshot, name, now)
+            if entry is None or entry.snapshot is not snapshot or entry.labels.text != labels.text:
+                entry = _Rendered(snapshot, labels, now)
                 self._entries[owner] = entry
             entry.used = now
-            groups = entry.formats.get(content_type)
+            groups = entry.groups
         if groups is None:
-            groups = render(encoder, content_type, families())
+            groups = render(families(labels))
             with self._lock:
-                entry.formats[content_type] = groups
+                entry.groups = groups
         return groups
 
     def _sweep(self, now: float) -> None:

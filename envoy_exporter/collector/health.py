@@ -12,10 +12,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
+from envoy_exporter.collector.exposition import Labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import GatewayInfo, Latest, Snapshot
-
-Labels = dict[str, str]
 
 
 class Client(Protocol):
@@ -26,7 +25,7 @@ class Client(Protocol):
     token_expiry: float | None
     auth_scheme: str | None  # "token", "digest" or "none"; None until /info was read
 
-    def start(self) -> Future[Snapshot]: ...
+    def start(self, here: bool = False) -> Future[Snapshot]: ...
 
     def latest(self) -> Latest: ...
 
@@ -53,9 +52,9 @@ class GatewayResult:
         return self.answered and self.latest.fresh
 
 
-def add_health(f: Families, result: GatewayResult, now: float) -> None:
+def add_health(f: Families, base: Labels, result: GatewayResult, now: float) -> None:
+    """The health series of ``result``'s gateway; ``base`` are its labels (``gateway``)."""
     client = result.client
-    base = {"gateway": client.name}
     f.gauge("enphase_up", "1 if the last collection got production data, else 0", base, result.up)
     f.gauge(
         "enphase_scrape_duration_seconds",
@@ -73,21 +72,21 @@ def add_health(f: Families, result: GatewayResult, now: float) -> None:
         f.gauge(
             "enphase_credentials_rejected",
             "1 while the gateway (or Enlighten) refuses this credential of the configuration",
-            {**base, "credential": credential},
+            base.add(credential=credential),
             rejected,
         )
     for (endpoint, code), count in sorted(client.requests().items()):
         f.counter(
             "enphase_gateway_requests",
             "Requests sent to the gateway, by endpoint and HTTP status (or timeout / error)",
-            {**base, "endpoint": endpoint, "code": code},
+            base.add(endpoint=endpoint, code=code),
             count,
         )
     for kind, count in sorted(client.counter_corrections().items()):
         f.counter(
             "enphase_energy_corrections",
             "Corrections made to the gateway's lifetime counters (wrap, bogus, reset, jump)",
-            {**base, "kind": kind},
+            base.add(kind=kind),
             count,
         )
     _snapshot_health(f, base, result, now)
@@ -112,18 +111,17 @@ def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: floa
             f.gauge(
                 "enphase_endpoint_up",
                 "1 if the endpoint answered usable data in the last finished collection, else 0",
-                {**base, "endpoint": endpoint},
+                base.add(endpoint=endpoint),
                 answer.ok,
             )
 
 
 def _info(f: Families, base: Labels, info: GatewayInfo, auth: str | None) -> None:
-    labels = {
-        **base,
-        "serial": info.serial,
-        "firmware": info.firmware,
-        "part_number": info.part_number or "",
-        "metered": "" if info.metered is None else str(info.metered).lower(),
-        "auth": auth or "",
-    }
+    labels = base.add(
+        serial=info.serial,
+        firmware=info.firmware,
+        part_number=info.part_number or "",
+        metered="" if info.metered is None else str(info.metered).lower(),
+        auth=auth or "",
+    )
     f.gauge("enphase_gateway_info", "The gateway as /info describes it", labels, 1)

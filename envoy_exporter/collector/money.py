@@ -4,10 +4,9 @@ Same rules as ``data``: ``None`` gives no sample."""
 
 from __future__ import annotations
 
+from envoy_exporter.collector.exposition import Labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import Snapshot
-
-Labels = dict[str, str]
 
 
 def add_money(f: Families, base: Labels, s: Snapshot) -> None:
@@ -18,17 +17,17 @@ def add_money(f: Families, base: Labels, s: Snapshot) -> None:
         f.gauge(
             "enphase_tariff_price_per_kilowatt_hour",
             "The rate in force now, in currency per kWh",
-            {**base, "direction": price.direction, "currency": price.currency},
+            base.add(direction=price.direction, currency=price.currency),
             price.rate,
         )
         f.gauge(
             "enphase_tariff_period",
             "1 for the tariff period in force now",
-            {**base, "direction": price.direction, "period": price.period},
+            base.add(direction=price.direction, period=price.period),
             1,
         )
     if money.currency is not None:
-        labels = {**base, "currency": money.currency}
+        labels = base.add(currency=money.currency)
         f.counter(
             "enphase_grid_import_cost",
             "Grid import, each part priced at the import rate in force when it was imported",

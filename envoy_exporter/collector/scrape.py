@@ -1,4 +1,4 @@
-"""One scrape: collects the gateways it asks for, within its deadline, into metric families.
+"""One scrape: collects the gateways it asks for, within its deadline, and renders them.
 
 Each gateway's client owns its collections: ``start`` hands back the one in flight or a new one,
 running on the client's worker within the client's own deadline. The scrape starts every
@@ -6,8 +6,9 @@ gateway, waits once for all of them until its own deadline, then takes what each
 ``latest`` has. A gateway that did not finish in time is reported with the last data it gave,
 ``enphase_up`` 0; its collection goes on, for whichever scrape comes next.
 
-The web server renders a scrape with ``exposition``: a gateway's data series are rendered once
-per snapshot and served as the same bytes until the next one (``exposition.SnapshotCache``).
+``expose`` is what the web server serves, and the only way a scrape is rendered: a gateway's
+health series on every scrape, its data series once per snapshot, served as the same bytes until
+the next one (``exposition.SnapshotCache``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
 
-from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from envoy_exporter.collector.data import add_snapshot
-from envoy_exporter.collector.exposition import Encoder, Family, Group, SnapshotCache, render
+from envoy_exporter.collector.exposition import Group, Labels, SnapshotCache, from_library, join, render
 from envoy_exporter.collector.families import Families
 from envoy_exporter.collector.health import Client, GatewayResult, add_health
 from envoy_exporter.config.settings import COLLECTION_DEADLINE
@@ -54,8 +55,7 @@ def scrape_timeout(header: str | None) -> float:
 
 
 class GatewayCollector:
-    """One scrape of some gateways, made per request; ``describe`` touches no gateway, so
-    registering never triggers a collection."""
+    """One scrape of some gateways, made per request."""
 
     def __init__(
         self,
@@ -67,47 +67,51 @@ class GatewayCollector:
         self._timeout = timeout
         self._wall = wall
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())
+    def expose(self, content_type: str, rendered: SnapshotCache, own: Iterable[Collector] = ()) -> bytes:
+        """This scrape as served in ``content_type``, with the series of the exporter's ``own``
+        collectors (prometheus-client's) after the gateways'."""
+        parts = self.exposition(rendered)
+        parts += [render(from_library(collector.collect())) for collector in own]
+        return join(parts, content_type)
 
-    def collect(self) -> Iterator[Metric]:
-        families = Families()
-        now = self._wall()
-        for result in self.results():
-            add_health(families, result, now)
-            add_snapshot(families, result.client.name, result.snapshot)
-        return iter(families)
-
-    def exposition(self, encoder: Encoder, content_type: str, rendered: SnapshotCache) -> list[list[Group]]:
-        """This scrape rendered by ``encoder``, as ``collect`` would render, gateway by gateway:
-        the health series now, the data series once per snapshot (``rendered`` keeps them)."""
+    def exposition(self, rendered: SnapshotCache) -> list[list[Group]]:
+        """This scrape rendered gateway by gateway: the health series now, the data series once
+        per snapshot (``rendered`` keeps them)."""
         now = self._wall()
         parts = []
         for result in self.results():
-            health = Families()
-            add_health(health, result, now)
-            parts.append(render(encoder, content_type, health.tables()))
             client, snapshot = result.client, result.snapshot
-            data = partial(_data, client.name, snapshot)
-            parts.append(rendered.groups(client, snapshot, client.name, content_type, encoder, data))
+            labels = rendered.labels(client, client.name)
+            health = Families()
+            add_health(health, labels, result, now)
+            parts.append(render(health))
+            parts.append(rendered.groups(client, snapshot, labels, partial(_data, snapshot=snapshot)))
         return parts
 
     def results(self) -> list[GatewayResult]:
         """Starts every gateway, waits once for all until the deadline, then reads each one's latest."""
-        started = [(client, _start(client)) for client in self._clients]
+        # One gateway (a /probe): its collection starts on this thread, and goes to a worker
+        # only when it has to ask the gateway. With several, each starts on a worker at once.
+        here = len(self._clients) == 1
+        started = [(client, _start(client, here)) for client in self._clients]
         wait([future for _, future in started if future is not None], timeout=self._timeout)
         return [_result(client, future) for client, future in started]
 
 
-def _data(gateway: str, snapshot: Snapshot) -> list[Family]:
+def render_data(labels: Labels, snapshot: Snapshot) -> list[Group]:
+    """The data series of ``snapshot`` for the gateway of ``labels``, rendered."""
+    return render(_data(labels, snapshot))
+
+
+def _data(labels: Labels, snapshot: Snapshot) -> Families:
     families = Families()
-    add_snapshot(families, gateway, snapshot)
-    return list(families.tables())
+    add_snapshot(families, labels, snapshot)
+    return families
 
 
-def _start(client: Client) -> Future[Snapshot] | None:
+def _start(client: Client, here: bool) -> Future[Snapshot] | None:
     try:
-        return client.start()
+        return client.start(here)
     except Exception:  # a bug, or no thread to be had: it must cost this gateway only
         log.exception("gateway %s: the collection could not start", client.name)
         return None

@@ -6,10 +6,9 @@ gives no sample, state sets are one 1-valued series with the state in a label.
 
 from __future__ import annotations
 
+from envoy_exporter.collector.exposition import Labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import Snapshot
-
-Labels = dict[str, str]
 
 
 def add_inverters_total(f: Families, base: Labels, s: Snapshot) -> None:
@@ -32,7 +31,7 @@ def add_inverters_total(f: Families, base: Labels, s: Snapshot) -> None:
 
 def add_storage_groups(f: Families, base: Labels, s: Snapshot) -> None:
     for group in s.storage_groups:
-        labels = {**base, "battery_type": group.battery_type}
+        labels = base.add(battery_type=group.battery_type)
         f.gauge(
             "enphase_storage_power_watts",
             "Power of all batteries of a type together, positive while discharging",
@@ -43,7 +42,7 @@ def add_storage_groups(f: Families, base: Labels, s: Snapshot) -> None:
             f.gauge(
                 "enphase_storage_state",
                 "1 for the state the batteries of a type are in together",
-                {**labels, "state": group.state},
+                labels.add(state=group.state),
                 1,
             )
 
@@ -53,9 +52,7 @@ def add_storage_settings(f: Families, base: Labels, s: Snapshot) -> None:
     if settings is None:
         return
     if settings.mode:
-        f.gauge(
-            "enphase_storage_mode", "1 for the battery profile in force", {**base, "mode": settings.mode}, 1
-        )
+        f.gauge("enphase_storage_mode", "1 for the battery profile in force", base.add(mode=settings.mode), 1)
     f.gauge(
         "enphase_storage_reserve_setting_ratio",
         "The configured backup reserve",
@@ -86,20 +83,18 @@ def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
             enpower.grid_enabled,
         )
         if enpower.grid_mode:
-            f.gauge(
-                "enphase_grid_mode", "1 for the grid mode in force", {**base, "mode": enpower.grid_mode}, 1
-            )
+            f.gauge("enphase_grid_mode", "1 for the grid mode in force", base.add(mode=enpower.grid_mode), 1)
         f.gauge(
             "enphase_system_controller_temperature_celsius",
             "Temperature of the system controller",
-            {**base, "serial": enpower.serial},
+            base.add(serial=enpower.serial),
             enpower.temperature_c,
         )
     for contact in s.dry_contacts:
         f.gauge(
             "enphase_dry_contact_closed",
             "1 if the system controller's dry contact is closed",
-            {**base, "contact": contact.contact},
+            base.add(contact=contact.contact),
             contact.closed,
         )
     _dry_contact_settings(f, base, s)
@@ -161,7 +156,7 @@ def add_home(f: Families, base: Labels, s: Snapshot) -> None:
         home.last_enlighten_report_s,
     )
     for interface in home.interfaces:
-        labels = {**base, "interface": interface.name, "type": interface.kind}
+        labels = base.add(interface=interface.name, type=interface.kind)
         f.gauge(
             "enphase_gateway_network_interface_up",
             "1 if the network interface has a link",

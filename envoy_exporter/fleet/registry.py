@@ -20,11 +20,20 @@ class Fleet:
     """The configured (or discovered) gateways and their clients. Thread-safe."""
 
     def __init__(
-        self, gateways: Sequence[GatewaySettings], make_client: Callable[[GatewaySettings], GatewayClient]
+        self,
+        gateways: Sequence[GatewaySettings],
+        make_client: Callable[[GatewaySettings], GatewayClient],
+        closed: Callable[[], None] | None = None,
     ) -> None:
         self._make_client = make_client
+        self._closed = closed  # told when ``apply`` closed clients
         self._lock = threading.Lock()
         self._gateways: list[tuple[GatewaySettings, GatewayClient]] = []
+        # /probe finds its gateway in these: by host as configured, and by label. A label may
+        # change (an unnamed gateway goes by its serial once /info told it), so that index is
+        # checked at each use and rebuilt when it is out of date.
+        self._by_host: dict[str, GatewayClient] = {}
+        self._by_name: dict[str, GatewayClient] = {}
         self._waiting: frozenset[str] = frozenset()
         self.apply(gateways)
 
@@ -45,11 +54,14 @@ class Fleet:
         """The gateway ``target`` names: its host exactly as configured, else its ``gateway``
         label. The host first: a label may come from what a gateway reports about itself."""
         with self._lock:
-            gateways = list(self._gateways)
-        for settings, client in gateways:
-            if settings.host == target:
+            client = self._by_host.get(target)
+            if client is not None:
                 return client
-        return next((client for _, client in gateways if client.name == target), None)
+            client = self._by_name.get(target)
+            if client is None or client.name != target:
+                self._by_name = {client.name: client for _, client in reversed(self._gateways)}
+                client = self._by_name.get(target)
+            return client
 
     def wait_for(self, names: Sequence[str]) -> None:
         """Configured gateways named by serial that discovery has not found yet."""
@@ -70,8 +82,12 @@ class Fleet:
                 kept = next((i for i, (s, _) in enumerate(old) if _same(s, settings)), None)
                 new.append(old.pop(kept) if kept is not None else (settings, self._make_client(settings)))
             self._gateways = new
+            self._by_host = {settings.host: client for settings, client in reversed(new)}
+            self._by_name = {}
         for _, client in old:
             client.close()
+        if old and self._closed is not None:
+            self._closed()
 
 
 def _same(a: GatewaySettings, b: GatewaySettings) -> bool:

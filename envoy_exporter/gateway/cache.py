@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Generic, Protocol, TypeVar
+
+from envoy_exporter.gateway.workers import WorkerPool
 
 T = TypeVar("T")
 
@@ -67,17 +70,22 @@ class TTLCache:
             self._entries.clear()
 
 
+class Pool(Protocol):
+    def submit(self, task: Callable[[], None]) -> None: ...
+
+
 class SingleFlight(Generic[T]):
-    """Runs one function at a time in a worker thread; callers that arrive while it runs get
-    the same ``Future`` instead of starting another run.
+    """Runs one function at a time on a worker of ``pool``; callers that arrive while it runs
+    get the same ``Future`` instead of starting another run.
 
     The worker outlives a caller that stops waiting (its deadline passed): the run completes in
-    the background and its result is there for whoever asks next.
+    the background and its result is there for whoever asks next. Without a ``pool``, a pool of
+    one worker of its own.
     """
 
-    def __init__(self, fn: Callable[[], T], name: str = "single-flight") -> None:
+    def __init__(self, fn: Callable[[], T], name: str = "single-flight", pool: Pool | None = None) -> None:
         self._fn = fn
-        self._name = name
+        self._pool = pool if pool is not None else WorkerPool(size=1, name=name)
         self._lock = threading.Lock()
         self._running: Future[T] | None = None
 
@@ -88,11 +96,37 @@ class SingleFlight(Generic[T]):
                 return self._running
             future: Future[T] = Future()
             self._running = future
-        threading.Thread(target=self._run, args=(future,), name=self._name, daemon=True).start()
+        self._pool.submit(partial(self._run, future))
+        return future
+
+    def try_here(self, attempt: Callable[[], T | None]) -> Future[T]:
+        """The run in flight; else ``attempt`` on the caller's thread, as the run: its result
+        when it gives one, and when it gives None (it would have to wait for something), the
+        run on a worker instead. Callers that arrive meanwhile share it either way."""
+        with self._lock:
+            if self._running is not None:
+                return self._running
+            future: Future[T] = Future()
+            self._running = future
+        future.set_running_or_notify_cancel()
+        try:
+            result = attempt()
+        except BaseException as exc:
+            self._done()
+            future.set_exception(exc)
+            return future
+        if result is None:
+            self._pool.submit(partial(self._finish, future))
+        else:
+            self._done()
+            future.set_result(result)
         return future
 
     def _run(self, future: Future[T]) -> None:
         future.set_running_or_notify_cancel()
+        self._finish(future)
+
+    def _finish(self, future: Future[T]) -> None:
         try:
             result = self._fn()
         except BaseException as exc:  # handed to the callers: the worker must not die silently

@@ -34,7 +34,7 @@ from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
-from envoy_exporter.gateway.cache import SingleFlight, TTLCache
+from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
@@ -170,6 +170,7 @@ class _Collection:
     no_answer: EndpointResult | None = None  # the first request that got no HTTP answer at all
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    from_cache: bool = False  # on a caller's thread: the gateway may not be asked
 
     def record(self, key: str, result: EndpointResult, value: object = None) -> None:
         with self.lock:
@@ -180,6 +181,10 @@ class _Collection:
     def view(self) -> tuple[dict[str, EndpointResult], str | None]:
         with self.lock:
             return dict(self.results), self.current
+
+
+class _NeedsGateway(Exception):
+    """A collection on a caller's thread came to a request: it goes on on a worker."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,7 @@ class GatewayClient:
         labels: Labels | None = None,
         accounts: EnlightenAccounts | None = None,
         on_serial: Callable[[], None] | None = None,
+        workers: Pool | None = None,
     ) -> None:
         self._settings = settings
         self._on_serial = on_serial  # told when /info names this gateway's serial
@@ -218,7 +224,9 @@ class GatewayClient:
         self._state_dir = state_dir
         self._keeper: CounterKeeper | None = None  # made once /info has fixed the name
         self._money: MoneyKeeper | None = None  # likewise
-        self._flight: SingleFlight[Snapshot] = SingleFlight(self._run, name=f"collect-{settings.label}")
+        self._flight: SingleFlight[Snapshot] = SingleFlight(
+            self._run, name=f"collect-{settings.label}", pool=workers
+        )
         self._info: GatewayInfo | None = None
         self._unsupported: dict[str, EndpointResult] = {}  # endpoints this gateway does not have
         self._retry_hourly: set[str] = set()  # ... of which those asked again with the next /info
@@ -284,9 +292,16 @@ class GatewayClient:
         counts = self._keeper.corrections() if self._keeper else {}
         return {kind: counts.get((self.name, kind), 0) for kind in KINDS}
 
-    def start(self) -> Future[Snapshot]:
+    def start(self, here: bool = False) -> Future[Snapshot]:
         """The collection in flight, or a new one; its result is what ``latest`` shows once it
-        is done. It runs within the client's deadline, whoever waits for it and for how long."""
+        is done. It runs within the client's deadline, whoever waits for it and for how long.
+
+        ``here``: a new collection starts on the caller's thread and stays there while the
+        cache answers; the first request it would send to the gateway sends it to a worker
+        instead (it starts afresh there), so the caller waits for the gateway only as long as
+        it chooses. A scrape whose data is all cached then costs no thread hop."""
+        if here:
+            return self._flight.try_here(self._run_from_cache)
         return self._flight.submit()
 
     def latest(self) -> Latest:
@@ -319,12 +334,21 @@ class GatewayClient:
             self._counts[(endpoint, code)] += 1
             self._asked += 1
 
-    def _run(self) -> Snapshot:
+    def _run_from_cache(self) -> Snapshot | None:
+        """A collection that asks the gateway nothing; None as soon as it would have to."""
+        try:
+            return self._run(from_cache=True)
+        except _NeedsGateway:
+            return None
+
+    def _run(self, from_cache: bool = False) -> Snapshot:
         started = self._clock()
-        run = _Collection(started=started, deadline=started + COLLECTION_DEADLINE)
+        run = _Collection(started=started, deadline=started + COLLECTION_DEADLINE, from_cache=from_cache)
         self._run_state = run
         try:
             latest = self._collect(run)
+        except _NeedsGateway:
+            raise
         except Exception as exc:
             log.exception("%s: collection failed at %s", self.name, run.current or "start")
             run.record(
@@ -590,6 +614,9 @@ class GatewayClient:
 
     def _request(self, run: _Collection, endpoint: Endpoint, path: str) -> _Outcome:
         """GET and parse; the result goes into ``run``."""
+        if run.from_cache:
+            # Nothing was changed yet but this collection's own record: it starts afresh.
+            raise _NeedsGateway
         run.current = endpoint.key
         withheld = self._auth.withheld(endpoint.key)  # no token, or rejected and backing off
         # The transport's own timeout, cut to what is left of the collection's deadline.

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from envoy_exporter.logs import Condition
-from envoy_exporter.snapshot.model import WH, WRAP_J, Flow, Meter, MeterChannel, Reading, Reported, Snapshot
+from envoy_exporter.snapshot.model import (
+    WH,
+    WRAP_J,
+    Flow,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    Reading,
+    Reported,
+    Snapshot,
+)
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 log = logging.getLogger(__name__)
@@ -126,6 +136,7 @@ class CounterKeeper:
         self._lock = threading.RLock()
         self._series: dict[tuple[str, ...], _Series] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._last_inverters: dict[str, _Corrected] = {}  # by gateway: the last readings corrected
         self._dirty = False
         self._save_trouble = Condition(log)  # a full disk is said once, not at every collection
         self._load()
@@ -271,14 +282,38 @@ class CounterKeeper:
                     snapshot.consumption_total, CONSUMPTION, "total", DEFAULT_MAX_POWER_W
                 ),
                 meters=tuple(run.meter(m, production_power) for m in snapshot.meters),
-                inverters=tuple(
-                    replace(
-                        i, lifetime_j=run.value((INVERTER, i.serial, ""), i.lifetime_j, INVERTER_MAX_POWER_W)
-                    )
-                    for i in snapshot.inverters
-                ),
+                inverters=self._inverters(run, snapshot.inverters),
             )
             return replace(corrected, reported=tuple(run.reported))
+
+    def _inverters(self, run: _Run, inverters: tuple[InverterReading, ...]) -> tuple[InverterReading, ...]:
+        """The microinverters with their counters corrected. The microinverters report every
+        five minutes, and a collection in between hands back the very readings it had (from
+        the cache): then nothing moved, and the corrected readings of last time are the answer
+        (unless a series is holding a reading, which time alone may settle)."""
+        last = self._last_inverters.get(run.gateway)
+        if (
+            last is not None
+            and len(last.raw) == len(inverters)
+            and all(a is b for a, b in zip(last.raw, inverters, strict=True))
+            and not self._holding(run.gateway, inverters)
+        ):
+            run.reported += last.reported
+            return last.corrected
+        before = len(run.reported)
+        corrected = tuple(
+            replace(i, lifetime_j=run.value((INVERTER, i.serial, ""), i.lifetime_j, INVERTER_MAX_POWER_W))
+            for i in inverters
+        )
+        self._last_inverters[run.gateway] = _Corrected(inverters, corrected, run.reported[before:])
+        return corrected
+
+    def _holding(self, gateway: str, inverters: tuple[InverterReading, ...]) -> bool:
+        for inverter in inverters:
+            series = self._series.get(series_key(gateway, INVERTER, inverter.serial))
+            if series is not None and series.hold is not None:
+                return True
+        return False
 
     # ---------------------------------------------------------------------------------------
     # Self-metrics and persistence
@@ -318,6 +353,15 @@ class CounterKeeper:
             log.info("no usable counter state at %s: starting fresh", self._path)
             return
         self._series = series
+
+
+@dataclass(frozen=True)
+class _Corrected:
+    """Microinverter readings as a collection gave them, corrected, and the raw values seen."""
+
+    raw: tuple[InverterReading, ...]
+    corrected: tuple[InverterReading, ...]
+    reported: list[Reported]
 
 
 @dataclass

@@ -36,7 +36,7 @@ def token_claims(value: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _epoch(value: object) -> float | None:
+def epoch(value: object) -> float | None:
     """A claim as epoch seconds, or None when it is absent or not a usable time."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -49,7 +49,7 @@ def _epoch(value: object) -> float | None:
 
 def unusable_times(claims: dict[str, Any]) -> list[str]:
     """The names of the time claims (``exp``, ``iat``) present but not usable as times."""
-    return [name for name in ("exp", "iat") if name in claims and _epoch(claims[name]) is None]
+    return [name for name in ("exp", "iat") if name in claims and epoch(claims[name]) is None]
 
 
 def _audience(value: object) -> frozenset[str] | None:
@@ -83,8 +83,8 @@ class Token:
         return cls(
             value,
             source,
-            _epoch(claims.get("exp")),
-            _epoch(claims.get("iat")) or obtained_at,
+            epoch(claims.get("exp")),
+            epoch(claims.get("iat")) or obtained_at,
             audience,
             expiry_unknown="exp" in unusable_times(claims),
         )

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from envoy_exporter.gateway.auth.token import Token, token_claims
+from envoy_exporter.gateway.auth.token import Token, epoch, token_claims
 from envoy_exporter.logs import Condition
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
@@ -47,10 +47,7 @@ class TokenCache:
                 serial,
             )
             return None
-        obtained = data.get("obtained_at")
-        token = Token.of(
-            data["token"], "cache", obtained if isinstance(obtained, int | float) else None, serial
-        )
+        token = Token.of(data["token"], "cache", epoch(data.get("obtained_at")), serial)
         if token.expiry is not None and token.expiry <= now:
             log.info("%s: the cached token has expired", self._label)
             return None

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity, get_auth_from_url
 from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.config.settings import GatewaySettings
@@ -117,7 +120,10 @@ class Transport:
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
         self._session = bounded_session(context, tls.server_name)
         self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
-        self._headers = dict(self._session.headers)
+        self._headers = CaseInsensitiveDict(self._session.headers)
+        for header in self._headers.items():
+            check_header_validity(header)
+        self._urls: dict[str, tuple[str, Any]] = {}  # prepared once per path: a gateway has a dozen
         if not verifies:
             # Not verifying the gateway's self-signed certificate is the documented default; a
             # warning per request would drown the log.
@@ -237,22 +243,38 @@ class Transport:
         return GatewayResponse(response.status_code, body, response.headers)
 
     def _prepare(self, url: str, credentials: dict[str, Any]) -> requests.PreparedRequest:
-        """The request ``Session.request`` would build, without its per-request merging of
-        session defaults and environment settings that never change for a gateway (a copy of the
-        cookie jar, seven merge_setting calls with typing-protocol checks; see
-        scripts/bench_transport.py). ``credentials``: ``Auth.prepare``'s ``auth=``/``headers=``."""
-        headers = self._headers
-        if "headers" in credentials:
-            headers = {**headers, **credentials["headers"]}
+        """The request ``Session.request`` would build, without what costs on every request and
+        never changes for a gateway: the merging of session defaults and environment settings
+        (a copy of the cookie jar, seven merge_setting calls with typing-protocol checks; see
+        scripts/bench_transport.py), the parsing of a URL it has prepared before, the validation
+        of the session's own headers, and the cookie policy's walk of an empty jar.
+        ``credentials``: ``Auth.prepare``'s ``auth=``/``headers=``."""
         prepared = requests.PreparedRequest()
-        prepared.prepare(
-            method="GET",
-            url=url,
-            headers=headers,
-            cookies=self._session.cookies,
-            auth=credentials.get("auth"),
-        )
+        prepared.method = "GET"
+        prepared.url, url_auth = self._urls.get(url) or self._prepare_url(url)
+        prepared.headers = CaseInsensitiveDict(self._headers)
+        for name, value in credentials.get("headers", {}).items():
+            check_header_validity((name, value))
+            prepared.headers[name] = value
+        cookies = self._session.cookies
+        if len(cookies):
+            prepared.prepare_cookies(cookies)
+        else:
+            prepared._cookies = cookies
+        prepared.body = None
+        prepared.hooks = default_hooks()
+        auth = credentials.get("auth") or url_auth
+        if auth:
+            prepared.prepare_auth(auth, url)
         return prepared
+
+    def _prepare_url(self, url: str) -> tuple[str, Any]:
+        """``url`` as requests prepares it, and the credentials written in it (if any)."""
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        url_auth = get_auth_from_url(prepared.url)
+        found = self._urls[url] = (prepared.url, url_auth if any(url_auth) else None)
+        return found
 
     def _guard_plain(self, endpoint_key: str) -> None:
         """Before a request on the plain-http fallback: no token, no session cookie."""

@@ -1,0 +1,92 @@
+"""``freezer``: long-lived objects out of the collector's sight, cycles still freed."""
+
+from __future__ import annotations
+
+import gc
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+
+import pytest
+
+from envoy_exporter.freezer import Freezer
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cycle collector frees it
+
+
+@pytest.fixture
+def freezer() -> Iterator[Freezer]:
+    made = Freezer(every=0.05)
+    yield made
+    made.close()
+    gc.unfreeze()  # the rest of the test run as it was
+
+
+def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _done() -> Future:
+    future: Future = Future()
+    future.set_result(None)
+    return future
+
+
+def test_what_lives_after_the_first_collections_is_frozen(freezer):
+    gc.unfreeze()
+    kept = [Node() for _ in range(100)]
+    freezer.start([_done()])
+    assert _until(lambda: gc.get_freeze_count() >= len(kept))
+
+
+def test_the_first_freeze_waits_for_the_first_collections(freezer):
+    gc.unfreeze()
+    first: Future = Future()
+    freezer.start([first])
+    time.sleep(0.2)
+    assert gc.get_freeze_count() == 0
+    first.set_result(None)
+    assert _until(lambda: gc.get_freeze_count() > 0)
+
+
+def test_a_cycle_dropped_young_is_freed_not_frozen(freezer):
+    freezer.start([_done()])
+    assert _until(lambda: gc.get_freeze_count() > 0)
+    node = Node()
+    gone = weakref.ref(node)
+    del node
+    assert _until(lambda: gone() is None)
+
+
+def test_a_sweep_frees_a_cycle_that_was_frozen(freezer):
+    freezer.start([_done()])
+    node = Node()
+    gone = weakref.ref(node)
+    gc.freeze()  # as a periodic freeze would, while it was alive
+    del node
+    time.sleep(0.2)
+    assert gone() is not None  # frozen: the collector does not look at it
+    freezer.sweep()
+    assert _until(lambda: gone() is None)
+
+
+def test_closing_hands_everything_back_to_the_collector(freezer):
+    freezer.start([_done()])
+    assert _until(lambda: gc.get_freeze_count() > 0)
+    node = Node()
+    gone = weakref.ref(node)
+    gc.freeze()
+    del node
+    freezer.close()  # a server stopped in a test: what the test process made must be freed again
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone() is None
