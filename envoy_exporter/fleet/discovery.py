@@ -40,6 +40,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from envoy_exporter.config.settings import DiscoverySettings, GatewaySettings, Settings
@@ -161,7 +162,7 @@ def merge(
             gateways.append(entry)
         elif entry.serial in found_by_serial:
             where = found_by_serial[entry.serial]
-            gateways.append(replace(entry, host=where.host, identity=_identity(entry.serial, identities)))
+            gateways.append(_pinned(replace(entry, host=where.host), identities))
     for gateway in sorted(found_by_serial.values(), key=lambda f: f.serial):
         if (
             gateway.serial in claimed_serials
@@ -169,22 +170,25 @@ def merge(
             or _address_of(gateway.host) in claimed_hosts
         ):
             continue
-        gateways.append(
-            GatewaySettings(
-                name=gateway.serial,
-                host=gateway.host,
-                serial=gateway.serial,
-                **defaults,
-                discovered=True,
-                identity=_identity(gateway.serial, identities),
-            )
+        found_one = GatewaySettings(
+            name=gateway.serial, host=gateway.host, serial=gateway.serial, **defaults, discovered=True
         )
+        gateways.append(_pinned(found_one, identities))
     return gateways
 
 
-def _identity(serial: str | None, identities: Mapping[str, str]) -> str | None:
-    pinned = identities.get(serial) if serial else None
-    return f"serial {serial}, certificate sha256 {pinned}" if pinned else None
+def _pinned(gateway: GatewaySettings, identities: Mapping[str, str]) -> GatewaySettings:
+    """``gateway`` held to the certificate pinned for its serial, if any: its cached token is
+    kept under that certificate, and every connection must show it (not only the one that
+    proved a move), so an address that later leads elsewhere gets nothing."""
+    pinned = identities.get(gateway.serial) if gateway.serial else None
+    if pinned is None:
+        return gateway
+    return replace(
+        gateway,
+        identity=f"serial {gateway.serial}, certificate sha256 {pinned}",
+        tls=replace(gateway.tls, fingerprint=pinned),
+    )
 
 
 def _address_of(host: str) -> str:
@@ -382,7 +386,7 @@ class Discovery:
             gateway,
             "unproven",
             f"does not show the certificate the gateway showed before{where}; if the gateway or "
-            f"its certificate really changed, delete {self._pins.path(serial) or 'its pin'} or restart",
+            f"its certificate really changed, {_forget(self._pins.path(serial))}",
             level=logging.WARNING,
         )
         return False
@@ -431,6 +435,11 @@ class Discovery:
             self._waiting(
                 [g.label for g in self._configured if g.found_by_serial and g.serial not in self._found]
             )
+
+
+def _forget(pin: Path | None) -> str:
+    """What a user does to forget a pin (it is held in memory until a restart)."""
+    return "restart the exporter" if pin is None else f"delete {pin} and restart the exporter"
 
 
 class ZeroconfBrowser:
