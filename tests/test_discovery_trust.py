@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 import standin
 from conftest import Clocks
 from test_credentials import (
@@ -32,6 +35,7 @@ from test_credentials import (
 
 from envoy_exporter.config.load import ConfigError, load_config
 from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings, Secret
+from envoy_exporter.fleet import discovery as discovery_module
 from envoy_exporter.fleet.discovery import Discovery, Found
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.fleet.pins import Pins, fingerprint
@@ -181,6 +185,27 @@ def test_discovered_gateways_wait_for_the_configured_ones_to_tell_their_serial(
     assert site.collect() == {SERIAL_A: True, SERIAL_B: True}
     assert logins(requests_mock) == 1  # one login serves both gateways of the account
     site.close()
+
+
+def test_a_configured_gateway_that_stays_down_holding_discovery_back_is_one_warning(
+    requests_mock, tmp_path, cloud, caplog, monkeypatch
+):
+    monkeypatch.setattr(discovery_module, "HOLD_WARNING_S", 0.2, raising=False)
+    requests_mock.get(re.compile(f"https?://{HOME}/.*"), exc=requests.ConnectionError)
+    site = Site([configured(host=HOME)], tmp_path)
+    with caplog.at_level(logging.INFO):
+        for n in range(5):  # more and more gateways held back, and the configured one down
+            site.discovery.announce(Found(f"48230100010{n}", f"192.0.2.{30 + n}", 80))
+            site.collect()
+        time.sleep(1.0)
+    assert site.hosts() == [(HOME, HOME)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "discov" in r.name]
+    assert len(warnings) == 1
+    assert f"the configured gateway at {HOME}" in warnings[0] and "give it its serial" in warnings[0]
+    infos = [r.getMessage() for r in caplog.records if "wait until the configured gateway" in r.getMessage()]
+    assert len(infos) == 1
+    site.close()
+    site.discovery.close()
 
 
 # --------------------------------------------------------------------------------------------

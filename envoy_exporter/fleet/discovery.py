@@ -56,6 +56,9 @@ _RESOLVE_TIMEOUT_MS = 3000
 _QUEUE_SIZE = 64
 _RESOLVERS = 4  # names that never resolve hold one each for 3 s: they cannot hold them all long
 _SAID_MAX = 256  # (serial, address) pairs remembered so a refusal is logged once, not per packet
+# Discovered gateways held back this long by a configured gateway that has not told its serial:
+# a warning (once), since it is then down or misconfigured rather than starting.
+HOLD_WARNING_S = 60.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -269,6 +272,7 @@ class Discovery:
         self._said: set[tuple[str, str, str]] = set()
         self._full = Condition(log)
         self._held = Condition(log, logging.INFO)  # usual for a moment after every start
+        self._hold_timer: threading.Timer | None = None
         self._dropped = Condition(log)
         self._queue: queue.Queue[Found | None] = queue.Queue(_QUEUE_SIZE)
         self._worker: threading.Thread | None = None
@@ -280,6 +284,8 @@ class Discovery:
     def close(self) -> None:
         if self._browser is not None:
             self._browser.close()
+        with self._lock:
+            self._end_hold()
         if self._worker is not None:
             with contextlib.suppress(queue.Full):  # a full queue: the daemon thread ends with us
                 self._queue.put_nowait(None)
@@ -402,6 +408,41 @@ class Discovery:
     def _discovered_count(self) -> int:
         return sum(1 for serial in self._found if self._by_serial(serial) is None)
 
+    def _hold(self, host: str) -> None:
+        """Discovered gateways wait for the configured one at ``host``: said at once (a start is
+        like that for a moment), and warned once if it lasts ``HOLD_WARNING_S``."""
+        self._held.failed(
+            "discovery: discovered gateways wait until the configured gateway at %s answers /info "
+            "(or give its serial in the configuration)",
+            host,
+        )
+        if self._hold_timer is None:
+            self._hold_timer = threading.Timer(HOLD_WARNING_S, self._still_held)
+            self._hold_timer.daemon = True
+            self._hold_timer.start()
+
+    def _end_hold(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _still_held(self) -> None:
+        with self._lock:
+            if self._hold_timer is None:
+                return
+            unsettled = sorted(host for host, serial in self._reported().items() if serial is None)
+            held = sum(1 for f in self._found.values() if self._by_serial(f.serial) is None)
+        if unsettled and held:
+            log.warning(
+                "discovery: %d discovered gateway(s) are not served: the configured gateway at %s has "
+                "not answered /info for %.0f s, and no discovered gateway is served before every "
+                "configured one has told its serial; give it its serial in the configuration if it "
+                "stays down",
+                held,
+                unsettled[0],
+                HOLD_WARNING_S,
+            )
+
     def _say_once(self, gateway: Found, what: str, text: str, level: int = logging.INFO) -> None:
         key = (gateway.serial, gateway.address, what)
         if key in self._said:
@@ -420,14 +461,10 @@ class Discovery:
             # No announcement may get in before a configured gateway has told its serial.
             held = [f for f in found if self._by_serial(f.serial) is None]
             if held:
-                self._held.failed(
-                    "discovery: %d discovered gateway(s) wait until the configured gateway at %s "
-                    "answers /info (or give its serial in the configuration)",
-                    len(held),
-                    unsettled[0],
-                )
+                self._hold(unsettled[0])
             found = [f for f in found if self._by_serial(f.serial) is not None]
         else:
+            self._end_hold()
             self._held.recovered("discovery: serving the discovered gateways")
         owned = {s for s in reported.values() if s}
         self._apply(merge(self._configured, found, self._defaults, owned, self._identities))
