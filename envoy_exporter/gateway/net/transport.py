@@ -103,7 +103,7 @@ class Transport:
         self._record = record
         self._clock = clock
         tls = settings.tls
-        verifies = tls.verify or tls.ca_file is not None
+        verifies = tls.verify or tls.ca_file is not None or tls.fingerprint is not None
         # Who asks for verification wants https: a certificate failure must not end up on plain http.
         self._candidates = list(base_urls(settings.host, plain_fallback=not verifies))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
@@ -118,7 +118,7 @@ class Transport:
             context = trust_nothing()
         # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
-        self._session = bounded_session(context, tls.server_name)
+        self._session = bounded_session(context, tls.server_name, fingerprint=tls.fingerprint)
         self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
         self._headers = CaseInsensitiveDict(self._session.headers)
         for header in self._headers.items():
