@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
+import standin
 from conftest import Clocks
-from test_credentials import ENLIGHTEN, ENTREZ, SERIAL_A, SERIAL_B, Cloud, StandIn, cloud_settings
+from test_credentials import (
+    ENLIGHTEN,
+    ENTREZ,
+    PRODUCTION,
+    SERIAL_A,
+    SERIAL_B,
+    Cloud,
+    StandIn,
+    cloud_settings,
+    info_xml,
+    make_token,
+)
 
 from envoy_exporter.config.load import ConfigError, load_config
-from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings, Secret
+from envoy_exporter.fleet import discovery as discovery_module
 from envoy_exporter.fleet.discovery import Discovery, Found
 from envoy_exporter.fleet.labels import Labels
-from envoy_exporter.fleet.pins import Pins
+from envoy_exporter.fleet.pins import Pins, fingerprint
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.client import GatewayClient
@@ -55,6 +71,7 @@ class Site:
         certificates: Certificates | None = None,
         settings: DiscoverySettings | None = None,
         networks: Sequence[str] = ("192.0.2.0/24",),
+        defaults: dict | None = None,
     ) -> None:
         self.clocks = Clocks()
         self.certificates = certificates or Certificates()
@@ -77,7 +94,7 @@ class Site:
         self.discovery = Discovery(
             self.fleet.apply,
             configured,
-            DEFAULTS,
+            DEFAULTS if defaults is None else defaults,
             settings or DiscoverySettings(zeroconf=True),
             pins=Pins(state_dir),
             networks=[ipaddress.ip_network(n) for n in networks],
@@ -170,6 +187,27 @@ def test_discovered_gateways_wait_for_the_configured_ones_to_tell_their_serial(
     site.close()
 
 
+def test_a_configured_gateway_that_stays_down_holding_discovery_back_is_one_warning(
+    requests_mock, tmp_path, cloud, caplog, monkeypatch
+):
+    monkeypatch.setattr(discovery_module, "HOLD_WARNING_S", 0.2, raising=False)
+    requests_mock.get(re.compile(f"https?://{HOME}/.*"), exc=requests.ConnectionError)
+    site = Site([configured(host=HOME)], tmp_path)
+    with caplog.at_level(logging.INFO):
+        for n in range(5):  # more and more gateways held back, and the configured one down
+            site.discovery.announce(Found(f"48230100010{n}", f"192.0.2.{30 + n}", 80))
+            site.collect()
+        time.sleep(1.0)
+    assert site.hosts() == [(HOME, HOME)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "discov" in r.name]
+    assert len(warnings) == 1
+    assert f"the configured gateway at {HOME}" in warnings[0] and "give it its serial" in warnings[0]
+    infos = [r.getMessage() for r in caplog.records if "wait until the configured gateway" in r.getMessage()]
+    assert len(infos) == 1
+    site.close()
+    site.discovery.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Moves: the token follows only to an address that shows the pinned certificate
 
@@ -240,6 +278,54 @@ def test_many_new_clients_for_one_serial_ask_enlighten_once(requests_mock, tmp_p
         client.close()
         clocks.advance(7)
     assert (logins(requests_mock), token_requests(requests_mock)) == (1, 1)
+
+
+def tls_gateway(serial: str, context) -> standin.StandIn:
+    """A firmware-8 gateway on loopback, https only, that answers anything with a token."""
+    info = info_xml(serial, "D8.2.4345").encode()
+
+    def script(conn: standin.Connection, request: standin.Request) -> None:
+        if request.path == "/info":
+            standin.answer(info)(conn, request)
+        elif "authorization" not in request.headers and "cookie" not in request.headers:
+            standin.answer(b"", "401 Unauthorized")(conn, request)
+        else:
+            answers = {"/auth/check_jwt": b"<html>Valid token.</html>", "/production.json": PRODUCTION}
+            body = answers.get(request.path.split("?")[0])
+            status = "200 OK" if body else "404 Not Found"
+            standin.answer(body.encode() if isinstance(body, str) else body or b"{}", status)(conn, request)
+
+    return standin.StandIn(script, tls=context)
+
+
+def tokens_sent(gateway: standin.StandIn) -> list[str]:
+    return [r.path for r in gateway.requests if "authorization" in r.headers]
+
+
+@pytest.mark.e2e
+def test_the_pinned_certificate_is_checked_on_every_connection_not_only_at_the_announcement(tmp_path, caplog):
+    """The address was proven when the announcement was weighed; later another device answers
+    there (the gateway's old DHCP lease, or a relay that stops relaying): it gets no token."""
+    genuine, other = standin.make_cert(tmp_path, "envoy"), standin.make_cert(tmp_path, "other")
+    gateway = tls_gateway(SERIAL_B, standin.server_context(*genuine))
+    defaults = {"token": Secret(make_token(SERIAL_B)), "cache_ttl": NO_CACHE, "timeout": 2.0}
+    site = Site([], tmp_path, fingerprint, networks=["127.0.0.0/8"], defaults=defaults)
+    try:
+        site.discovery.announce(Found(SERIAL_B, "127.0.0.1", gateway.port))
+        assert site.collect() == {SERIAL_B: True}
+        assert tokens_sent(gateway)
+        gateway.requests.clear()
+
+        gateway.tls = standin.server_context(*other)  # another certificate at the same address
+        gateway.drop()
+        site.clocks.advance(60)
+        site.collect()
+        assert tokens_sent(gateway) == []
+        assert "it is not the one this gateway showed when it was first found" in caplog.text
+        assert {r.scheme for r in gateway.requests} <= {"https"}  # and no plain-http fallback
+    finally:
+        site.close()
+        gateway.stop()
 
 
 # --------------------------------------------------------------------------------------------

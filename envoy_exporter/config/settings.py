@@ -61,6 +61,10 @@ class TLSSettings:
     # The name the certificate is checked against (and sent as SNI) instead of the host: a
     # gateway reached by IP address shows a certificate naming only its common name.
     server_name: str | None = None
+    # The SHA-256 fingerprint the certificate must have, on every connection: discovery sets it
+    # for a gateway whose certificate it pinned (``fleet.pins``), so the token goes to that
+    # certificate only, wherever the address leads later. Not a configuration key.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

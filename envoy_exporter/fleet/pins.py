@@ -4,8 +4,10 @@ the certificate the gateway presented when the exporter first found it.
 
 An announcement says "serial X is now at address B"; anyone on the LAN can send one. The pin is
 what lets a gateway's token and credentials follow it to B: B must present the same certificate.
+The pin is also what every connection to the gateway is held to (``TLSSettings.fingerprint``).
 After a legitimate change (a replaced gateway, a certificate the firmware renewed), delete
-``state_dir/pins/<serial>.json``: the next announcement pins the certificate it then finds.
+``state_dir/pins/<serial>.json`` and restart: the next announcement pins the certificate it then
+finds.
 """
 
 from __future__ import annotations

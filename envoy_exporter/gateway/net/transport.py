@@ -103,7 +103,7 @@ class Transport:
         self._record = record
         self._clock = clock
         tls = settings.tls
-        verifies = tls.verify or tls.ca_file is not None
+        verifies = tls.verify or tls.ca_file is not None or tls.fingerprint is not None
         # Who asks for verification wants https: a certificate failure must not end up on plain http.
         self._candidates = list(base_urls(settings.host, plain_fallback=not verifies))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
@@ -118,7 +118,7 @@ class Transport:
             context = trust_nothing()
         # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
-        self._session = bounded_session(context, tls.server_name)
+        self._session = bounded_session(context, tls.server_name, fingerprint=tls.fingerprint)
         self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
         self._headers = CaseInsensitiveDict(self._session.headers)
         for header in self._headers.items():
@@ -134,6 +134,11 @@ class Transport:
         """The base URL that answered last, or None while none has."""
         return self._base
 
+    def url(self, path: str) -> str:
+        """Where a request for ``path`` goes (the first tried, while no base URL answered), for
+        the words of a failure."""
+        return (self._base or self._candidates[0]) + path
+
     def get(self, endpoint_key: str, path: str, timeout: float | None = None) -> GatewayResponse:
         """GET ``path``; a 2xx answer, else ``TransportError``."""
         timeout = self._settings.timeout if timeout is None else timeout
@@ -145,7 +150,9 @@ class Transport:
                 base, response = self._send(endpoint_key, path, timeout)
         outcome = http_outcome(response.status)
         if outcome is not Outcome.OK:
-            raise TransportError(outcome, f"HTTP {response.status}", status=response.status)
+            raise TransportError(
+                outcome, f"the gateway answered HTTP {response.status}", status=response.status
+            )
         return response
 
     def close(self) -> None:
