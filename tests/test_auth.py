@@ -232,7 +232,7 @@ def test_rejected_digest_is_an_error_once(caplog):
             auth.digest_rejected()
             clock.now += 3600
     assert [r.getMessage() for r in caplog.records] == [
-        "roof: the gateway rejected the digest credentials of user 'envoy'; next attempt in 60 s"
+        "roof: password rejected for user envoy; next attempt in 60 s"
     ]
 
 

@@ -317,7 +317,8 @@ def test_a_wrong_digest_password_is_a_credentials_error_retried_after_a_minute(r
         snap = gateway.collect(timeout=5)
         inverters = snap.endpoints["api_v1_inverters"]
         assert inverters.outcome is Outcome.UNAUTHORIZED
-        assert "rejected the digest credentials of user 'envoy'" in str(inverters.detail)
+        assert inverters.detail == "password rejected for user envoy"
+        assert inverters.url == "https://192.0.2.10/api/v1/production/inverters"
         assert "api_v1_inverters (/api/v1/production/inverters) is not available" not in caplog.text
         assert "/api/v1/production/inverters" in gw.asked()
         clocks.advance(30)

@@ -38,6 +38,7 @@ from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
     API_V1_PRODUCTION,
+    BY_KEY,
     DEVICE_DATA,
     DRY_CONTACT_SETTINGS,
     DRY_CONTACTS,
@@ -142,9 +143,12 @@ JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+_NOTHING_ELSE = "nothing else is asked until it answers"
+_KNOWN_IDENTITY = "the known identity stays in use"
 # The outcomes of a request that got no HTTP answer at all.
 NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
 _COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
+_ANSWER = "answer"  # the gateway gives no HTTP answer at all
 
 
 @dataclass
@@ -162,6 +166,8 @@ class _Collection:
     failed: int = 0
     silent: int = 0  # requests in a row that got no HTTP answer at all
     authorized: bool = False  # a credential-protected endpoint answered 2xx
+    answered: bool = False  # the gateway gave an HTTP answer (any status) to some request
+    no_answer: EndpointResult | None = None  # the first request that got no HTTP answer at all
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     from_cache: bool = False  # on a caller's thread: the gateway may not be asked
@@ -429,15 +435,10 @@ class GatewayClient:
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
             run.failed += 1
-            if self._info is None:
-                self._trouble(INFO.key).failed(
-                    "%s: /info failed: %s; nothing is asked before it answers",
-                    self.name,
-                    outcome.result,
-                )
-                return None
-            self._warn(INFO, outcome.result)
-            return self._claimed(run, self._info)  # the known identity stays in use
+            known = self._info is not None
+            if run.silent == 0:  # an answer, but not /info: said once, until /info answers
+                self._warn(INFO, outcome.result, _KNOWN_IDENTITY if known else _NOTHING_ELSE)
+            return self._claimed(run, self._info) if known else None
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
@@ -541,16 +542,13 @@ class GatewayClient:
         run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                self._trouble(_COLLECTION).failed(
-                    "%s: the gateway stopped answering; the other endpoints wait for the next collection",
-                    self.name,
-                )
+                # The gateway's own trouble says it does not answer; the rest wait for the next one.
+                log.debug("%s: the other endpoints wait for the next collection", self.name)
                 return
             if self._clock() >= run.deadline:
                 self._trouble(_COLLECTION).failed(
-                    "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
-                    self.name,
-                    COLLECTION_DEADLINE,
+                    f"{self.name}: a collection ran out of its {COLLECTION_DEADLINE:g} s; the other "
+                    "endpoints wait for the next one"
                 )
                 return
             if not self._available(run, endpoint):
@@ -628,22 +626,37 @@ class GatewayClient:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
         except TransportError as exc:  # CredentialsWithheld too: the outcome says so, the detail why
-            outcome = _Outcome(EndpointResult(exc.outcome, exc.detail))
+            # The URL says where the request went, or, withheld, which gateway it was for.
+            result = EndpointResult(exc.outcome, exc.detail, url=self._transport.url(path))
+            outcome = _Outcome(result)
         else:
             try:
                 outcome = _Outcome(EndpointResult(Outcome.OK), PARSERS[endpoint.key](response.body))
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(Outcome.BAD_DATA, reason), html=html)
+                cause = f"an answer that cannot be read: {reason}"
+                failed = EndpointResult(Outcome.BAD_DATA, cause, url=self._transport.url(path))
+                outcome = _Outcome(failed, html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
-        run.silent = run.silent + 1 if outcome.result.outcome in NO_ANSWER else 0
+        self._note_answer(run, outcome.result)
         if outcome.result.ok:
             run.fetched += 1
             if endpoint is not INFO and self._protected(endpoint):
                 run.authorized = True
                 self._auth.accepted()
         return outcome
+
+    def _note_answer(self, run: _Collection, result: EndpointResult) -> None:
+        """Whether the gateway answers at all, judged once the collection is over
+        (``_note_recoveries``): a collection without any HTTP answer is the gateway's trouble
+        (told once, however many scrapes it lasts), one with an answer ends it."""
+        if result.outcome in NO_ANSWER:
+            run.silent += 1
+            run.no_answer = run.no_answer or result
+        elif result.outcome is not Outcome.WITHHELD:
+            run.silent = 0
+            run.answered = True
 
     def _protected(self, endpoint: Endpoint) -> bool:
         return self._auth.scheme == "token" or endpoint.digest
@@ -667,7 +680,8 @@ class GatewayClient:
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
-            self._warn(endpoint, result)
+            if result.outcome not in NO_ANSWER:  # no answer at all: the gateway's condition says it
+                self._warn(endpoint, result)
 
     def _settle_unauthorized(self, run: _Collection) -> None:
         """A 401 beside endpoints that accepted the credentials means this endpoint needs more
@@ -686,33 +700,42 @@ class GatewayClient:
             elif self._auth.scheme == "digest":
                 run.failed += 1
                 rejected = rejected or self._auth.digest_rejected()
-                run.record(endpoint.key, replace(result, detail=f"401: {rejected}"))
+                run.record(endpoint.key, replace(result, detail=rejected))
             else:
                 run.failed += 1
                 if self._auth.blocked_until() is None:  # else the auth module said why, once
-                    reason = self._auth.last_error or "the gateway did not accept the token"
-                    result = replace(result, detail=f"401: {reason}")
+                    reason = self._auth.last_error or "token rejected"
+                    result = replace(result, detail=reason)
                     run.record(endpoint.key, result)  # the status page says why, too
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
+        """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""
         self._trouble(endpoint.key).failed(
-            "%s: %s (%s) failed: %s; left out: %s",
-            self.name,
-            endpoint.key,
-            endpoint.path,
-            result,
-            left_out or LEFT_OUT[endpoint.key],
+            f"{self.name}: the {endpoint.title} failed: {result}; "
+            f"left out: {left_out or LEFT_OUT[endpoint.key]}"
         )
 
     def _trouble(self, key: str) -> Condition:
-        return self._troubles.setdefault(key, Condition(log))
+        return self._troubles.setdefault(key, Condition(log, clock=self._clock))
 
     def _note_recoveries(self, run: _Collection) -> None:
+        if run.no_answer is not None and not run.answered:
+            then = "its last data is served meanwhile" if self._last_good else _NOTHING_ELSE
+            self._trouble(_ANSWER).failed(
+                f"{self.name}: the gateway does not answer: {run.no_answer}; {then}"
+            )
+        elif run.answered and _ANSWER in self._troubles:
+            self._troubles[_ANSWER].recovered("%s: the gateway answers again", self.name)
         results, _ = run.view()
+        if run.answered:  # the gateway answers, but not these: each one's own trouble
+            for key, result in results.items():
+                if result.outcome in NO_ANSWER and key in BY_KEY:
+                    self._warn(BY_KEY[key], result)
         for key, result in results.items():
             if result.ok and key in self._troubles:
-                self._troubles[key].recovered("%s: %s answers again", self.name, key)
+                title = BY_KEY[key].title if key in BY_KEY else key
+                self._troubles[key].recovered("%s: the %s answers again", self.name, title)
         if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
             self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 

@@ -30,41 +30,99 @@ class Endpoint:
     family: str  # cache family
     digest: bool  # protected by HTTP digest on firmware < 7
     max_bytes: int = 256 * KIB  # the largest answer read; see the module docstring
+    title: str = ""  # what the log and the status page call it: words for a user, not the key
 
 
-INFO = Endpoint("info", "/info", "info", digest=False, max_bytes=64 * KIB)
-PRODUCTION_JSON = Endpoint("production_json", "/production.json?details=1", "production", digest=False)
-PRODUCTION_JSON_PLAIN = Endpoint("production_json", "/production.json", "production", digest=False)
-PRODUCTION_HTML = Endpoint("production_html", "/production", "production", digest=False)
+INFO = Endpoint("info", "/info", "info", digest=False, max_bytes=64 * KIB, title="gateway info")
+PRODUCTION_JSON = Endpoint(
+    "production_json",
+    "/production.json?details=1",
+    "production",
+    digest=False,
+    title="production and consumption",
+)
+PRODUCTION_JSON_PLAIN = Endpoint(
+    "production_json", "/production.json", "production", digest=False, title="production and consumption"
+)
+PRODUCTION_HTML = Endpoint(
+    "production_html", "/production", "production", digest=False, title="production page"
+)
 API_V1_PRODUCTION = Endpoint(
-    "api_v1_production", "/api/v1/production", "production", digest=False, max_bytes=16 * KIB
+    "api_v1_production",
+    "/api/v1/production",
+    "production",
+    digest=False,
+    max_bytes=16 * KIB,
+    title="production",
 )
-API_V1_INVERTERS = Endpoint("api_v1_inverters", "/api/v1/production/inverters", "inverters", digest=True)
-DEVICE_DATA = Endpoint("device_data", "/ivp/pdm/device_data", "inverters", digest=True, max_bytes=1024 * KIB)
-METERS = Endpoint("meters", "/ivp/meters", "meters", digest=True, max_bytes=64 * KIB)
+API_V1_INVERTERS = Endpoint(
+    "api_v1_inverters", "/api/v1/production/inverters", "inverters", digest=True, title="inverter list"
+)
+DEVICE_DATA = Endpoint(
+    "device_data",
+    "/ivp/pdm/device_data",
+    "inverters",
+    digest=True,
+    max_bytes=1024 * KIB,
+    title="microinverter details",
+)
+METERS = Endpoint(
+    "meters", "/ivp/meters", "meters", digest=True, max_bytes=64 * KIB, title="CT meter settings"
+)
 METER_READINGS = Endpoint(
-    "meter_readings", "/ivp/meters/readings", "readings", digest=True, max_bytes=512 * KIB
+    "meter_readings",
+    "/ivp/meters/readings",
+    "readings",
+    digest=True,
+    max_bytes=512 * KIB,
+    title="CT meter readings",
 )
-INVENTORY = Endpoint("inventory", "/inventory.json", "inventory", digest=True, max_bytes=1024 * KIB)
+INVENTORY = Endpoint(
+    "inventory", "/inventory.json", "inventory", digest=True, max_bytes=1024 * KIB, title="device inventory"
+)
 # Slow unless it lists a system controller (see ``plan.Plan.family``).
-ENSEMBLE_INVENTORY = Endpoint("ensemble_inventory", "/ivp/ensemble/inventory", "inventory", digest=True)
+ENSEMBLE_INVENTORY = Endpoint(
+    "ensemble_inventory", "/ivp/ensemble/inventory", "inventory", digest=True, title="battery inventory"
+)
 ENSEMBLE_SECCTRL = Endpoint(
-    "ensemble_secctrl", "/ivp/ensemble/secctrl", "ensemble", digest=True, max_bytes=64 * KIB
+    "ensemble_secctrl",
+    "/ivp/ensemble/secctrl",
+    "ensemble",
+    digest=True,
+    max_bytes=64 * KIB,
+    title="system controller",
 )
 ENSEMBLE_POWER = Endpoint(
-    "ensemble_power", "/ivp/ensemble/power", "ensemble", digest=True, max_bytes=64 * KIB
+    "ensemble_power",
+    "/ivp/ensemble/power",
+    "ensemble",
+    digest=True,
+    max_bytes=64 * KIB,
+    title="battery power",
 )
 # Settings and status that change rarely: the slow ``settings`` cache family.
-TARIFF = Endpoint("tariff", "/admin/lib/tariff", "settings", digest=True)
+TARIFF = Endpoint("tariff", "/admin/lib/tariff", "settings", digest=True, title="battery profile")
 DRY_CONTACTS = Endpoint(
-    "dry_contacts", "/ivp/ensemble/dry_contacts", "settings", digest=True, max_bytes=64 * KIB
+    "dry_contacts",
+    "/ivp/ensemble/dry_contacts",
+    "settings",
+    digest=True,
+    max_bytes=64 * KIB,
+    title="dry contacts",
 )
 # How the dry contacts are set up: changed by an installer, read hourly like the meter configuration.
 DRY_CONTACT_SETTINGS = Endpoint(
-    "dry_contact_settings", "/ivp/ss/dry_contact_settings", "meters", digest=True, max_bytes=64 * KIB
+    "dry_contact_settings",
+    "/ivp/ss/dry_contact_settings",
+    "meters",
+    digest=True,
+    max_bytes=64 * KIB,
+    title="dry contact settings",
 )
-GENERATOR = Endpoint("generator", "/ivp/ensemble/generator", "settings", digest=True, max_bytes=64 * KIB)
-HOME = Endpoint("home", "/home.json", "settings", digest=False, max_bytes=64 * KIB)
+GENERATOR = Endpoint(
+    "generator", "/ivp/ensemble/generator", "settings", digest=True, max_bytes=64 * KIB, title="generator"
+)
+HOME = Endpoint("home", "/home.json", "settings", digest=False, max_bytes=64 * KIB, title="network status")
 
 DATA_ENDPOINTS: tuple[Endpoint, ...] = (
     PRODUCTION_JSON,

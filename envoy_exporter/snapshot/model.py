@@ -431,16 +431,18 @@ class EndpointResult:
     """How one endpoint fared in the collection that made a snapshot (see ``snapshot.outcome``)."""
 
     outcome: Outcome
-    detail: str | None = None  # a short cause for the log and the status page; never a secret
+    detail: str | None = None  # the cause in words, for the log and the status page; never a secret
     age_s: float = 0.0  # how long ago the gateway gave the answer (``CACHED`` ones)
+    url: str | None = None  # where the request went (or would have gone), for a failure
 
     @property
     def ok(self) -> bool:
         return self.outcome.ok
 
     def __str__(self) -> str:
-        """The outcome and its cause, as the log and the status page say it."""
-        return self.outcome.value + (f" ({self.detail})" if self.detail else "")
+        """The cause in words and where: "connection refused (http://192.0.2.5/info)"."""
+        cause = self.detail or self.outcome.words
+        return f"{cause} ({self.url})" if self.url else cause
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,7 @@ class Auth:
     def digest_rejected(self) -> str:
         """The gateway answered 401 to the digest credentials on an endpoint they should open:
         back off, and say which user was rejected."""
-        reason = f"the gateway rejected the digest credentials of user {self._settings.username or 'envoy'!r}"
+        reason = f"password rejected for user {self._settings.username or 'envoy'}"
         self._digest_backoff.fail(reason, logging.ERROR)
         return reason
 

@@ -28,7 +28,7 @@ class TransportError(Exception):
     ``status`` where the gateway answered at all."""
 
     def __init__(self, outcome: Outcome, detail: str | None = None, status: int | None = None) -> None:
-        super().__init__(outcome.value if detail is None else f"{outcome.value} ({detail})")
+        super().__init__(detail or outcome.words)
         self.outcome = outcome
         self.detail = detail
         self.status = status

@@ -134,6 +134,11 @@ class Transport:
         """The base URL that answered last, or None while none has."""
         return self._base
 
+    def url(self, path: str) -> str:
+        """Where a request for ``path`` goes (the first tried, while no base URL answered), for
+        the words of a failure."""
+        return (self._base or self._candidates[0]) + path
+
     def get(self, endpoint_key: str, path: str, timeout: float | None = None) -> GatewayResponse:
         """GET ``path``; a 2xx answer, else ``TransportError``."""
         timeout = self._settings.timeout if timeout is None else timeout
@@ -145,7 +150,9 @@ class Transport:
                 base, response = self._send(endpoint_key, path, timeout)
         outcome = http_outcome(response.status)
         if outcome is not Outcome.OK:
-            raise TransportError(outcome, f"HTTP {response.status}", status=response.status)
+            raise TransportError(
+                outcome, f"the gateway answered HTTP {response.status}", status=response.status
+            )
         return response
 
     def close(self) -> None:
