@@ -14,20 +14,18 @@ Needs ``../shared`` (the captures and their stand-in gateway) and Debian's ``pro
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from conftest import SHARED_FIXTURES, free_port, load_fake_gateway, needs_shared
-from exporter_process import Exporter, get, running_exporter, running_prometheus
+from exporter_process import Exporter, alerts, get, prometheus_config, running_exporter, running_prometheus
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 pytestmark = [
@@ -38,14 +36,13 @@ pytestmark = [
 
 HEALTHY = {"barn": "5.0.62", "collar": "8.3.1598_collar", "older": "7.6.175"}
 WATCH_S = 20  # the first seconds, watched one by one
-RULE_FILES = sorted((Path(__file__).resolve().parent.parent / "prometheus" / "rules").glob("*.yml"))
 ALLOWED_ON_HEALTHY = {"EnphaseGatewayNotReportingToEnlighten"}
 
 
 @dataclass
 class FirstMinutes:
     exporter: Exporter
-    prometheus_url: str
+    prometheus_address: str
     # Per second of the first WATCH_S: what /metrics and the page said.
     metrics: list[str] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
@@ -77,43 +74,33 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstMinutes]:
     config = _config(gateways, tmp / "state")
     config["gateways"][3]["password"] = "wrong1"
     config["gateways"].append({"name": "gone", "host": f"http://127.0.0.1:{free_port()}"})
-    prometheus_config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(path) for path in RULE_FILES],
-        "scrape_configs": [{"job_name": "envoy", "static_configs": [{"targets": []}]}],
-    }
     try:
-        with running_exporter(tmp, config, ready="/-/healthy") as exporter:
-            prometheus_config["scrape_configs"][0]["static_configs"][0]["targets"] = [exporter.address]
-            with running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config) as prometheus:
-                watched = FirstMinutes(exporter, f"http://{prometheus.address}")
-                started = time.monotonic()
-                for second in range(WATCH_S):
-                    time.sleep(max(0.0, started + second - time.monotonic()))
-                    watched.metrics.append(get(exporter.url("/metrics"), timeout=10)[1].decode())
-                    watched.pages.append(get(exporter.url("/"), timeout=10)[1].decode())
-                watched.alerts = _alerts_once_settled(watched.prometheus_url)
-                yield watched
+        with (
+            running_exporter(tmp, config, ready="/-/healthy") as exporter,
+            running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config(exporter.address)) as prometheus,
+        ):
+            watched = FirstMinutes(exporter, prometheus.address)
+            started = time.monotonic()
+            for second in range(WATCH_S):
+                time.sleep(max(0.0, started + second - time.monotonic()))
+                watched.metrics.append(get(exporter.url("/metrics"), timeout=10)[1].decode())
+                watched.pages.append(get(exporter.url("/"), timeout=10)[1].decode())
+            watched.alerts = _alerts_once_settled(watched.prometheus_address)
+            yield watched
     finally:
         for gateway in gateways.values():
             gateway.stop()
 
 
-def _alerts(prometheus_url: str) -> list[dict]:
-    query = urllib.parse.urlencode({"query": "ALERTS"})
-    body = get(f"{prometheus_url}/api/v1/query?{query}")[1]
-    return [result["metric"] for result in json.loads(body)["data"]["result"]] if body else []
-
-
-def _alerts_once_settled(prometheus_url: str) -> list[dict]:
+def _alerts_once_settled(prometheus_address: str) -> list[dict]:
     """ALERTS once both broken gateways have one pending (at most ~20 s more)."""
-    alerts: list[dict] = []
+    raised: list[dict] = []
     for _ in range(20):
-        alerts = _alerts(prometheus_url)
-        if {"locked", "gone"} <= {alert.get("gateway") for alert in alerts}:
+        raised = alerts(prometheus_address)
+        if {"locked", "gone"} <= {alert.get("gateway") for alert in raised}:
             break
         time.sleep(1.0)
-    return alerts
+    return raised
 
 
 def _failed_endpoints(metrics: str, gateway: str) -> list[str]:
