@@ -328,6 +328,29 @@ def test_the_pinned_certificate_is_checked_on_every_connection_not_only_at_the_a
         gateway.stop()
 
 
+@pytest.mark.e2e
+def test_a_move_nothing_could_prove_gets_no_token_even_if_the_new_address_speaks_tls_later(tmp_path):
+    """Neither address showed a certificate when the move was weighed (the genuine one busy, the
+    announcer refusing the check's handshake): the gateway may follow, as a gateway before
+    firmware 7 must, but nothing that needs proof follows it: no token, over https or not."""
+    certificate = standin.make_cert(tmp_path, "envoy")
+    genuine = tls_gateway(SERIAL_B, standin.server_context(*certificate))
+    rogue = tls_gateway(SERIAL_B, standin.server_context(*standin.make_cert(tmp_path, "rogue")))
+    defaults = {"token": Secret(make_token(SERIAL_B)), "cache_ttl": NO_CACHE, "timeout": 2.0}
+    site = Site([], tmp_path, Certificates(), networks=["127.0.0.0/8"], defaults=defaults)
+    try:
+        site.discovery.announce(Found(SERIAL_B, "127.0.0.1", genuine.port))
+        assert site.collect() == {SERIAL_B: True}
+        site.discovery.announce(Found(SERIAL_B, "127.0.0.1", rogue.port))
+        site.clocks.advance(60)
+        site.collect()
+        assert tokens_sent(rogue) == []
+    finally:
+        site.close()
+        genuine.stop()
+        rogue.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # A gateway configured by serial alone
 

@@ -52,6 +52,12 @@ class Secret(str):
         return "'***'"
 
 
+# ``TLSSettings.fingerprint`` of a discovered gateway that moved while no certificate could be
+# compared: no certificate has it, so the gateway is asked over plain http only, where no token
+# is ever sent (``gateway.net.transport``).
+UNPROVEN = "0" * 64
+
+
 @dataclass(frozen=True)
 class TLSSettings:
     # The gateway serves a self-signed certificate: verification is off for the gateway by

@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from envoy_exporter.config.settings import DiscoverySettings, GatewaySettings, Settings
+from envoy_exporter.config.settings import UNPROVEN, DiscoverySettings, GatewaySettings, Settings
 from envoy_exporter.fleet.pins import HTTPS_PORT, Pins, fingerprint
 from envoy_exporter.logs import Condition
 
@@ -187,10 +187,9 @@ def _pinned(gateway: GatewaySettings, identities: Mapping[str, str]) -> GatewayS
     pinned = identities.get(gateway.serial) if gateway.serial else None
     if pinned is None:
         return gateway
+    proof = "moved unproven" if pinned == UNPROVEN else f"certificate sha256 {pinned}"
     return replace(
-        gateway,
-        identity=f"serial {gateway.serial}, certificate sha256 {pinned}",
-        tls=replace(gateway.tls, fingerprint=pinned),
+        gateway, identity=f"serial {gateway.serial}, {proof}", tls=replace(gateway.tls, fingerprint=pinned)
     )
 
 
@@ -370,7 +369,8 @@ class Discovery:
 
     def _proven(self, gateway: Found, known: Found | None) -> str | bool | None:
         """The fingerprint ``gateway``'s address shows, if it may be served there; None when it
-        shows none and may; False when it may not (another certificate than the one pinned)."""
+        shows none and may (found for the first time); ``UNPROVEN`` when it moved and nothing
+        could be compared; False when it may not (another certificate than the one pinned)."""
         serial = gateway.serial
         pinned = self._pins.get(serial)
         if pinned is None and known is not None:
@@ -380,11 +380,22 @@ class Discovery:
                 self._pins.put(serial, pinned, known.address)
         shown = self._probe(gateway.address, gateway.tls_port)
         if pinned is None:
-            if shown is not None and known is None:
-                self._pins.put(serial, shown, gateway.address)  # first found: trusted on first use
+            if known is None:
+                if shown is not None:
+                    self._pins.put(serial, shown, gateway.address)  # first found: trusted on first use
                 return shown
-            if shown is None or known is None:
-                return None  # no TLS on either side (firmware before 7): nothing to compare
+            if shown is None:
+                # Nothing to compare: followed, as a gateway before firmware 7 (no TLS) must be,
+                # but held to plain http, which carries no token: the new address might speak
+                # TLS to the gateway's client and not to this check.
+                self._say_once(
+                    gateway,
+                    "unproven-move",
+                    f"shows no certificate, nor does {known.host}: followed over plain http only, "
+                    "without a token; if the gateway really moved there, restart the exporter",
+                    level=logging.WARNING,
+                )
+                return UNPROVEN
         elif shown == pinned:
             return shown
         where = f" (kept at {known.host})" if known is not None else ""

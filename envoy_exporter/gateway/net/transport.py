@@ -32,7 +32,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_auth_from_url
 from urllib3.exceptions import InsecureRequestWarning
 
-from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.config.settings import UNPROVEN, GatewaySettings
 from envoy_exporter.gateway.endpoints import INFO, max_bytes
 from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_outcome, failure_reason
 from envoy_exporter.gateway.net.http import (
@@ -103,7 +103,8 @@ class Transport:
         self._record = record
         self._clock = clock
         tls = settings.tls
-        verifies = tls.verify or tls.ca_file is not None or tls.fingerprint is not None
+        pinned = tls.fingerprint is not None and tls.fingerprint != UNPROVEN
+        verifies = tls.verify or tls.ca_file is not None or pinned
         # Who asks for verification wants https: a certificate failure must not end up on plain http.
         self._candidates = list(base_urls(settings.host, plain_fallback=not verifies))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
