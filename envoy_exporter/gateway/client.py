@@ -34,6 +34,7 @@ from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
@@ -205,6 +206,7 @@ class GatewayClient:
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
         accounts: EnlightenAccounts | None = None,
+        claims: SerialClaims | None = None,
         on_serial: Callable[[], None] | None = None,
         workers: Pool | None = None,
     ) -> None:
@@ -215,7 +217,9 @@ class GatewayClient:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
-        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts)
+        self._auth = Auth(
+            settings, state_dir, self._record, clock=clock, wall=wall, claims=claims, accounts=accounts
+        )
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         # production.json's powers serve as long as production figures do; past that, on its
