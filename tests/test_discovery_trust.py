@@ -41,6 +41,7 @@ from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.fleet.pins import Pins, fingerprint
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.client import GatewayClient
 
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
@@ -75,7 +76,7 @@ class Site:
     ) -> None:
         self.clocks = Clocks()
         self.certificates = certificates or Certificates()
-        labels, accounts = Labels(), EnlightenAccounts(self.clocks.clock)
+        labels, accounts, claims = Labels(), EnlightenAccounts(self.clocks.clock), SerialClaims()
         self.discovery: Discovery | None = None
         self.waiting: list[str] = []
 
@@ -87,6 +88,7 @@ class Site:
                 wall=self.clocks.now,
                 labels=labels,
                 accounts=accounts,
+                claims=claims,
                 on_serial=lambda: self.discovery.reconsider() if self.discovery else None,
             )
 

@@ -34,26 +34,13 @@ from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
-    API_V1_INVERTERS,
-    API_V1_PRODUCTION,
     BY_KEY,
     DEVICE_DATA,
-    DRY_CONTACT_SETTINGS,
-    DRY_CONTACTS,
-    ENSEMBLE_INVENTORY,
-    ENSEMBLE_POWER,
-    ENSEMBLE_SECCTRL,
-    GENERATOR,
-    HOME,
     INFO,
-    INVENTORY,
-    METER_READINGS,
-    METERS,
-    PRODUCTION_HTML,
     PRODUCTION_JSON,
-    PRODUCTION_JSON_PLAIN,
     TARIFF,
     Endpoint,
 )
@@ -74,70 +61,12 @@ from envoy_exporter.snapshot.money import MoneyKeeper
 from envoy_exporter.snapshot.money import state_path as money_state_path
 from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.parsers import ParseError
-from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
-from envoy_exporter.snapshot.parsers.device_data import parse_device_data
-from envoy_exporter.snapshot.parsers.ensemble import (
-    parse_ensemble_inventory,
-    parse_ensemble_power,
-    parse_secctrl,
-)
-from envoy_exporter.snapshot.parsers.ensemble_relays import (
-    parse_dry_contact_settings,
-    parse_dry_contacts,
-    parse_generator,
-)
-from envoy_exporter.snapshot.parsers.home import parse_home
-from envoy_exporter.snapshot.parsers.info import parse_info
-from envoy_exporter.snapshot.parsers.inventory import parse_inventory
-from envoy_exporter.snapshot.parsers.meters import parse_meter_readings, parse_meters
-from envoy_exporter.snapshot.parsers.production_html import parse_production_html
-from envoy_exporter.snapshot.parsers.production_json import parse_production_json
-from envoy_exporter.snapshot.parsers.tariff import parse_tariff
 from envoy_exporter.snapshot.plan import Plan, single_phase
 
 log = logging.getLogger(__name__)
 
-PARSERS: dict[str, Callable[[bytes], object]] = {
-    INFO.key: parse_info,
-    PRODUCTION_JSON.key: parse_production_json,
-    PRODUCTION_HTML.key: parse_production_html,
-    API_V1_PRODUCTION.key: parse_v1_production,
-    API_V1_INVERTERS.key: parse_v1_inverters,
-    DEVICE_DATA.key: parse_device_data,
-    METERS.key: parse_meters,
-    METER_READINGS.key: parse_meter_readings,
-    INVENTORY.key: parse_inventory,
-    ENSEMBLE_INVENTORY.key: parse_ensemble_inventory,
-    ENSEMBLE_SECCTRL.key: parse_secctrl,
-    ENSEMBLE_POWER.key: parse_ensemble_power,
-    TARIFF.key: parse_tariff,
-    DRY_CONTACTS.key: parse_dry_contacts,
-    DRY_CONTACT_SETTINGS.key: parse_dry_contact_settings,
-    GENERATOR.key: parse_generator,
-    HOME.key: parse_home,
-}
-
-# What a failed endpoint costs, for the warning.
-LEFT_OUT: dict[str, str] = {
-    INFO.key: "nothing (the known gateway identity stays in use)",
-    PRODUCTION_JSON.key: "CT production, consumption, the inverters' total and AC battery storage",
-    PRODUCTION_HTML.key: "production",
-    API_V1_PRODUCTION.key: "production from the microinverters",
-    API_V1_INVERTERS.key: "per-microinverter series",
-    DEVICE_DATA.key: "per-microinverter detail series",
-    METERS.key: "CT meter series",
-    METER_READINGS.key: "CT meter values",
-    INVENTORY.key: "device, relay and AC battery inventory series",
-    ENSEMBLE_INVENTORY.key: "battery and system controller series",
-    ENSEMBLE_SECCTRL.key: "storage aggregate series",
-    ENSEMBLE_POWER.key: "battery power series",
-    TARIFF.key: "storage mode and setting series",
-    DRY_CONTACTS.key: "dry contact series",
-    DRY_CONTACT_SETTINGS.key: "dry contact setting series",
-    GENERATOR.key: "generator series",
-    HOME.key: "Enlighten and network interface series",
-}
-
+# production.json where the details URL does not exist.
+PLAIN_PATH = PRODUCTION_JSON.paths[1]
 # production.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML there.
 JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
@@ -176,7 +105,7 @@ class _Collection:
         with self.lock:
             self.results[key] = result
             if result.ok:
-                setattr(self.readings, key, value)  # the field of the endpoint's key
+                self.readings = self.readings.with_answer(BY_KEY[key], value)
 
     def view(self) -> tuple[dict[str, EndpointResult], str | None]:
         with self.lock:
@@ -205,6 +134,7 @@ class GatewayClient:
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
         accounts: EnlightenAccounts | None = None,
+        claims: SerialClaims | None = None,
         on_serial: Callable[[], None] | None = None,
         workers: Pool | None = None,
     ) -> None:
@@ -215,7 +145,9 @@ class GatewayClient:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
-        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts)
+        self._auth = Auth(
+            settings, state_dir, self._record, clock=clock, wall=wall, claims=claims, accounts=accounts
+        )
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         # production.json's powers serve as long as production figures do; past that, on its
@@ -368,7 +300,7 @@ class GatewayClient:
         info = self._refresh_info(run)
         if info is None:
             return Latest(self._fallback(run), fresh=False)
-        run.readings.info = info
+        run.readings = replace(run.readings, info=info)  # the known identity, where /info failed
         self._fetch_data(info, run)
         self._settle_unauthorized(run)
         run.current = None
@@ -539,7 +471,7 @@ class GatewayClient:
 
     def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
         """Ask, in the plan's order, each endpoint this gateway has and this collection can use."""
-        run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
+        run.plan = plan = Plan(info, lambda: run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
                 # The gateway's own trouble says it does not answer; the rest wait for the next one.
@@ -572,7 +504,7 @@ class GatewayClient:
             return
         path = self._production_path
         if single_phase(run.readings.meters or ()):
-            path = PRODUCTION_JSON_PLAIN.path
+            path = PLAIN_PATH
         if path is not None:
             self._finish(run, endpoint, self._request(run, endpoint, path))
             return
@@ -582,9 +514,9 @@ class GatewayClient:
                 self._production_path = PRODUCTION_JSON.path
             self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
             return
-        plain = self._request(run, endpoint, PRODUCTION_JSON_PLAIN.path)
+        plain = self._request(run, endpoint, PLAIN_PATH)
         if plain.result.ok and details.result.outcome is Outcome.UNSUPPORTED:
-            self._production_path = PRODUCTION_JSON_PLAIN.path
+            self._production_path = PLAIN_PATH
         if not plain.result.ok and _no_production_json(info, details, plain):
             self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
@@ -631,7 +563,7 @@ class GatewayClient:
             outcome = _Outcome(result)
         else:
             try:
-                outcome = _Outcome(EndpointResult(Outcome.OK), PARSERS[endpoint.key](response.body))
+                outcome = _Outcome(EndpointResult(Outcome.OK), endpoint.parse(response.body))
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
@@ -712,8 +644,7 @@ class GatewayClient:
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""
         self._trouble(endpoint.key).failed(
-            f"{self.name}: the {endpoint.title} failed: {result}; "
-            f"left out: {left_out or LEFT_OUT[endpoint.key]}"
+            f"{self.name}: the {endpoint.title} failed: {result}; left out: {left_out or endpoint.left_out}"
         )
 
     def _trouble(self, key: str) -> Condition:

@@ -31,7 +31,7 @@ from requests.auth import HTTPDigestAuth
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.backoff import Backoff
-from envoy_exporter.gateway.auth.serial_claims import CLAIMS, SerialClaims
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
 from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
 from envoy_exporter.gateway.net.errors import TransportError
@@ -95,7 +95,7 @@ class Auth:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        claims: SerialClaims = CLAIMS,
+        claims: SerialClaims | None = None,
         accounts: EnlightenAccounts | None = None,
     ) -> None:
         self._settings = settings
@@ -105,7 +105,7 @@ class Auth:
         self._record = record
         self._clock = clock
         self._wall = wall
-        self._claims = claims
+        self._claims = claims if claims is not None else SerialClaims()
         self.scheme = "none"
         self._error: str | None = None  # why no scheme could be chosen
         self._configured: tuple[str | None, bool, str] | None = None

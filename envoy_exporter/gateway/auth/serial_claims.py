@@ -8,6 +8,9 @@ here, with a rank: the serial configured for it (2), a configured gateway report
 gateway found by discovery (0). A claim stands against every claim of a lower rank from another
 host, and two of the same rank stand against each other: while they do, neither gets a shared
 token. The user's word settles it, and a network announcement never outranks the configuration.
+
+The exporter makes one ``SerialClaims`` and gives it to every gateway client, as it does its
+``EnlightenAccounts``; a client made alone has its own.
 """
 
 from __future__ import annotations
@@ -73,7 +76,3 @@ class SerialClaims:
     def _drop(self, owner: object) -> None:
         for claims in self._claims.values():
             claims.pop(id(owner), None)
-
-
-# One registry for the process: the gateways of one exporter share it.
-CLAIMS = SerialClaims()
