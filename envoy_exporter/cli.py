@@ -188,9 +188,9 @@ def serve(
     from envoy_exporter.gateway.client import GatewayClient
     from envoy_exporter.gateway.workers import WorkerPool
 
-    # Shared by every client, across reloads too: labels, claims on serials' tokens, and one login
-    # per Enlighten account.
-    labels, claims, accounts = Labels(), SerialClaims(), EnlightenAccounts()
+    # Shared by every client, across reloads too: labels, one login per Enlighten account, and
+    # which gateway may hold the tokens of a serial.
+    labels, accounts, claims = Labels(), EnlightenAccounts(), SerialClaims()
     workers = WorkerPool()  # every gateway's collections, on a bounded number of threads
     freezer = Freezer()  # keeps the garbage collector's full passes short
     discovery: Discovery | None = None

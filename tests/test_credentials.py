@@ -148,7 +148,7 @@ class Cloud:
 def client(
     host: str, clocks: Clocks, state_dir=None, claims: SerialClaims | None = None, **settings: object
 ) -> GatewayClient:
-    """A client; gateways of one exporter share ``claims`` (as ``cli.serve`` makes them)."""
+    """``claims``: the registry the exporter shares between its clients (a client alone has its own)."""
     config = GatewaySettings(name=None, host=host, cache_ttl=dict(NO_CACHE), timeout=2.0, **settings)  # type: ignore[arg-type]
     return GatewayClient(config, state_dir, clock=clocks.clock, wall=clocks.now, claims=claims)
 
@@ -200,8 +200,7 @@ def test_the_gateway_with_the_serial_configured_keeps_its_token(requests_mock, t
     a = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
     b = StandIn("https://192.0.2.11", SERIAL_A).install(requests_mock)
     Cloud({SERIAL_A: a}).install(requests_mock)
-    clocks = Clocks()
-    claims = SerialClaims()
+    clocks, claims = Clocks(), SerialClaims()
     genuine = client("192.0.2.10", clocks, tmp_path, claims, **cloud_settings(serial=SERIAL_A))
     impostor = client("192.0.2.11", clocks, tmp_path, claims, **cloud_settings())
     assert genuine.collect(timeout=5).up

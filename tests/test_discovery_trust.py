@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.fleet.pins import Pins, fingerprint
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.client import GatewayClient
 
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
@@ -75,7 +77,7 @@ class Site:
     ) -> None:
         self.clocks = Clocks()
         self.certificates = certificates or Certificates()
-        labels, accounts = Labels(), EnlightenAccounts(self.clocks.clock)
+        labels, accounts, claims = Labels(), EnlightenAccounts(self.clocks.clock), SerialClaims()
         self.discovery: Discovery | None = None
         self.waiting: list[str] = []
 
@@ -87,6 +89,7 @@ class Site:
                 wall=self.clocks.now,
                 labels=labels,
                 accounts=accounts,
+                claims=claims,
                 on_serial=lambda: self.discovery.reconsider() if self.discovery else None,
             )
 
@@ -264,6 +267,34 @@ def test_after_a_restart_the_pin_still_holds(requests_mock, tmp_path, cloud):
     again = Site([], tmp_path, certs)
     again.discovery.announce(Found(SERIAL_B, ROGUE, 80))
     assert again.hosts() == [(SERIAL_B, ROGUE)]
+
+
+def test_pins_that_cannot_be_saved_are_one_warning_until_saving_works_again(tmp_path, caplog, monkeypatch):
+    import errno
+
+    from envoy_exporter.fleet import pins
+
+    full = {"on": True}
+    real_write = pins.write_atomic
+
+    def write(path: Path, data: bytes) -> None:
+        if full["on"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data)
+
+    monkeypatch.setattr(pins, "write_atomic", write)
+    certs = Certificates({f"192.0.2.{n}": f"{n:02d}" * 32 for n in range(40, 50)})
+    site = Site([], tmp_path, certs)
+    with caplog.at_level(logging.INFO, logger="envoy_exporter.fleet.pins"):
+        for n in range(40, 45):
+            site.discovery.announce(Found(f"4823010001{n}", f"192.0.2.{n}", 80))
+        full["on"] = False
+        for n in range(45, 50):
+            site.discovery.announce(Found(f"4823010001{n}", f"192.0.2.{n}", 80))
+    said = [r.getMessage() for r in caplog.records if r.name == "envoy_exporter.fleet.pins"]
+    assert len(said) == 2, said
+    assert "No space left on device" in said[0] and "saved" in said[1]
+    assert len(list((tmp_path / "pins").glob("*.json"))) == 5
 
 
 def test_many_new_clients_for_one_serial_ask_enlighten_once(requests_mock, tmp_path, cloud):

@@ -19,6 +19,7 @@ import socket
 import ssl
 from pathlib import Path
 
+from envoy_exporter.logs import Condition
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Pins:
     def __init__(self, state_dir: Path | None) -> None:
         self._dir = None if state_dir is None else state_dir / "pins"
         self._memory: dict[str, str] = {}
+        self._trouble = Condition(log)  # a full or read-only state_dir: said once, not per pin
 
     def path(self, serial: str) -> Path | None:
         return None if self._dir is None else self._dir / f"{safe_name(serial)}.json"
@@ -74,7 +76,13 @@ class Pins:
         try:
             write_atomic(path, body)
         except OSError as exc:
-            log.warning("cannot save the certificate pin of %s in %s: %s", serial, path.parent, exc.strerror)
+            self._trouble.failed(
+                "cannot save certificate pins in %s: %s; they hold in memory until a restart",
+                path.parent,
+                exc.strerror or type(exc).__name__,
+            )
+            return
+        self._trouble.recovered("certificate pins are saved in %s again", path.parent)
 
 
 def _parse(body: bytes) -> str | None:

@@ -146,7 +146,7 @@ class GatewayClient:
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
         self._auth = Auth(
-            settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts, claims=claims
+            settings, state_dir, self._record, clock=clock, wall=wall, claims=claims, accounts=accounts
         )
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)

@@ -9,9 +9,9 @@ gateway found by discovery (0). A claim stands against every claim of a lower ra
 host, and two of the same rank stand against each other: while they do, neither gets a shared
 token. The user's word settles it, and a network announcement never outranks the configuration.
 
-The exporter's gateways share one ``SerialClaims`` (``cli.serve`` makes it and hands it to every
-client); a client made on its own has one of its own. A client that is closed releases its
-claim; one dropped without closing stops counting once it is garbage.
+The exporter makes one ``SerialClaims`` and gives it to every gateway client, as it does its
+``EnlightenAccounts``; a client made alone has its own. A closed client releases its claim; one
+dropped without closing stops counting once it is garbage (a weak reference).
 """
 
 from __future__ import annotations
