@@ -1185,8 +1185,13 @@ def storage_settings() -> list[Panel | Row]:
         Row("Dry contacts and generator"),
         table(
             "Dry contacts",
-            [Column("Closed", sel("enphase_dry_contact_closed"), "none")],
-            description="The system controller's load-control relays: 1 = closed.",
+            [
+                Column("Closed", sel("enphase_dry_contact_closed"), "none"),
+                Column("Shed below", sel("enphase_dry_contact_soc_low_setting_ratio"), "percentunit"),
+                Column("Restore above", sel("enphase_dry_contact_soc_high_setting_ratio"), "percentunit"),
+            ],
+            description="The system controller's load-control relays: 1 = closed; in soc mode a contact "
+            "sheds its load below the first state of charge and restores it above the second.",
             keys=("gateway", "contact"),
             width=8,
         ),
@@ -1218,6 +1223,18 @@ def storage_settings() -> list[Panel | Row]:
             draw="line",
             min=0,
             max=1,
+        ),
+        info_table(
+            "Dry contact modes",
+            "enphase_dry_contact_mode",
+            ("gateway", "contact", "mode"),
+            "How each dry contact is switched: manual, or soc (by the batteries' state of charge).",
+        ),
+        info_table(
+            "Dry contact loads",
+            "enphase_dry_contact_type",
+            ("gateway", "contact", "type"),
+            "What each dry contact switches: none, load, 3rd-pv (a third-party PV inverter), ...",
         ),
     ]
 

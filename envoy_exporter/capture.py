@@ -83,12 +83,10 @@ FAKE_NETWORKS = (
 # What to ask
 
 
-def catalogue() -> list[Endpoint]:
-    """Every endpoint the exporter knows, each path once, ``/info`` first. Read from the module,
-    so an endpoint added there is captured without a change here."""
-    found = [value for value in vars(endpoints).values() if isinstance(value, Endpoint)]
-    unique = {e.path: e for e in sorted(found, key=lambda e: (e is not INFO, e.path))}
-    return list(unique.values())
+def catalogue() -> list[tuple[Endpoint, str]]:
+    """Every path of every endpoint the catalogue holds, ``/info`` first (read when called, so
+    an endpoint added there is captured without a change here)."""
+    return [(endpoint, path) for endpoint in endpoints.CATALOGUE for path in endpoint.paths]
 
 
 def file_name(path: str) -> str:
@@ -122,10 +120,10 @@ def fetch_all(
     transport = Transport(settings, auth, _ignore)
     answers: list[Answer] = []
     try:
-        for endpoint in catalogue():
+        for endpoint, path in catalogue():
             if answers:
                 sleep(pause)
-            answer = _get(transport, endpoint)
+            answer = _get(transport, endpoint, path)
             answers.append(answer)
             if endpoint is INFO:
                 try:
@@ -141,13 +139,13 @@ def _ignore(_endpoint: str, _code: str) -> None:
     """The transport counts requests for the exporter's metrics; a capture has none."""
 
 
-def _get(transport: Transport, endpoint: Endpoint) -> Answer:
+def _get(transport: Transport, endpoint: Endpoint, path: str) -> Answer:
     try:
-        response = transport.get(endpoint.key, endpoint.path)
+        response = transport.get(endpoint.key, path)
     except TransportError as exc:
-        return Answer(endpoint.path, exc.status, error=None if exc.status else str(exc))
+        return Answer(path, exc.status, error=None if exc.status else str(exc))
     headers = {name.lower(): value for name, value in response.headers.items()}
-    return Answer(endpoint.path, response.status, response.body, headers)
+    return Answer(path, response.status, response.body, headers)
 
 
 # ------------------------------------------------------------------------------------------------

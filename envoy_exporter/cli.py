@@ -184,11 +184,13 @@ def serve(
     # Imported when serving only: validating a configuration needs none of the client stack.
     from envoy_exporter.fleet.labels import Labels
     from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
+    from envoy_exporter.gateway.auth.serial_claims import SerialClaims
     from envoy_exporter.gateway.client import GatewayClient
     from envoy_exporter.gateway.workers import WorkerPool
 
-    # Shared by every client, across reloads too: labels, and one login per Enlighten account.
-    labels, accounts = Labels(), EnlightenAccounts()
+    # Shared by every client, across reloads too: labels, one login per Enlighten account, and
+    # which gateway may hold the tokens of a serial.
+    labels, accounts, claims = Labels(), EnlightenAccounts(), SerialClaims()
     workers = WorkerPool()  # every gateway's collections, on a bounded number of threads
     freezer = Freezer()  # keeps the garbage collector's full passes short
     discovery: Discovery | None = None
@@ -203,6 +205,7 @@ def serve(
             settings.state_dir,
             labels=labels,
             accounts=accounts,
+            claims=claims,
             on_serial=serial_told,
             workers=workers,
         )

@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
@@ -156,13 +157,18 @@ class JsonFormatter(logging.Formatter):
 
 class Condition:
     """A trouble that may be met again on every scrape (a state file that cannot be written, a
-    full disk): warned about when it starts or its reason changes, and told once when it ends,
-    not once per scrape."""
+    full disk, a gateway that does not answer): warned about when it starts or its reason
+    changes, and told once when it ends, not once per scrape. With a ``clock`` the end also says
+    how long it lasted."""
 
-    def __init__(self, logger: logging.Logger, level: int = logging.WARNING) -> None:
+    def __init__(
+        self, logger: logging.Logger, level: int = logging.WARNING, clock: Callable[[], float] | None = None
+    ) -> None:
         self._log = logger
         self._level = level
+        self._clock = clock
         self._reason: str | None = None
+        self._since = 0.0
         self._lock = threading.Lock()
 
     def failed(self, message: str, *args: object) -> None:
@@ -170,6 +176,8 @@ class Condition:
         with self._lock:
             if reason == self._reason:
                 return
+            if self._reason is None and self._clock is not None:
+                self._since = self._clock()  # a new cause of a trouble under way keeps its start
             self._reason = reason
         self._log.log(self._level, "%s", reason)
 
@@ -178,7 +186,14 @@ class Condition:
             if self._reason is None:
                 return
             self._reason = None
-        self._log.info(message, *args)
+        text = message % args if args else message
+        if self._clock is not None:
+            text += f" (after {duration(self._clock() - self._since)})"
+        self._log.info("%s", text)
+
+    @property
+    def failing(self) -> bool:
+        return self._reason is not None
 
 
 class _ExporterHandler(logging.StreamHandler):
@@ -221,3 +236,14 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
         name,
         exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
     )
+
+
+def duration(seconds: float) -> str:
+    """How long, in the largest units that fit: "45 s", "3 min 20 s", "2 h 5 min", "3 d 4 h"."""
+    seconds = max(0, round(seconds))
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60), ("min", 60, "s", 1)):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            part = rest // sub_size
+            return f"{whole} {unit} {part} {sub}" if part else f"{whole} {unit}"
+    return f"{seconds} s"

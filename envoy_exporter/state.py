@@ -171,6 +171,25 @@ def _read_regular(path: Path) -> bytes | None:
         return handle.read(MAX_STATE_BYTES + 1)
 
 
+# The largest file a configuration names for a secret (a token is about 1 kB, a password less).
+MAX_SECRET_BYTES = 64 * 1024
+
+
+def read_regular_file(path: Path, limit: int = MAX_SECRET_BYTES) -> bytes:
+    """The content of ``path``, which must be a regular file of at most ``limit`` bytes (a
+    symbolic link to one is fine: Docker and Kubernetes mount secrets that way). Never waits: a
+    FIFO, a device or a directory is refused at once, as is a longer file. Raises ``OSError``
+    whose ``strerror`` says why."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB", str(path))
+    return data
+
+
 def _move_aside(path: Path, why: str) -> None:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     aside = path.with_name(f"{path.name}.bad-{stamp}")

@@ -83,7 +83,7 @@ def run_capture(fake_gateway, fixture: Path, scrapes: int, interval: float) -> R
             per_scrape.append(len(asked))
             if n == 0:
                 first = [f"{r['path']} {r['status']}" for r in asked]
-                endpoints = {key: result.status for key, result in snapshot.endpoints.items()}
+                endpoints = {key: result.outcome.value for key, result in snapshot.endpoints.items()}
             clocks.mono += interval
             clocks.wall += interval
     finally:

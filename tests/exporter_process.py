@@ -7,9 +7,11 @@ port with its output in a log file, waits until it answers, and stops it by PID 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import free_port
+from conftest import ROOT, free_port
 
 START_TIMEOUT_S = 20.0
 # Loopback only: never let a proxy from the environment see these requests.
@@ -162,3 +164,23 @@ def running_prometheus(tmp: Path, binary: str, config: dict) -> Iterator[Prometh
         yield Prometheus(process, address, log)
     finally:
         stop(process)
+
+
+RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
+
+
+def prometheus_config(exporter_address: str) -> dict:
+    """Prometheus scraping the exporter every second, evaluating the shipped rules every second,
+    under the job name the alert rules assume."""
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(path) for path in RULE_FILES],
+        "scrape_configs": [{"job_name": "envoy", "static_configs": [{"targets": [exporter_address]}]}],
+    }
+
+
+def alerts(prometheus_address: str) -> list[dict]:
+    """The labels of every alert Prometheus has pending or firing (``ALERTS``)."""
+    query = urllib.parse.urlencode({"query": "ALERTS"})
+    body = get(f"http://{prometheus_address}/api/v1/query?{query}")[1]
+    return [result["metric"] for result in json.loads(body)["data"]["result"]] if body else []

@@ -36,6 +36,10 @@ ADDITIONS = frozenset(
         # money and days (docs/metrics.md)
         "enphase_tariff_period",
         "enphase_gateway_utc_offset_seconds",
+        "enphase_dry_contact_mode",
+        "enphase_dry_contact_type",
+        "enphase_dry_contact_soc_low_setting_ratio",
+        "enphase_dry_contact_soc_high_setting_ratio",
     }
 )
 

@@ -12,16 +12,14 @@ Needs ``../shared`` and Debian's ``prometheus``.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SHARED_FIXTURES, load_fake_gateway, needs_shared
-from exporter_process import get, running_exporter, running_prometheus
+from exporter_process import alerts, prometheus_config, running_exporter, running_prometheus
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 pytestmark = [
@@ -29,7 +27,6 @@ pytestmark = [
     needs_shared,
     pytest.mark.skipif(PROMETHEUS_BIN is None, reason="no prometheus (apt-get install prometheus)"),
 ]
-RULE_FILES = sorted((Path(__file__).resolve().parent.parent / "prometheus" / "rules").glob("*.yml"))
 # The captures are months or years old: their gateway's last report to Enlighten is too.
 ALLOWED = {"EnphaseGatewayNotReportingToEnlighten"}
 # Recorded from a gateway that refused the password (401 on the one endpoint that needs it):
@@ -44,28 +41,16 @@ def _captures() -> list[str]:
     return sorted(p.name for p in SHARED_FIXTURES.iterdir() if (p / "info").is_file())
 
 
-def _alerts(prometheus_url: str) -> list[dict]:
-    query = urllib.parse.urlencode({"query": "ALERTS"})
-    body = get(f"{prometheus_url}/api/v1/query?{query}")[1]
-    return [result["metric"] for result in json.loads(body)["data"]["result"]] if body else []
-
-
 def _watch(tmp: Path, config: dict | None, *flags: str) -> list[dict]:
     """Every alert Prometheus had pending or firing at any evaluation of the first seconds."""
-    prometheus_config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(path) for path in RULE_FILES],
-        "scrape_configs": [{"job_name": "envoy", "static_configs": [{"targets": []}]}],
-    }
     seen: dict[tuple, dict] = {}
-    with running_exporter(
-        tmp, config, *flags, ready="/metrics", ready_text=b"enphase_up", timeout=60
-    ) as exporter:
-        prometheus_config["scrape_configs"][0]["static_configs"][0]["targets"] = [exporter.address]
-        with running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config) as prometheus:
+    exporter = running_exporter(tmp, config, *flags, ready="/metrics", ready_text=b"enphase_up", timeout=60)
+    with exporter as running:
+        prometheus = running_prometheus(tmp, str(PROMETHEUS_BIN), prometheus_config(running.address))
+        with prometheus as server:
             for _ in range(EVALUATIONS_S):
                 time.sleep(1.0)
-                for alert in _alerts(f"http://{prometheus.address}"):
+                for alert in alerts(server.address):
                     seen[(alert.get("gateway"), alert["alertname"])] = alert
     return list(seen.values())
 

@@ -1,14 +1,16 @@
-"""docs/ARCHITECTURE.md tells the code as it is: every endpoint with its paths and parser, every
-module in the module table."""
+"""docs/ARCHITECTURE.md tells the code as it is: the endpoint table is the catalogue, row for
+row; every module is in the module table and every module the table names exists; and each
+endpoint's parsed answer fills a `Readings` field of its parser's type."""
 
 from __future__ import annotations
 
 import re
+import typing
 
 from conftest import ROOT
 
-from envoy_exporter.gateway import endpoints
-from envoy_exporter.gateway.client import PARSERS
+from envoy_exporter.gateway.endpoints import BY_KEY, CATALOGUE, Endpoint
+from envoy_exporter.snapshot.model import Readings
 
 DOC = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
 PACKAGE = ROOT / "envoy_exporter"
@@ -21,20 +23,47 @@ def table_rows(heading: str) -> dict[str, list[str]]:
     return {row[0].strip(" `"): [cell.strip() for cell in row] for row in rows}
 
 
-def test_every_endpoint_is_listed_with_its_paths_and_parser():
+def type_name(annotation: object) -> str:
+    """``GatewayInfo``, ``tuple[MeterConfig, ...]``: a type as the source spells it."""
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("envoy_exporter.snapshot.model.", "")
+
+
+def parsed_type(endpoint: Endpoint) -> object:
+    return typing.get_type_hints(endpoint.parse)["return"]
+
+
+def doc_row(endpoint: Endpoint) -> list[str]:
+    """The endpoint's row as docs/ARCHITECTURE.md should show it."""
+    module = endpoint.parse.__module__.removeprefix("envoy_exporter.").replace(".", "/") + ".py"
+    return [
+        f"`{endpoint.key}`",
+        ", ".join(f"`{path}`" for path in endpoint.paths),
+        f"`{module}` `{endpoint.parse.__name__}`",
+        f"`{type_name(parsed_type(endpoint))}`",
+        endpoint.family,
+        ".".join(map(str, endpoint.since)) or "any",
+        "yes" if endpoint.digest else "no",
+        endpoint.left_out,
+    ]
+
+
+def test_the_endpoint_table_is_the_catalogue() -> None:
     rows = table_rows("Endpoints and their parsers")
-    catalogue = [e for e in vars(endpoints).values() if isinstance(e, endpoints.Endpoint)]
-    assert set(rows) == set(endpoints.BY_KEY)
-    for key, row in rows.items():
-        paths = {e.path for e in catalogue if e.key == key}
-        assert set(re.findall(r"`([^`]+)`", row[1])) == paths, key
-        parser = PARSERS[key]
-        module = parser.__module__.removeprefix("envoy_exporter.").replace(".", "/") + ".py"
-        assert row[2] == f"`{module}` `{parser.__name__}`", key
-        assert row[3].split()[0] == endpoints.BY_KEY[key].family, key
+    assert list(rows) == [endpoint.key for endpoint in CATALOGUE]
+    for endpoint in CATALOGUE:
+        assert rows[endpoint.key] == doc_row(endpoint), endpoint.key
 
 
-def test_every_module_is_in_the_module_table():
+def test_each_endpoint_fills_a_readings_field_of_its_parsers_type() -> None:
+    fields = typing.get_type_hints(Readings)
+    assert set(fields) == set(BY_KEY)
+    for endpoint in CATALOGUE:
+        assert fields[endpoint.key] == parsed_type(endpoint) | None, endpoint.key
+
+
+def test_the_module_table_names_every_module_and_only_modules_that_exist() -> None:
     named = set(table_rows("Modules and their contracts"))
     for path in sorted(PACKAGE.rglob("*.py")):
         module = path.relative_to(PACKAGE).as_posix()
@@ -42,3 +71,5 @@ def test_every_module_is_in_the_module_table():
         if module.endswith("/__init__.py") and len(path.read_text().splitlines()) < 5:
             continue  # an empty package marker
         assert module in named or folder in named, f"{module} is not in docs/ARCHITECTURE.md's module table"
+    for name in named:
+        assert (PACKAGE / name).exists(), f"docs/ARCHITECTURE.md names {name}, which is not there"

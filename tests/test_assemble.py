@@ -90,7 +90,8 @@ def wants_v1(asm: Assembler, info: GatewayInfo, **readings) -> bool:
     """Whether the client's plan asks /api/v1/production, given the assembler's decisions. The
     client tells the assembler of the firmware when /info shows it, before the plan runs."""
     asm.note_firmware(info)
-    return Plan(info, Readings(info=info, **readings), asm, ()).wants_v1_production()
+    view = Readings(info=info, **readings)
+    return Plan(info, lambda: view, asm, ()).wants_v1_production()
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,8 +647,7 @@ def test_a_total_consumption_ct_gives_net_as_total_less_production() -> None:
 
 
 def test_no_readings_this_time_means_no_power_rather_than_a_stale_one() -> None:
-    readings = ct_system("net-consumption")
-    readings.meter_readings = None
+    readings = replace(ct_system("net-consumption"), meter_readings=None)
     endpoints = {**CACHED, "meter_readings": EndpointResult(Outcome.TIMEOUT)}
     snap = Assembler().assemble(readings, endpoints, now=1.0)
     assert snap.production.total.power_w is None
@@ -672,7 +672,7 @@ def test_a_fresh_production_json_keeps_its_own_powers(production_json) -> None:
 
 
 def family(endpoint, readings: Readings, asm: Assembler | None = None, unsupported=()) -> str:
-    return Plan(readings.info, readings, asm or Assembler(), unsupported).family(endpoint)
+    return Plan(readings.info, lambda: readings, asm or Assembler(), unsupported).family(endpoint)
 
 
 def deciding(**readings) -> Assembler:

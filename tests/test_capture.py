@@ -56,21 +56,19 @@ def taken(demo: DemoGateway, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 # What is asked
 
 
-def test_catalogue_is_every_endpoint_of_the_module_once_info_first() -> None:
-    paths = [e.path for e in capture.catalogue()]
+def test_catalogue_is_every_path_of_the_catalogue_once_info_first() -> None:
+    paths = [path for _, path in capture.catalogue()]
     assert paths[0] == "/info"
     assert len(paths) == len(set(paths))
-    declared = {v.path for v in vars(endpoints).values() if isinstance(v, Endpoint)}
-    assert set(paths) == declared
+    assert set(paths) == {path for endpoint in endpoints.CATALOGUE for path in endpoint.paths}
     # the variants the client probes are there too
     assert {"/production.json", "/production.json?details=1", "/production"} <= set(paths)
 
 
 def test_a_new_endpoint_is_captured_without_a_change(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        endpoints, "HOME_JSON", Endpoint("home_json", "/home.json", "settings", False), raising=False
-    )
-    assert "/home.json" in [e.path for e in capture.catalogue()]
+    row = Endpoint("grid_profile", ("/ivp/grid/profile",), bytes, "settings", True, "grid profile series")
+    monkeypatch.setattr(endpoints, "CATALOGUE", (*endpoints.CATALOGUE, row))
+    assert (row, "/ivp/grid/profile") in capture.catalogue()
 
 
 @pytest.mark.parametrize(
@@ -91,7 +89,7 @@ def test_file_names_follow_the_shared_captures(path: str, name: str) -> None:
 def test_requests_are_sequential_with_a_pause(demo: DemoGateway) -> None:
     pauses: list[float] = []
     answers = capture.fetch_all(demo_settings(demo), None, pause=0.25, sleep=pauses.append)
-    assert [a.path for a in answers] == [e.path for e in capture.catalogue()]
+    assert [a.path for a in answers] == [path for _, path in capture.catalogue()]
     assert pauses == [0.25] * (len(answers) - 1)
 
 
@@ -181,8 +179,8 @@ def test_the_configured_credentials_and_host_are_replaced() -> None:
 def test_the_demo_capture_has_the_shared_layout_and_no_original(taken: tuple[Path, capture.Capture]) -> None:
     out, result = taken
     names = {p.name for p in out.iterdir()}
-    for endpoint in capture.catalogue():
-        name = capture.file_name(endpoint.path)
+    for _, path in capture.catalogue():
+        name = capture.file_name(path)
         assert f"{name}_log.json" in names
         log = json.loads((out / f"{name}_log.json").read_text())
         assert set(log) >= {"headers", "code"}

@@ -22,6 +22,7 @@ from conftest import Clocks
 
 from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.gateway.endpoints import BY_KEY
 from envoy_exporter.snapshot.model import WH, EndpointResult, Snapshot
 from envoy_exporter.snapshot.outcome import Outcome
 
@@ -670,7 +671,8 @@ def test_a_settings_page_that_is_not_json_is_not_asked_on_every_scrape(gateway, 
         snap = client.collect(timeout=5)
         assert "/admin/lib/tariff" not in gw.asked()
     assert snap.endpoints["tariff"].outcome is Outcome.UNSUPPORTED and snap.storage_settings is None
-    assert sum(": tariff (" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("the battery profile failed" in w for w in warnings) == 1
 
 
 def test_dry_contacts_and_generator_only_with_a_system_controller(gateway, clocks) -> None:
@@ -768,7 +770,8 @@ def test_a_gateway_that_went_down_keeps_its_last_good_snapshot(gateway, clocks, 
     assert client.requests()[("production_json", "error")] == 1
     # two requests without an answer: the rest is not asked (each would wait out its timeout)
     assert ("api_v1_inverters", "error") not in client.requests()
-    assert "the gateway stopped answering" in caplog.text
+    assert "the gateway does not answer: no connection (http://envoy.test/" in caplog.text
+    assert "its last data is served meanwhile" in caplog.text
 
 
 def test_a_bug_becomes_an_error_result_and_never_escapes(gateway, clocks, monkeypatch, caplog) -> None:
@@ -880,9 +883,12 @@ def test_a_bad_answer_costs_only_its_endpoints_part(key: str, bad: str, gateway,
     assert present == parts - lost
     assert not snap.endpoints[key].ok
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    named = [w for w in warnings if f": {key} (" in w]
+    path = BY_KEY[key].path.split("?")[0]
+    named = [w for w in warnings if path in w]
     assert len(named) == 1, warnings
-    assert "left out" in named[0]
+    assert f"the {BY_KEY[key].title} failed: " in named[0] and "left out" in named[0]
+    if bad == "timeout":  # the others answered: this endpoint's own trouble, in words
+        assert "failed: timed out after 2 s (http://envoy.test/" in named[0]
 
 
 @pytest.mark.parametrize("bad", ["truncated", "html", "wrong types", "500", "timeout"])
@@ -892,7 +898,9 @@ def test_a_bad_first_info_stops_the_collection_quietly(bad: str, gateway, clocks
         snap = client_for(clocks).collect(timeout=5)
     assert gw.asked() == ["/info"]
     assert snap.info is None and not snap.up and not snap.endpoints["info"].ok
-    assert any("/info failed" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "http://envoy.test/info" in warnings[0], warnings
+    assert "nothing else is asked until it answers" in warnings[0]
 
 
 def test_a_bad_later_info_keeps_the_known_identity(gateway, clocks, caplog) -> None:
@@ -903,7 +911,10 @@ def test_a_bad_later_info_keeps_the_known_identity(gateway, clocks, caplog) -> N
     with caplog.at_level(logging.WARNING):
         snap = client.collect(timeout=5)
     assert snap.info.serial == "900000000001" and snap.up
-    assert any(": info (/info) failed: http_error (HTTP 500)" in r.getMessage() for r in caplog.records)
+    assert any(
+        "the gateway info failed: the gateway answered HTTP 500 (http://envoy.test/info)" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_a_gateway_down_for_many_collections_is_one_warning_and_one_recovery(requests_mock, caplog):
@@ -939,9 +950,20 @@ def test_a_gateway_down_for_many_collections_is_one_warning_and_one_recovery(req
     said = [
         (r.levelname, r.getMessage())
         for r in caplog.records
-        if r.getMessage().startswith(
-            ("roof: /info failed", "roof: info (/info) failed", "roof: info answers")
-        )
+        if r.getMessage().startswith("roof: the gateway")
     ]
-    assert [level for level, _ in said] == ["WARNING", "INFO", "WARNING"], said
-    assert said[1][1] == "roof: info answers again"
+
+    assert said == [
+        (
+            "WARNING",
+            "roof: the gateway does not answer: no connection (http://192.0.2.10/info); "
+            "nothing else is asked until it answers",
+        ),
+        ("INFO", "roof: the gateway answers again (after 10 min)"),
+        # Then /info alone fails while the rest answers: that endpoint's trouble, not the gateway's.
+        (
+            "WARNING",
+            "roof: the gateway info failed: no connection (http://192.0.2.10/info); "
+            "left out: nothing (the known gateway identity stays in use)",
+        ),
+    ]

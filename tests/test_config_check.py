@@ -12,6 +12,8 @@ from pathlib import Path
 
 import jwt
 import pytest
+import requests
+import urllib3
 
 from envoy_exporter.cli import main
 from envoy_exporter.config.check import offline_problems
@@ -241,6 +243,27 @@ def test_plain_http_enlighten_to_another_host_is_refused_naming_the_key(tmp_path
         f"envoy-exporter: configuration error: {key}: must be https (the Enlighten password would "
         "travel in clear): http://enlighten.example.net\n"
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # A backslash: loopback to Python's urlsplit, enlighten.example.net to requests.
+        "http://enlighten.example.net\\\\@127.0.0.1/",
+        "http://enlighten.example.net\\\\@localhost:8080/",
+        "http://enlighten.example.net\\\\@[::1]/",
+    ],
+)
+def test_plain_http_enlighten_that_only_looks_like_loopback_is_refused(tmp_path, url):
+    """The check reads the URL as requests does: the host it would really connect to."""
+    config = tmp_path / "exporter.yml"
+    config.write_text(f'defaults:\n  entrez_url: "{url}"\ngateways:\n  - host: a\n')
+    settings = load_config(config, env={})
+    prepared = requests.Request("GET", settings.defaults["entrez_url"]).prepare()
+    # The premise: requests would send the password away from this host.
+    assert urllib3.util.parse_url(prepared.url).host == "enlighten.example.net"
+    (problem,) = offline_problems(settings)
+    assert problem.key == "defaults.entrez_url" and "must be https" in problem.message
 
 
 def test_plain_http_enlighten_on_loopback_passes(tmp_path):

@@ -30,6 +30,7 @@ from envoy_exporter.demo.server import DemoGateway, Response
 from envoy_exporter.demo.simulator import Plant
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.scheme import Auth
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome
@@ -144,9 +145,12 @@ class Cloud:
         return value
 
 
-def client(host: str, clocks: Clocks, state_dir=None, **settings: object) -> GatewayClient:
+def client(
+    host: str, clocks: Clocks, state_dir=None, claims: SerialClaims | None = None, **settings: object
+) -> GatewayClient:
+    """``claims``: the registry the exporter shares between its clients (a client alone has its own)."""
     config = GatewaySettings(name=None, host=host, cache_ttl=dict(NO_CACHE), timeout=2.0, **settings)  # type: ignore[arg-type]
-    return GatewayClient(config, state_dir, clock=clocks.clock, wall=clocks.now)
+    return GatewayClient(config, state_dir, clock=clocks.clock, wall=clocks.now, claims=claims)
 
 
 def cloud_settings(**extra: object) -> dict[str, object]:
@@ -168,11 +172,11 @@ def test_a_gateway_claiming_another_serial_never_gets_its_token(requests_mock, t
     a = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
     b = StandIn("https://192.0.2.11", SERIAL_A).install(requests_mock)  # B's /info claims A's serial
     cloud = Cloud({SERIAL_A: a}).install(requests_mock)
-    clocks = Clocks()
-    first = client("192.0.2.10", clocks, tmp_path, **cloud_settings())
+    clocks, claims = Clocks(), SerialClaims()
+    first = client("192.0.2.10", clocks, tmp_path, claims, **cloud_settings())
     assert first.collect(timeout=5).up
 
-    second = client("192.0.2.11", clocks, tmp_path, **cloud_settings(serial=configured))
+    second = client("192.0.2.11", clocks, tmp_path, claims, **cloud_settings(serial=configured))
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             snap = second.collect(timeout=5)
@@ -196,9 +200,9 @@ def test_the_gateway_with_the_serial_configured_keeps_its_token(requests_mock, t
     a = StandIn("https://192.0.2.10", SERIAL_A).install(requests_mock)
     b = StandIn("https://192.0.2.11", SERIAL_A).install(requests_mock)
     Cloud({SERIAL_A: a}).install(requests_mock)
-    clocks = Clocks()
-    genuine = client("192.0.2.10", clocks, tmp_path, **cloud_settings(serial=SERIAL_A))
-    impostor = client("192.0.2.11", clocks, tmp_path, **cloud_settings())
+    clocks, claims = Clocks(), SerialClaims()
+    genuine = client("192.0.2.10", clocks, tmp_path, claims, **cloud_settings(serial=SERIAL_A))
+    impostor = client("192.0.2.11", clocks, tmp_path, claims, **cloud_settings())
     assert genuine.collect(timeout=5).up
     impostor.collect(timeout=5)
     clocks.advance(61)
@@ -317,7 +321,8 @@ def test_a_wrong_digest_password_is_a_credentials_error_retried_after_a_minute(r
         snap = gateway.collect(timeout=5)
         inverters = snap.endpoints["api_v1_inverters"]
         assert inverters.outcome is Outcome.UNAUTHORIZED
-        assert "rejected the digest credentials of user 'envoy'" in str(inverters.detail)
+        assert inverters.detail == "password rejected for user envoy"
+        assert inverters.url == "https://192.0.2.10/api/v1/production/inverters"
         assert "api_v1_inverters (/api/v1/production/inverters) is not available" not in caplog.text
         assert "/api/v1/production/inverters" in gw.asked()
         clocks.advance(30)

@@ -616,6 +616,14 @@ DEMO_FAMILIES = (
     "enphase_gateway_enlighten_last_report_timestamp_seconds",
     "enphase_gateway_network_interface_up",
     "enphase_gateway_network_signal_ratio",
+    # money and days: the demo's time-of-use tariff priced, its net CT's import and export costed
+    "enphase_tariff_price_per_kilowatt_hour",
+    "enphase_tariff_period",
+    "enphase_grid_import_cost_total",
+    "enphase_grid_export_credit_total",
+    "enphase_gateway_utc_offset_seconds",
+    "enphase_dry_contact_mode",
+    "enphase_dry_contact_soc_low_setting_ratio",
 )
 
 

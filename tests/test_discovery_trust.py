@@ -10,21 +10,39 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
+import standin
 from conftest import Clocks
-from test_credentials import ENLIGHTEN, ENTREZ, SERIAL_A, SERIAL_B, Cloud, StandIn, cloud_settings
+from test_credentials import (
+    ENLIGHTEN,
+    ENTREZ,
+    PRODUCTION,
+    SERIAL_A,
+    SERIAL_B,
+    Cloud,
+    StandIn,
+    cloud_settings,
+    info_xml,
+    make_token,
+)
 
 from envoy_exporter.config.load import ConfigError, load_config
-from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings
+from envoy_exporter.config.settings import DEFAULT_CACHE_TTL, DiscoverySettings, GatewaySettings, Secret
+from envoy_exporter.fleet import discovery as discovery_module
 from envoy_exporter.fleet.discovery import Discovery, Found
 from envoy_exporter.fleet.labels import Labels
-from envoy_exporter.fleet.pins import Pins
+from envoy_exporter.fleet.pins import Pins, fingerprint
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.client import GatewayClient
 
 NO_CACHE = {family: 0.0 for family in DEFAULT_CACHE_TTL}
@@ -55,10 +73,11 @@ class Site:
         certificates: Certificates | None = None,
         settings: DiscoverySettings | None = None,
         networks: Sequence[str] = ("192.0.2.0/24",),
+        defaults: dict | None = None,
     ) -> None:
         self.clocks = Clocks()
         self.certificates = certificates or Certificates()
-        labels, accounts = Labels(), EnlightenAccounts(self.clocks.clock)
+        labels, accounts, claims = Labels(), EnlightenAccounts(self.clocks.clock), SerialClaims()
         self.discovery: Discovery | None = None
         self.waiting: list[str] = []
 
@@ -70,6 +89,7 @@ class Site:
                 wall=self.clocks.now,
                 labels=labels,
                 accounts=accounts,
+                claims=claims,
                 on_serial=lambda: self.discovery.reconsider() if self.discovery else None,
             )
 
@@ -77,7 +97,7 @@ class Site:
         self.discovery = Discovery(
             self.fleet.apply,
             configured,
-            DEFAULTS,
+            DEFAULTS if defaults is None else defaults,
             settings or DiscoverySettings(zeroconf=True),
             pins=Pins(state_dir),
             networks=[ipaddress.ip_network(n) for n in networks],
@@ -170,6 +190,27 @@ def test_discovered_gateways_wait_for_the_configured_ones_to_tell_their_serial(
     site.close()
 
 
+def test_a_configured_gateway_that_stays_down_holding_discovery_back_is_one_warning(
+    requests_mock, tmp_path, cloud, caplog, monkeypatch
+):
+    monkeypatch.setattr(discovery_module, "HOLD_WARNING_S", 0.2, raising=False)
+    requests_mock.get(re.compile(f"https?://{HOME}/.*"), exc=requests.ConnectionError)
+    site = Site([configured(host=HOME)], tmp_path)
+    with caplog.at_level(logging.INFO):
+        for n in range(5):  # more and more gateways held back, and the configured one down
+            site.discovery.announce(Found(f"48230100010{n}", f"192.0.2.{30 + n}", 80))
+            site.collect()
+        time.sleep(1.0)
+    assert site.hosts() == [(HOME, HOME)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "discov" in r.name]
+    assert len(warnings) == 1
+    assert f"the configured gateway at {HOME}" in warnings[0] and "give it its serial" in warnings[0]
+    infos = [r.getMessage() for r in caplog.records if "wait until the configured gateway" in r.getMessage()]
+    assert len(infos) == 1
+    site.close()
+    site.discovery.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Moves: the token follows only to an address that shows the pinned certificate
 
@@ -228,6 +269,34 @@ def test_after_a_restart_the_pin_still_holds(requests_mock, tmp_path, cloud):
     assert again.hosts() == [(SERIAL_B, ROGUE)]
 
 
+def test_pins_that_cannot_be_saved_are_one_warning_until_saving_works_again(tmp_path, caplog, monkeypatch):
+    import errno
+
+    from envoy_exporter.fleet import pins
+
+    full = {"on": True}
+    real_write = pins.write_atomic
+
+    def write(path: Path, data: bytes) -> None:
+        if full["on"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data)
+
+    monkeypatch.setattr(pins, "write_atomic", write)
+    certs = Certificates({f"192.0.2.{n}": f"{n:02d}" * 32 for n in range(40, 50)})
+    site = Site([], tmp_path, certs)
+    with caplog.at_level(logging.INFO, logger="envoy_exporter.fleet.pins"):
+        for n in range(40, 45):
+            site.discovery.announce(Found(f"4823010001{n}", f"192.0.2.{n}", 80))
+        full["on"] = False
+        for n in range(45, 50):
+            site.discovery.announce(Found(f"4823010001{n}", f"192.0.2.{n}", 80))
+    said = [r.getMessage() for r in caplog.records if r.name == "envoy_exporter.fleet.pins"]
+    assert len(said) == 2, said
+    assert "No space left on device" in said[0] and "saved" in said[1]
+    assert len(list((tmp_path / "pins").glob("*.json"))) == 5
+
+
 def test_many_new_clients_for_one_serial_ask_enlighten_once(requests_mock, tmp_path, cloud):
     """A gateway re-created again and again (moves, reloads) without a token cache."""
     cloud.gateways[SERIAL_A] = StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
@@ -240,6 +309,77 @@ def test_many_new_clients_for_one_serial_ask_enlighten_once(requests_mock, tmp_p
         client.close()
         clocks.advance(7)
     assert (logins(requests_mock), token_requests(requests_mock)) == (1, 1)
+
+
+def tls_gateway(serial: str, context) -> standin.StandIn:
+    """A firmware-8 gateway on loopback, https only, that answers anything with a token."""
+    info = info_xml(serial, "D8.2.4345").encode()
+
+    def script(conn: standin.Connection, request: standin.Request) -> None:
+        if request.path == "/info":
+            standin.answer(info)(conn, request)
+        elif "authorization" not in request.headers and "cookie" not in request.headers:
+            standin.answer(b"", "401 Unauthorized")(conn, request)
+        else:
+            answers = {"/auth/check_jwt": b"<html>Valid token.</html>", "/production.json": PRODUCTION}
+            body = answers.get(request.path.split("?")[0])
+            status = "200 OK" if body else "404 Not Found"
+            standin.answer(body.encode() if isinstance(body, str) else body or b"{}", status)(conn, request)
+
+    return standin.StandIn(script, tls=context)
+
+
+def tokens_sent(gateway: standin.StandIn) -> list[str]:
+    return [r.path for r in gateway.requests if "authorization" in r.headers]
+
+
+@pytest.mark.e2e
+def test_the_pinned_certificate_is_checked_on_every_connection_not_only_at_the_announcement(tmp_path, caplog):
+    """The address was proven when the announcement was weighed; later another device answers
+    there (the gateway's old DHCP lease, or a relay that stops relaying): it gets no token."""
+    genuine, other = standin.make_cert(tmp_path, "envoy"), standin.make_cert(tmp_path, "other")
+    gateway = tls_gateway(SERIAL_B, standin.server_context(*genuine))
+    defaults = {"token": Secret(make_token(SERIAL_B)), "cache_ttl": NO_CACHE, "timeout": 2.0}
+    site = Site([], tmp_path, fingerprint, networks=["127.0.0.0/8"], defaults=defaults)
+    try:
+        site.discovery.announce(Found(SERIAL_B, "127.0.0.1", gateway.port))
+        assert site.collect() == {SERIAL_B: True}
+        assert tokens_sent(gateway)
+        gateway.requests.clear()
+
+        gateway.tls = standin.server_context(*other)  # another certificate at the same address
+        gateway.drop()
+        site.clocks.advance(60)
+        site.collect()
+        assert tokens_sent(gateway) == []
+        assert "it is not the one this gateway showed when it was first found" in caplog.text
+        assert {r.scheme for r in gateway.requests} <= {"https"}  # and no plain-http fallback
+    finally:
+        site.close()
+        gateway.stop()
+
+
+@pytest.mark.e2e
+def test_a_move_nothing_could_prove_gets_no_token_even_if_the_new_address_speaks_tls_later(tmp_path):
+    """Neither address showed a certificate when the move was weighed (the genuine one busy, the
+    announcer refusing the check's handshake): the gateway may follow, as a gateway before
+    firmware 7 must, but nothing that needs proof follows it: no token, over https or not."""
+    certificate = standin.make_cert(tmp_path, "envoy")
+    genuine = tls_gateway(SERIAL_B, standin.server_context(*certificate))
+    rogue = tls_gateway(SERIAL_B, standin.server_context(*standin.make_cert(tmp_path, "rogue")))
+    defaults = {"token": Secret(make_token(SERIAL_B)), "cache_ttl": NO_CACHE, "timeout": 2.0}
+    site = Site([], tmp_path, Certificates(), networks=["127.0.0.0/8"], defaults=defaults)
+    try:
+        site.discovery.announce(Found(SERIAL_B, "127.0.0.1", genuine.port))
+        assert site.collect() == {SERIAL_B: True}
+        site.discovery.announce(Found(SERIAL_B, "127.0.0.1", rogue.port))
+        site.clocks.advance(60)
+        site.collect()
+        assert tokens_sent(rogue) == []
+    finally:
+        site.close()
+        genuine.stop()
+        rogue.stop()
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import requests
 import urllib3.exceptions
 from conftest import free_port
 
+from envoy_exporter.gateway.endpoints import BY_KEY
 from envoy_exporter.gateway.net.errors import DeadlineExceeded, ResponseTooLarge, failure_reason
 
 
@@ -93,3 +94,9 @@ def test_bounds_say_which_bound():
 def test_words_never_repeat_the_kind_of_exception():
     reason = failure_reason(requests.ConnectionError("boom"))
     assert "Error" not in reason and "(" not in reason
+
+
+def test_every_endpoint_has_a_name_in_words():
+    names = {endpoint.key: endpoint.title for endpoint in BY_KEY.values()}
+    assert [key for key, title in names.items() if not title or "_" in title] == []
+    assert names["api_v1_inverters"] == "inverter list"

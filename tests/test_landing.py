@@ -84,12 +84,12 @@ def test_status_after_a_collection():
     assert (status.production_w, status.consumption_w, status.net_w) == (3000.0, 1200.0, -1800.0)
     assert (status.production_today_j, status.consumption_today_j) == (12 * 3600, 7 * 3600)
     assert status.battery_soc == 0.7 and status.inverters == Inverters(2, 2, ())
-    assert status.last_error == "inventory: bad_data (not JSON)"
+    assert status.last_error == "device inventory: not JSON"
     shed = got["barn & <b>shed</b>"]
     assert shed.up is False and shed.data_age == 7200
     assert (
         shed.last_error
-        == "inventory: unauthorized (token rejected); production_json: timeout (no answer within 10 s)"
+        == "production and consumption: no answer within 10 s; device inventory: token rejected"
     )
 
 
@@ -100,7 +100,11 @@ def test_a_gateway_that_never_answered_has_no_data_age():
     fleet = _fleet(never)
     _collect(fleet)
     (status,) = fleet_status(fleet, NOW)
-    assert status.up is False and status.data_age is None and status.last_error == "info: internal"
+    assert (
+        status.up is False
+        and status.data_age is None
+        and status.last_error == "gateway info: an internal error of the exporter"
+    )
 
 
 def test_silent_microinverters_are_named_against_their_newest_peer():
@@ -188,10 +192,30 @@ def test_the_chart_draws_the_last_hour_to_scale():
     assert "<script" not in page
 
 
+def test_a_chart_younger_than_an_hour_spans_what_there_is():
+    points = (Point(NOW - 90, 400.0, 100.0), Point(NOW - 30, 800.0, None))
+    page = render_landing(
+        [GatewayStatus("home", None, None, True, 1.0, None, history=points)], "/metrics", NOW
+    )
+    (production,) = re.findall(r'points="([^"]+)"', page)  # one consumption point draws no line
+    assert production == "0.0,42.0 200.0,4.0"
+    legend = re.search(r'<p class="legend">(.*?)</p>', page).group(1)
+    assert legend.endswith("production · last 2 min, top of the chart 800 W") and "consumption" not in legend
+
+
 def test_without_two_points_the_chart_says_it_fills_in():
     status = GatewayStatus("home", None, None, True, 1.0, None, history=(Point(NOW, 1.0, 2.0),))
     page = render_landing([status], "/metrics", now=NOW)
     assert "<svg" not in page and "fills in as the exporter collects" in page
+
+
+def test_a_gateway_up_with_problems_says_so_beside_up():
+    problem = Problem("inverter list: password rejected for user envoy (http://192.0.2.10)")
+    fine = GatewayStatus("fine", None, None, True, 1.0, None)
+    partly = GatewayStatus("partly", None, None, True, 1.0, None, (problem,))
+    page = render_landing([fine, partly], "/metrics", NOW)
+    assert '<span class="state up">up</span>' in page
+    assert '<span class="state up partly">up, with problems</span>' in page
 
 
 def test_the_page_escapes_and_links():
@@ -221,6 +245,7 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
     # names the keys that would work, not a bare 401.
     demo = start_demo()
     settings = GatewaySettings(name="home", host=demo.url, username="owner", password=Secret("pw-81"))
+    demo_url = demo.url.rstrip("/")
     fleet = Fleet([settings], lambda s: GatewayClient(s, None))
     try:
         _collect(fleet)
@@ -229,11 +254,11 @@ def test_a_gateway_without_a_token_says_on_the_page_what_to_set():
         fleet.apply([])
         demo.stop()
     assert status.up is False and status.firmware == "D8.2.4345"
-    assert status.last_error == (
-        "api_v1_inverters, device_data, ensemble_inventory, home, inventory, meters, production_json, "
-        "tariff: withheld (firmware D8.2.4345 needs a token: set token, token_file, or enlighten_username "
-        "and enlighten_password (username and password are the gateway's own login before firmware 7, "
-        "unused here))"
+    (problem,) = status.problems
+    assert problem.what == (
+        "CT meter settings, production and consumption and 6 more: firmware D8.2.4345 needs a token: set "
+        "token, token_file, or enlighten_username and enlighten_password (username and password are the "
+        f"gateway's own login before firmware 7, unused here) ({demo_url})"
     )
 
 
@@ -282,7 +307,8 @@ def test_the_cards_in_the_browser_dom(served, tmp_path):
     cards = re.findall(r'<section class="gateway[^"]*" id="gw-[^"]*">(.*?)</section>', proc.stdout, re.S)
     assert len(cards) == 2, proc.stderr[-2000:]
     home, barn = cards
-    for shown in ("home", "999012345678", "D8.2.4345", ">up<", "3.00 kW", "1.20 kW", "2 of 2 reporting"):
+    shown_in_home = ("home", "999012345678", "D8.2.4345", ">up, with problems<", "3.00 kW", "1.20 kW")
+    for shown in (*shown_in_home, "2 of 2 reporting"):
         assert shown in home
     assert "/probe?target=home" in home and "/capture?target=home" in home and "<polyline" in home
     assert "barn &amp; &lt;b&gt;shed&lt;/b&gt;" in barn and ">down<" in barn and "token rejected" in barn

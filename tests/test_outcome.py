@@ -63,9 +63,12 @@ def test_an_http_status_has_one_outcome(status: int, outcome: Outcome) -> None:
     assert http_outcome(status) is outcome
 
 
-def test_a_result_reads_as_its_outcome_and_cause() -> None:
-    assert str(EndpointResult(Outcome.TIMEOUT, "no answer within 10 s")) == "timeout (no answer within 10 s)"
-    assert str(EndpointResult(Outcome.CACHED, age_s=4.0)) == "cached"
+def test_a_result_reads_as_its_cause_in_words_and_where() -> None:
+    assert str(EndpointResult(Outcome.TIMEOUT, "timed out after 10 s")) == "timed out after 10 s"
+    refused = EndpointResult(Outcome.UNREACHABLE, "connection refused", url="http://192.0.2.5/info")
+    assert str(refused) == "connection refused (http://192.0.2.5/info)"
+    assert str(EndpointResult(Outcome.UNREACHABLE)) == "no connection"  # no detail: the outcome's words
+    assert str(EndpointResult(Outcome.CACHED, age_s=4.0)) == "answered earlier (cached)"
     assert EndpointResult(Outcome.CACHED).ok and not EndpointResult(Outcome.UNSUPPORTED).ok
 
 
@@ -78,7 +81,7 @@ def test_health_series_and_status_page_agree(outcome: Outcome) -> None:
     problems = [p.what for p in gateway_status(client, NOW).problems]
     if outcome.is_error:
         assert up == 0.0
-        assert problems == [f"inventory: {outcome.value} (why)"]
+        assert problems == ["device inventory: why"]
     elif outcome.ok:
         assert up == 1.0
         assert problems == []

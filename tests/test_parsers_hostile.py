@@ -38,7 +38,7 @@ HUGE = "9" * 5000  # past Python's int-string limit (4,300 digits)
 TIMING = textwrap.dedent(
     """
     import json, time
-    from envoy_exporter.gateway.client import PARSERS
+    from envoy_exporter.gateway.endpoints import CATALOGUE
 
     PATTERNS = [b"<", b"<a", b"< 1 W", b"Currently ", b"Today 1", b"1", b"[", b'{"a":', b"<a>", b'"']
 
@@ -56,7 +56,7 @@ TIMING = textwrap.dedent(
         return min(p[0] for p in pairs), min(p[1] for p in pairs)
 
     worst = {}
-    for key, parse in PARSERS.items():
+    for key, parse in ((e.key, e.parse) for e in CATALOGUE):
         for pattern in PATTERNS:
             small, large = ((pattern * (n // len(pattern) + 1))[:n] for n in (256_000, 1_000_000))
             worst[f"{key} {pattern!r}"] = best(parse, small, large)

@@ -20,14 +20,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from exporter_process import get, running_exporter, running_prometheus, wait_for
-from promql_helpers import PROMETHEUS, dashboard_queries, substitute
+from exporter_process import (
+    RULE_FILES,
+    get,
+    prometheus_config,
+    running_exporter,
+    running_prometheus,
+    wait_for,
+)
+from promql_helpers import dashboard_queries, substitute
 
 PROMETHEUS_BIN = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS_BIN is None, reason="no prometheus (apt-get install prometheus)")
 
 QUERIES = list(dashboard_queries())
-RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 DATA_TIMEOUT_S = 40.0
 WANTED_SAMPLES = 15  # ~15 s of data at a 1 s scrape interval
 RETRIES = 5
@@ -61,15 +67,6 @@ class Live:
     def query_data(self, expr: str) -> dict:
         """``query``, asked again for a few seconds while it returns nothing."""
         return self.settled(lambda: self.query(expr), lambda answer: bool(answer["data"]["result"]))
-
-
-def prometheus_config(exporter_address: str) -> dict:
-    return {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(path) for path in RULE_FILES],
-        # The job name the alert rules assume.
-        "scrape_configs": [{"job_name": "envoy", "static_configs": [{"targets": [exporter_address]}]}],
-    }
 
 
 @pytest.fixture(scope="module")

@@ -277,3 +277,60 @@ def test_a_full_disk_is_one_warning_until_it_recovers(tmp_path: Path, caplog, mo
         ("INFO", f"counter state saved to {path} again"),
         ("WARNING", f"cannot save counter state to {path}: No space left on device"),
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Files the configuration names (token_file, password_file, ...) never hold a thread either
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_token_file_that_is_not_a_regular_file_never_holds_the_gateway(tmp_path, caplog, kind) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(jwt.encode({"aud": SERIAL, "exp": int(T0) + 86400}, "k" * 32, algorithm="HS256"))
+    settings = GatewaySettings(name="roof", host="192.0.2.10", token_file=token_file)
+    auth = Auth(settings, None, lambda endpoint, code: None, wall=lambda: T0)
+    token_file.unlink()
+    if kind == "fifo":
+        os.mkfifo(token_file)  # replaced while the exporter runs
+    else:
+        token_file.symlink_to("/dev/zero")  # endless
+    with caplog.at_level(logging.WARNING):
+        _within(5, lambda: auth.configure(GatewayInfo(serial=SERIAL, firmware="D7.6.175", web_tokens=True)))
+    assert "not a regular file" in caplog.text
+
+
+@pytest.mark.parametrize("key", ["token_file", "password_file", "enlighten_password_file"])
+def test_a_secret_file_that_is_a_fifo_is_a_config_error_at_once(tmp_path, key) -> None:
+    from envoy_exporter.config.load import ConfigError, load_config
+
+    os.mkfifo(tmp_path / "secret")
+    extra = "\n    enlighten_username: owner@example.net" if key.startswith("enlighten") else ""
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"gateways:\n  - host: 192.0.2.10\n    {key}: secret{extra}\n")
+
+    def load() -> object:
+        try:
+            return load_config(config, env={})
+        except ConfigError as e:
+            return e
+
+    refused = _within(5, load)
+    assert isinstance(refused, ConfigError)
+    assert refused.key.endswith(key) and "not a regular file" in refused.message
+
+
+def test_check_config_with_a_fifo_token_file_answers_at_once(tmp_path, capsys) -> None:
+    from envoy_exporter.cli import main
+    from envoy_exporter.config.check import offline_problems
+    from envoy_exporter.config.load import load_config
+
+    token_file = tmp_path / "token"
+    token_file.write_text(jwt.encode({"aud": SERIAL, "exp": int(T0) + 86400}, "k" * 32, algorithm="HS256"))
+    config = tmp_path / "exporter.yml"
+    config.write_text(f"gateways:\n  - host: 192.0.2.10\n    token_file: {token_file}\n")
+    settings = load_config(config, env={})
+    token_file.unlink()
+    os.mkfifo(token_file)
+    (problem,) = _within(5, lambda: offline_problems(settings))
+    assert "not a regular file" in problem.message
+    assert _within(5, lambda: main(["--config.file", str(config), "--check-config"])) == 2

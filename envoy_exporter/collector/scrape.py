@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, wait
@@ -27,6 +28,7 @@ from envoy_exporter.collector.exposition import Group, Labels, SnapshotCache, fr
 from envoy_exporter.collector.families import Families
 from envoy_exporter.collector.health import Client, GatewayResult, add_health
 from envoy_exporter.config.settings import COLLECTION_DEADLINE
+from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.model import Snapshot
 
 log = logging.getLogger(__name__)
@@ -115,8 +117,19 @@ def _start(client: Client, here: bool) -> Future[Snapshot] | None:
         return None
 
 
+# A gateway too slow for the scrapes is told when it starts and when it ends, not every scrape.
+_LATE: dict[str, Condition] = {}
+_LATE_LOCK = threading.Lock()
+
+
 def _result(client: Client, future: Future[Snapshot] | None) -> GatewayResult:
     answered = future is not None and future.done() and future.exception() is None
+    with _LATE_LOCK:
+        late = _LATE.setdefault(client.name, Condition(log, clock=time.monotonic))
     if future is not None and not future.done():
-        log.warning("gateway %s did not answer within the scrape deadline", client.name)
+        late.failed(
+            "%s: the collection takes longer than the scrape allows; the last data is served", client.name
+        )
+    elif answered:
+        late.recovered("%s: collections finish within the scrape's time again", client.name)
     return GatewayResult(client, client.latest(), answered)

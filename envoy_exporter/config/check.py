@@ -19,6 +19,7 @@ from envoy_exporter.config.load import ConfigError
 from envoy_exporter.config.settings import GatewaySettings, Settings
 from envoy_exporter.gateway.auth.enlighten import plain_http_refusal
 from envoy_exporter.gateway.auth.token import Token, token_claims, unusable_times
+from envoy_exporter.state import read_regular_file
 
 
 def offline_problems(settings: Settings, now: float | None = None) -> list[ConfigError]:
@@ -46,7 +47,7 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
     elif gateway.token_file is not None:
         key = f"{prefix}.token_file"
         try:
-            value = gateway.token_file.read_text(encoding="utf-8").strip()
+            value = read_regular_file(gateway.token_file).decode("utf-8").strip()
         except (OSError, ValueError) as e:
             return ConfigError(key, f"cannot read {gateway.token_file}: {getattr(e, 'strerror', None) or e}")
     else:

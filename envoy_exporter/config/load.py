@@ -29,6 +29,7 @@ from envoy_exporter.config.settings import (
 )
 from envoy_exporter.snapshot.model import DayType, RatePeriod, Rates, Season, Tariff
 from envoy_exporter.snapshot.pricing import zone
+from envoy_exporter.state import read_regular_file
 
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -209,9 +210,11 @@ class _Reader:
         if path is None:
             return None
         try:
-            content = path.read_text(encoding="utf-8").strip()
+            content = read_regular_file(path).decode("utf-8").strip()
         except OSError as e:
             raise ConfigError(self.at(name), f"cannot read {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(self.at(name), f"{path} is not UTF-8 text") from None
         if not content:
             raise ConfigError(self.at(name), f"{path} is empty")
         return content

@@ -52,6 +52,12 @@ class Secret(str):
         return "'***'"
 
 
+# ``TLSSettings.fingerprint`` of a discovered gateway that moved while no certificate could be
+# compared: no certificate has it, so the gateway is asked over plain http only, where no token
+# is ever sent (``gateway.net.transport``).
+UNPROVEN = "0" * 64
+
+
 @dataclass(frozen=True)
 class TLSSettings:
     # The gateway serves a self-signed certificate: verification is off for the gateway by
@@ -61,6 +67,10 @@ class TLSSettings:
     # The name the certificate is checked against (and sent as SNI) instead of the host: a
     # gateway reached by IP address shows a certificate naming only its common name.
     server_name: str | None = None
+    # The SHA-256 fingerprint the certificate must have, on every connection: discovery sets it
+    # for a gateway whose certificate it pinned (``fleet.pins``), so the token goes to that
+    # certificate only, wherever the address leads later. Not a configuration key.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)

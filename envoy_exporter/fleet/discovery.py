@@ -40,9 +40,10 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from envoy_exporter.config.settings import DiscoverySettings, GatewaySettings, Settings
+from envoy_exporter.config.settings import UNPROVEN, DiscoverySettings, GatewaySettings, Settings
 from envoy_exporter.fleet.pins import HTTPS_PORT, Pins, fingerprint
 from envoy_exporter.logs import Condition
 
@@ -55,6 +56,9 @@ _RESOLVE_TIMEOUT_MS = 3000
 _QUEUE_SIZE = 64
 _RESOLVERS = 4  # names that never resolve hold one each for 3 s: they cannot hold them all long
 _SAID_MAX = 256  # (serial, address) pairs remembered so a refusal is logged once, not per packet
+# Discovered gateways held back this long by a configured gateway that has not told its serial:
+# a warning (once), since it is then down or misconfigured rather than starting.
+HOLD_WARNING_S = 60.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -161,7 +165,7 @@ def merge(
             gateways.append(entry)
         elif entry.serial in found_by_serial:
             where = found_by_serial[entry.serial]
-            gateways.append(replace(entry, host=where.host, identity=_identity(entry.serial, identities)))
+            gateways.append(_pinned(replace(entry, host=where.host), identities))
     for gateway in sorted(found_by_serial.values(), key=lambda f: f.serial):
         if (
             gateway.serial in claimed_serials
@@ -169,22 +173,24 @@ def merge(
             or _address_of(gateway.host) in claimed_hosts
         ):
             continue
-        gateways.append(
-            GatewaySettings(
-                name=gateway.serial,
-                host=gateway.host,
-                serial=gateway.serial,
-                **defaults,
-                discovered=True,
-                identity=_identity(gateway.serial, identities),
-            )
+        found_one = GatewaySettings(
+            name=gateway.serial, host=gateway.host, serial=gateway.serial, **defaults, discovered=True
         )
+        gateways.append(_pinned(found_one, identities))
     return gateways
 
 
-def _identity(serial: str | None, identities: Mapping[str, str]) -> str | None:
-    pinned = identities.get(serial) if serial else None
-    return f"serial {serial}, certificate sha256 {pinned}" if pinned else None
+def _pinned(gateway: GatewaySettings, identities: Mapping[str, str]) -> GatewaySettings:
+    """``gateway`` held to the certificate pinned for its serial, if any: its cached token is
+    kept under that certificate, and every connection must show it (not only the one that
+    proved a move), so an address that later leads elsewhere gets nothing."""
+    pinned = identities.get(gateway.serial) if gateway.serial else None
+    if pinned is None:
+        return gateway
+    proof = "moved unproven" if pinned == UNPROVEN else f"certificate sha256 {pinned}"
+    return replace(
+        gateway, identity=f"serial {gateway.serial}, {proof}", tls=replace(gateway.tls, fingerprint=pinned)
+    )
 
 
 def _address_of(host: str) -> str:
@@ -265,6 +271,7 @@ class Discovery:
         self._said: set[tuple[str, str, str]] = set()
         self._full = Condition(log)
         self._held = Condition(log, logging.INFO)  # usual for a moment after every start
+        self._hold_timer: threading.Timer | None = None
         self._dropped = Condition(log)
         self._queue: queue.Queue[Found | None] = queue.Queue(_QUEUE_SIZE)
         self._worker: threading.Thread | None = None
@@ -276,6 +283,8 @@ class Discovery:
     def close(self) -> None:
         if self._browser is not None:
             self._browser.close()
+        with self._lock:
+            self._end_hold()
         if self._worker is not None:
             with contextlib.suppress(queue.Full):  # a full queue: the daemon thread ends with us
                 self._queue.put_nowait(None)
@@ -360,7 +369,8 @@ class Discovery:
 
     def _proven(self, gateway: Found, known: Found | None) -> str | bool | None:
         """The fingerprint ``gateway``'s address shows, if it may be served there; None when it
-        shows none and may; False when it may not (another certificate than the one pinned)."""
+        shows none and may (found for the first time); ``UNPROVEN`` when it moved and nothing
+        could be compared; False when it may not (another certificate than the one pinned)."""
         serial = gateway.serial
         pinned = self._pins.get(serial)
         if pinned is None and known is not None:
@@ -370,11 +380,22 @@ class Discovery:
                 self._pins.put(serial, pinned, known.address)
         shown = self._probe(gateway.address, gateway.tls_port)
         if pinned is None:
-            if shown is not None and known is None:
-                self._pins.put(serial, shown, gateway.address)  # first found: trusted on first use
+            if known is None:
+                if shown is not None:
+                    self._pins.put(serial, shown, gateway.address)  # first found: trusted on first use
                 return shown
-            if shown is None or known is None:
-                return None  # no TLS on either side (firmware before 7): nothing to compare
+            if shown is None:
+                # Nothing to compare: followed, as a gateway before firmware 7 (no TLS) must be,
+                # but held to plain http, which carries no token: the new address might speak
+                # TLS to the gateway's client and not to this check.
+                self._say_once(
+                    gateway,
+                    "unproven-move",
+                    f"shows no certificate, nor does {known.host}: followed over plain http only, "
+                    "without a token; if the gateway really moved there, restart the exporter",
+                    level=logging.WARNING,
+                )
+                return UNPROVEN
         elif shown == pinned:
             return shown
         where = f" (kept at {known.host})" if known is not None else ""
@@ -382,7 +403,7 @@ class Discovery:
             gateway,
             "unproven",
             f"does not show the certificate the gateway showed before{where}; if the gateway or "
-            f"its certificate really changed, delete {self._pins.path(serial) or 'its pin'} or restart",
+            f"its certificate really changed, {_forget(self._pins.path(serial))}",
             level=logging.WARNING,
         )
         return False
@@ -397,6 +418,41 @@ class Discovery:
 
     def _discovered_count(self) -> int:
         return sum(1 for serial in self._found if self._by_serial(serial) is None)
+
+    def _hold(self, host: str) -> None:
+        """Discovered gateways wait for the configured one at ``host``: said at once (a start is
+        like that for a moment), and warned once if it lasts ``HOLD_WARNING_S``."""
+        self._held.failed(
+            "discovery: discovered gateways wait until the configured gateway at %s answers /info "
+            "(or give its serial in the configuration)",
+            host,
+        )
+        if self._hold_timer is None:
+            self._hold_timer = threading.Timer(HOLD_WARNING_S, self._still_held)
+            self._hold_timer.daemon = True
+            self._hold_timer.start()
+
+    def _end_hold(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+
+    def _still_held(self) -> None:
+        with self._lock:
+            if self._hold_timer is None:
+                return
+            unsettled = sorted(host for host, serial in self._reported().items() if serial is None)
+            held = sum(1 for f in self._found.values() if self._by_serial(f.serial) is None)
+        if unsettled and held:
+            log.warning(
+                "discovery: %d discovered gateway(s) are not served: the configured gateway at %s has "
+                "not answered /info for %.0f s, and no discovered gateway is served before every "
+                "configured one has told its serial; give it its serial in the configuration if it "
+                "stays down",
+                held,
+                unsettled[0],
+                HOLD_WARNING_S,
+            )
 
     def _say_once(self, gateway: Found, what: str, text: str, level: int = logging.INFO) -> None:
         key = (gateway.serial, gateway.address, what)
@@ -416,14 +472,10 @@ class Discovery:
             # No announcement may get in before a configured gateway has told its serial.
             held = [f for f in found if self._by_serial(f.serial) is None]
             if held:
-                self._held.failed(
-                    "discovery: %d discovered gateway(s) wait until the configured gateway at %s "
-                    "answers /info (or give its serial in the configuration)",
-                    len(held),
-                    unsettled[0],
-                )
+                self._hold(unsettled[0])
             found = [f for f in found if self._by_serial(f.serial) is not None]
         else:
+            self._end_hold()
             self._held.recovered("discovery: serving the discovered gateways")
         owned = {s for s in reported.values() if s}
         self._apply(merge(self._configured, found, self._defaults, owned, self._identities))
@@ -431,6 +483,11 @@ class Discovery:
             self._waiting(
                 [g.label for g in self._configured if g.found_by_serial and g.serial not in self._found]
             )
+
+
+def _forget(pin: Path | None) -> str:
+    """What a user does to forget a pin (it is held in memory until a restart)."""
+    return "restart the exporter" if pin is None else f"delete {pin} and restart the exporter"
 
 
 class ZeroconfBrowser:

@@ -4,8 +4,10 @@ the certificate the gateway presented when the exporter first found it.
 
 An announcement says "serial X is now at address B"; anyone on the LAN can send one. The pin is
 what lets a gateway's token and credentials follow it to B: B must present the same certificate.
+The pin is also what every connection to the gateway is held to (``TLSSettings.fingerprint``).
 After a legitimate change (a replaced gateway, a certificate the firmware renewed), delete
-``state_dir/pins/<serial>.json``: the next announcement pins the certificate it then finds.
+``state_dir/pins/<serial>.json`` and restart: the next announcement pins the certificate it then
+finds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import socket
 import ssl
 from pathlib import Path
 
+from envoy_exporter.logs import Condition
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Pins:
     def __init__(self, state_dir: Path | None) -> None:
         self._dir = None if state_dir is None else state_dir / "pins"
         self._memory: dict[str, str] = {}
+        self._trouble = Condition(log)  # a full or read-only state_dir: said once, not per pin
 
     def path(self, serial: str) -> Path | None:
         return None if self._dir is None else self._dir / f"{safe_name(serial)}.json"
@@ -72,7 +76,13 @@ class Pins:
         try:
             write_atomic(path, body)
         except OSError as exc:
-            log.warning("cannot save the certificate pin of %s in %s: %s", serial, path.parent, exc.strerror)
+            self._trouble.failed(
+                "cannot save certificate pins in %s: %s; they hold in memory until a restart",
+                path.parent,
+                exc.strerror or type(exc).__name__,
+            )
+            return
+        self._trouble.recovered("certificate pins are saved in %s again", path.parent)
 
 
 def _parse(body: bytes) -> str | None:

@@ -34,25 +34,13 @@ from envoy_exporter.config.settings import COLLECTION_DEADLINE, GatewaySettings
 from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
-    API_V1_INVERTERS,
-    API_V1_PRODUCTION,
+    BY_KEY,
     DEVICE_DATA,
-    DRY_CONTACT_SETTINGS,
-    DRY_CONTACTS,
-    ENSEMBLE_INVENTORY,
-    ENSEMBLE_POWER,
-    ENSEMBLE_SECCTRL,
-    GENERATOR,
-    HOME,
     INFO,
-    INVENTORY,
-    METER_READINGS,
-    METERS,
-    PRODUCTION_HTML,
     PRODUCTION_JSON,
-    PRODUCTION_JSON_PLAIN,
     TARIFF,
     Endpoint,
 )
@@ -73,78 +61,23 @@ from envoy_exporter.snapshot.money import MoneyKeeper
 from envoy_exporter.snapshot.money import state_path as money_state_path
 from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.parsers import ParseError
-from envoy_exporter.snapshot.parsers.api_v1 import parse_v1_inverters, parse_v1_production
-from envoy_exporter.snapshot.parsers.device_data import parse_device_data
-from envoy_exporter.snapshot.parsers.ensemble import (
-    parse_ensemble_inventory,
-    parse_ensemble_power,
-    parse_secctrl,
-)
-from envoy_exporter.snapshot.parsers.ensemble_relays import (
-    parse_dry_contact_settings,
-    parse_dry_contacts,
-    parse_generator,
-)
-from envoy_exporter.snapshot.parsers.home import parse_home
-from envoy_exporter.snapshot.parsers.info import parse_info
-from envoy_exporter.snapshot.parsers.inventory import parse_inventory
-from envoy_exporter.snapshot.parsers.meters import parse_meter_readings, parse_meters
-from envoy_exporter.snapshot.parsers.production_html import parse_production_html
-from envoy_exporter.snapshot.parsers.production_json import parse_production_json
-from envoy_exporter.snapshot.parsers.tariff import parse_tariff
 from envoy_exporter.snapshot.plan import Plan, single_phase
 
 log = logging.getLogger(__name__)
 
-PARSERS: dict[str, Callable[[bytes], object]] = {
-    INFO.key: parse_info,
-    PRODUCTION_JSON.key: parse_production_json,
-    PRODUCTION_HTML.key: parse_production_html,
-    API_V1_PRODUCTION.key: parse_v1_production,
-    API_V1_INVERTERS.key: parse_v1_inverters,
-    DEVICE_DATA.key: parse_device_data,
-    METERS.key: parse_meters,
-    METER_READINGS.key: parse_meter_readings,
-    INVENTORY.key: parse_inventory,
-    ENSEMBLE_INVENTORY.key: parse_ensemble_inventory,
-    ENSEMBLE_SECCTRL.key: parse_secctrl,
-    ENSEMBLE_POWER.key: parse_ensemble_power,
-    TARIFF.key: parse_tariff,
-    DRY_CONTACTS.key: parse_dry_contacts,
-    DRY_CONTACT_SETTINGS.key: parse_dry_contact_settings,
-    GENERATOR.key: parse_generator,
-    HOME.key: parse_home,
-}
-
-# What a failed endpoint costs, for the warning.
-LEFT_OUT: dict[str, str] = {
-    INFO.key: "nothing (the known gateway identity stays in use)",
-    PRODUCTION_JSON.key: "CT production, consumption, the inverters' total and AC battery storage",
-    PRODUCTION_HTML.key: "production",
-    API_V1_PRODUCTION.key: "production from the microinverters",
-    API_V1_INVERTERS.key: "per-microinverter series",
-    DEVICE_DATA.key: "per-microinverter detail series",
-    METERS.key: "CT meter series",
-    METER_READINGS.key: "CT meter values",
-    INVENTORY.key: "device, relay and AC battery inventory series",
-    ENSEMBLE_INVENTORY.key: "battery and system controller series",
-    ENSEMBLE_SECCTRL.key: "storage aggregate series",
-    ENSEMBLE_POWER.key: "battery power series",
-    TARIFF.key: "storage mode and setting series",
-    DRY_CONTACTS.key: "dry contact series",
-    DRY_CONTACT_SETTINGS.key: "dry contact setting series",
-    GENERATOR.key: "generator series",
-    HOME.key: "Enlighten and network interface series",
-}
-
+# production.json where the details URL does not exist.
+PLAIN_PATH = PRODUCTION_JSON.paths[1]
 # production.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML there.
 JSON_FROM = (4,)
 # One request without an answer costs its endpoint's part; this many in a row mean the gateway is
 # down or rebooting, and asking the rest (each waiting out the timeout) would only delay it.
 SILENT_LIMIT = 2
+_NOTHING_ELSE = "nothing else is asked until it answers"
+_KNOWN_IDENTITY = "the known identity stays in use"
 # The outcomes of a request that got no HTTP answer at all.
 NO_ANSWER = frozenset({Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.TLS})
 _COLLECTION = "collection"  # a trouble of the whole collection, not of one endpoint
+_ANSWER = "answer"  # the gateway gives no HTTP answer at all
 
 
 @dataclass
@@ -162,6 +95,8 @@ class _Collection:
     failed: int = 0
     silent: int = 0  # requests in a row that got no HTTP answer at all
     authorized: bool = False  # a credential-protected endpoint answered 2xx
+    answered: bool = False  # the gateway gave an HTTP answer (any status) to some request
+    no_answer: EndpointResult | None = None  # the first request that got no HTTP answer at all
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     from_cache: bool = False  # on a caller's thread: the gateway may not be asked
@@ -170,7 +105,7 @@ class _Collection:
         with self.lock:
             self.results[key] = result
             if result.ok:
-                setattr(self.readings, key, value)  # the field of the endpoint's key
+                self.readings = self.readings.with_answer(BY_KEY[key], value)
 
     def view(self) -> tuple[dict[str, EndpointResult], str | None]:
         with self.lock:
@@ -199,6 +134,7 @@ class GatewayClient:
         wall: Callable[[], float] = time.time,
         labels: Labels | None = None,
         accounts: EnlightenAccounts | None = None,
+        claims: SerialClaims | None = None,
         on_serial: Callable[[], None] | None = None,
         workers: Pool | None = None,
     ) -> None:
@@ -209,7 +145,9 @@ class GatewayClient:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
         self._asked = 0  # requests sent to the gateway, every endpoint and outcome
-        self._auth = Auth(settings, state_dir, self._record, clock=clock, wall=wall, accounts=accounts)
+        self._auth = Auth(
+            settings, state_dir, self._record, clock=clock, wall=wall, claims=claims, accounts=accounts
+        )
         self._transport = Transport(settings, self._auth, self._record, clock=clock)
         self._cache = TTLCache(settings.cache_ttl, clock)
         # production.json's powers serve as long as production figures do; past that, on its
@@ -362,7 +300,7 @@ class GatewayClient:
         info = self._refresh_info(run)
         if info is None:
             return Latest(self._fallback(run), fresh=False)
-        run.readings.info = info
+        run.readings = replace(run.readings, info=info)  # the known identity, where /info failed
         self._fetch_data(info, run)
         self._settle_unauthorized(run)
         run.current = None
@@ -429,15 +367,10 @@ class GatewayClient:
         outcome = self._request(run, INFO, INFO.path)
         if not outcome.result.ok:
             run.failed += 1
-            if self._info is None:
-                self._trouble(INFO.key).failed(
-                    "%s: /info failed: %s; nothing is asked before it answers",
-                    self.name,
-                    outcome.result,
-                )
-                return None
-            self._warn(INFO, outcome.result)
-            return self._claimed(run, self._info)  # the known identity stays in use
+            known = self._info is not None
+            if run.silent == 0:  # an answer, but not /info: said once, until /info answers
+                self._warn(INFO, outcome.result, _KNOWN_IDENTITY if known else _NOTHING_ELSE)
+            return self._claimed(run, self._info) if known else None
         info = outcome.value
         assert isinstance(info, GatewayInfo)
         self._adopt(info)
@@ -538,19 +471,16 @@ class GatewayClient:
 
     def _fetch_data(self, info: GatewayInfo, run: _Collection) -> None:
         """Ask, in the plan's order, each endpoint this gateway has and this collection can use."""
-        run.plan = plan = Plan(info, run.readings, self._assembler, self._unsupported)
+        run.plan = plan = Plan(info, lambda: run.readings, self._assembler, self._unsupported)
         for endpoint in plan.endpoints():
             if run.silent >= SILENT_LIMIT:
-                self._trouble(_COLLECTION).failed(
-                    "%s: the gateway stopped answering; the other endpoints wait for the next collection",
-                    self.name,
-                )
+                # The gateway's own trouble says it does not answer; the rest wait for the next one.
+                log.debug("%s: the other endpoints wait for the next collection", self.name)
                 return
             if self._clock() >= run.deadline:
                 self._trouble(_COLLECTION).failed(
-                    "%s: the collection ran out of its %g s; the other endpoints wait for the next one",
-                    self.name,
-                    COLLECTION_DEADLINE,
+                    f"{self.name}: a collection ran out of its {COLLECTION_DEADLINE:g} s; the other "
+                    "endpoints wait for the next one"
                 )
                 return
             if not self._available(run, endpoint):
@@ -574,7 +504,7 @@ class GatewayClient:
             return
         path = self._production_path
         if single_phase(run.readings.meters or ()):
-            path = PRODUCTION_JSON_PLAIN.path
+            path = PLAIN_PATH
         if path is not None:
             self._finish(run, endpoint, self._request(run, endpoint, path))
             return
@@ -584,9 +514,9 @@ class GatewayClient:
                 self._production_path = PRODUCTION_JSON.path
             self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
             return
-        plain = self._request(run, endpoint, PRODUCTION_JSON_PLAIN.path)
+        plain = self._request(run, endpoint, PLAIN_PATH)
         if plain.result.ok and details.result.outcome is Outcome.UNSUPPORTED:
-            self._production_path = PRODUCTION_JSON_PLAIN.path
+            self._production_path = PLAIN_PATH
         if not plain.result.ok and _no_production_json(info, details, plain):
             self._mark_unsupported(run, endpoint, "HTML, not JSON" if details.html else "404")
             return
@@ -628,25 +558,37 @@ class GatewayClient:
                 raise CredentialsWithheld(withheld)
             response = self._transport.get(endpoint.key, path, timeout=timeout)
         except TransportError as exc:  # CredentialsWithheld too: the outcome says so, the detail why
-            outcome = _Outcome(EndpointResult(exc.outcome, exc.detail))
+            # The URL says where the request went, or, withheld, which gateway it was for.
+            result = EndpointResult(exc.outcome, exc.detail, url=self._transport.url(path))
+            outcome = _Outcome(result)
         else:
             try:
-                outcome = _Outcome(EndpointResult(Outcome.OK), PARSERS[endpoint.key](response.body))
+                outcome = _Outcome(EndpointResult(Outcome.OK), endpoint.parse(response.body))
             except Exception as exc:  # ParseError, or a parser bug: either costs this endpoint only
                 reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__} in the parser"
                 html = response.body.lstrip()[:1] == b"<"
-                outcome = _Outcome(EndpointResult(Outcome.BAD_DATA, reason), html=html)
+                cause = f"an answer that cannot be read: {reason}"
+                failed = EndpointResult(Outcome.BAD_DATA, cause, url=self._transport.url(path))
+                outcome = _Outcome(failed, html=html)
         run.record(endpoint.key, outcome.result, outcome.value)
-        run.silent = run.silent + 1 if outcome.result.outcome in NO_ANSWER else 0
+        self._note_answer(run, outcome.result)
         if outcome.result.ok:
             run.fetched += 1
-            if endpoint is not INFO and self._protected(endpoint):
+            if endpoint is not INFO and self._auth.protects(endpoint):
                 run.authorized = True
                 self._auth.accepted()
         return outcome
 
-    def _protected(self, endpoint: Endpoint) -> bool:
-        return self._auth.scheme == "token" or endpoint.digest
+    def _note_answer(self, run: _Collection, result: EndpointResult) -> None:
+        """Whether the gateway answers at all, judged once the collection is over
+        (``_note_recoveries``): a collection without any HTTP answer is the gateway's trouble
+        (told once, however many scrapes it lasts), one with an answer ends it."""
+        if result.outcome in NO_ANSWER:
+            run.silent += 1
+            run.no_answer = run.no_answer or result
+        elif result.outcome is not Outcome.WITHHELD:
+            run.silent = 0
+            run.answered = True
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.outcome is Outcome.UNSUPPORTED:
@@ -667,7 +609,8 @@ class GatewayClient:
             self._mark_unsupported(run, endpoint, "an unusable body", hourly=True)
         else:
             run.failed += 1
-            self._warn(endpoint, result)
+            if result.outcome not in NO_ANSWER:  # no answer at all: the gateway's condition says it
+                self._warn(endpoint, result)
 
     def _settle_unauthorized(self, run: _Collection) -> None:
         """A 401 beside endpoints that accepted the credentials means this endpoint needs more
@@ -686,33 +629,41 @@ class GatewayClient:
             elif self._auth.scheme == "digest":
                 run.failed += 1
                 rejected = rejected or self._auth.digest_rejected()
-                run.record(endpoint.key, replace(result, detail=f"401: {rejected}"))
+                run.record(endpoint.key, replace(result, detail=rejected))
             else:
                 run.failed += 1
                 if self._auth.blocked_until() is None:  # else the auth module said why, once
-                    reason = self._auth.last_error or "the gateway did not accept the token"
-                    result = replace(result, detail=f"401: {reason}")
+                    reason = self._auth.last_error or "token rejected"
+                    result = replace(result, detail=reason)
                     run.record(endpoint.key, result)  # the status page says why, too
                     self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
+        """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""
         self._trouble(endpoint.key).failed(
-            "%s: %s (%s) failed: %s; left out: %s",
-            self.name,
-            endpoint.key,
-            endpoint.path,
-            result,
-            left_out or LEFT_OUT[endpoint.key],
+            f"{self.name}: the {endpoint.title} failed: {result}; left out: {left_out or endpoint.left_out}"
         )
 
     def _trouble(self, key: str) -> Condition:
-        return self._troubles.setdefault(key, Condition(log))
+        return self._troubles.setdefault(key, Condition(log, clock=self._clock))
 
     def _note_recoveries(self, run: _Collection) -> None:
+        if run.no_answer is not None and not run.answered:
+            then = "its last data is served meanwhile" if self._last_good else _NOTHING_ELSE
+            self._trouble(_ANSWER).failed(
+                f"{self.name}: the gateway does not answer: {run.no_answer}; {then}"
+            )
+        elif run.answered and _ANSWER in self._troubles:
+            self._troubles[_ANSWER].recovered("%s: the gateway answers again", self.name)
         results, _ = run.view()
+        if run.answered:  # the gateway answers, but not these: each one's own trouble
+            for key, result in results.items():
+                if result.outcome in NO_ANSWER and key in BY_KEY:
+                    self._warn(BY_KEY[key], result)
         for key, result in results.items():
             if result.ok and key in self._troubles:
-                self._troubles[key].recovered("%s: %s answers again", self.name, key)
+                title = BY_KEY[key].title if key in BY_KEY else key
+                self._troubles[key].recovered("%s: the %s answers again", self.name, title)
         if _COLLECTION in self._troubles and run.silent < SILENT_LIMIT and self._clock() < run.deadline:
             self._troubles[_COLLECTION].recovered("%s: collections complete again", self.name)
 

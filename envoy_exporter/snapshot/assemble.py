@@ -25,7 +25,7 @@ row (see ``Assembler._decide``), so one glitch never moves a counter from one so
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
@@ -118,9 +118,9 @@ class Assembler:
         self.note_firmware(info)
         production_json = readings.production_json
         meter_configs = readings.meters or ()
-        flows = self._production_candidates(info, readings, production_json, meter_configs)
+        flows = self._production_candidates(info, readings, production_json)
         source = self._decide(flows, _undecided(endpoints))
-        eim = live_production_ct(production_json, meter_configs)
+        eim = readings.production_ct
         production = flows.get(source) if source else None
         total, net = _consumption(production_json, eim)
         inverters_total = _inverters_total(source, production, flows)
@@ -220,15 +220,14 @@ class Assembler:
         info: GatewayInfo | None,
         readings: Readings,
         production_json: ProductionJson | None,
-        meters: tuple[MeterConfig, ...],
     ) -> dict[str, Flow]:
         """Every source that has usable production data in this collection."""
         flows: dict[str, Flow] = {}
-        eim = live_production_ct(production_json, meters)
+        eim = readings.production_ct
         if eim is not None:
             flows[METER] = _flow(eim)
         v1 = readings.api_v1_production
-        if v1 is not None and not v1_stalled(info, production_json, meters):
+        if v1 is not None and not v1_stalled(info, eim):
             if not _all_energy_zero(v1):
                 self._v1_good = True
                 flows[API_V1] = Flow(total=v1)
@@ -299,26 +298,11 @@ def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
     return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
 
 
-def live_production_ct(
-    production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
-) -> EimSection | None:
-    """The eim production section when its CT is measuring, else None."""
-    eim = production_json.production if production_json else None
-    if eim is None or eim.active_count <= 0 or eim.measurement_type not in (None, "production"):
-        return None
-    if any(m.measurement_type == "production" and not m.enabled for m in meters or ()):
-        return None
-    return eim
-
-
-def v1_stalled(
-    info: GatewayInfo | None, production_json: ProductionJson | None, meters: Iterable[MeterConfig] | None
-) -> bool:
+def v1_stalled(info: GatewayInfo | None, production_ct: EimSection | None) -> bool:
+    """/api/v1/production stalls on a metered gateway without a live production CT (``Readings.
+    production_ct``) from ``V1_STALLS_FROM``."""
     return (
-        info is not None
-        and bool(info.metered)
-        and info.version >= V1_STALLS_FROM
-        and live_production_ct(production_json, meters) is None
+        info is not None and bool(info.metered) and info.version >= V1_STALLS_FROM and production_ct is None
     )
 
 

@@ -15,9 +15,16 @@ Two layers live here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, TypeVar
 
 from envoy_exporter.snapshot.outcome import Outcome
+
+if TYPE_CHECKING:
+    from envoy_exporter.gateway.endpoints import Endpoint
+
+T = TypeVar("T")
 
 WH = 3600.0  # joules per watt-hour
 WRAP_J = float(2**32)  # the CT-less Envoy-S lifetime counter wraps at 2^32 J (1,193,046.47 Wh)
@@ -390,10 +397,11 @@ class HomeStatus:
 # One collection's parser results
 
 
-@dataclass
+@dataclass(frozen=True)
 class Readings:
     """What the endpoints answered in one collection (fetched or from the cache), one field per
-    endpoint, named by its key (``gateway.endpoints``); ``None``: not asked, or no usable answer."""
+    endpoint, named by its key (``gateway.endpoints``); ``None``: not asked, or no usable answer.
+    Frozen: the plan reads a view that no later answer changes."""
 
     info: GatewayInfo | None = None
     production_json: ProductionJson | None = None
@@ -413,6 +421,24 @@ class Readings:
     generator: Generator | None = None
     home: HomeStatus | None = None
 
+    @cached_property
+    def production_ct(self) -> EimSection | None:
+        """production.json's eim production section while its CT measures (activeCount > 0, and
+        no production meter that ``/ivp/meters`` calls disabled), else None. Whether the meter
+        can be the production source: decided once per view, read by the plan and the
+        assembler alike."""
+        eim = self.production_json.production if self.production_json else None
+        if eim is None or eim.active_count <= 0 or eim.measurement_type not in (None, "production"):
+            return None
+        if any(m.measurement_type == "production" and not m.enabled for m in self.meters or ()):
+            return None
+        return eim
+
+    def with_answer(self, endpoint: Endpoint[T], value: T) -> Readings:
+        """These readings and ``endpoint``'s parsed answer, in the field its key names (the
+        field's type is its parser's: tests/test_architecture.py)."""
+        return replace(self, **{endpoint.key: value})
+
 
 # --------------------------------------------------------------------------------------------
 # The snapshot
@@ -431,16 +457,18 @@ class EndpointResult:
     """How one endpoint fared in the collection that made a snapshot (see ``snapshot.outcome``)."""
 
     outcome: Outcome
-    detail: str | None = None  # a short cause for the log and the status page; never a secret
+    detail: str | None = None  # the cause in words, for the log and the status page; never a secret
     age_s: float = 0.0  # how long ago the gateway gave the answer (``CACHED`` ones)
+    url: str | None = None  # where the request went (or would have gone), for a failure
 
     @property
     def ok(self) -> bool:
         return self.outcome.ok
 
     def __str__(self) -> str:
-        """The outcome and its cause, as the log and the status page say it."""
-        return self.outcome.value + (f" ({self.detail})" if self.detail else "")
+        """The cause in words and where: "connection refused (http://192.0.2.5/info)"."""
+        cause = self.detail or self.outcome.words
+        return f"{cause} ({self.url})" if self.url else cause
 
 
 @dataclass(frozen=True)

@@ -50,12 +50,34 @@ class Outcome(Enum):
     def is_transient(self) -> bool:
         return self in _TRANSIENT
 
+    @property
+    def words(self) -> str:
+        """What it means for a person, where no detail says more."""
+        return _WORDS[self]
+
 
 _USABLE = frozenset({Outcome.OK, Outcome.CACHED})
 _NOT_ERRORS = _USABLE | {Outcome.UNSUPPORTED}
 _TRANSIENT = frozenset(
     {Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.HTTP_ERROR, Outcome.BAD_DATA, Outcome.TOO_LARGE}
 )
+
+
+_WORDS = {
+    Outcome.OK: "answered",
+    Outcome.CACHED: "answered earlier (cached)",
+    Outcome.UNSUPPORTED: "not on this gateway",
+    Outcome.UNAUTHORIZED: "credentials rejected",
+    Outcome.WITHHELD: "no usable credentials",
+    Outcome.TIMEOUT: "timed out",
+    Outcome.UNREACHABLE: "no connection",
+    Outcome.TLS: "TLS handshake failed",
+    Outcome.HTTP_ERROR: "the gateway answered with an error",
+    Outcome.BAD_DATA: "an answer that cannot be read",
+    Outcome.TOO_LARGE: "an answer over its size bound",
+    Outcome.CONFLICT: "its serial is already served by another gateway",
+    Outcome.INTERNAL: "an internal error of the exporter",
+}
 
 
 def http_outcome(status: int) -> Outcome:

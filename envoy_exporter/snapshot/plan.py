@@ -16,7 +16,7 @@ controller or Meter Collar, whose relay state, the grid-outage signal, only it c
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 
 from envoy_exporter.gateway.endpoints import (
     API_V1_INVERTERS,
@@ -38,64 +38,67 @@ from envoy_exporter.gateway.endpoints import (
     TARIFF,
     Endpoint,
 )
-from envoy_exporter.snapshot.assemble import API_V1, LEGACY, METER, Assembler, live_production_ct, v1_stalled
+from envoy_exporter.snapshot.assemble import API_V1, LEGACY, METER, Assembler, v1_stalled
 from envoy_exporter.snapshot.model import Ensemble, GatewayInfo, MeterConfig, ProductionJson, Readings
 
-# /ivp/pdm/device_data came with firmware 8.
-DEVICE_DATA_FROM = (8,)
-# Ensemble (Encharge, Enpower) needs firmware 5 or later; so does the battery profile.
-ENSEMBLE_FROM = (5,)
 # The cache family of production.json where it adds only energy figures (lifetime, today, seven
 # days) and the AC battery: see ``Plan.family``.
 ENERGY = "energy"
-# /home.json is JSON from firmware 4; the legacy Envoy's firmware 3 serves HTML pages.
-HOME_FROM = (4,)
 
 
 class Plan:
     """The data endpoints of one collection (``/info`` comes before, from the client)."""
 
     def __init__(
-        self, info: GatewayInfo, readings: Readings, assembler: Assembler, unsupported: Container[str]
+        self,
+        info: GatewayInfo,
+        view: Callable[[], Readings],
+        assembler: Assembler,
+        unsupported: Container[str],
     ) -> None:
         self._info = info
-        self._readings = readings
+        self._view = view  # the readings of the collection so far, frozen
         self._assembler = assembler
         self._unsupported = unsupported
 
+    @property
+    def _readings(self) -> Readings:
+        return self._view()
+
     def endpoints(self) -> Iterator[Endpoint]:
         """The endpoints worth asking, in order; each judged after the earlier ones were read."""
-        info, readings = self._info, self._readings
         # The meter configuration first: it decides which production.json URL is worth asking.
-        if info.metered is not False:
+        if self._info.metered is not False:
             yield METERS
         yield PRODUCTION_JSON
         if self.wants_v1_production():
             yield API_V1_PRODUCTION
         if self._wants_legacy_page():
             yield PRODUCTION_HTML
-        if info.version >= DEVICE_DATA_FROM:
+        if self._firmware_has(DEVICE_DATA):
             yield DEVICE_DATA
-        if readings.device_data is None:
+        if self._readings.device_data is None:
             yield API_V1_INVERTERS
-        if any(m.enabled for m in readings.meters or ()):
+        if any(m.enabled for m in self._readings.meters or ()):
             yield METER_READINGS
         yield INVENTORY
-        if info.version >= ENSEMBLE_FROM:
+        if self._firmware_has(ENSEMBLE_INVENTORY):
             yield ENSEMBLE_INVENTORY
         if self._has_batteries():
             yield ENSEMBLE_SECCTRL
-        if self._has_batteries():
             yield ENSEMBLE_POWER
         # The slow-cache settings last: a gateway that stops answering costs them first.
-        if info.version >= ENSEMBLE_FROM:
+        if self._firmware_has(TARIFF):
             yield TARIFF
-        if info.version >= HOME_FROM:
+        if self._firmware_has(HOME):
             yield HOME
         if self._has_controller():
             yield DRY_CONTACTS
             yield DRY_CONTACT_SETTINGS
             yield GENERATOR
+
+    def _firmware_has(self, endpoint: Endpoint) -> bool:
+        return self._info.version >= endpoint.since
 
     def wants_v1_production(self) -> bool:
         """``/api/v1/production`` is not worth asking while the CT is live (the meter wins), nor
@@ -104,13 +107,9 @@ class Plan:
         assembler, readings = self._assembler, self._readings
         if API_V1 in (assembler.source, assembler.candidate):
             return True
-        meters = readings.meters or ()
-        if live_production_ct(readings.production_json, meters) is not None and assembler.source in (
-            None,
-            METER,
-        ):
+        if readings.production_ct is not None and assembler.source in (None, METER):
             return False
-        return not assembler.v1_broken and not v1_stalled(self._info, readings.production_json, meters)
+        return not assembler.v1_broken and not v1_stalled(self._info, readings.production_ct)
 
     def _wants_legacy_page(self) -> bool:
         """The HTML page only where production.json is not JSON and /api/v1/production has
@@ -141,7 +140,7 @@ class Plan:
         if acb is not None and acb.active_count > 0:
             return False  # its power and state of charge are live figures
         meters = self._readings.meters or ()
-        if live_production_ct(production_json, meters) is not None:
+        if self._readings.production_ct is not None:
             return METER_READINGS.key not in self._unsupported and _ct_carries_powers(production_json, meters)
         return self._assembler.source == API_V1
 

@@ -43,7 +43,7 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,24rem),
 .gateway h2{font-size:1.15rem;margin:0;word-break:break-word}
 .state{font-weight:bold;font-size:.9rem;padding:.1rem .5rem;border-radius:1rem;white-space:nowrap}
 .state.up{background:#e3f4e3;color:#0a6b0a}.state.down{background:#fde8ea;color:#b00020}
-.state.unknown{background:#eee;color:#555}
+.state.unknown{background:#eee;color:#555}.state.partly{background:#fff3d6;color:#7a4b00}
 .meta{color:#555;font-size:.85rem;margin:.2rem 0 .7rem;word-break:break-word}
 .now{display:grid;grid-template-columns:repeat(auto-fit,minmax(6.5rem,1fr));gap:.5rem;margin:0 0 .6rem}
 .figure{background:#f7f8fa;border-radius:6px;padding:.4rem .5rem}
@@ -87,6 +87,8 @@ def render_landing(gateways: Sequence[GatewayStatus], telemetry_path: str, now: 
 
 def _card(gateway: GatewayStatus, now: float) -> str:
     state = {None: ("unknown", "not yet"), True: ("up", "up"), False: ("down", "down")}[gateway.up]
+    if gateway.up and gateway.problems:  # data comes, but not all of it: say so beside "up"
+        state = ("up partly", "up, with problems")
     parts = [
         f'<header><h2>{_esc(gateway.name)}</h2><span class="state {state[0]}">{state[1]}</span></header>',
         f'<p class="meta">{_meta(gateway)}</p>',
@@ -113,10 +115,10 @@ def _meta(gateway: GatewayStatus) -> str:
 
 
 def _figures(gateway: GatewayStatus) -> str:
-    figures = [
-        ("production", "Production", _power(gateway.production_w), None),
-        ("consumption", "Consumption", _power(gateway.consumption_w), None),
-    ]
+    figures = [("production", "Production", _power(gateway.production_w), None)]
+    if gateway.consumption_w is not None or gateway.up is None:
+        # Left out where no consumption CT measures it, rather than shown as missing.
+        figures.append(("consumption", "Consumption", _power(gateway.consumption_w), None))
     if gateway.net_w is not None:
         way = "importing" if gateway.net_w > 0 else "exporting"
         figures.append(("grid", "Grid", _power(abs(gateway.net_w)), way))
@@ -170,16 +172,19 @@ def _inverters(gateway: GatewayStatus) -> str:
 
 
 def _chart(points: Sequence[Point], now: float) -> str:
-    """Production and consumption over the last hour as two lines; the scale is the hour's peak."""
+    """Production and consumption as two lines, over the last hour or since the exporter's first
+    collection when that is more recent; the scale is the peak of what is drawn."""
     drawn = [p for p in points if p.production_w is not None or p.consumption_w is not None]
     if len(drawn) < 2:
         return '<p class="legend">The chart of the last hour fills in as the exporter collects.</p>'
+    start = max(now - SPAN_S, drawn[0].at)
+    span = max(now - start, 1.0)
     peak = max(max(p.production_w or 0.0, p.consumption_w or 0.0) for p in drawn) or 1.0
     width, height = 300.0, 80.0
 
     def line(values: list[tuple[float, float | None]], colour: str) -> str:
         xy = [
-            f"{(at - (now - SPAN_S)) / SPAN_S * width:.1f},{height - max(0.0, w) / peak * (height - 4):.1f}"
+            f"{(at - start) / span * width:.1f},{height - max(0.0, w) / peak * (height - 4):.1f}"
             for at, w in values
             if w is not None
         ]
@@ -190,19 +195,24 @@ def _chart(points: Sequence[Point], now: float) -> str:
             'vector-effect="non-scaling-stroke" stroke-linejoin="round"/>'
         )
 
+    lines = {
+        "production": line([(p.at, p.production_w) for p in drawn], _PRODUCTION_COLOUR),
+        "consumption": line([(p.at, p.consumption_w) for p in drawn], _CONSUMPTION_COLOUR),
+    }
+    colours = {"production": _PRODUCTION_COLOUR, "consumption": _CONSUMPTION_COLOUR}
     svg = (
         f'<svg class="chart" viewBox="0 0 {width:.0f} {height:.0f}" preserveAspectRatio="none" '
         'role="img" aria-label="Production and consumption over the last hour">'
-        + line([(p.at, p.production_w) for p in drawn], _PRODUCTION_COLOUR)
-        + line([(p.at, p.consumption_w) for p in drawn], _CONSUMPTION_COLOUR)
+        + "".join(lines.values())
         + "</svg>"
     )
-    legend = (
-        f'<p class="legend"><span class="key" style="background:{_PRODUCTION_COLOUR}"></span>production '
-        f'<span class="key" style="background:{_CONSUMPTION_COLOUR}"></span>consumption · '
-        f"last hour, top of the chart {_power(peak)}</p>"
+    keys = "".join(
+        f'<span class="key" style="background:{colours[name]}"></span>{name} '
+        for name, drawn_line in lines.items()
+        if drawn_line
     )
-    return svg + legend
+    when = "last hour" if span >= SPAN_S - 60 else f"last {_duration(span)}"
+    return svg + f'<p class="legend">{keys}· {when}, top of the chart {_power(peak)}</p>'
 
 
 def _problem(problem: Problem) -> str:

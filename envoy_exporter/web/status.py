@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from envoy_exporter.fleet.registry import Fleet
+from envoy_exporter.gateway.endpoints import BY_KEY
 from envoy_exporter.snapshot.history import Point, PowerHistory
 from envoy_exporter.snapshot.model import EndpointResult, InverterReading, Latest, Reading, Snapshot
+from envoy_exporter.snapshot.outcome import Outcome
 
 # A microinverter is silent when its last report is this much older than its newest peer's:
 # the gateway polls them every 5 minutes, and at night all of them stop together.
@@ -89,7 +92,7 @@ def gateway_status(client: Client, now: float) -> GatewayStatus:
         up=latest.fresh,
         data_age=max(0.0, now - snapshot.collected_at) if has_data else None,
         token_expiry=token_expiry,
-        problems=_problems(snapshot.endpoints),
+        problems=_problems(snapshot.endpoints, rejected),
         production_w=_power(snapshot.production.total.power_w) if snapshot.production else None,
         consumption_w=snapshot.consumption_total.total.power_w if snapshot.consumption_total else None,
         net_w=snapshot.consumption_net.total.power_w if snapshot.consumption_net else None,
@@ -102,14 +105,76 @@ def gateway_status(client: Client, now: float) -> GatewayStatus:
     )
 
 
-def _problems(endpoints: dict[str, EndpointResult]) -> tuple[Problem, ...]:
-    """Each distinct failure once: endpoints that failed alike are one problem (a missing token
-    costs every protected endpoint)."""
-    failures: dict[str, list[str]] = {}
-    for key, result in sorted(endpoints.items()):
+def _problems(endpoints: dict[str, EndpointResult], rejected: set[str]) -> tuple[Problem, ...]:
+    """Each distinct failure once, in words: the endpoints it costs, the cause, where the
+    request went, and what to do. Endpoints that failed alike are one problem (a refused password
+    costs every protected endpoint; a gateway that does not answer, all of them)."""
+    causes: dict[str, list[tuple[str, EndpointResult]]] = {}
+    for key, result in endpoints.items():
         if result.outcome.is_error:
-            failures.setdefault(str(result), []).append(key)
-    return tuple(Problem(f"{', '.join(keys)}: {what}") for what, keys in failures.items())
+            causes.setdefault(result.detail or result.outcome.words, []).append((key, result))
+    problems = []
+    for cause, failed in causes.items():
+        names = _names([_title(key) for key, _ in failed])
+        urls = {result.url for _, result in failed if result.url}
+        where = urls.pop() if len(urls) == 1 else _site(next(iter(urls))) if urls else None
+        what = f"{names}: {cause}" + (f" ({where})" if where else "")
+        problems.append(Problem(what, _advice(failed[0][1].outcome, rejected)))
+    return tuple(problems)
+
+
+def _names(titles: list[str]) -> str:
+    """ "inverter list, CT meter settings", or "inverter list, CT meter settings and 5 more"."""
+    if len(titles) <= 3:
+        return ", ".join(titles)
+    return f"{titles[0]}, {titles[1]} and {len(titles) - 2} more"
+
+
+def _title(key: str) -> str:
+    endpoint = BY_KEY.get(key)
+    return endpoint.title if endpoint is not None else key
+
+
+def _site(url: str) -> str:
+    """``https://192.0.2.5/ivp/meters`` -> ``https://192.0.2.5``: where several requests went."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+_ADVICE = {
+    "password": (
+        "Set username and password for this gateway in the configuration: before firmware 7 the "
+        "default is user envoy with the last six digits of the gateway's serial; user installer "
+        "gets the password generated from the serial when none is given."
+    ),
+    "token": (
+        "Give a new token (token or token_file; the exporter reads a changed token_file by itself), "
+        "or set enlighten_username and enlighten_password so that the exporter fetches and renews it."
+    ),
+    "enlighten": (
+        "Check enlighten_username and enlighten_password: log in at enlighten.enphaseenergy.com to test them."
+    ),
+}
+_TLS_ADVICE = (
+    "The gateway's certificate is not trusted: set tls.ca_file to it (and tls.server_name to the "
+    "name it carries), or leave tls.verify at its default, false, for this gateway."
+)
+_NO_ANSWER_ADVICE = (
+    "Check that the gateway is on and on the network at this address, and reachable from this machine "
+    "(a fixed DHCP lease keeps its address from changing)."
+)
+
+
+def _advice(outcome: Outcome, rejected: set[str]) -> str | None:
+    if outcome in (Outcome.TIMEOUT, Outcome.UNREACHABLE):
+        return _NO_ANSWER_ADVICE
+    if outcome is Outcome.TLS:
+        return _TLS_ADVICE
+    if outcome in (Outcome.UNAUTHORIZED, Outcome.WITHHELD):
+        return (
+            " ".join(_ADVICE[credential] for credential in sorted(rejected) if credential in _ADVICE) or None
+        )
+    return None
 
 
 def _power(watts: float | None) -> float | None:

@@ -14,9 +14,10 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.auth.token import token_claims
@@ -43,20 +44,26 @@ class EnlightenError(Exception):
 
 def plain_http_refusal(key: str, url: str) -> str | None:
     """Why ``url`` may not carry the cloud password, or None: plain http is refused, except to a
-    loopback host (a stand-in on the same machine, as tests use)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
+    loopback host (a stand-in on the same machine, as tests use). The URL is read by urllib3's
+    parser, as requests reads it to connect: Python's ``urlsplit`` takes the host of
+    ``http://a.example\\@127.0.0.1/`` for loopback, requests connects to a.example."""
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        return f"{key} is not a URL requests can use"
+    scheme, host = (parts.scheme or "").lower(), (parts.host or "").lower()
+    if scheme == "https":
         return None
-    if parts.scheme == "http" and _loopback(parts.hostname or ""):
+    if scheme == "http" and _loopback(host):
         return None
-    return f"{key} must be https (the Enlighten password would travel in clear): {parts.scheme}://{parts.hostname}"
+    return f"{key} must be https (the Enlighten password would travel in clear): {scheme}://{host}"
 
 
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

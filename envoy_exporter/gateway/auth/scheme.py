@@ -31,9 +31,9 @@ from requests.auth import HTTPDigestAuth
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.backoff import Backoff
-from envoy_exporter.gateway.auth.serial_claims import CLAIMS, SerialClaims
+from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
-from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
+from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS, Endpoint
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome
@@ -83,7 +83,8 @@ def installer_password(serial: str, username: str = "installer", realm: str = RE
 class Auth:
     """Picks the scheme from ``/info`` and supplies the credentials each request needs.
 
-    Called by ``Transport`` with its lock held, so one gateway's auth work never runs twice at once.
+    One owner: only the gateway's worker calls it (through the client and its ``Transport``), so
+    one gateway's auth work never runs twice at once; see "Threads" in docs/ARCHITECTURE.md.
     ``last_error`` says in plain words why the gateway cannot be authenticated, or is None.
     """
 
@@ -95,7 +96,7 @@ class Auth:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        claims: SerialClaims = CLAIMS,
+        claims: SerialClaims | None = None,
         accounts: EnlightenAccounts | None = None,
     ) -> None:
         self._settings = settings
@@ -105,7 +106,7 @@ class Auth:
         self._record = record
         self._clock = clock
         self._wall = wall
-        self._claims = claims
+        self._claims = claims if claims is not None else SerialClaims()
         self.scheme = "none"
         self._error: str | None = None  # why no scheme could be chosen
         self._configured: tuple[str | None, bool, str] | None = None
@@ -138,6 +139,17 @@ class Auth:
         if self.scheme != "token" or self._tokens is None:
             return None
         return self._tokens.expiry
+
+    @property
+    def bearer(self) -> bool:
+        """Requests carry a bearer token (firmware 7 on), which never goes over a plain-http
+        fallback the user did not ask for."""
+        return self.scheme == "token"
+
+    def protects(self, endpoint: Endpoint) -> bool:
+        """Does ``endpoint`` need this gateway's credentials? Every one but ``/info`` from
+        firmware 7, the digest-protected ones before."""
+        return self.bearer or endpoint.digest
 
     # ----------------------------------------------------------------------------------------
     # The interface Transport and the client use
@@ -254,7 +266,7 @@ class Auth:
     def digest_rejected(self) -> str:
         """The gateway answered 401 to the digest credentials on an endpoint they should open:
         back off, and say which user was rejected."""
-        reason = f"the gateway rejected the digest credentials of user {self._settings.username or 'envoy'!r}"
+        reason = f"password rejected for user {self._settings.username or 'envoy'}"
         self._digest_backoff.fail(reason, logging.ERROR)
         return reason
 

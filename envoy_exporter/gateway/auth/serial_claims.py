@@ -8,11 +8,14 @@ here, with a rank: the serial configured for it (2), a configured gateway report
 gateway found by discovery (0). A claim stands against every claim of a lower rank from another
 host, and two of the same rank stand against each other: while they do, neither gets a shared
 token. The user's word settles it, and a network announcement never outranks the configuration.
+
+The exporter makes one ``SerialClaims`` and gives it to every gateway client, as it does its
+``EnlightenAccounts``; a client made alone has its own. A closed client releases its claim; one
+dropped without closing stops counting once it is garbage (a weak reference).
 """
 
 from __future__ import annotations
 
-import gc
 import threading
 import weakref
 from dataclasses import dataclass
@@ -27,13 +30,12 @@ class _Claim:
     owner: weakref.ref[object]
     host: str
     rank: int
-    collected: bool = False  # a garbage collection was done before this claim was held against another
 
 
 class SerialClaims:
     def __init__(self) -> None:
-        # Re-entrant: the garbage collection below may finalise objects that release a claim.
-        self._lock = threading.RLock()
+        # The clients of several gateways claim from their own workers.
+        self._lock = threading.Lock()
         self._claims: dict[str, dict[int, _Claim]] = {}
 
     def claim(self, serial: str, owner: object, host: str, *, rank: int) -> None:
@@ -51,12 +53,6 @@ class SerialClaims:
         or None when ``owner`` may use shared tokens for it."""
         with self._lock:
             rivals = self._rivals(serial, owner)
-            if rivals and not all(c.collected for c in rivals):
-                # A client nobody holds any more may linger in a reference cycle: it is no rival.
-                for c in rivals:
-                    c.collected = True
-                gc.collect()
-                rivals = self._rivals(serial, owner)
             return rivals[0].host if rivals else None
 
     def _rivals(self, serial: str, owner: object) -> list[_Claim]:
@@ -73,7 +69,3 @@ class SerialClaims:
     def _drop(self, owner: object) -> None:
         for claims in self._claims.values():
             claims.pop(id(owner), None)
-
-
-# One registry for the process: the gateways of one exporter share it.
-CLAIMS = SerialClaims()

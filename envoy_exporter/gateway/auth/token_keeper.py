@@ -31,6 +31,7 @@ from envoy_exporter.gateway.auth.serial_claims import CONFIGURED, DISCOVERED, SE
 from envoy_exporter.gateway.auth.token import Token
 from envoy_exporter.gateway.auth.token_cache import TokenCache
 from envoy_exporter.gateway.net.errors import failure_code, failure_reason
+from envoy_exporter.state import read_regular_file
 
 log = logging.getLogger("envoy_exporter.gateway.auth")
 
@@ -226,7 +227,7 @@ class TokenKeeper:
             return
         self._file_stamp = stamp
         try:
-            value = path.read_text(encoding="utf-8").strip()
+            value = read_regular_file(path).decode("utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             self._file_failed(f"cannot read the token file {path}: {_why(exc)}")
             return

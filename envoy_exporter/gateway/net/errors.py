@@ -28,7 +28,7 @@ class TransportError(Exception):
     ``status`` where the gateway answered at all."""
 
     def __init__(self, outcome: Outcome, detail: str | None = None, status: int | None = None) -> None:
-        super().__init__(outcome.value if detail is None else f"{outcome.value} ({detail})")
+        super().__init__(detail or outcome.words)
         self.outcome = outcome
         self.detail = detail
         self.status = status
@@ -52,7 +52,7 @@ def failure_outcome(exc: BaseException) -> Outcome:
         return Outcome.TOO_LARGE
     if isinstance(exc, ContentDecodingError):
         return Outcome.BAD_DATA
-    if _find(exc, ssl.SSLError) is not None:
+    if _find(exc, ssl.SSLError) is not None or _not_the_pinned_certificate(exc):
         return Outcome.TLS
     return Outcome.UNREACHABLE
 
@@ -65,6 +65,8 @@ def failure_reason(exc: BaseException, timeout: float | None = None) -> str:
     if verification is not None:
         why = verification.verify_message or verification.reason or "it is not trusted"
         return f"certificate rejected because of {_article(why)}"
+    if _not_the_pinned_certificate(exc):
+        return "certificate rejected: it is not the one this gateway showed when it was first found"
     if failure_code(exc) == "timeout":
         return "timed out" if timeout is None else f"timed out after {timeout:.3g} s"
     if isinstance(exc, ResponseTooLarge | ContentDecodingError):
@@ -90,6 +92,13 @@ _CAUSES: tuple[tuple[type[BaseException], str], ...] = (
     (http.client.RemoteDisconnected, "the gateway closed the connection"),
     (urllib3.exceptions.ProtocolError, "the gateway closed the connection"),
 )
+
+
+def _not_the_pinned_certificate(exc: BaseException) -> bool:
+    """urllib3 checked the certificate against the pinned fingerprint (``TLSSettings``), and it
+    was another: its own SSLError, not the ssl module's."""
+    mismatch = _find(exc, urllib3.exceptions.SSLError)
+    return mismatch is not None and "Fingerprints did not match" in str(mismatch)
 
 
 def _article(text: str) -> str:

@@ -221,6 +221,15 @@ class _Pool(HTTPConnectionPool):
 class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
+    def _validate_conn(self, conn: Any) -> None:
+        """urllib3's, without its InsecureRequestWarning on every request to an unverified
+        host: what a gateway's certificate is checked against is its TLS context's business,
+        set per gateway (``tls``); the self-signed one accepted by default is a documented
+        choice, not an oversight. (A warnings filter would silence every library of the process.)"""
+        HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
 
 # --------------------------------------------------------------------------------------------
 # Reading a body within the bound
@@ -292,16 +301,19 @@ def _mib(n: int) -> str:
 
 class BoundedAdapter(HTTPAdapter):
     """See the module docstring. ``server_name`` is the name the certificate is checked against
-    and sent as SNI, instead of the URL's host."""
+    and sent as SNI, instead of the URL's host. ``fingerprint``: the SHA-256 the peer's
+    certificate must have, checked on every connection before anything is sent on it."""
 
     def __init__(
         self,
         context: ssl.SSLContext,
         server_name: str | None = None,
         max_body: int = MAX_BODY,
+        fingerprint: str | None = None,
     ) -> None:
         self._context = context
         self._server_name = server_name
+        self._fingerprint = fingerprint
         self.max_body = max_body
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
 
@@ -311,6 +323,8 @@ class BoundedAdapter(HTTPAdapter):
         pool_kwargs["ssl_context"] = self._context
         if self._server_name:
             pool_kwargs["server_hostname"] = self._server_name
+        if self._fingerprint:
+            pool_kwargs["assert_fingerprint"] = self._fingerprint
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
 
@@ -376,6 +390,7 @@ def bounded_session(
     context: ssl.SSLContext,
     server_name: str | None = None,
     max_body: int = MAX_BODY,
+    fingerprint: str | None = None,
 ) -> requests.Session:
     """A session for one peer: bounded answers and requests, TLS from ``context``, nothing from
     the environment (no proxy, no ~/.netrc, no REQUESTS_CA_BUNDLE). Every request needs a
@@ -383,7 +398,7 @@ def bounded_session(
     session = requests.Session()
     session.trust_env = False
     session.headers["Accept-Encoding"] = ACCEPT_ENCODING
-    adapter = BoundedAdapter(context, server_name, max_body)
+    adapter = BoundedAdapter(context, server_name, max_body, fingerprint)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session

@@ -21,7 +21,6 @@ import logging
 import ssl
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,9 +29,8 @@ import requests
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_auth_from_url
-from urllib3.exceptions import InsecureRequestWarning
 
-from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.config.settings import UNPROVEN, GatewaySettings
 from envoy_exporter.gateway.endpoints import INFO, max_bytes
 from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_outcome, failure_reason
 from envoy_exporter.gateway.net.http import (
@@ -103,7 +101,8 @@ class Transport:
         self._record = record
         self._clock = clock
         tls = settings.tls
-        verifies = tls.verify or tls.ca_file is not None
+        pinned = tls.fingerprint is not None and tls.fingerprint != UNPROVEN
+        verifies = tls.verify or tls.ca_file is not None or pinned
         # Who asks for verification wants https: a certificate failure must not end up on plain http.
         self._candidates = list(base_urls(settings.host, plain_fallback=not verifies))
         self._base: str | None = self._candidates[0] if len(self._candidates) == 1 else None
@@ -118,21 +117,22 @@ class Transport:
             context = trust_nothing()
         # The gateway is on the LAN: no proxy from the environment, no ~/.netrc credentials, and
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
-        self._session = bounded_session(context, tls.server_name)
+        self._session = bounded_session(context, tls.server_name, fingerprint=tls.fingerprint)
         self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
         self._headers = CaseInsensitiveDict(self._session.headers)
         for header in self._headers.items():
             check_header_validity(header)
         self._urls: dict[str, tuple[str, Any]] = {}  # prepared once per path: a gateway has a dozen
-        if not verifies:
-            # Not verifying the gateway's self-signed certificate is the documented default; a
-            # warning per request would drown the log.
-            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
     @property
     def base_url(self) -> str | None:
         """The base URL that answered last, or None while none has."""
         return self._base
+
+    def url(self, path: str) -> str:
+        """Where a request for ``path`` goes (the first tried, while no base URL answered), for
+        the words of a failure."""
+        return (self._base or self._candidates[0]) + path
 
     def get(self, endpoint_key: str, path: str, timeout: float | None = None) -> GatewayResponse:
         """GET ``path``; a 2xx answer, else ``TransportError``."""
@@ -145,7 +145,9 @@ class Transport:
                 base, response = self._send(endpoint_key, path, timeout)
         outcome = http_outcome(response.status)
         if outcome is not Outcome.OK:
-            raise TransportError(outcome, f"HTTP {response.status}", status=response.status)
+            raise TransportError(
+                outcome, f"the gateway answered HTTP {response.status}", status=response.status
+            )
         return response
 
     def close(self) -> None:
@@ -274,7 +276,7 @@ class Transport:
         # Cookies learnt over https are kept for https, as if the gateway had marked them Secure.
         for cookie in self._session.cookies:
             cookie.secure = True
-        if endpoint_key != INFO.key and self._auth.scheme == "token":
+        if endpoint_key != INFO.key and self._auth.bearer:
             raise TransportError(
                 Outcome.WITHHELD,
                 "the gateway answers over plain http only, and the token is not sent over plain "

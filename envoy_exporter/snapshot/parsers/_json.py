@@ -85,6 +85,16 @@ def as_float(value: Any, what: str) -> float | None:
     return result
 
 
+def as_percent(value: Any, what: str) -> float | None:
+    """A setting in percent (0-100) as a 0-1 ratio; a value outside 0-100 is not a setting."""
+    percent = as_float(value, what)
+    if percent is None:
+        return None
+    if not 0.0 <= percent <= 100.0:
+        raise ParseError(f"{what}: {percent} is not a percentage")
+    return percent / 100.0
+
+
 def as_int(value: Any, what: str) -> int | None:
     """An integer; a float is accepted only when it is integral (some firmware writes 3.0)."""
     number = as_float(value, what)

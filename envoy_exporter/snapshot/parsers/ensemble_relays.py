@@ -11,7 +11,7 @@ from envoy_exporter.snapshot.model import DryContact, DryContactSetting, Generat
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers._json import (
     as_bool,
-    as_float,
+    as_percent,
     as_str,
     expect_dict,
     expect_list,
@@ -61,19 +61,10 @@ def parse_dry_contact_settings(body: bytes) -> tuple[DryContactSetting, ...]:
             contact=contact,
             kind=kind.lower() if kind else None,
             mode=mode.lower() if mode else None,
-            soc_low_ratio=_percent(entry.get("soc_low"), f"{contact}.soc_low"),
-            soc_high_ratio=_percent(entry.get("soc_high"), f"{contact}.soc_high"),
+            soc_low_ratio=as_percent(entry.get("soc_low"), f"{contact}.soc_low"),
+            soc_high_ratio=as_percent(entry.get("soc_high"), f"{contact}.soc_high"),
         )
     return tuple(settings.values())
-
-
-def _percent(value: object, what: str) -> float | None:
-    percent = as_float(value, what)
-    if percent is None:
-        return None
-    if not 0.0 <= percent <= 100.0:
-        raise ParseError(f"{what}: {percent} is not a percentage")
-    return percent / 100.0
 
 
 def parse_generator(body: bytes) -> Generator:

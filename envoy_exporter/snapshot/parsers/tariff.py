@@ -29,6 +29,7 @@ from envoy_exporter.snapshot.parsers._json import (
     as_bool,
     as_float,
     as_int,
+    as_percent,
     as_str,
     expect_dict,
     expect_list,
@@ -58,19 +59,10 @@ def _storage(settings: Any) -> StorageSettings:
     mode = as_str(settings.get("mode"), "storage_settings.mode") or None
     return StorageSettings(
         mode=_MODE_NAMES.get(mode, mode) if mode else None,
-        reserve_ratio=_ratio(settings, "reserved_soc"),
-        very_low_ratio=_ratio(settings, "very_low_soc"),
+        reserve_ratio=as_percent(settings.get("reserved_soc"), "storage_settings.reserved_soc"),
+        very_low_ratio=as_percent(settings.get("very_low_soc"), "storage_settings.very_low_soc"),
         charge_from_grid=as_bool(settings.get("charge_from_grid"), "storage_settings.charge_from_grid"),
     )
-
-
-def _ratio(settings: dict[str, Any], key: str) -> float | None:
-    percent = as_float(settings.get(key), f"storage_settings.{key}")
-    if percent is None:
-        return None
-    if not 0.0 <= percent <= 100.0:
-        raise ParseError(f"storage_settings.{key}: {percent} is not a percentage")
-    return percent / 100.0
 
 
 # --------------------------------------------------------------------------------------------
