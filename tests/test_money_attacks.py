@@ -11,7 +11,7 @@ import pytest
 
 from envoy_exporter.snapshot.model import DayType, RatePeriod, Rates, Season, Tariff
 from envoy_exporter.snapshot.money import MoneyKeeper, state_path
-from tests.test_money import GATEWAY, T0, money, snapshot
+from tests.test_money import T0, money, snapshot
 
 NO_EXPORT_RATE = Tariff("USD", buy=Rates(flat=0.30), sell=Rates())
 
@@ -57,10 +57,8 @@ def test_a_day_without_a_rate_is_not_billed_on_the_next_day_that_has_one() -> No
 @pytest.mark.parametrize("total", ['"5"', "NaN", "-1", "1e400", "true"])
 def test_a_state_with_unusable_totals_starts_from_zero_and_is_kept_aside(tmp_path: Path, total: str) -> None:
     path = state_path(tmp_path, "roof")
-    path.write_text(
-        '{"version":1,"import":{"priced_j":1000,"totals":{"USD":%s}},"export":{"priced_j":null,"totals":{}}}'
-        % total
-    )
+    imported = '{"priced_j":1000,"totals":{"USD":' + total + "}}"
+    path.write_text('{"version":1,"import":' + imported + ',"export":{"priced_j":null,"totals":{}}}')
     keeper = MoneyKeeper(path)
     assert money(keeper, snapshot(5000.0)).import_cost == 0.0
     assert any(p.name.startswith("money-roof.json.bad-") for p in tmp_path.iterdir())
