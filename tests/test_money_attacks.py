@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from test_money import T0, money, snapshot
 
 from envoy_exporter.snapshot.model import DayType, RatePeriod, Rates, Season, Tariff
 from envoy_exporter.snapshot.money import MoneyKeeper, state_path
-from tests.test_money import T0, money, snapshot
 
 NO_EXPORT_RATE = Tariff("USD", buy=Rates(flat=0.30), sell=Rates())
 
