@@ -209,6 +209,15 @@ def test_without_two_points_the_chart_says_it_fills_in():
     assert "<svg" not in page and "fills in as the exporter collects" in page
 
 
+def test_a_gateway_up_with_problems_says_so_beside_up():
+    problem = Problem("inverter list: password rejected for user envoy (http://192.0.2.10)")
+    fine = GatewayStatus("fine", None, None, True, 1.0, None)
+    partly = GatewayStatus("partly", None, None, True, 1.0, None, (problem,))
+    page = render_landing([fine, partly], "/metrics", NOW)
+    assert '<span class="state up">up</span>' in page
+    assert '<span class="state up partly">up, with problems</span>' in page
+
+
 def test_the_page_escapes_and_links():
     statuses = [
         GatewayStatus("home", "999012345678", "D8.2.4345", True, 2.0, NOW + 30 * 86400),
@@ -298,7 +307,8 @@ def test_the_cards_in_the_browser_dom(served, tmp_path):
     cards = re.findall(r'<section class="gateway[^"]*" id="gw-[^"]*">(.*?)</section>', proc.stdout, re.S)
     assert len(cards) == 2, proc.stderr[-2000:]
     home, barn = cards
-    for shown in ("home", "999012345678", "D8.2.4345", ">up<", "3.00 kW", "1.20 kW", "2 of 2 reporting"):
+    shown_in_home = ("home", "999012345678", "D8.2.4345", ">up, with problems<", "3.00 kW", "1.20 kW")
+    for shown in (*shown_in_home, "2 of 2 reporting"):
         assert shown in home
     assert "/probe?target=home" in home and "/capture?target=home" in home and "<polyline" in home
     assert "barn &amp; &lt;b&gt;shed&lt;/b&gt;" in barn and ">down<" in barn and "token rejected" in barn

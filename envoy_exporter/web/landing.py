@@ -43,7 +43,7 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,24rem),
 .gateway h2{font-size:1.15rem;margin:0;word-break:break-word}
 .state{font-weight:bold;font-size:.9rem;padding:.1rem .5rem;border-radius:1rem;white-space:nowrap}
 .state.up{background:#e3f4e3;color:#0a6b0a}.state.down{background:#fde8ea;color:#b00020}
-.state.unknown{background:#eee;color:#555}
+.state.unknown{background:#eee;color:#555}.state.partly{background:#fff3d6;color:#7a4b00}
 .meta{color:#555;font-size:.85rem;margin:.2rem 0 .7rem;word-break:break-word}
 .now{display:grid;grid-template-columns:repeat(auto-fit,minmax(6.5rem,1fr));gap:.5rem;margin:0 0 .6rem}
 .figure{background:#f7f8fa;border-radius:6px;padding:.4rem .5rem}
@@ -87,6 +87,8 @@ def render_landing(gateways: Sequence[GatewayStatus], telemetry_path: str, now: 
 
 def _card(gateway: GatewayStatus, now: float) -> str:
     state = {None: ("unknown", "not yet"), True: ("up", "up"), False: ("down", "down")}[gateway.up]
+    if gateway.up and gateway.problems:  # data comes, but not all of it: say so beside "up"
+        state = ("up partly", "up, with problems")
     parts = [
         f'<header><h2>{_esc(gateway.name)}</h2><span class="state {state[0]}">{state[1]}</span></header>',
         f'<p class="meta">{_meta(gateway)}</p>',
