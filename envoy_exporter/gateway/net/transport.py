@@ -276,7 +276,7 @@ class Transport:
         # Cookies learnt over https are kept for https, as if the gateway had marked them Secure.
         for cookie in self._session.cookies:
             cookie.secure = True
-        if endpoint_key != INFO.key and self._auth.scheme == "token":
+        if endpoint_key != INFO.key and self._auth.bearer:
             raise TransportError(
                 Outcome.WITHHELD,
                 "the gateway answers over plain http only, and the token is not sent over plain "
