@@ -22,6 +22,7 @@ from requests.auth import HTTPDigestAuth
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.auth.backoff import BACKOFF_MAX_S
 from envoy_exporter.gateway.auth.scheme import REALM, Auth, CredentialsWithheld, installer_password
+from envoy_exporter.gateway.endpoints import METERS, PRODUCTION_JSON
 from envoy_exporter.gateway.net.transport import Transport, TransportError
 from envoy_exporter.logs import redact
 from envoy_exporter.snapshot.model import GatewayInfo
@@ -692,3 +693,11 @@ def test_digest_against_the_fake_legacy_gateway():
         transport.close()
     finally:
         gateway.stop()
+
+
+def test_what_needs_credentials_is_the_auths_to_say() -> None:
+    """The client and the transport ask ``protects`` and ``bearer``; neither compares scheme names."""
+    digest, *_ = make_auth(gateway_settings(), info=INFO_LEGACY)
+    assert digest.protects(METERS) and not digest.protects(PRODUCTION_JSON) and not digest.bearer
+    token, *_ = make_auth(gateway_settings(token=Secret(make_token())))
+    assert token.protects(METERS) and token.protects(PRODUCTION_JSON) and token.bearer

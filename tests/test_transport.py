@@ -8,12 +8,14 @@ import socket
 import ssl
 import threading
 import time
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import SHARED_FIXTURES, Recorder, load_fake_gateway, needs_shared
+from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.config.settings import GatewaySettings, Secret, TLSSettings
 from envoy_exporter.gateway.auth.scheme import Auth
@@ -421,3 +423,22 @@ def test_self_signed_gateway_is_accepted_only_for_the_gateway():
         assert strict_record.calls == [("info", "error")]
     finally:
         gateway.stop()
+
+
+@pytest.mark.e2e
+@needs_shared
+def test_a_self_signed_gateway_costs_no_warning_and_no_process_wide_filter():
+    fake = load_fake_gateway()
+    gateway = fake.Gateway(SHARED_FIXTURES / "7.6.175_standard")
+    port = gateway.start(tls=True)
+    filters = list(warnings.filters)
+    try:
+        transport, _ = make_transport(f"127.0.0.1:{port}", timeout=5.0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert b"<sn>122302045041</sn>" in transport.get("info", "/info").body
+        transport.close()
+    finally:
+        gateway.stop()
+    assert [w for w in caught if issubclass(w.category, InsecureRequestWarning)] == []
+    assert warnings.filters == filters

@@ -574,7 +574,7 @@ class GatewayClient:
         self._note_answer(run, outcome.result)
         if outcome.result.ok:
             run.fetched += 1
-            if endpoint is not INFO and self._protected(endpoint):
+            if endpoint is not INFO and self._auth.protects(endpoint):
                 run.authorized = True
                 self._auth.accepted()
         return outcome
@@ -589,9 +589,6 @@ class GatewayClient:
         elif result.outcome is not Outcome.WITHHELD:
             run.silent = 0
             run.answered = True
-
-    def _protected(self, endpoint: Endpoint) -> bool:
-        return self._auth.scheme == "token" or endpoint.digest
 
     def _failed(self, run: _Collection, endpoint: Endpoint, result: EndpointResult) -> None:
         if result.outcome is Outcome.UNSUPPORTED:

@@ -33,7 +33,7 @@ from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.backoff import Backoff
 from envoy_exporter.gateway.auth.serial_claims import SerialClaims
 from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
-from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS
+from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS, Endpoint
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome
@@ -83,7 +83,8 @@ def installer_password(serial: str, username: str = "installer", realm: str = RE
 class Auth:
     """Picks the scheme from ``/info`` and supplies the credentials each request needs.
 
-    Called by ``Transport`` with its lock held, so one gateway's auth work never runs twice at once.
+    One owner: only the gateway's worker calls it (through the client and its ``Transport``), so
+    one gateway's auth work never runs twice at once; see "Threads" in docs/ARCHITECTURE.md.
     ``last_error`` says in plain words why the gateway cannot be authenticated, or is None.
     """
 
@@ -138,6 +139,17 @@ class Auth:
         if self.scheme != "token" or self._tokens is None:
             return None
         return self._tokens.expiry
+
+    @property
+    def bearer(self) -> bool:
+        """Requests carry a bearer token (firmware 7 on), which never goes over a plain-http
+        fallback the user did not ask for."""
+        return self.scheme == "token"
+
+    def protects(self, endpoint: Endpoint) -> bool:
+        """Does ``endpoint`` need this gateway's credentials? Every one but ``/info`` from
+        firmware 7, the digest-protected ones before."""
+        return self.bearer or endpoint.digest
 
     # ----------------------------------------------------------------------------------------
     # The interface Transport and the client use

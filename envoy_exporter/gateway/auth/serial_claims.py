@@ -10,12 +10,12 @@ host, and two of the same rank stand against each other: while they do, neither 
 token. The user's word settles it, and a network announcement never outranks the configuration.
 
 The exporter makes one ``SerialClaims`` and gives it to every gateway client, as it does its
-``EnlightenAccounts``; a client made alone has its own.
+``EnlightenAccounts``; a client made alone has its own. A closed client releases its claim; one
+dropped without closing stops counting once it is garbage (a weak reference).
 """
 
 from __future__ import annotations
 
-import gc
 import threading
 import weakref
 from dataclasses import dataclass
@@ -30,13 +30,12 @@ class _Claim:
     owner: weakref.ref[object]
     host: str
     rank: int
-    collected: bool = False  # a garbage collection was done before this claim was held against another
 
 
 class SerialClaims:
     def __init__(self) -> None:
-        # Re-entrant: the garbage collection below may finalise objects that release a claim.
-        self._lock = threading.RLock()
+        # The clients of several gateways claim from their own workers.
+        self._lock = threading.Lock()
         self._claims: dict[str, dict[int, _Claim]] = {}
 
     def claim(self, serial: str, owner: object, host: str, *, rank: int) -> None:
@@ -54,12 +53,6 @@ class SerialClaims:
         or None when ``owner`` may use shared tokens for it."""
         with self._lock:
             rivals = self._rivals(serial, owner)
-            if rivals and not all(c.collected for c in rivals):
-                # A client nobody holds any more may linger in a reference cycle: it is no rival.
-                for c in rivals:
-                    c.collected = True
-                gc.collect()
-                rivals = self._rivals(serial, owner)
             return rivals[0].host if rivals else None
 
     def _rivals(self, serial: str, owner: object) -> list[_Claim]:

@@ -221,6 +221,15 @@ class _Pool(HTTPConnectionPool):
 class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
+    def _validate_conn(self, conn: Any) -> None:
+        """urllib3's, without its InsecureRequestWarning on every request to an unverified
+        host: what a gateway's certificate is checked against is its TLS context's business,
+        set per gateway (``tls``); the self-signed one accepted by default is a documented
+        choice, not an oversight. (A warnings filter would silence every library of the process.)"""
+        HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
 
 # --------------------------------------------------------------------------------------------
 # Reading a body within the bound

@@ -21,7 +21,6 @@ import logging
 import ssl
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,6 @@ import requests
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_auth_from_url
-from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.config.settings import UNPROVEN, GatewaySettings
 from envoy_exporter.gateway.endpoints import INFO, max_bytes
@@ -125,10 +123,6 @@ class Transport:
         for header in self._headers.items():
             check_header_validity(header)
         self._urls: dict[str, tuple[str, Any]] = {}  # prepared once per path: a gateway has a dozen
-        if not verifies:
-            # Not verifying the gateway's self-signed certificate is the documented default; a
-            # warning per request would drown the log.
-            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
     @property
     def base_url(self) -> str | None:
@@ -282,7 +276,7 @@ class Transport:
         # Cookies learnt over https are kept for https, as if the gateway had marked them Secure.
         for cookie in self._session.cookies:
             cookie.secure = True
-        if endpoint_key != INFO.key and self._auth.scheme == "token":
+        if endpoint_key != INFO.key and self._auth.bearer:
             raise TransportError(
                 Outcome.WITHHELD,
                 "the gateway answers over plain http only, and the token is not sent over plain "
