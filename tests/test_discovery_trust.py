@@ -442,6 +442,43 @@ def test_only_allowed_serials_and_local_addresses_are_served(tmp_path):
     assert site.hosts() == [(SERIAL_A, "192.0.2.41")]
 
 
+class SlowCertificates(Certificates):
+    """Addresses in ``silent`` accept a connection and never finish the TLS handshake: the
+    check waits its whole timeout (here ``SILENT_S``) there."""
+
+    SILENT_S = 1.0
+
+    def __init__(self, silent: set[str]) -> None:
+        super().__init__()
+        self.silent = silent
+
+    def __call__(self, address: str, port: int) -> str | None:
+        if address in self.silent:
+            time.sleep(self.SILENT_S)
+        return super().__call__(address, port)
+
+
+def test_announcements_at_addresses_that_never_answer_do_not_delay_another_gateway(tmp_path):
+    silent = {f"192.0.2.{n}" for n in range(100, 108)}
+    site = Site([], tmp_path, SlowCertificates(silent))
+    try:
+        for n, address in enumerate(sorted(silent)):  # one packet of 8 such announcements...
+            site.discovery.announce_later(Found(f"48230100090{n}", address, 80))
+        started = time.monotonic()
+        site.discovery.announce_later(Found(SERIAL_A, "192.0.2.50", 80))  # ...then a real gateway
+        while (SERIAL_A, "192.0.2.50") not in site.hosts() and time.monotonic() - started < 20:
+            time.sleep(0.02)
+        took = time.monotonic() - started
+        assert took < SlowCertificates.SILENT_S / 2, f"found after {took:.1f} s"
+        deadline = time.monotonic() + 10
+        while len(site.hosts()) < 9 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(site.hosts()) == 9  # the others are still weighed, each on its own
+    finally:
+        site.discovery.close()
+        site.close()
+
+
 @pytest.mark.e2e
 def test_probe_and_sd_for_a_gateway_not_found_yet(tmp_path):
     import http.client

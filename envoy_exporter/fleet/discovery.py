@@ -19,9 +19,11 @@ user configured (the trust model, in users' words, is in docs/security.md):
 - At most ``discovery.max_gateways`` are served from announcements alone (and only the serials of
   ``discovery.serials`` when that is given); announced addresses outside the networks of the
   browsing interfaces are ignored.
-- The browser thread only reads what is already in the mDNS cache and queues work: names are
-  resolved, and certificates probed, on worker threads with bounded queues; nothing an
-  announcement holds can raise out of a callback and stop discovery.
+- The browser thread only reads what is already in the mDNS cache and hands work on: names are
+  resolved on worker threads behind a bounded queue, and each serial's announcements are weighed
+  (its certificate read) on a thread of that serial's own, so an address that never answers
+  delays nothing else; nothing an announcement holds can raise out of a callback and stop
+  discovery.
 
 A gateway that goes off the air keeps its last address and is reported down, rather than
 disappearing from Prometheus.
@@ -272,9 +274,11 @@ class Discovery:
         self._full = Condition(log)
         self._held = Condition(log, logging.INFO)  # usual for a moment after every start
         self._hold_timer: threading.Timer | None = None
-        self._dropped = Condition(log)
-        self._queue: queue.Queue[Found | None] = queue.Queue(_QUEUE_SIZE)
-        self._worker: threading.Thread | None = None
+        # Serials whose announcements are being weighed (each on a thread of its own), and the
+        # latest announcement of each that came meanwhile.
+        self._weighing: set[str] = set()
+        self._next: dict[str, Found] = {}
+        self._closed = False
         self._browser: ZeroconfBrowser | None = None
 
     def listen(self, browser: ZeroconfBrowser) -> None:
@@ -284,11 +288,8 @@ class Discovery:
         if self._browser is not None:
             self._browser.close()
         with self._lock:
+            self._closed = True  # an announcement still being weighed applies nothing now
             self._end_hold()
-        if self._worker is not None:
-            with contextlib.suppress(queue.Full):  # a full queue: the daemon thread ends with us
-                self._queue.put_nowait(None)
-            self._worker.join(timeout=5)
 
     def configure(self, configured: Sequence[GatewaySettings], defaults: Mapping[str, Any]) -> None:
         """A new configuration (reload): the found gateways stay found."""
@@ -302,28 +303,42 @@ class Discovery:
             self._apply_locked()
 
     def announce_later(self, gateway: Found) -> None:
-        """From the browser: queued for the worker thread, never waited for."""
+        """From the browser, never waited for: each serial's announcements are weighed on a
+        thread of their own, one at a time, the latest kept, so an address that is slow to show
+        its certificate delays its own serial only. What the limits ignore starts no thread, and
+        new serials being weighed count against ``max_gateways``: the threads stay bounded."""
+        serial = gateway.serial
         with self._lock:
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="discovery", daemon=True)
-                self._worker.start()
-        try:
-            self._queue.put_nowait(gateway)
-        except queue.Full:
-            self._dropped.failed("discovery: more than %d announcements waiting; dropping some", _QUEUE_SIZE)
-        else:
-            self._dropped.recovered("discovery: keeping up with announcements again")
+            if self._closed:
+                return
+            if serial in self._weighing:
+                self._next[serial] = gateway
+                return
+            known = self._found.get(serial)
+            if known == gateway or self._ignored(gateway, known, self._weighing_new()):
+                return
+            self._weighing.add(serial)
+        threading.Thread(target=self._weigh, args=(gateway,), name="discovery", daemon=True).start()
 
-    def _work(self) -> None:
-        while (gateway := self._queue.get()) is not None:
+    def _weigh(self, gateway: Found | None) -> None:
+        while gateway is not None:
             try:
                 self.announce(gateway)
             except Exception:  # one announcement never stops discovery
                 log.exception("discovery: announcement of %s at %s failed", gateway.serial, gateway.address)
+            with self._lock:
+                serial = gateway.serial
+                gateway = self._next.pop(serial, None)
+                if gateway is None:
+                    self._weighing.discard(serial)
+
+    def _weighing_new(self) -> int:
+        """Serials being weighed that would be new discovered gateways."""
+        return sum(1 for s in self._weighing if s not in self._found and self._by_serial(s) is None)
 
     def announce(self, gateway: Found) -> None:
         """Weigh one announcement and apply what it changes. May probe the announced address's
-        certificate (up to ``pins.PROBE_TIMEOUT_S``): called on the worker thread, or by tests."""
+        certificate (up to ``pins.PROBE_TIMEOUT_S``): called on the serial's thread, or by tests."""
         with self._lock:
             known = self._found.get(gateway.serial)
             if known == gateway or self._ignored(gateway, known):
@@ -332,8 +347,10 @@ class Discovery:
         if print_ is False:
             return
         with self._lock:
-            if self._found.get(gateway.serial) != known:
-                return  # another announcement was applied meanwhile: this one is stale
+            if self._closed or self._found.get(gateway.serial) != known:
+                return  # closed, or another announcement was applied meanwhile: this one is stale
+            if known is None and self._ignored(gateway, None):
+                return  # the limits filled while its certificate was read
             if known is None:
                 log.info("discovered gateway %s at %s", gateway.serial, gateway.host)
             else:
@@ -343,8 +360,9 @@ class Discovery:
                 self._identities[gateway.serial] = print_
             self._apply_locked()
 
-    def _ignored(self, gateway: Found, known: Found | None) -> bool:
-        """Whether an announcement is to be ignored before anything is asked of its address."""
+    def _ignored(self, gateway: Found, known: Found | None, weighing: int = 0) -> bool:
+        """Whether an announcement is to be ignored before anything is asked of its address.
+        ``weighing``: new serials being weighed, which count against the limit too."""
         serial = gateway.serial
         if self._networks is not None and not on_networks(gateway.address, self._networks):
             self._say_once(gateway, "outside", "is outside the networks browsed; ignored")
@@ -358,7 +376,7 @@ class Discovery:
         if allowed and serial not in allowed:
             self._say_once(gateway, "not-allowed", "is not in discovery.serials; ignored")
             return True
-        if known is None and self._discovered_count() >= self._settings.max_gateways:
+        if known is None and self._discovered_count() + weighing >= self._settings.max_gateways:
             self._full.failed(
                 "discovery: %d discovered gateways served already (discovery.max_gateways); "
                 "announcements of more are ignored",
