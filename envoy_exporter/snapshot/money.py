@@ -7,7 +7,8 @@ exported to it), which never fall and carry no spikes, and adds each increase, i
 rate in force (``pricing``) to a running total per currency. What it has priced up to is kept with
 the totals, in one state file per gateway written like the counters' (``state.write_atomic``), so
 a restart neither loses a total nor prices energy twice. Energy that flowed while the exporter was
-down, or while no price was known, is priced at the rate in force when it is next seen.
+down, or before any tariff was known, is priced at the rate in force when it is next seen; energy
+that flowed while the known tariff gave its direction no rate is not priced.
 
 The prices are the gateway's own tariff where it holds one, else the configuration's; local time
 is the configured time zone, else the one the gateway reports, else the exporter's.
@@ -60,7 +61,12 @@ class _Ledger:
                 self.totals.setdefault(currency, 0.0)
             return True
         if price is None or currency is None:
-            return False  # priced when a price is known
+            # The tariff gives this direction no rate now (no export rate at all, a weekday no day
+            # type names): this energy has no price. Moving on keeps a rate that appears later from
+            # billing all of it at once.
+            moved = joules > self.priced_j
+            self.priced_j = joules
+            return moved
         changed = currency not in self.totals or joules > self.priced_j
         self.totals[currency] = (
             self.totals.get(currency, 0.0) + (joules - self.priced_j) / J_PER_KWH * price.rate
@@ -160,6 +166,10 @@ def _parse_ledger(item: Any) -> _Ledger:
     totals = item["totals"]
     if priced is not None and not _number(priced):
         raise TypeError(f"priced_j is not a number: {priced!r}")
+    if priced is not None and priced <= 0:
+        # Never written by the keeper (a reading of 0 is no baseline); as a baseline it would
+        # price the whole lifetime at the first reading.
+        priced = None
     if not isinstance(totals, dict) or not all(
         isinstance(k, str) and _number(v) and v >= 0 for k, v in totals.items()
     ):
