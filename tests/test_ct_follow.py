@@ -129,3 +129,37 @@ def test_production_phases_from_the_ct_channels_where_production_json_has_no_lin
         "L1": (240.0, 500.0),
         "L2": (260.0, 500.0),
     }  # the all-zero third channel is left out
+
+
+def test_production_json_lagging_the_cts_never_makes_a_lifetime_fall() -> None:
+    # A real gateway's production.json can lag its meter readings: here by two minutes, while the
+    # morning sun ramps up. Read every five minutes, it says less than the CTs already moved the
+    # lifetime on; the lifetime holds until the CTs carry it past that, and never falls.
+    asm = Assembler()
+    pj = production_json(1000.0, 0.0, 1000.0)
+    exported = [lifetimes(collect(asm, pj, readings((500, 500), 0, 0)))[0]]
+    for made in (1010.0, 1040.0, 1100.0, 1180.0):
+        snap = collect(asm, pj, readings((made - 500, 500), 0, 0), pj_status=CACHED)
+        exported.append(lifetimes(snap)[0])
+    lagging = production_json(1100.0, 0.0, 1100.0)  # the truth of two minutes ago
+    exported.append(lifetimes(collect(asm, lagging, readings((780, 500), 0, 0)))[0])
+    exported.append(lifetimes(collect(asm, lagging, readings((890, 500), 0, 0), pj_status=CACHED))[0])
+    assert exported == [1000.0, 1010.0, 1040.0, 1100.0, 1180.0, 1180.0, 1210.0]
+
+
+def test_a_ct_missing_for_one_reading_does_not_pull_its_lifetime_back() -> None:
+    asm = Assembler()
+    pj = production_json(1000.0, 300.0, 1300.0)
+    collect(asm, pj, readings((500.0, 500.0), 800.0, 500.0))
+    assert lifetimes(collect(asm, pj, readings((520.0, 500.0), 800.0, 500.0), pj_status=CACHED))[0] == 1020.0
+    net_only = readings((530.0, 500.0), 800.0, 500.0)[1:]
+    assert lifetimes(collect(asm, pj, net_only, pj_status=CACHED))[0] == 1020.0
+    assert lifetimes(collect(asm, pj, readings((530.0, 500.0), 800.0, 500.0), pj_status=CACHED))[0] == 1030.0
+
+
+def test_a_production_json_that_falls_is_passed_on_for_the_counter_keeper_to_judge() -> None:
+    asm = Assembler()
+    collect(asm, production_json(1000.0, 300.0, 1300.0), readings((500.0, 500.0), 800.0, 500.0))
+    collect(asm, production_json(1000.0, 300.0, 1300.0), readings((520.0, 500.0), 800.0, 500.0), CACHED)
+    rebooted = collect(asm, production_json(0.0, 0.0, 0.0), readings((0.0, 0.0), 0.0, 0.0))
+    assert lifetimes(rebooted) == (0.0, 0.0, 0.0)

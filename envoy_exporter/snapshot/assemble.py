@@ -97,6 +97,8 @@ class Assembler:
         self._v1_broken = False  # /api/v1/production was all zeros on this firmware
         self._v1_good = False  # ... or it has given real data on this firmware
         self._anchor: _Anchor | None = None  # where the CT readings stood when production.json was read
+        # per (flow, phase): the production.json lifetime and the lifetime last given out for it
+        self._given: dict[tuple[str, str], tuple[float, float]] = {}
 
     @property
     def source(self) -> str | None:
@@ -169,6 +171,46 @@ class Assembler:
     # Lifetimes that move with the CT readings
 
     def _follow_cts(
+        self,
+        production_json: ProductionJson | None,
+        cts: Mapping[str, MeterReading],
+        endpoints: Mapping[str, EndpointResult],
+        production: Flow | None,
+        total: Flow | None,
+        net: Flow | None,
+    ) -> tuple[Flow | None, Flow | None, Flow | None]:
+        """The CT-measured lifetimes moved on (``_moved_on``), never below what was given out
+        before for the same or a higher production.json value.
+
+        A real gateway's production.json can lag its meter readings, and a CT can be missing from
+        one reading: either would pull a moved-on lifetime back below what the last scrape said.
+        Such a lifetime stays where it was until the CTs carry it further. A production.json
+        value that itself fell (a reboot, a reset meter) is passed on as it is, for the counter
+        keeper to judge. Net consumption may fall (export), so it is left as it comes."""
+        moved = self._moved_on(production_json, cts, endpoints, production, total, net)
+        if production_json is None:
+            return moved
+        return self._held("production", production, moved[0]), self._held("total", total, moved[1]), moved[2]
+
+    def _held(self, name: str, read: Flow | None, given: Flow | None) -> Flow | None:
+        if read is None or given is None:
+            return given
+
+        def hold(phase: str, base: Reading | None, out: Reading) -> Reading:
+            if base is None or base.lifetime_j is None or out.lifetime_j is None:
+                return out
+            before = self._given.get((name, phase))
+            if before is not None and base.lifetime_j >= before[0] and out.lifetime_j < before[1]:
+                out = replace(out, lifetime_j=before[1])
+            self._given[(name, phase)] = (base.lifetime_j, out.lifetime_j)
+            return out
+
+        return Flow(
+            total=hold("", read.total, given.total),
+            phases={ph: hold(ph, read.phases.get(ph), r) for ph, r in given.phases.items()},
+        )
+
+    def _moved_on(
         self,
         production_json: ProductionJson | None,
         cts: Mapping[str, MeterReading],
