@@ -73,3 +73,10 @@ def test_the_module_table_names_every_module_and_only_modules_that_exist() -> No
         assert module in named or folder in named, f"{module} is not in docs/ARCHITECTURE.md's module table"
     for name in named:
         assert (PACKAGE / name).exists(), f"docs/ARCHITECTURE.md names {name}, which is not there"
+
+
+def test_only_the_auth_package_tells_the_schemes_apart() -> None:
+    comparison = re.compile(r"""scheme\s*[!=]=\s*["'](token|digest|none)["']""")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if not path.is_relative_to(PACKAGE / "gateway" / "auth"):
+            assert not comparison.search(path.read_text()), f"{path} compares auth scheme names"

@@ -230,7 +230,7 @@ def test_rejected_digest_is_an_error_once(caplog):
     with caplog.at_level(logging.ERROR):
         for _ in range(3):
             assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
-            auth.digest_rejected()
+            assert auth.rejected().reason == "password rejected for user envoy"
             clock.now += 3600
     assert [r.getMessage() for r in caplog.records] == [
         "roof: password rejected for user envoy; next attempt in 60 s"

@@ -35,6 +35,7 @@ from envoy_exporter.fleet.labels import Labels
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
 from envoy_exporter.gateway.auth.scheme import Auth, CredentialsWithheld
 from envoy_exporter.gateway.auth.serial_claims import SerialClaims
+from envoy_exporter.gateway.auth.strategies import Rejection
 from envoy_exporter.gateway.cache import Pool, SingleFlight, TTLCache
 from envoy_exporter.gateway.endpoints import (
     BY_KEY,
@@ -615,9 +616,10 @@ class GatewayClient:
     def _settle_unauthorized(self, run: _Collection) -> None:
         """A 401 beside endpoints that accepted the credentials means this endpoint needs more
         rights (the installer user, an installer token): remember it until the next /info. With
-        no endpoint accepting them it is the credentials: the auth module backs off (60 s,
-        doubling) and says so once."""
-        rejected: str | None = None
+        no endpoint accepting them it is the credentials: the auth judges it (once per
+        collection), backs off where its scheme does, and gives the cause to show."""
+        rejection: Rejection | None = None
+        judged = False
         for endpoint in run.unauthorized:
             result = run.results[endpoint.key]
             if self._auth.installer_only(endpoint.key):
@@ -626,17 +628,15 @@ class GatewayClient:
                 )
             elif run.authorized:
                 self._mark_unsupported(run, endpoint, "401", hourly=True)
-            elif self._auth.scheme == "digest":
-                run.failed += 1
-                rejected = rejected or self._auth.digest_rejected()
-                run.record(endpoint.key, replace(result, detail=rejected))
             else:
                 run.failed += 1
-                if self._auth.blocked_until() is None:  # else the auth module said why, once
-                    reason = self._auth.last_error or "token rejected"
-                    result = replace(result, detail=reason)
+                if not judged:
+                    rejection, judged = self._auth.rejected(), True
+                if rejection is not None:  # else the auth said why, once
+                    result = replace(result, detail=rejection.reason)
                     run.record(endpoint.key, result)  # the status page says why, too
-                    self._warn(endpoint, result)
+                    if rejection.warn:
+                        self._warn(endpoint, result)
 
     def _warn(self, endpoint: Endpoint, result: EndpointResult, left_out: str | None = None) -> None:
         """An endpoint that fails: said when it starts (or its cause changes), and when it ends."""

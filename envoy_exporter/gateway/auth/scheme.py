@@ -30,10 +30,10 @@ from requests.auth import HTTPDigestAuth
 
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.auth.accounts import EnlightenAccounts
-from envoy_exporter.gateway.auth.backoff import Backoff
 from envoy_exporter.gateway.auth.serial_claims import SerialClaims
+from envoy_exporter.gateway.auth.strategies import Digest, NoCredentials, Rejection, Strategy, Token
 from envoy_exporter.gateway.auth.token_keeper import TokenKeeper
-from envoy_exporter.gateway.endpoints import BY_KEY, INFO, METER_READINGS, METERS, Endpoint
+from envoy_exporter.gateway.endpoints import BY_KEY, INFO, Endpoint
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome
@@ -41,10 +41,6 @@ from envoy_exporter.snapshot.outcome import Outcome
 log = logging.getLogger(__name__)
 
 REALM = "enphaseenergy.com"
-# Before firmware 4 the CT meter endpoints answer the installer user only.
-INSTALLER_ONLY = frozenset({METERS.key, METER_READINGS.key})
-INSTALLER_ONLY_BEFORE = (4,)
-
 Record = Callable[[str, str], None]
 
 
@@ -81,7 +77,8 @@ def installer_password(serial: str, username: str = "installer", realm: str = RE
 
 
 class Auth:
-    """Picks the scheme from ``/info`` and supplies the credentials each request needs.
+    """Picks the strategy (``strategies.py``: digest, token or none) from ``/info`` and answers,
+    through it, what each request may carry and whether it may go.
 
     One owner: only the gateway's worker calls it (through the client and its ``Transport``), so
     one gateway's auth work never runs twice at once; see "Threads" in docs/ARCHITECTURE.md.
@@ -107,125 +104,77 @@ class Auth:
         self._clock = clock
         self._wall = wall
         self._claims = claims if claims is not None else SerialClaims()
-        self.scheme = "none"
-        self._error: str | None = None  # why no scheme could be chosen
         self._configured: tuple[str | None, bool, str] | None = None
         self._serial = settings.serial
-        self._version: tuple[int, ...] = (0,)
-        self._identity_error: str | None = None  # the configured serial is not the gateway's
-        self._digest: HTTPDigestAuth | None = None
-        self._digest_backoff = Backoff(settings.label, clock)
-        self._tokens: TokenKeeper | None = None
-        self._said: set[str] = set()
+        self._strategy: Strategy = NoCredentials("/info has not answered yet", settings.label, withhold=False)
 
     @property
-    def last_error(self) -> str | None:
-        if self._tokens is not None and self.scheme == "token":
-            return self._tokens.last_error
-        if self.scheme == "digest":
-            return self._digest_backoff.failing
-        return self._error
-
-    def credentials_rejected(self) -> dict[str, bool]:
-        """Per credential this gateway uses ("password", "token", "enlighten"): refused now?"""
-        if self.scheme == "digest":
-            return {"password": self._digest_backoff.failing is not None}
-        if self.scheme == "token" and self._tokens is not None:
-            return self._tokens.credentials_rejected()
-        return {}
-
-    @property
-    def token_expiry(self) -> float | None:
-        if self.scheme != "token" or self._tokens is None:
-            return None
-        return self._tokens.expiry
+    def scheme(self) -> str:
+        """ "token", "digest" or "none": for the ``auth`` label of ``enphase_gateway_info``."""
+        return self._strategy.name
 
     @property
     def bearer(self) -> bool:
         """Requests carry a bearer token (firmware 7 on), which never goes over a plain-http
         fallback the user did not ask for."""
-        return self.scheme == "token"
+        return self._strategy.bearer
+
+    @property
+    def last_error(self) -> str | None:
+        return self._strategy.last_error
+
+    @property
+    def token_expiry(self) -> float | None:
+        return self._strategy.token_expiry
+
+    def credentials_rejected(self) -> dict[str, bool]:
+        """Per credential this gateway uses ("password", "token", "enlighten"): refused now?"""
+        return self._strategy.credentials_rejected()
 
     def protects(self, endpoint: Endpoint) -> bool:
-        """Does ``endpoint`` need this gateway's credentials? Every one but ``/info`` from
-        firmware 7, the digest-protected ones before."""
-        return self.bearer or endpoint.digest
+        """Does ``endpoint`` need this gateway's credentials?"""
+        return self._strategy.protects(endpoint)
 
     # ----------------------------------------------------------------------------------------
     # The interface Transport and the client use
 
     def configure(self, info: GatewayInfo) -> None:
-        """Choose digest or token from the firmware; a repeat with the same gateway keeps state."""
+        """Choose the strategy from the firmware; a repeat with the same gateway keeps state."""
         configured = self._settings.serial
         serial = info.serial or configured
         if self._configured == (serial, info.needs_token, info.serial):
             return
         self._configured = (serial, info.needs_token, info.serial)
         self._serial = serial
-        self._version = info.version
-        self._said.clear()
-        self._digest_backoff = Backoff(self._settings.label, self._clock)
         self.close()
-        self._tokens = None
-        self._digest = None
-        self._identity_error = None
-        self._error = None
         if configured and info.serial and info.serial != configured:
             # Never silently overridden: either the configuration or the device is wrong, and
             # the credentials of the configured serial must not go to another gateway.
-            self.scheme = "none"
-            self._identity_error = self._error = (
+            reason = (
                 f"the gateway reports serial {info.serial}, but serial {configured} is configured "
                 "for it; nothing but /info is asked until they agree"
             )
-            log.error("%s: %s", self._settings.label, self._identity_error)
+            log.error("%s: %s", self._settings.label, reason)
+            self._strategy = NoCredentials(reason, self._settings.label, withhold=True)
             return
-        if info.needs_token:
-            self._configure_token(info.firmware)
-        else:
-            self._configure_digest()
+        self._strategy = self._token(info.firmware) if info.needs_token else self._digest(info.version)
         log.debug("%s: firmware %s, auth scheme %s", self._settings.label, info.firmware, self.scheme)
 
     def withheld(self, endpoint_key: str) -> str | None:
         """Why a request to ``endpoint_key`` must not go out now, or None. Asked by the client
         before every request: the gateway is not asked while there is no token to send, nor
         again with the same credentials after a rejection before the back-off window has passed."""
-        if endpoint_key == INFO.key:
-            return None
-        if self._identity_error is not None:
-            return self._identity_error
-        if self.scheme == "digest":
-            endpoint = BY_KEY.get(endpoint_key)
-            if endpoint is not None and endpoint.digest and self._digest_backoff.active():
-                return self._digest_backoff.failing
-            return None
-        if self._tokens is not None:
-            # Token firmware. With no token source at all, every request would only earn a 401:
-            # none goes out, for the reason set at ``configure`` (logged there, once).
-            return self._error if self.scheme == "none" else self._tokens.withheld()
-        return None
+        endpoint = BY_KEY.get(endpoint_key)
+        return None if endpoint is None else self._strategy.withheld(endpoint)
 
     def blocked_until(self) -> float | None:
         """The time (of ``clock``) until which requests needing the credentials are withheld
         after a rejection, or None."""
-        if self.scheme == "digest" and self._digest_backoff.active():
-            return self._digest_backoff.until
-        if self.scheme == "token" and self._tokens is not None:
-            return self._tokens.blocked_until()
-        return None
+        return self._strategy.blocked_until()
 
     def prepare(self, endpoint_key: str) -> dict[str, Any]:
         """Keyword arguments for ``session.get``: the credentials this endpoint needs, if any."""
-        if endpoint_key == INFO.key:
-            return {}
-        if self.scheme == "digest":
-            # HTTPDigestAuth only answers a challenge, so open endpoints cost nothing extra.
-            return {"auth": self._digest}
-        if self.scheme == "token" and self._tokens is not None:
-            header = self._tokens.header()
-            if header:
-                return {"headers": header}
-        return {}
+        return {} if endpoint_key == INFO.key else self._strategy.prepare()
 
     def refresh(self, session: requests.Session, base_url: str) -> None:
         """Housekeeping before a protected request: fetch or renew the token, validate a new one.
@@ -234,70 +183,49 @@ class Auth:
         rejected one inside its back-off window). Added to the interface for Transport: it needs
         the gateway's base URL, which ``prepare`` does not get.
         """
-        if self.scheme != "token" or self._tokens is None:
-            return
-        reason = self._tokens.refresh(session, base_url)
+        reason = self._strategy.refresh(session, base_url)
         if reason is not None:
             raise CredentialsWithheld(reason)
 
     def on_unauthorized(self, session: requests.Session, base_url: str) -> bool:
-        """The gateway said 401: True when the credentials were repaired and a retry makes sense.
-
-        Digest credentials cannot be repaired; the client decides what the 401 means
-        (``installer_only``, ``digest_rejected``)."""
-        if self.scheme == "digest":
-            return False
-        if self.scheme == "token" and self._tokens is not None:
-            return self._tokens.on_unauthorized(session, base_url)
-        if "none" not in self._said:
-            self._said.add("none")
-            log.error("%s: the gateway asks for credentials, but %s", self._settings.label, self._error)
-        return False
+        """The gateway said 401: True when the credentials were repaired and a retry makes sense."""
+        return self._strategy.on_unauthorized(session, base_url)
 
     def installer_only(self, endpoint_key: str) -> bool:
         """Does ``endpoint_key`` answer only the installer user here, while another is in use?"""
-        return (
-            self.scheme == "digest"
-            and (self._settings.username or "envoy") != "installer"
-            and endpoint_key in INSTALLER_ONLY
-            and self._version < INSTALLER_ONLY_BEFORE
-        )
+        endpoint = BY_KEY.get(endpoint_key)
+        return endpoint is not None and self._strategy.installer_only(endpoint)
 
-    def digest_rejected(self) -> str:
-        """The gateway answered 401 to the digest credentials on an endpoint they should open:
-        back off, and say which user was rejected."""
-        reason = f"password rejected for user {self._settings.username or 'envoy'}"
-        self._digest_backoff.fail(reason, logging.ERROR)
-        return reason
+    def rejected(self) -> Rejection | None:
+        """A 401 on an endpoint the credentials should open, with no endpoint accepting them in
+        the collection: the cause to show (backing off where the scheme does), or None when it
+        was said already."""
+        return self._strategy.rejected()
 
     def accepted(self) -> None:
-        """An endpoint that needs the credentials answered: a digest rejection is over."""
-        if self.scheme == "digest":
-            self._digest_backoff.recover("the gateway accepts the digest credentials again")
+        """An endpoint that needs the credentials answered: a rejection is over."""
+        self._strategy.accepted()
 
     def close(self) -> None:
-        if self._tokens is not None:
-            self._tokens.close()
+        self._strategy.close()
 
     # ----------------------------------------------------------------------------------------
-    # Choosing the scheme
+    # Choosing the strategy
 
-    def _configure_digest(self) -> None:
+    def _digest(self, version: tuple[int, ...]) -> Strategy:
         s = self._settings
         username = s.username or "envoy"
         password = str(s.password) if s.password else self._default_password(username)
-        if password is None:
-            self.scheme = "none"
-            if not self._serial:
-                self._error = (
-                    "the gateway serial is unknown, so no default digest password can be formed; "
-                    "set serial, or username and password"
-                )
-            else:
-                self._error = f"no password for user {username!r}: only envoy and installer have defaults"
-            return
-        self._digest = _SharedDigestAuth(username, password)
-        self.scheme = "digest"
+        if password is not None:
+            return Digest(_SharedDigestAuth(username, password), username, s.label, self._clock, version)
+        if not self._serial:
+            reason = (
+                "the gateway serial is unknown, so no default digest password can be formed; "
+                "set serial, or username and password"
+            )
+        else:
+            reason = f"no password for user {username!r}: only envoy and installer have defaults"
+        return NoCredentials(reason, s.label, withhold=False)
 
     def _default_password(self, username: str) -> str | None:
         if not self._serial:
@@ -308,8 +236,8 @@ class Auth:
             return self._serial[-6:]
         return None
 
-    def _configure_token(self, firmware: str) -> None:
-        self._tokens = TokenKeeper(
+    def _token(self, firmware: str) -> Strategy:
+        keeper = TokenKeeper(
             self._settings,
             self._serial,
             self._state_dir,
@@ -319,20 +247,17 @@ class Auth:
             clock=self._clock,
             wall=self._wall,
         )
-        self.scheme = "token"
-        if not self._tokens.has_source:
-            self.scheme = "none"
-            self._error = (
-                f"firmware {firmware} needs a token: set token, token_file, or enlighten_username and "
-                "enlighten_password"
-            )
-            if self._settings.username or self._settings.password:
-                self._error += (
-                    " (username and password are the gateway's own login before firmware 7, unused here)"
-                )
-            log.error(
-                "%s: %s; nothing but /info is asked until one is given", self._settings.label, self._error
-            )
+        if keeper.has_source:
+            return Token(keeper)
+        keeper.close()  # lets go of the serial's claim: it will hold no token
+        reason = (
+            f"firmware {firmware} needs a token: set token, token_file, or enlighten_username and "
+            "enlighten_password"
+        )
+        if self._settings.username or self._settings.password:
+            reason += " (username and password are the gateway's own login before firmware 7, unused here)"
+        log.error("%s: %s; nothing but /info is asked until one is given", self._settings.label, reason)
+        return NoCredentials(reason, self._settings.label, withhold=True)
 
 
 class _SharedDigestAuth(HTTPDigestAuth):
