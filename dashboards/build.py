@@ -1407,7 +1407,7 @@ def connectivity() -> list[Panel | Row]:
 COST = "enphase_grid_import_cost_total"
 CREDIT = "enphase_grid_export_credit_total"
 PRICE = "enphase_tariff_price_per_kilowatt_hour"
-NO_NET_CT = "No net-consumption CT: import, export, cost and credit need one"
+NO_MONEY = "No net-consumption CT or no tariff: cost and credit need both (see docs/tariffs.md)"
 OFFSET = sel("enphase_gateway_utc_offset_seconds")
 
 
@@ -1483,7 +1483,7 @@ def money_stat(title: str, expr: str, description: str) -> Panel:
         decimals=2,
         graph=False,
     )
-    panel.defaults["noValue"] = NO_NET_CT
+    panel.defaults["noValue"] = NO_MONEY
     return panel
 
 
@@ -1599,7 +1599,7 @@ def money() -> dict:
                 Q(by_period(COST, "import"), "{{gateway}} {{period}} ({{currency}})"),
                 description="Grid import cost in each step, under the tariff period in force then.",
                 draw="bars",
-                no_value=NO_NET_CT,
+                no_value=NO_MONEY,
             ),
             timeseries(
                 "Credit by rate period",
@@ -1607,7 +1607,7 @@ def money() -> dict:
                 Q(by_period(CREDIT, "export"), "{{gateway}} {{period}} ({{currency}})"),
                 description="Grid export credit in each step, under the export period in force then.",
                 draw="bars",
-                no_value=NO_NET_CT,
+                no_value=NO_MONEY,
             ),
             money_stat(
                 "Average import price",
@@ -1640,7 +1640,7 @@ def money() -> dict:
                 Q(per_day(COST, by="gateway, currency"), "{{gateway}} cost ({{currency}})"),
                 Q(per_day(CREDIT, by="gateway, currency"), "{{gateway}} credit ({{currency}})"),
                 description=daily_description,
-                no_value=NO_NET_CT,
+                no_value=NO_MONEY,
             ),
         ],
         "now-7d",

@@ -122,3 +122,20 @@ def test_a_bad_timezone_exits_2_naming_the_key(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("envoy-exporter: configuration error: gateways[0].timezone: ")
         assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("tariff: {currency: EUR, import: .inf}", "gateways[0].tariff.import"),
+        ("tariff: {currency: EUR, import: 0.3, export: .inf}", "gateways[0].tariff.export"),
+        (
+            'tariff: {currency: EUR, import: 0.3, periods: [{start: "07:00", import: .Inf}]}',
+            "gateways[0].tariff.periods[0].import",
+        ),
+    ],
+)
+def test_an_infinite_rate_is_no_price(tmp_path, text, key):
+    # An infinite rate would make the cost counter +Inf for good.
+    err = _error(tmp_path, f"gateways:\n  - host: a\n    {text}\n")
+    assert err.key == key

@@ -295,3 +295,14 @@ def test_every_dashboard_is_documented() -> None:
     text = (ROOT / "docs" / "dashboards.md").read_text()
     for dashboard in dashboards().values():
         assert f"(`{dashboard['uid']}`)" in text, dashboard["uid"]
+
+
+def test_a_money_panel_without_data_says_what_it_needs() -> None:
+    # Cost and credit need a net-consumption CT and a tariff: a site with the CT but no tariff must
+    # not be told it has no CT.
+    for name, dashboard in dashboards().items():
+        for panel in panels(dashboard):
+            exprs = " ".join(t.get("expr", "") for t in panel.get("targets", []))
+            if "enphase_grid_import_cost_total" in exprs or "enphase_grid_export_credit_total" in exprs:
+                no_value = panel.get("fieldConfig", {}).get("defaults", {}).get("noValue", "")
+                assert "net-consumption CT" in no_value and "tariff" in no_value, (name, panel["title"])

@@ -43,8 +43,6 @@ KEEP_SECONDS = 15.0
 _EOF = b"# EOF\n"
 _OPENMETRICS = "application/openmetrics-text"
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
-# Label sets kept rendered per gateway: a gateway has at most a few hundred devices.
-MAX_KEPT = 4096
 _NEEDS_ESCAPE = re.compile(r'[\\\n"]')
 
 
@@ -72,41 +70,35 @@ class Labels(Mapping[str, str]):
     """Label names and values, with their rendering (``name="value",...``) made once.
 
     A mapping where one is expected; ``add`` makes the labels of a narrower set of series (a
-    phase, an inverter) from these. What ``add`` renders is kept with the labels it was made
-    from (for a gateway's labels: every set of its series, from one snapshot to the next; at
-    most ``MAX_KEPT``), so a gateway's inverters, meters and devices are rendered once, not at
-    every snapshot.
+    phase, an inverter) from these, rendering only what it adds: a gateway's ``gateway="..."``
+    is rendered once per rendering, an inverter's labels once for its dozen series.
     """
 
-    __slots__ = ("_kept", "_key", "text")
+    __slots__ = ("_more", "_parent", "text")
 
     def __init__(self, pairs: Mapping[str, str] | None = None, **more: str) -> None:
-        pairs = {**(pairs or {}), **more}
-        self._key = tuple(pairs.items())
-        self.text = render_labels(pairs)
-        self._kept: dict[tuple, Labels] = {}
+        self._parent: Labels | None = None
+        self._more = {**(pairs or {}), **more}
+        self.text = render_labels(self._more)
 
     def add(self, **more: str) -> Labels:
-        key = (self.text, *more.items())
-        labels = self._kept.get(key)
-        if labels is None:
-            if len(self._kept) >= MAX_KEPT:
-                self._kept.clear()  # serials that come and go must not grow it for ever
-            added = render_labels(more)
-            labels = Labels.__new__(Labels)
-            labels._key, labels._kept = self._key + tuple(more.items()), self._kept
-            labels.text = f"{self.text},{added}" if self.text else added
-            self._kept[key] = labels
+        labels = Labels.__new__(Labels)
+        labels._parent, labels._more = self, more
+        added = render_labels(more)
+        labels.text = f"{self.text},{added}" if self.text else added
         return labels
 
+    def _pairs(self) -> dict[str, str]:
+        return self._more if self._parent is None else {**self._parent._pairs(), **self._more}
+
     def __getitem__(self, name: str) -> str:
-        return dict(self._key)[name]
+        return self._pairs()[name]
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._key)
+        return iter(self._pairs())
 
     def __len__(self) -> int:
-        return len(self._key)
+        return len(self._pairs())
 
 
 def labels_text(labels: Mapping[str, str]) -> str:

@@ -110,19 +110,19 @@ def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
 
 def _dry_contact_settings(f: Families, base: Labels, s: Snapshot) -> None:
     for setting in s.dry_contact_settings:
-        labels = {**base, "contact": setting.contact}
+        labels = base.add(contact=setting.contact)
         if setting.mode:
             f.gauge(
                 "enphase_dry_contact_mode",
                 "1 for how the dry contact is switched: manual, or by the batteries' state of charge (soc)",
-                {**labels, "mode": setting.mode},
+                labels.add(mode=setting.mode),
                 1,
             )
         if setting.kind:
             f.gauge(
                 "enphase_dry_contact_type",
                 "1 for what the dry contact switches: none, load, 3rd-pv, ...",
-                {**labels, "type": setting.kind},
+                labels.add(type=setting.kind),
                 1,
             )
         f.gauge(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -232,8 +233,9 @@ class _Reader:
 
 
 def _number(value: Any, key: str, minimum: float, inclusive: bool) -> float:
-    # bool is an int in Python; "cache_ttl: yes" is a mistake, not 1 second.
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+    # bool is an int in Python; "cache_ttl: yes" is a mistake, not 1 second. .nan and .inf are
+    # YAML floats, and no setting means them (an infinite price would make a cost counter +Inf).
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok:
         ok = value >= minimum if inclusive else value > minimum
     if not ok:
