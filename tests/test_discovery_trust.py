@@ -398,6 +398,24 @@ def test_a_gateway_named_by_serial_alone_is_found_and_keeps_its_name(requests_mo
     site.close()
 
 
+def test_a_gateway_named_by_serial_alone_is_not_moved_by_another_certificate(requests_mock, tmp_path, cloud):
+    genuine = StandIn("https://192.0.2.30", SERIAL_B).install(requests_mock)
+    rogue = StandIn(f"https://{ROGUE}", SERIAL_B).install(requests_mock)
+    cloud.gateways[SERIAL_B] = genuine
+    entry = configured(name="barn", host="", serial=SERIAL_B)
+    site = Site([entry], tmp_path, Certificates({"192.0.2.30": "b" * 64, ROGUE: "e" * 64}))
+    site.discovery.announce(Found(SERIAL_B, "192.0.2.30", 80))
+    assert site.collect() == {"barn": True}
+    for _ in range(4):
+        site.discovery.announce(Found(SERIAL_B, ROGUE, 80))
+        site.clocks.advance(60)
+        assert site.collect() == {"barn": True}
+    assert site.hosts() == [("barn", "192.0.2.30")]
+    assert rogue.seen == []
+    assert (logins(requests_mock), token_requests(requests_mock)) == (1, 1)
+    site.close()
+
+
 def test_a_serial_only_entry_is_valid_with_discovery_and_checked_without(tmp_path, capsys):
     from envoy_exporter.cli import main
 
@@ -440,6 +458,17 @@ def test_only_allowed_serials_and_local_addresses_are_served(tmp_path):
     assert site.hosts() == [] and site.certificates.probed == []
     site.discovery.announce(Found(SERIAL_A, "192.0.2.41", 80))
     assert site.hosts() == [(SERIAL_A, "192.0.2.41")]
+
+
+def test_nothing_refills_the_fleet_after_discovery_is_closed(requests_mock, tmp_path, cloud):
+    cloud.gateways[SERIAL_A] = StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
+    site = Site([configured(host=HOME)], tmp_path)
+    site.discovery.announce(Found(SERIAL_B, "192.0.2.11", 80))  # held back until HOME answers
+    (client,) = site.fleet.clients()
+    site.discovery.close()
+    site.close()  # shutting down: the fleet is emptied
+    assert client.collect(timeout=10).up  # a collection still running tells its serial now
+    assert site.hosts() == []
 
 
 class SlowCertificates(Certificates):

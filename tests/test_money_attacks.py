@@ -91,3 +91,35 @@ def test_a_net_meter_that_goes_missing_and_comes_back_is_no_spike() -> None:
     assert nometer.import_cost is None
     back = money(keeper, snapshot(1010.0, 500.0, at=T0 + 180))
     assert back.import_cost == pytest.approx(0.01 * 0.30)
+
+
+NOON = datetime(2025, 6, 4, 12, tzinfo=timezone.utc).timestamp()
+MORNING_AND_PEAK = Tariff(
+    "USD",
+    buy=Rates(
+        flat=0.20,
+        seasons=(
+            Season(
+                (1, 1),
+                (DayType(frozenset(range(7)), (RatePeriod(0, 0.10, "off"), RatePeriod(720, 0.40, "peak"))),),
+                "y",
+            ),
+        ),
+    ),
+    sell=Rates(flat=0.05),
+)
+
+
+def test_a_rate_that_changes_between_two_readings_prices_each_part_at_its_own_rate() -> None:
+    keeper = MoneyKeeper(None)
+    money(keeper, snapshot(1000.0, at=NOON - 60, tariff=MORNING_AND_PEAK))
+    # 20 Wh over two minutes across noon: half at the off-peak rate, half at the peak rate
+    across = money(keeper, snapshot(1020.0, at=NOON + 60, tariff=MORNING_AND_PEAK))
+    assert across.import_cost == pytest.approx(0.01 * 0.10 + 0.01 * 0.40)
+
+
+def test_after_a_long_outage_the_energy_is_priced_at_the_rate_when_next_seen() -> None:
+    keeper = MoneyKeeper(None)
+    money(keeper, snapshot(1000.0, at=NOON - 3 * 3600, tariff=MORNING_AND_PEAK))
+    seen = money(keeper, snapshot(2000.0, at=NOON + 60, tariff=MORNING_AND_PEAK))
+    assert seen.import_cost == pytest.approx(1.0 * 0.40)

@@ -75,6 +75,8 @@ def test_an_empty_mode_is_no_mode() -> None:
         b'{"tariff": {"seasons": [{"start": "1/1", "days": [{"days": "Mon,Funday", "periods": []}]}]}}',
         b'{"tariff": {"seasons": [{"start": "1/1", "days": [{"days": "Mon", "periods": [{"start": 1440}]}]}]}}',  # noqa: E501
         b'{"tariff": {"seasons": {"start": "1/1"}}}',
+        '{"tariff": {"seasons": [{"start": "1/\u00b2", "days": []}]}}'.encode(),  # a superscript 2
+        '{"tariff": {"seasons": [{"start": "\u0661/\u0662", "days": []}]}}'.encode(),  # Arabic-Indic digits
     ],
 )
 def test_bad_tariff(body: bytes) -> None:

@@ -168,3 +168,40 @@ def test_time_zones() -> None:
     assert zone("../../etc/passwd") is None
     # None: the exporter's own local time
     assert local_time(0.0, None) == datetime.fromtimestamp(0.0)
+
+
+def test_a_season_that_starts_on_february_29() -> None:
+    leap = Rates(flat=0.5, seasons=(Season((2, 29), (_day(frozenset(range(7)), (0, 0.2, "leap")),), "s"),))
+    # from 29 February in a leap year, from 1 March otherwise; before it, the season runs on from last year
+    assert price(leap, _at("2024-02-29 00:00")) == Price(0.2, "leap")
+    assert price(leap, _at("2027-02-28 23:59")) == Price(0.2, "leap")
+    assert price(leap, _at("2027-03-01 00:00")) == Price(0.2, "leap")
+
+
+def test_a_weekday_no_day_type_names_and_a_day_without_periods_get_the_flat_rate() -> None:
+    weekdays_only = Rates(flat=0.5, seasons=(Season((1, 1), (_day(WEEKDAYS, (0, 0.2, "wd")),), "s"),))
+    assert price(weekdays_only, _at("2025-06-07 12:00")) == Price(0.5, FLAT)  # Saturday
+    assert price(weekdays_only, _at("2025-06-09 00:30")) == Price(0.2, "wd")  # Monday
+    empty = Rates(flat=0.5, seasons=(Season((1, 1), (_day(frozenset(range(7))),), "s"),))
+    assert price(empty, _at("2025-06-07 12:00")) == Price(0.5, FLAT)
+    assert price(Rates(seasons=(Season((1, 1), (), "s"),)), _at("2025-06-07 12:00")) is None
+
+
+def test_no_export_rate_is_no_export_price_not_zero() -> None:
+    assert set(prices(Tariff("EUR", buy=Rates(flat=0.3)), _at("2025-06-07 12:00"))) == {IMPORT}
+
+
+def test_the_european_dst_changes() -> None:
+    berlin = zone("Europe/Berlin")
+    hourly = Rates(
+        flat=0.5,
+        seasons=(
+            Season((1, 1), (_day(frozenset(range(7)), *((h * 60, h, f"h{h}") for h in range(24))),), "s"),
+        ),
+    )
+    # Sunday 30 March 2025, 02:00 CET -> 03:00 CEST at 01:00 UTC; 26 October, 03:00 -> 02:00 at 01:00 UTC
+    assert price(hourly, local_time(_utc("2025-03-30 00:59"), berlin)).period == "h1"
+    assert price(hourly, local_time(_utc("2025-03-30 01:00"), berlin)).period == "h3"
+    assert price(hourly, local_time(_utc("2025-10-26 00:30"), berlin)).period == "h2"
+    assert price(hourly, local_time(_utc("2025-10-26 01:30"), berlin)).period == "h2"  # 02:30 again
+    assert price(hourly, local_time(_utc("2025-10-26 02:30"), berlin)).period == "h3"

@@ -27,8 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from enum import Enum
 from typing import TypeVar
 
+from envoy_exporter.gateway.endpoints import API_V1_PRODUCTION, PRODUCTION_HTML, PRODUCTION_JSON, Endpoint
 from envoy_exporter.snapshot.model import (
     PHASES,
     Battery,
@@ -56,18 +58,28 @@ from envoy_exporter.snapshot.model import (
 )
 from envoy_exporter.snapshot.outcome import Outcome
 
-METER = "meter"
-API_V1 = "api_v1"
-SECTION = "section"
-LEGACY = "legacy"
-PREFERENCE = (METER, API_V1, SECTION, LEGACY)
-LABELS = {METER: "meter", API_V1: "inverters", SECTION: "inverters", LEGACY: "legacy"}
-SOURCE_ENDPOINTS = {
-    METER: "production_json",
-    API_V1: "api_v1_production",
-    SECTION: "production_json",
-    LEGACY: "production_html",
-}
+
+class Source(str, Enum):
+    """A production source, best first: its name, the ``production_source`` label it is exported
+    under, and the catalogue endpoint whose answer it is."""
+
+    label: str
+    endpoint: Endpoint
+
+    def __new__(cls, name: str, label: str, endpoint: Endpoint) -> Source:
+        source = str.__new__(cls, name)
+        source._value_ = name
+        source.label, source.endpoint = label, endpoint
+        return source
+
+    METER = ("meter", "meter", PRODUCTION_JSON)
+    API_V1 = ("api_v1", "inverters", API_V1_PRODUCTION)
+    SECTION = ("section", "inverters", PRODUCTION_JSON)
+    LEGACY = ("legacy", "legacy", PRODUCTION_HTML)
+
+
+METER, API_V1, SECTION, LEGACY = Source
+PREFERENCE = tuple(Source)
 
 # A source change needs this many consecutive collections that agree on it. At the default
 # 15 s scrape interval that is over a minute: longer than the glitches seen in the field,
@@ -131,7 +143,7 @@ class Assembler:
         metered, total, net = self._follow_cts(production_json, cts, endpoints, metered, total, net)
         if source == METER:
             production = metered
-        if source == METER and _older(endpoints, SOURCE_ENDPOINTS[METER], self._power_max_age):
+        if source == METER and _older(endpoints, METER.endpoint.key, self._power_max_age):
             production, total, net = _ct_powers(production, total, net, cts)
             # The inverters section's power stays: it is the sum of the microinverters' 5-minute
             # reports, no staler on production.json's slow cadence than the inverters' own series.
@@ -145,7 +157,7 @@ class Assembler:
         return Snapshot(
             collected_at=now,
             info=info,
-            production_source=LABELS[source] if source in flows else None,
+            production_source=source.label if source in flows else None,
             production=production,
             consumption_total=total,
             consumption_net=net,
@@ -337,7 +349,7 @@ def _undecided(endpoints: Mapping[str, EndpointResult]) -> set[str]:
     """Sources whose endpoint failed in this collection for a passing reason (timeout, server
     error, bad body): nothing is known about them, as opposed to an endpoint the gateway lacks."""
     failed = {key for key, result in endpoints.items() if result.outcome.is_transient}
-    return {source for source, key in SOURCE_ENDPOINTS.items() if key in failed}
+    return {source for source in Source if source.endpoint.key in failed}
 
 
 def v1_stalled(info: GatewayInfo | None, production_ct: EimSection | None) -> bool:

@@ -17,14 +17,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from envoy_exporter.snapshot.outcome import Outcome
 
-if TYPE_CHECKING:
-    from envoy_exporter.gateway.endpoints import Endpoint
-
 T = TypeVar("T")
+
+
+class Answered(Protocol[T]):
+    """What ``Readings.with_answer`` needs of a catalogue row (``gateway.endpoints.Endpoint``):
+    the key that names its field, and a parser of that field's type."""
+
+    key: str
+
+    def parse(self, body: bytes) -> T: ...
+
 
 WH = 3600.0  # joules per watt-hour
 WRAP_J = float(2**32)  # the CT-less Envoy-S lifetime counter wraps at 2^32 J (1,193,046.47 Wh)
@@ -434,7 +441,7 @@ class Readings:
             return None
         return eim
 
-    def with_answer(self, endpoint: Endpoint[T], value: T) -> Readings:
+    def with_answer(self, endpoint: Answered[T], value: T) -> Readings:
         """These readings and ``endpoint``'s parsed answer, in the field its key names (the
         field's type is its parser's: tests/test_architecture.py)."""
         return replace(self, **{endpoint.key: value})

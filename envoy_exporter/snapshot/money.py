@@ -8,7 +8,8 @@ rate in force (``pricing``) to a running total per currency. What it has priced 
 the totals, in one state file per gateway written like the counters' (``state.write_atomic``), so
 a restart neither loses a total nor prices energy twice. Energy that flowed while the exporter was
 down, or before any tariff was known, is priced at the rate in force when it is next seen; energy
-that flowed while the known tariff gave its direction no rate is not priced.
+that flowed while the known tariff gave its direction no rate is not priced; between two readings
+close together, each minute is priced at its own rate (``SPREAD_MAX_S``).
 
 The prices are the gateway's own tariff where it holds one, else the configuration's; local time
 is the configured time zone, else the one the gateway reports, else the exporter's.
@@ -20,7 +21,9 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,14 @@ log = logging.getLogger(__name__)
 J_PER_KWH = 3_600_000.0
 NET = "net-consumption"
 STATE_VERSION = 1
+# Between two readings at most this far apart the energy is spread evenly over the time between
+# them and each minute priced at its own rate, so a reading just after a period starts does not
+# price the minutes before it at the new rate. A longer gap is an outage: its energy is priced at
+# the rate in force when it is next seen.
+SPREAD_MAX_S = 900.0
+SAMPLE_S = 60.0
+
+RateAt = Callable[[float], Price | None]  # the rate in force at a moment (epoch seconds)
 
 
 def state_path(state_dir: Path, gateway: str) -> Path:
@@ -47,20 +58,24 @@ class _Ledger:
 
     priced_j: float | None = None
     totals: dict[str, float] = field(default_factory=dict)
+    # When ``priced_j`` was read; not saved: after a restart the gap is priced as an outage.
+    priced_at: float | None = field(default=None, compare=False)
 
-    def add(self, joules: float | None, price: Price | None, currency: str | None) -> bool:
+    def add(self, joules: float | None, now: float, rate_at: RateAt | None, currency: str | None) -> bool:
         """Price the energy since the last reading; True when anything changed."""
         if joules is None or not math.isfinite(joules) or joules <= 0.0:
             # Nothing read, or a meter that never metered (or a gateway warming up after a
             # reboot): not a baseline, or its first real reading would be priced whole.
             return False
+        since, self.priced_at = self.priced_at, now
         if self.priced_j is None or joules < self.priced_j:
             # First sight, or a counter that fell (its state was lost): start from here.
             self.priced_j = joules
-            if price is not None and currency is not None:
+            if rate_at is not None and rate_at(now) is not None and currency is not None:
                 self.totals.setdefault(currency, 0.0)
             return True
-        if price is None or currency is None:
+        rate = None if rate_at is None or currency is None else _mean_rate(rate_at, since, now)
+        if rate is None or currency is None:
             # The tariff gives this direction no rate now (no export rate at all, a weekday no day
             # type names): this energy has no price. Moving on keeps a rate that appears later from
             # billing all of it at once.
@@ -68,11 +83,24 @@ class _Ledger:
             self.priced_j = joules
             return moved
         changed = currency not in self.totals or joules > self.priced_j
-        self.totals[currency] = (
-            self.totals.get(currency, 0.0) + (joules - self.priced_j) / J_PER_KWH * price.rate
-        )
+        self.totals[currency] = self.totals.get(currency, 0.0) + (joules - self.priced_j) / J_PER_KWH * rate
         self.priced_j = joules
         return changed
+
+
+def _mean_rate(rate_at: RateAt, since: float | None, now: float) -> float | None:
+    """The rate of energy that flowed evenly from ``since`` to ``now``: the mean of the rates in
+    force in each minute (a minute without a rate counts 0); None where no minute has one. Over an
+    outage (or with no earlier reading) the rate in force now."""
+    if since is None or not 0.0 < now - since <= SPREAD_MAX_S:
+        found = rate_at(now)
+        return None if found is None else found.rate
+    samples = max(1, math.ceil((now - since) / SAMPLE_S))
+    step = (now - since) / samples
+    found = [rate_at(since + (i + 0.5) * step) for i in range(samples)]
+    if all(p is None for p in found):
+        return None
+    return sum(p.rate for p in found if p is not None) / samples
 
 
 class MoneyKeeper:
@@ -114,8 +142,9 @@ class MoneyKeeper:
                 return replace(snapshot, money=money)
             delivered = net.total.delivered_j if net.total else None
             received = net.total.received_j if net.total else None
-            self._dirty |= self._ledgers[IMPORT].add(delivered, in_force.get(IMPORT), currency)
-            self._dirty |= self._ledgers[EXPORT].add(received, in_force.get(EXPORT), currency)
+            at = snapshot.collected_at
+            self._dirty |= self._ledgers[IMPORT].add(delivered, at, _rate_at(tariff, IMPORT, where), currency)
+            self._dirty |= self._ledgers[EXPORT].add(received, at, _rate_at(tariff, EXPORT, where), currency)
             return replace(
                 snapshot,
                 money=replace(
@@ -132,7 +161,10 @@ class MoneyKeeper:
             if self._path is None or not self._dirty:
                 return
             body = json.dumps(
-                {"version": STATE_VERSION, **{d: vars(ledger) for d, ledger in self._ledgers.items()}},
+                {
+                    "version": STATE_VERSION,
+                    **{d: {"priced_j": g.priced_j, "totals": g.totals} for d, g in self._ledgers.items()},
+                },
                 separators=(",", ":"),
             ).encode()
             try:
@@ -152,6 +184,12 @@ class MoneyKeeper:
             log.info("no usable cost and credit state at %s: starting from zero", self._path)
             return
         self._ledgers = ledgers
+
+
+def _rate_at(tariff: Tariff | None, direction: str, where: tzinfo | None) -> RateAt | None:
+    if tariff is None:
+        return None
+    return lambda moment: prices(tariff, local_time(moment, where)).get(direction)
 
 
 def _parse_state(body: bytes) -> dict[str, _Ledger]:

@@ -13,6 +13,7 @@ buy) and ``seasons_sell`` each a list of seasons (``start`` "M/D") of day types 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from envoy_exporter.snapshot.model import (
@@ -40,6 +41,7 @@ from envoy_exporter.snapshot.parsers._json import (
 _MODE_NAMES = {"savings-mode": "economy"}
 _WEEKDAYS = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 _MINUTES_PER_DAY = 24 * 60
+_MONTH_DAY = re.compile(r"([0-9]{1,2})\s*/\s*([0-9]{1,2})", re.ASCII)
 
 
 def parse_tariff(body: bytes) -> TariffAnswer:
@@ -121,10 +123,11 @@ def _season(raw: dict[str, Any], what: str) -> Season:
 
 
 def _month_day(text: str | None, what: str) -> tuple[int, int]:
-    parts = (text or "").split("/")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    # ASCII digits only: str.isdigit() also passes "²", which int() then refuses.
+    found = _MONTH_DAY.fullmatch((text or "").strip())
+    if found is None:
         raise ParseError(f"{what}: {text!r} is not a month/day")
-    month, day = int(parts[0]), int(parts[1])
+    month, day = int(found[1]), int(found[2])
     if not (1 <= month <= 12 and 1 <= day <= 31):
         raise ParseError(f"{what}: {text!r} is not a month/day")
     return month, day
