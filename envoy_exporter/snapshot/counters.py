@@ -86,7 +86,7 @@ def state_path(state_dir: Path, gateway: str) -> Path:
     return state_dir / f"counters-{safe_name(gateway)}.json"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
     """A raw level and when it last rose (energy in the next step accrued since then: inverters
     report every 5 minutes, the exporter may have been down)."""
@@ -104,7 +104,7 @@ class _Track:
         self.raw = raw
 
 
-@dataclass
+@dataclass(slots=True)
 class _Hold:
     """A reading the keeper does not believe yet, and the readings since that agree with it."""
 
@@ -115,7 +115,7 @@ class _Hold:
     rises: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Series:
     track: _Track  # the last accepted raw reading
     offset: float  # corrected = raw + offset
@@ -355,7 +355,7 @@ class CounterKeeper:
         self._series = series
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Corrected:
     """Microinverter readings as a collection gave them, corrected, and the raw values seen."""
 
@@ -364,7 +364,7 @@ class _Corrected:
     reported: list[Reported]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """One ``apply`` pass: the keeper, the gateway, the time, and the raw values seen."""
 

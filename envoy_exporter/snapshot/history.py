@@ -17,7 +17,7 @@ SPAN_S = 3600.0
 _POINTS = int(SPAN_S / BUCKET_S)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Point:
     at: float  # wall clock, seconds
     production_w: float | None

@@ -43,7 +43,7 @@ PHASES = ("L1", "L2", "L3")
 # /info
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GatewayInfo:
     """What ``/info`` says about the gateway (XML, open on every firmware)."""
 
@@ -70,7 +70,7 @@ class GatewayInfo:
 # Production and consumption readings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """One production or consumption figure: a whole system or one phase."""
 
@@ -86,7 +86,7 @@ class Reading:
     power_factor: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EimSection:
     """One CT-measured section of ``/production.json`` (type ``eim``)."""
 
@@ -97,7 +97,7 @@ class EimSection:
     lines: tuple[Reading, ...] = ()  # per phase, L1.. in order; may hold a trailing all-zero line
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InvertersSection:
     """The ``type: inverters`` section of ``/production.json``.
 
@@ -110,7 +110,7 @@ class InvertersSection:
     lifetime_j: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AcbStorage:
     """The ``storage`` (type ``acb``) section of ``/production.json``: AC batteries together."""
 
@@ -121,7 +121,7 @@ class AcbStorage:
     soc_ratio: float | None  # percentFull / 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProductionJson:
     inverters: InvertersSection | None = None
     production: EimSection | None = None
@@ -139,7 +139,7 @@ class ProductionJson:
 # Inverters
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InverterReading:
     """One microinverter (PCU). ``/api/v1/production/inverters`` fills the first four fields;
     ``/ivp/pdm/device_data`` fills the rest as well."""
@@ -160,7 +160,7 @@ class InverterReading:
     last_report_energy_j: float | None = None  # energy produced in that interval
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AcbReading:
     """An AC battery as ``/api/v1/production/inverters`` lists it (devType 11)."""
 
@@ -170,7 +170,7 @@ class AcbReading:
     last_report_s: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceData:
     """What ``/ivp/pdm/device_data`` lists: the microinverters and the AC batteries."""
 
@@ -178,7 +178,7 @@ class DeviceData:
     batteries: tuple[Battery, ...] = ()  # ACB entries: power, state of charge, cell temperature
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class V1Inverters:
     inverters: tuple[InverterReading, ...] = ()
     batteries: tuple[AcbReading, ...] = ()
@@ -188,7 +188,7 @@ class V1Inverters:
 # CT meters
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeterConfig:
     """One entry of ``/ivp/meters``."""
 
@@ -207,7 +207,7 @@ class MeterConfig:
         return self.state == "enabled"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeterChannel:
     """One reading of ``/ivp/meters/readings``: a whole meter or one of its channels."""
 
@@ -224,13 +224,13 @@ class MeterChannel:
     received_j: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MeterReading:
     total: MeterChannel
     channels: tuple[MeterChannel, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Meter:
     """A CT meter in the snapshot: its configuration matched by eid with its reading.
 
@@ -247,7 +247,7 @@ class Meter:
 # Inventory: device flags and relays
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Device:
     """One device of ``/inventory.json`` (PCU, ACB, NSRB) or ``/ivp/ensemble/inventory``
     (ENCHARGE, ENPOWER, COLLAR)."""
@@ -266,7 +266,7 @@ class Device:
     grid_state: str | None = None  # the grid state an Ensemble device reports
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Relay:
     """An NSRB (Q-Relay) from ``/inventory.json``."""
 
@@ -275,7 +275,7 @@ class Relay:
     lines_connected: dict[str, bool] = field(default_factory=dict)  # {"1": True, "2": True, ...}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inventory:
     devices: tuple[Device, ...] = ()
     relays: tuple[Relay, ...] = ()
@@ -286,7 +286,7 @@ class Inventory:
 # Storage and grid (Ensemble)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Battery:
     serial: str
     battery_type: str  # "encharge" or "acb"
@@ -300,7 +300,7 @@ class Battery:
     dc_switch_on: bool | None = None  # IQ Battery DC switch
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageAggregate:
     """All batteries together (``/ivp/ensemble/secctrl`` plus ACB where present)."""
 
@@ -310,7 +310,7 @@ class StorageAggregate:
     reserve_ratio: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Enpower:
     """The system controller (Enpower / IQ System Controller) or the Meter Collar."""
 
@@ -322,7 +322,7 @@ class Enpower:
     communicating: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ensemble:
     """What ``/ivp/ensemble/inventory``, ``/ivp/ensemble/secctrl`` and ``/ivp/ensemble/power``
     say together; each parser fills its part and ``assemble`` merges them by serial."""
@@ -333,7 +333,7 @@ class Ensemble:
     devices: tuple[Device, ...] = ()  # ENCHARGE, ENPOWER, COLLAR as devices (flags, status)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageGroup:
     """All batteries of one type together: ``acb`` from the ``/production.json`` storage
     section, ``encharge`` summed over the IQ Batteries."""
@@ -347,7 +347,7 @@ class StorageGroup:
 # Settings and the system controller's relays (slow cache)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageSettings:
     """The battery profile of ``/admin/lib/tariff`` (``tariff.storage_settings``)."""
 
@@ -357,13 +357,13 @@ class StorageSettings:
     charge_from_grid: bool | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DryContact:
     contact: str  # "NC1", "NO1", ...
     closed: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DryContactSetting:
     """How a dry contact is configured (``/ivp/ss/dry_contact_settings``)."""
 
@@ -374,7 +374,7 @@ class DryContactSetting:
     soc_high_ratio: float | None = None  # soc_high / 100: restore above it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Generator:
     present: bool | None = None
     relay_closed: bool | None = None  # oper_state "close"/"closed"
@@ -384,7 +384,7 @@ class Generator:
 # Connectivity (/home.json)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NetworkInterface:
     name: str  # "eth0", "wlan0", "ppp0"
     kind: str  # "ethernet", "wifi", "cellular"
@@ -392,7 +392,7 @@ class NetworkInterface:
     signal_ratio: float | None = None  # signal_strength / signal_strength_max (wireless only)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HomeStatus:
     enlighten_connected: bool | None = None  # web_comm
     last_enlighten_report_s: float | None = None
@@ -451,7 +451,7 @@ class Readings:
 # The snapshot
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Flow:
     """A production or consumption flow: the whole and its phases."""
 
@@ -459,7 +459,7 @@ class Flow:
     phases: dict[str, Reading] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointResult:
     """How one endpoint fared in the collection that made a snapshot (see ``snapshot.outcome``)."""
 
@@ -478,7 +478,7 @@ class EndpointResult:
         return f"{cause} ({self.url})" if self.url else cause
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One gateway at one moment, everything the collector exports.
 
@@ -521,7 +521,7 @@ class Snapshot:
         return self.production is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reported:
     """One lifetime value as the gateway reported it, before counter correction."""
 
@@ -532,7 +532,7 @@ class Reported:
     joules: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Latest:
     """What a gateway's client has to show: the snapshot of its newest finished collection, or
     the last good one kept while the gateway fails (``fresh`` False then)."""
@@ -545,7 +545,7 @@ class Latest:
 # Prices (/admin/lib/tariff, or the configuration where the gateway holds none)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RatePeriod:
     """A rate from ``start`` (minutes after local midnight) until the next period's start."""
 
@@ -554,13 +554,13 @@ class RatePeriod:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DayType:
     weekdays: frozenset[int]  # 0 = Monday .. 6 = Sunday, as ``date.weekday()``
     periods: tuple[RatePeriod, ...]  # sorted by start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Season:
     """From ``start`` (month, day) until the next season's start; the last runs into the new year."""
 
@@ -569,7 +569,7 @@ class Season:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rates:
     """One direction's prices: seasons of day types of periods, else the flat rate."""
 
@@ -577,7 +577,7 @@ class Rates:
     seasons: tuple[Season, ...] = ()  # sorted by start
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tariff:
     currency: str | None
     buy: Rates = field(default_factory=Rates)
@@ -589,7 +589,7 @@ class Tariff:
         return bool(self.buy.flat) or bool(self.buy.seasons)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TariffAnswer:
     """What ``/admin/lib/tariff`` says: the battery profile and the prices."""
 
@@ -597,7 +597,7 @@ class TariffAnswer:
     tariff: Tariff | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PriceInForce:
     direction: str  # "import" or "export"
     currency: str
@@ -605,7 +605,7 @@ class PriceInForce:
     period: str  # the tariff's name of the period, "flat" for a flat rate
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Money:
     """The prices in force at a snapshot's collection, and the grid's cost and credit so far."""
 
