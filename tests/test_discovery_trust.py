@@ -460,6 +460,17 @@ def test_only_allowed_serials_and_local_addresses_are_served(tmp_path):
     assert site.hosts() == [(SERIAL_A, "192.0.2.41")]
 
 
+def test_nothing_refills_the_fleet_after_discovery_is_closed(requests_mock, tmp_path, cloud):
+    cloud.gateways[SERIAL_A] = StandIn(f"https://{HOME}", SERIAL_A).install(requests_mock)
+    site = Site([configured(host=HOME)], tmp_path)
+    site.discovery.announce(Found(SERIAL_B, "192.0.2.11", 80))  # held back until HOME answers
+    (client,) = site.fleet.clients()
+    site.discovery.close()
+    site.close()  # shutting down: the fleet is emptied
+    assert client.collect(timeout=10).up  # a collection still running tells its serial now
+    assert site.hosts() == []
+
+
 class SlowCertificates(Certificates):
     """Addresses in ``silent`` accept a connection and never finish the TLS handshake: the
     check waits its whole timeout (here ``SILENT_S``) there."""

@@ -295,12 +295,15 @@ class Discovery:
         """A new configuration (reload): the found gateways stay found."""
         with self._lock:
             self._configured, self._defaults = tuple(configured), dict(defaults)
-            self._apply_locked()
+            if not self._closed:
+                self._apply_locked()
 
     def reconsider(self) -> None:
-        """A configured gateway has told its serial: apply what that changes."""
+        """A configured gateway has told its serial: apply what that changes (nothing once
+        closed: a collection finishing during shutdown must not refill the fleet)."""
         with self._lock:
-            self._apply_locked()
+            if not self._closed:
+                self._apply_locked()
 
     def announce_later(self, gateway: Found) -> None:
         """From the browser, never waited for: each serial's announcements are weighed on a
