@@ -83,6 +83,8 @@ def metered_json(production_active: int = 1, **kw) -> ProductionJson:
 
 
 def assemble(asm: Assembler, info: GatewayInfo, **readings):
+    """As the client does it: the firmware noted when /info shows it, then the collection."""
+    asm.note_firmware(info)
     return asm.assemble(Readings(info=info, **readings), {}, now=1_700_000_123.0)
 
 

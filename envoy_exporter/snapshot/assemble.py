@@ -129,7 +129,6 @@ class Assembler:
 
     def assemble(self, readings: Readings, endpoints: Mapping[str, EndpointResult], now: float) -> Snapshot:
         info = readings.info
-        self.note_firmware(info)
         production_json = readings.production_json
         meter_configs = readings.meters or ()
         flows = self._production_candidates(info, readings, production_json)
@@ -261,7 +260,8 @@ class Assembler:
     # The sticky production source
 
     def note_firmware(self, info: GatewayInfo | None) -> None:
-        """New firmware changes what each endpoint means: decide afresh."""
+        """New firmware changes what each endpoint means: decide afresh. Told by the client when
+        /info shows it, before the plan consults the decisions."""
         if info is None or info.firmware == self._firmware:
             return
         self._firmware = info.firmware
@@ -731,8 +731,8 @@ def _storage_groups(
     """All batteries of a type together: the ACBs as the ``/production.json`` storage section
     reports them, the IQ Batteries as the sum of their powers (only when every one reports it)."""
     groups = []
-    acb = production_json.storage if production_json else None
-    if acb is not None and acb.active_count > 0:
+    acb = production_json.active_acb if production_json else None
+    if acb is not None:
         groups.append(StorageGroup("acb", power_w=acb.power_w, state=acb.state))
     encharge = [b.power_w for b in batteries if b.battery_type == "encharge"]
     if encharge and all(p is not None for p in encharge):
@@ -757,8 +757,8 @@ def _storage(
     for ensemble in (secctrl, *ensembles):
         if ensemble is not None and ensemble.aggregate is not None:
             return ensemble.aggregate
-    acb = production_json.storage if production_json else None
-    if acb is None or acb.active_count <= 0:
+    acb = production_json.active_acb if production_json else None
+    if acb is None:
         return None
     return StorageAggregate(soc_ratio=acb.soc_ratio, available_j=acb.energy_j)
 

@@ -128,6 +128,11 @@ class ProductionJson:
     consumption: tuple[EimSection, ...] = ()  # choose by measurement_type, never by position
     storage: AcbStorage | None = None
 
+    @property
+    def active_acb(self) -> AcbStorage | None:
+        """The AC battery section while an AC battery reports (activeCount > 0), else None."""
+        return self.storage if self.storage is not None and self.storage.active_count > 0 else None
+
     def consumption_of(self, measurement_type: str) -> EimSection | None:
         for section in self.consumption:
             if section.measurement_type == measurement_type:

@@ -136,8 +136,7 @@ class Plan:
         carry the production and consumption powers (``assemble`` takes them from there while
         production.json comes from the cache), and where /api/v1/production is the production
         source and no AC battery reports through production.json."""
-        acb = production_json.storage
-        if acb is not None and acb.active_count > 0:
+        if production_json.active_acb is not None:
             return False  # its power and state of charge are live figures
         meters = self._readings.meters or ()
         if self._readings.production_ct is not None:
