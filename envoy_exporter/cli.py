@@ -28,6 +28,7 @@ from envoy_exporter.fleet.discovery import Discovery, start_discovery
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.freezer import Freezer
 from envoy_exporter.logs import FORMATS, LEVELS, setup_logging
+from envoy_exporter.malloc_arenas import limit_arenas
 from envoy_exporter.web.server import (
     DEFAULT_TELEMETRY_PATH,
     ExporterServer,
@@ -135,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in offline_problems(settings):
             # The key last: "token: <message>" would read as a secret to the log redaction.
             log.warning("configuration problem: %s (%s)", problem.message, problem.key)
+        limit_arenas()  # before the worker threads start
         stop = threading.Event()
         _on_signals(stop.set)
         return serve(settings, args.listen, stop, args=args, web_config=web_config)
