@@ -109,12 +109,6 @@ def labels_text(labels: Mapping[str, str]) -> str:
         return render_labels(labels)
 
 
-# Every header rendered so far, each kept once: the rendered groups of a whole fleet stay in
-# the snapshot cache, and one tuple per family shared by all gateways costs less than one each.
-# Family names and help texts are the code's own, so this holds a bounded set.
-_HEADERS: dict[Header, Header] = {}
-
-
 class Family:
     """A gauge or counter family and its sample lines, as rendered."""
 
@@ -139,8 +133,7 @@ class Family:
             self.lines.append(f"{self.sample} {number(value)}\n")
 
     def group(self) -> Group:
-        header = (self.name, self.type, self.documentation)
-        return _HEADERS.setdefault(header, header), "".join(self.lines).encode()
+        return (self.name, self.type, self.documentation), "".join(self.lines).encode()
 
 
 def render(families: Iterable[Family]) -> list[Group]:
