@@ -294,6 +294,10 @@ class GatewayClient:
                 EndpointResult(Outcome.INTERNAL, f"internal error: {type(exc).__name__}"),
             )
             latest = Latest(self._fallback(run), fresh=False)
+        finally:
+            # The plan reads the run's readings: kept, the pair would be a reference cycle,
+            # which only the garbage collector frees, and never once it is frozen (``freezer``).
+            run.plan = None
         self.last_duration = self._clock() - started
         self._note_recoveries(run)
         self._latest = latest
