@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from envoy_exporter.collector.data import add_snapshot
+from envoy_exporter.collector.exposition import gateway_labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.demo import DemoGateway, start_demo
@@ -635,8 +636,8 @@ def test_every_new_family_has_data_on_the_demo(noon_gateway):
     finally:
         client.close()
     families = Families()
-    add_snapshot(families, "demo", snapshot)
-    names = {family.sample for family in families}
+    add_snapshot(families, gateway_labels("demo"), snapshot)
+    names = {line.split("{")[0] for _, lines in families.groups() for line in lines.decode().splitlines()}
     assert [name for name in DEMO_FAMILIES if name not in names] == []
     # The CT meters raise no status flag on the demo: a healthy system has none.
     assert "enphase_meter_status_flag" not in names

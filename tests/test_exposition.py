@@ -28,15 +28,17 @@ from envoy_exporter.collector import ExporterCollector, GatewayCollector
 from envoy_exporter.collector import scrape as scrape_module
 from envoy_exporter.collector.data import add_snapshot
 from envoy_exporter.collector.exposition import (
-    Labels,
+    Group,
     SnapshotCache,
-    from_library,
+    gateway_labels,
     join,
     negotiate,
     number,
-    render,
+    render_labels,
+    with_label,
+    with_labels,
 )
-from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.families import Families, from_library
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.snapshot.model import Reading
@@ -63,32 +65,39 @@ VALUES = (0.0, -0.0, 1.0, -2.5, 1e-7, 123456.0, 1234567.0, 1.8e10, 2**53 + 1, 1e
 
 
 def health(f: Families, gateway: str, age: float) -> None:
-    base = Labels(gateway=gateway)
+    base = gateway_labels(gateway)
     f.gauge("enphase_up", "1 if fresh", base, 1)
     f.gauge("enphase_data_age_seconds", "Age of the data", base, age)
     f.counter(
-        "enphase_gateway_requests", "Requests\nsent \\ counted", base.add(endpoint="info", code="200"), 3
+        "enphase_gateway_requests",
+        "Requests\nsent \\ counted",
+        with_labels(base, endpoint="info", code="200"),
+        3,
     )
     f.counter(
-        "enphase_gateway_requests", "Requests\nsent \\ counted", base.add(endpoint="readings", code="x"), 1
+        "enphase_gateway_requests",
+        "Requests\nsent \\ counted",
+        with_labels(base, endpoint="readings", code="x"),
+        1,
     )
 
 
-def data(f: Families, gateway: str) -> None:
-    base = Labels(gateway=gateway)
+def data(f: Families, base: str) -> None:
     f.gauge("enphase_production_power_watts", "Power now", base, 1234.5)
     f.counter("enphase_production_energy_joules", "Energy", base, 1.8e10)
     for n, phase in enumerate(("L1", "L2", "L3")):
-        f.gauge("enphase_production_phase_power_watts", "Per phase", base.add(phase=phase), 400.0 + n)
+        f.gauge(
+            "enphase_production_phase_power_watts", "Per phase", with_label(base, "phase", phase), 400.0 + n
+        )
 
 
 def pieces(gateways: tuple[str, ...], age: float) -> list:
     parts = []
     for gateway in gateways:
-        for add in (lambda f, g=gateway: health(f, g, age), lambda f, g=gateway: data(f, g)):
+        for add in (lambda f, g=gateway: health(f, g, age), lambda f, g=gateway: data(f, gateway_labels(g))):
             families = Families()
             add(families)
-            parts.append(render(families))
+            parts.append(families.groups())
     return parts
 
 
@@ -96,7 +105,7 @@ def all_at_once(gateways: tuple[str, ...], age: float) -> Families:
     families = Families()
     for gateway in gateways:
         health(families, gateway, age)
-        data(families, gateway)
+        data(families, gateway_labels(gateway))
     return families
 
 
@@ -126,13 +135,13 @@ class _All:
 def test_joined_pieces_equal_one_rendering_of_everything(accept):
     _, content_type = choose_encoder(accept)
     joined = join(pieces(GATEWAYS, 2.5), content_type)
-    assert joined == join([render(all_at_once(GATEWAYS, 2.5))], content_type)
+    assert joined == join([all_at_once(GATEWAYS, 2.5).groups()], content_type)
 
 
 def test_text_has_each_family_once_with_every_gateway():
     text = join(pieces(GATEWAYS, 2.5), choose_encoder(TEXT)[1]).decode()
     families = {f.name: f for f in parse_text(text)}
-    assert sorted(families) == sorted(f.name for f in all_at_once(GATEWAYS, 0))
+    assert sorted(families) == sorted(name for (name, _, _), _ in all_at_once(GATEWAYS, 0).groups())
     assert text.count("# TYPE enphase_up gauge") == 1
     assert {s.labels["gateway"] for s in families["enphase_up"].samples} == set(GATEWAYS)
     requests = families["enphase_gateway_requests"].samples
@@ -164,15 +173,15 @@ def odd_families() -> tuple[Families, list[Metric]]:
     """The same odd families twice: ours, and prometheus-client's."""
     ours, library = Families(), []
     doc = 'Help with "quotes", a \\ backslash\nand a newline'
-    ours.gauge("odd_doc", doc, {}, 1)
+    ours.gauge("odd_doc", doc, "", 1)
     library.append(GaugeMetricFamily("odd_doc", doc, value=1))
     values = GaugeMetricFamily("odd_values", "Values", labels=["gateway", "n"])
     for n, v in enumerate(VALUES):
-        ours.gauge("odd_values", "Values", Labels(gateway="g", n=str(n)), v)
+        ours.gauge("odd_values", "Values", render_labels({"gateway": "g", "n": str(n)}), v)
         values.add_metric(["g", str(n)], v)
     labels = CounterMetricFamily("odd_labels", "Labels", labels=["z", "a", "m_1"])
     for text in ("plain", 'q"uote', "back\\slash", "new\nline", "Gäste ☀", ""):
-        ours.counter("odd_labels", "Labels", Labels(gateway="g").add(z=text, a="x", m_1="y"), 3)
+        ours.counter("odd_labels", "Labels", with_labels(gateway_labels("g"), z=text, a="x", m_1="y"), 3)
         labels.add_metric([text, "x", "y"], 3)
     for family in (values, labels):
         for sample in family.samples:
@@ -186,7 +195,7 @@ def test_what_is_written_parses_to_what_the_library_writes(accept):
     encoder, _ = choose_encoder(content_type)  # the library's writer of that content type
     ours, library = odd_families()
     openmetrics = content_type.startswith("application/openmetrics-text")
-    written = join([render(ours)], content_type).decode()
+    written = join([ours.groups()], content_type).decode()
     assert parsed(written, openmetrics) == parsed(encoder(_All(library)).decode(), openmetrics)
 
 
@@ -202,7 +211,7 @@ def test_the_process_collectors_families_are_rendered_here_too():
     counter = CounterMetricFamily("odd_cpu_seconds", "CPU", value=2.5)
     gauge = GaugeMetricFamily("odd_fds", "Descriptors", labels=["kind"])
     gauge.add_metric(["open"], 7)
-    text = join([render(from_library([counter, gauge]))], choose_encoder(TEXT)[1]).decode()
+    text = join([from_library([counter, gauge]).groups()], choose_encoder(TEXT)[1]).decode()
     assert "odd_cpu_seconds_total 2.5\n" in text
     assert 'odd_fds{kind="open"} 7.0\n' in text
 
@@ -214,18 +223,18 @@ class Snap:
 def _counting(built: list):
     """A rendering of the data series that counts how often it ran."""
 
-    def families(labels: Labels) -> Families:
-        built.append(labels["gateway"])
+    def render(labels: str) -> list[Group]:
+        built.append(labels)
         families = Families()
-        data(families, labels["gateway"])
-        return families
+        data(families, labels)
+        return families.groups()
 
-    return families
+    return render
 
 
 def test_the_cache_renders_a_snapshot_once_for_every_format():
     cache, owner, built = SnapshotCache(), Snap(), []
-    first, garage = Snap(), Labels(gateway="garage")
+    first, garage = Snap(), gateway_labels("garage")
     a = cache.groups(owner, first, garage, _counting(built))
     b = cache.groups(owner, first, garage, _counting(built))
     assert a is b and len(built) == 1
@@ -235,43 +244,37 @@ def test_the_cache_renders_a_snapshot_once_for_every_format():
     assert len(built) == 2 and c == a and c is not a  # a new snapshot is rendered anew
     same = cache.groups(owner, first, garage, _counting(built))
     assert len(built) == 3 and same == a  # only the latest snapshot is kept
-    cache.groups(owner, first, Labels(gateway="999012345678"), _counting(built))
-    assert built[3:] == ["999012345678"]  # the label changed (an unnamed gateway told its serial)
-
-
-def test_a_gateways_labels_are_kept_from_one_snapshot_to_the_next():
-    cache, owner = SnapshotCache(), Snap()
-    labels = cache.labels(owner, "garage")
-    cache.groups(owner, Snap(), labels, _counting([]))
-    assert cache.labels(owner, "garage") is labels
-    assert cache.labels(owner, "renamed").text == 'gateway="renamed"'
+    cache.groups(owner, first, gateway_labels("999012345678"), _counting(built))
+    assert built[3:] == ['gateway="999012345678"']  # the label changed (an unnamed gateway told its serial)
 
 
 def test_the_cache_drops_what_no_scrape_took_for_a_while():
     clock = [100.0]
     cache = SnapshotCache(keep=15.0, clock=lambda: clock[0])
     busy, idle, snapshot, built = Snap(), Snap(), Snap(), []
-    cache.groups(idle, Snap(), Labels(gateway="idle"), _counting(built))
+    cache.groups(idle, Snap(), gateway_labels("idle"), _counting(built))
     for _ in range(3):
         clock[0] += 10
-        cache.groups(busy, snapshot, Labels(gateway="busy"), _counting(built))
+        cache.groups(busy, snapshot, gateway_labels("busy"), _counting(built))
     assert len(built) == 2  # the busy gateway's rendering was taken three times, rendered once
     assert idle not in cache._entries and busy in cache._entries
 
 
 def test_the_cache_forgets_a_dropped_gateway():
     cache, owner = SnapshotCache(), Snap()
-    cache.groups(owner, Snap(), Labels(gateway="garage"), _counting([]))
+    cache.groups(owner, Snap(), gateway_labels("garage"), _counting([]))
     assert len(cache._entries) == 1
     del owner
     assert len(cache._entries) == 0
 
 
-def test_labels_read_as_the_mapping_they_render():
-    labels = Labels(gateway='a"b').add(serial="1", phase="L1")
-    assert dict(labels) == {"gateway": 'a"b', "serial": "1", "phase": "L1"}
-    assert labels.text == 'gateway="a\\"b",serial="1",phase="L1"'
-    assert {**labels, "x": "y"}["x"] == "y"
+def test_labels_are_rendered_once_and_narrowed_by_appending():
+    base = gateway_labels('a"b')
+    assert base == 'gateway="a\\"b"'
+    assert with_label(base, "serial", "1") == 'gateway="a\\"b",serial="1"'
+    assert with_labels(base, serial="1", phase="L\n1") == 'gateway="a\\"b",serial="1",phase="L\\n1"'
+    assert with_label("", "phase", "back\\slash") == 'phase="back\\\\slash"'
+    assert render_labels({}) == ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -305,9 +308,10 @@ def served(monkeypatch) -> Iterator[tuple[str, list[FakeClient], list[str]]]:
     """The web server over ``clients()``; the third list names the gateway of every rendering of
     data series."""
     rendered: list[str] = []
+    names = {gateway_labels(c.name): c.name for c in clients()}
 
     def counted(families, labels, snapshot):
-        rendered.append(labels["gateway"])
+        rendered.append(names[labels])
         add_snapshot(families, labels, snapshot)
 
     monkeypatch.setattr(scrape_module, "add_snapshot", counted)

@@ -22,7 +22,7 @@ from conftest import SHARED_FIXTURES, Clocks, load_fake_gateway, needs_shared
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter.collector.data import add_snapshot
-from envoy_exporter.collector.exposition import join, render
+from envoy_exporter.collector.exposition import gateway_labels, join
 from envoy_exporter.collector.families import Families
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
@@ -74,8 +74,8 @@ class Site:
     def scrape(self, after_s: float = 0.0) -> dict[tuple[str, frozenset], float]:
         self.clocks.advance(after_s)
         families = Families()
-        add_snapshot(families, "site", self.client.collect(timeout=60))
-        text = join([render(families)], "text/plain; version=0.0.4; charset=utf-8").decode()
+        add_snapshot(families, gateway_labels("site"), self.client.collect(timeout=60))
+        text = join([families.groups()], "text/plain; version=0.0.4; charset=utf-8").decode()
         return {
             (sample.name, frozenset(sample.labels.items()) - {("gateway", "site")}): sample.value
             for metric in text_string_to_metric_families(text)

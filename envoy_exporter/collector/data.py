@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.exposition import with_label, with_labels
 from envoy_exporter.collector.families import Families, Row
 from envoy_exporter.collector.money import add_money
 from envoy_exporter.collector.system import (
@@ -112,18 +112,17 @@ _BATTERY_ROWS = tuple(("enphase_battery_" + suffix, doc, attr) for suffix, doc, 
 _STORAGE_ROWS = tuple(("enphase_storage_" + suffix, doc, attr) for suffix, doc, attr in _STORAGE_GAUGES)
 
 
-def add_snapshot(families: Families, gateway: Labels | str, snapshot: Snapshot) -> None:
-    """The data series of ``snapshot``; ``gateway`` is the gateway's label value, or its labels
-    (``gateway``) as kept from one rendering to the next."""
-    base = gateway if isinstance(gateway, Labels) else Labels(gateway=gateway)
+def add_snapshot(families: Families, base: str, snapshot: Snapshot) -> None:
+    """The data series of ``snapshot``; ``base`` are the gateway's rendered labels
+    (``exposition.gateway_labels``)."""
     for add in _SECTIONS:
         add(families, base, snapshot)
 
 
-def _production(f: Families, base: Labels, s: Snapshot) -> None:
+def _production(f: Families, base: str, s: Snapshot) -> None:
     if s.production is None:
         return
-    labels = base.add(source=s.production_source or "unknown")
+    labels = with_label(base, "source", s.production_source or "unknown")
     total = s.production.total
     f.gauge("enphase_production_power_watts", "Production power", labels, total.power_w)
     f.counter("enphase_production_energy_joules", "Energy produced, lifetime", labels, total.lifetime_j)
@@ -138,7 +137,7 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
     )
     _reported_production(f, base, s)
     for phase, reading in s.production.phases.items():
-        phased = labels.add(phase=phase)
+        phased = with_label(labels, "phase", phase)
         f.gauge(
             "enphase_production_phase_power_watts", "Production power of a phase", phased, reading.power_w
         )
@@ -150,7 +149,7 @@ def _production(f: Families, base: Labels, s: Snapshot) -> None:
         )
 
 
-def _reported_production(f: Families, base: Labels, s: Snapshot) -> None:
+def _reported_production(f: Families, base: str, s: Snapshot) -> None:
     # ``reported`` holds the raw lifetime values the counter keeper saw; the system-level
     # production one is exported so a correction can be audited against what the gateway said.
     for reported in s.reported:
@@ -158,25 +157,25 @@ def _reported_production(f: Families, base: Labels, s: Snapshot) -> None:
             f.gauge(
                 "enphase_production_energy_reported_joules",
                 "Lifetime production as the gateway reports it, before counter corrections",
-                base.add(source=reported.name),
+                with_label(base, "source", reported.name),
                 reported.joules,
             )
 
 
-def _consumption(f: Families, base: Labels, s: Snapshot) -> None:
+def _consumption(f: Families, base: str, s: Snapshot) -> None:
     for measurement, flow in (("total", s.consumption_total), ("net", s.consumption_net)):
         if flow is not None:
-            _consumption_flow(f, base.add(measurement=measurement), flow)
+            _consumption_flow(f, with_label(base, "measurement", measurement), flow, net=measurement == "net")
     if s.consumption_total is not None:
         _consumption_total_energy(f, base, s.consumption_total)
     if s.consumption_net is not None:
         _net_energy(f, base, s.consumption_net)
 
 
-def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
+def _consumption_flow(f: Families, labels: str, flow: Flow, net: bool) -> None:
     total = flow.total
     f.gauge("enphase_consumption_power_watts", "Consumption power", labels, total.power_w)
-    if labels["measurement"] == "net":
+    if net:
         # The gateway does not compute net today / seven days: it reports 0 (or, on some 8.3
         # firmware, the lifetime). Left out rather than shown as a figure.
         total = replace(total, today_j=None, last_seven_days_j=None)
@@ -193,24 +192,24 @@ def _consumption_flow(f: Families, labels: Labels, flow: Flow) -> None:
         f.gauge(
             "enphase_consumption_phase_power_watts",
             "Consumption power of a phase",
-            labels.add(phase=phase),
+            with_label(labels, "phase", phase),
             reading.power_w,
         )
 
 
-def _consumption_total_energy(f: Families, base: Labels, flow: Flow) -> None:
-    labels = base.add(measurement="total")
+def _consumption_total_energy(f: Families, base: str, flow: Flow) -> None:
+    labels = with_label(base, "measurement", "total")
     f.counter("enphase_consumption_energy_joules", "Energy consumed, lifetime", labels, flow.total.lifetime_j)
     for phase, reading in flow.phases.items():
         f.counter(
             "enphase_consumption_phase_energy_joules",
             "Energy consumed on a phase, lifetime",
-            labels.add(phase=phase),
+            with_label(labels, "phase", phase),
             reading.lifetime_j,
         )
 
 
-def _net_energy(f: Families, base: Labels, flow: Flow) -> None:
+def _net_energy(f: Families, base: str, flow: Flow) -> None:
     # Import minus export: it falls while exporting, so a gauge, never a counter.
     f.gauge(
         "enphase_net_consumption_energy_joules",
@@ -222,19 +221,20 @@ def _net_energy(f: Families, base: Labels, flow: Flow) -> None:
         f.gauge(
             "enphase_net_consumption_phase_energy_joules",
             "Energy imported minus energy exported on a phase, lifetime; can fall and be negative",
-            base.add(phase=phase),
+            with_label(base, "phase", phase),
             reading.lifetime_j,
         )
 
 
-def _meters(f: Families, base: Labels, s: Snapshot) -> None:
+def _meters(f: Families, base: str, s: Snapshot) -> None:
     for meter in s.meters:
-        _meter(f, base.add(meter=meter.config.measurement_type), meter)
+        _meter(f, with_label(base, "meter", meter.config.measurement_type), meter)
 
 
-def _meter(f: Families, labels: Labels, meter: Meter) -> None:
+def _meter(f: Families, labels: str, meter: Meter) -> None:
     config = meter.config
-    info = labels.add(
+    info = with_labels(
+        labels,
         eid=str(config.eid),
         phase_mode=config.phase_mode or "",
         phase_count=str(config.phase_count),
@@ -245,43 +245,43 @@ def _meter(f: Families, labels: Labels, meter: Meter) -> None:
         f.gauge(
             "enphase_meter_metering_status",
             "1 for the metering status of the CT meter",
-            labels.add(status=config.metering_status),
+            with_label(labels, "status", config.metering_status),
             1,
         )
     for flag in config.status_flags if config.enabled else ():
         f.gauge(
             "enphase_meter_status_flag",
             "1 for each status flag the CT meter raises",
-            labels.add(flag=flag),
+            with_label(labels, "flag", flag),
             1,
         )
     if meter.total is not None:
         _channel(f, _METER_ROWS, labels, meter.total)
     for phase, channel in meter.phases.items():
-        _channel(f, _METER_PHASE_ROWS, labels.add(phase=phase), channel)
+        _channel(f, _METER_PHASE_ROWS, with_label(labels, "phase", phase), channel)
 
 
 def _channel(
-    f: Families, rows: tuple[tuple[Row, ...], tuple[Row, ...]], labels: Labels, channel: MeterChannel
+    f: Families, rows: tuple[tuple[Row, ...], tuple[Row, ...]], labels: str, channel: MeterChannel
 ) -> None:
     gauges, counters = rows
     f.gauges(gauges, labels, channel)
     f.counters(counters, labels, channel)
 
 
-def _inverters(f: Families, base: Labels, s: Snapshot) -> None:
-    inverters = [(base.add(serial=inverter.serial), inverter) for inverter in s.inverters]
+def _inverters(f: Families, base: str, s: Snapshot) -> None:
+    inverters = [(with_label(base, "serial", inverter.serial), inverter) for inverter in s.inverters]
     f.table(_INVERTER_ROWS, "gauge", inverters)
     f.table(_INVERTER_COUNTERS, "counter", inverters)
 
 
-def _devices(f: Families, base: Labels, s: Snapshot) -> None:
+def _devices(f: Families, base: str, s: Snapshot) -> None:
     for device in s.devices:
-        _device(f, base.add(serial=device.serial, device_type=device.device_type), device)
+        _device(f, with_labels(base, serial=device.serial, device_type=device.device_type), device)
 
 
-def _device(f: Families, labels: Labels, device: Device) -> None:
-    info = labels.add(part_number=device.part_number or "", firmware=device.firmware or "")
+def _device(f: Families, labels: str, device: Device) -> None:
+    info = with_labels(labels, part_number=device.part_number or "", firmware=device.firmware or "")
     f.gauge("enphase_device_info", "A device the gateway lists in its inventory", info, 1)
     f.gauges(_DEVICE_ROWS, labels, device)
     f.gauge(
@@ -291,46 +291,51 @@ def _device(f: Families, labels: Labels, device: Device) -> None:
         device.last_report_s,
     )
     for status in device.statuses:
-        f.gauge("enphase_device_status", "1 for each status code of the device", labels.add(status=status), 1)
+        f.gauge(
+            "enphase_device_status",
+            "1 for each status code of the device",
+            with_label(labels, "status", status),
+            1,
+        )
     if device.admin_state:
         f.gauge(
             "enphase_device_admin_state",
             "1 for the administrative state of the device",
-            labels.add(state=device.admin_state),
+            with_label(labels, "state", device.admin_state),
             1,
         )
     if device.grid_state:
         f.gauge(
             "enphase_device_grid_state",
             "1 for the grid state the device reports",
-            labels.add(state=device.grid_state),
+            with_label(labels, "state", device.grid_state),
             1,
         )
 
 
-def _relays(f: Families, base: Labels, s: Snapshot) -> None:
+def _relays(f: Families, base: str, s: Snapshot) -> None:
     for relay in s.relays:
-        labels = base.add(serial=relay.serial)
+        labels = with_label(base, "serial", relay.serial)
         f.gauge("enphase_relay_closed", "1 if the Q-Relay is closed", labels, relay.closed)
         for line, connected in sorted(relay.lines_connected.items()):
             f.gauge(
                 "enphase_relay_line_connected",
                 "1 if the line of the Q-Relay is connected",
-                labels.add(line=line),
+                with_label(labels, "line", line),
                 connected,
             )
 
 
-def _batteries(f: Families, base: Labels, s: Snapshot) -> None:
+def _batteries(f: Families, base: str, s: Snapshot) -> None:
     for battery in s.batteries:
-        _battery(f, base.add(serial=battery.serial), battery)
+        _battery(f, with_label(base, "serial", battery.serial), battery)
 
 
-def _battery(f: Families, labels: Labels, battery: Battery) -> None:
+def _battery(f: Families, labels: str, battery: Battery) -> None:
     f.gauge(
         "enphase_battery_state_of_charge_ratio",
         "State of charge of the battery",
-        labels.add(battery_type=battery.battery_type),
+        with_label(labels, "battery_type", battery.battery_type),
         battery.soc_ratio,
     )
     f.gauges(_BATTERY_ROWS, labels, battery)
@@ -341,12 +346,12 @@ def _battery(f: Families, labels: Labels, battery: Battery) -> None:
         f.gauge(
             "enphase_battery_state",
             "1 for the state the battery is in",
-            labels.add(state=battery.state),
+            with_label(labels, "state", battery.state),
             1,
         )
 
 
-def _storage(f: Families, base: Labels, s: Snapshot) -> None:
+def _storage(f: Families, base: str, s: Snapshot) -> None:
     if s.storage is not None:
         f.gauges(_STORAGE_ROWS, base, s.storage)
     if s.enpower is not None:
@@ -358,7 +363,7 @@ def _storage(f: Families, base: Labels, s: Snapshot) -> None:
         )
 
 
-_SECTIONS: tuple[Callable[[Families, Labels, Snapshot], None], ...] = (
+_SECTIONS: tuple[Callable[[Families, str, Snapshot], None], ...] = (
     _production,
     _consumption,
     _meters,

@@ -1,9 +1,11 @@
 """The exposition: one renderer for every series, each gateway's data rendered once per snapshot.
 
-Series are written as they are added (``Family.add``): the sample line is one f-string of the
-family's sample name, the labels rendered beforehand (``Labels``: a gateway's ``gateway="..."``
-is rendered once per rendering, an inverter's serial once for its dozen series) and the value.
-Nothing is validated per sample: the metric and label names are the collector's own constants.
+Series are written as they are added (``families.Families``): the sample line is
+one f-string of the family's sample name, the labels rendered beforehand and the value. Labels
+are handled rendered, as the text ``name="value",...``: a gateway's ``gateway="..."`` is made
+once per scrape, a narrower set (``with_label``: a phase, an inverter) by appending to it, once
+for all the series that share it. Nothing is validated per sample: the metric and label names
+are the collector's own constants.
 
 The sample lines of the text format 0.0.4 and of OpenMetrics are the same; only the families'
 ``# HELP`` / ``# TYPE`` lines differ (a counter is named with ``_total`` in the text format, and
@@ -24,11 +26,10 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 
 # A family's name, type and help: what its header lines are made of, and what pieces are
@@ -57,102 +58,31 @@ def escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
+def escaped(value: str) -> str:
+    """A label value as both formats write it. Most are serials, phases and words: a value of
+    letters and digits is taken as it is, without a search."""
+    return value if value.isalnum() or not _NEEDS_ESCAPE.search(value) else escape(value)
+
+
 def render_labels(pairs: Mapping[str, str]) -> str:
-    return ",".join(
-        [
-            f'{name}="{escape(value) if _NEEDS_ESCAPE.search(value) else value}"'
-            for name, value in pairs.items()
-        ]
-    )
+    """``name="value",...``: labels as a sample line holds them."""
+    return ",".join([f'{name}="{escaped(value)}"' for name, value in pairs.items()])
 
 
-class Labels(Mapping[str, str]):
-    """Label names and values, with their rendering (``name="value",...``) made once.
-
-    A mapping where one is expected; ``add`` makes the labels of a narrower set of series (a
-    phase, an inverter) from these, rendering only what it adds: a gateway's ``gateway="..."``
-    is rendered once per rendering, an inverter's labels once for its dozen series.
-    """
-
-    __slots__ = ("_more", "_parent", "text")
-
-    def __init__(self, pairs: Mapping[str, str] | None = None, **more: str) -> None:
-        self._parent: Labels | None = None
-        self._more = {**(pairs or {}), **more}
-        self.text = render_labels(self._more)
-
-    def add(self, **more: str) -> Labels:
-        labels = Labels.__new__(Labels)
-        labels._parent, labels._more = self, more
-        added = render_labels(more)
-        labels.text = f"{self.text},{added}" if self.text else added
-        return labels
-
-    def _pairs(self) -> dict[str, str]:
-        return self._more if self._parent is None else {**self._parent._pairs(), **self._more}
-
-    def __getitem__(self, name: str) -> str:
-        return self._pairs()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._pairs())
-
-    def __len__(self) -> int:
-        return len(self._pairs())
+def with_label(labels: str, name: str, value: str) -> str:
+    """The rendered ``labels`` and one label more: how a gateway's series narrow to a phase, a
+    meter, an inverter. One string made once for all the series that share it, no object."""
+    return f'{labels},{name}="{escaped(value)}"' if labels else f'{name}="{escaped(value)}"'
 
 
-def labels_text(labels: Mapping[str, str]) -> str:
-    """The rendering of ``labels``: made once for ``Labels``, made now for another mapping."""
-    try:
-        return labels.text  # type: ignore[attr-defined]
-    except AttributeError:
-        return render_labels(labels)
+def with_labels(labels: str, **more: str) -> str:
+    """The rendered ``labels`` and the labels ``more``."""
+    return f"{labels},{render_labels(more)}" if labels else render_labels(more)
 
 
-class Family:
-    """A gauge or counter family and its sample lines, as rendered."""
-
-    __slots__ = ("documentation", "lines", "name", "sample", "type")
-
-    def __init__(self, name: str, documentation: str, kind: str) -> None:
-        self.name = name  # a counter's without ``_total``
-        self.documentation = documentation
-        self.type = kind  # "gauge" or "counter"
-        self.sample = name + "_total" if kind == "counter" else name  # the name its samples go by
-        self.lines: list[str] = []
-
-    @property
-    def header(self) -> Header:
-        return (self.name, self.type, self.documentation)
-
-    def add(self, labels: Mapping[str, str], value: float) -> None:
-        text = labels_text(labels)
-        if text:
-            self.lines.append(f"{self.sample}{{{text}}} {number(value)}\n")
-        else:
-            self.lines.append(f"{self.sample} {number(value)}\n")
-
-    def group(self) -> Group:
-        return (self.name, self.type, self.documentation), "".join(self.lines).encode()
-
-
-def render(families: Iterable[Family]) -> list[Group]:
-    """``families`` as pieces for ``join``, one group per family."""
-    return [family.group() for family in families]
-
-
-def from_library(metrics: Iterable[Metric]) -> list[Family]:
-    """prometheus-client's gauge and counter families (the process collector's) as ours."""
-    families = []
-    for metric in metrics:
-        if metric.type not in ("gauge", "counter"):
-            raise ValueError(f"{metric.name}: {metric.type} families are not rendered here")
-        family = Family(metric.name, metric.documentation, metric.type)
-        for sample in metric.samples:
-            if sample.name == family.sample:  # not a counter's _created
-                family.add(sample.labels, float(sample.value))
-        families.append(family)
-    return families
+def gateway_labels(name: str) -> str:
+    """The labels every series of the gateway ``name`` starts with."""
+    return with_label("", "gateway", name)
 
 
 @lru_cache(maxsize=4096)
@@ -207,7 +137,7 @@ def join(parts: Iterable[Sequence[Group]], content_type: str) -> bytes:
 @dataclass
 class _Rendered:
     snapshot: object
-    labels: Labels  # the gateway's: an unnamed gateway's change once /info tells the serial
+    labels: str  # the gateway's: an unnamed gateway's change once /info tells the serial
     used: float  # when a scrape last took it (monotonic seconds)
     groups: list[Group] | None = None
 
@@ -228,31 +158,22 @@ class SnapshotCache:
         self._clock = clock
         self._swept = clock()
 
-    def labels(self, owner: object, name: str) -> Labels:
-        """The labels of the gateway ``owner``, ``gateway=name``: kept from one scrape to the
-        next with the label sets rendered from them."""
-        with self._lock:
-            entry = self._entries.get(owner)
-            if entry is not None and entry.labels["gateway"] == name:
-                return entry.labels
-        return Labels(gateway=name)
-
     def groups(
-        self, owner: object, snapshot: object, labels: Labels, families: Callable[[Labels], Iterable[Family]]
+        self, owner: object, snapshot: object, labels: str, render: Callable[[str], list[Group]]
     ) -> list[Group]:
-        """The rendered ``families(labels)`` of ``snapshot``; rendered only when this snapshot
-        was not rendered under these labels before."""
+        """``render(labels)``, the rendered data series of ``snapshot``; rendered only when this
+        snapshot was not rendered under these labels before."""
         now = self._clock()
         with self._lock:
             self._sweep(now)
             entry = self._entries.get(owner)
-            if entry is None or entry.snapshot is not snapshot or entry.labels.text != labels.text:
+            if entry is None or entry.snapshot is not snapshot or entry.labels != labels:
                 entry = _Rendered(snapshot, labels, now)
                 self._entries[owner] = entry
             entry.used = now
             groups = entry.groups
         if groups is None:
-            groups = render(families(labels))
+            groups = render(labels)
             with self._lock:
                 entry.groups = groups
         return groups

@@ -5,73 +5,107 @@ per gateway and concatenating would repeat ``# TYPE`` lines, which Prometheus re
 ``exposition.join``). This builder also enforces the house rule that a ``None`` value produces
 no sample at all.
 
-Labels are passed as ``exposition.Labels`` where a set of series shares them (a gateway's, an
-inverter's): their text is rendered once, not once per series. A plain dict works too.
+Labels are passed rendered (``name="value",...``, made with ``exposition.with_label``): a set of
+series that shares them (a gateway's, an inverter's) has them rendered once, not once per series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
-from envoy_exporter.collector.exposition import Family, labels_text, number
+from prometheus_client.core import Metric
+
+from envoy_exporter.collector.exposition import Group, Header, number, render_labels
 
 # A series of an object: its metric name, its help, and the attribute that holds its value.
 Row = tuple[str, str, str]
 
 
 class Families:
+    """Families in the order they first got a sample, each its sample lines as written.
+
+    A family is its list of lines, looked up by name: no object is made per family, and a
+    gauge's samples go by the family's name (a counter's by the name with ``_total``)."""
+
+    __slots__ = ("_headers", "_lines")
+
     def __init__(self) -> None:
-        self._families: dict[str, Family] = {}
+        self._lines: dict[str, list[str]] = {}
+        self._headers: dict[str, Header] = {}
 
     # Both are called for every series of every gateway: the line is written here, in one go.
-    def gauge(self, name: str, doc: str, labels: Mapping[str, str], value: float | bool | None) -> None:
+    def gauge(self, name: str, doc: str, labels: str, value: float | bool | None) -> None:
         if value is not None:
-            family = self._families.get(name) or self._family(name, doc, "gauge")
+            lines = self._lines.get(name)
+            if lines is None:
+                lines = self.family(name, doc, "gauge")
             text = repr(float(value))
             if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
                 text = number(float(value))
-            family.lines.append(f"{family.sample}{{{labels_text(labels)}}} {text}\n")
+            lines.append(f"{name}{{{labels}}} {text}\n")
 
-    def counter(self, name: str, doc: str, labels: Mapping[str, str], value: float | None) -> None:
+    def counter(self, name: str, doc: str, labels: str, value: float | None) -> None:
         """``name`` without ``_total``: the exposition appends it."""
         if value is not None:
-            family = self._families.get(name) or self._family(name, doc, "counter")
+            lines = self._lines.get(name)
+            if lines is None:
+                lines = self.family(name, doc, "counter")
             text = repr(float(value))
             if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
                 text = number(float(value))
-            family.lines.append(f"{family.sample}{{{labels_text(labels)}}} {text}\n")
+            lines.append(f"{name}_total{{{labels}}} {text}\n")
 
-    def gauges(self, rows: Sequence[Row], labels: Mapping[str, str], obj: object) -> None:
+    def gauges(self, rows: Sequence[Row], labels: str, obj: object) -> None:
         """One gauge per row, each the value of the row's attribute of ``obj``, all with ``labels``."""
         self.table(rows, "gauge", [(labels, obj)])
 
-    def counters(self, rows: Sequence[Row], labels: Mapping[str, str], obj: object) -> None:
+    def counters(self, rows: Sequence[Row], labels: str, obj: object) -> None:
         """As ``gauges``, counters (names without ``_total``)."""
         self.table(rows, "counter", [(labels, obj)])
 
-    def table(
-        self, rows: Sequence[Row], kind: str, items: Sequence[tuple[Mapping[str, str], object]]
-    ) -> None:
+    def table(self, rows: Sequence[Row], kind: str, items: Sequence[tuple[str, object]]) -> None:
         """Per row, a series of that ``kind`` for each item (its labels, the object whose row
         attribute holds the value). The bulk of the series (a dozen per microinverter) go
         through here: a family is looked up once per row, and no call is made per line."""
-        texts = [(labels_text(labels), obj) for labels, obj in items]
-        families = self._families
+        opening = "_total{" if kind == "counter" else "{"
+        found = self._lines
         for name, doc, attr in rows:
-            family = families.get(name)
-            for text, obj in texts:
+            lines = found.get(name)
+            for labels, obj in items:
                 value = getattr(obj, attr)
                 if value is not None:
-                    if family is None:
-                        family = self._family(name, doc, kind)
-                    shown = repr(float(value))
-                    if shown[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
-                        shown = number(float(value))
-                    family.lines.append(f"{family.sample}{{{text}}} {shown}\n")
+                    if lines is None:
+                        lines = self.family(name, doc, kind)
+                    text = repr(float(value))
+                    if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
+                        text = number(float(value))
+                    lines.append(f"{name}{opening}{labels}}} {text}\n")
 
-    def _family(self, name: str, doc: str, kind: str) -> Family:
-        family = self._families[name] = Family(name, doc, kind)
-        return family
+    def family(self, name: str, doc: str, kind: str) -> list[str]:
+        """The lines of the family ``name``, a ``kind`` ("gauge" or "counter") family made now
+        if it has none yet."""
+        lines = self._lines.get(name)
+        if lines is None:
+            lines = self._lines[name] = []
+            self._headers[name] = (name, kind, doc)
+        return lines
 
-    def __iter__(self) -> Iterator[Family]:
-        return iter(self._families.values())
+    def groups(self) -> list[Group]:
+        """The families rendered, as pieces for ``exposition.join``."""
+        headers = self._headers
+        return [(headers[name], "".join(lines).encode()) for name, lines in self._lines.items()]
+
+
+def from_library(metrics: Iterable[Metric]) -> Families:
+    """prometheus-client's gauge and counter families (the process collector's) as ours."""
+    families = Families()
+    for metric in metrics:
+        if metric.type not in ("gauge", "counter"):
+            raise ValueError(f"{metric.name}: {metric.type} families are not rendered here")
+        lines = families.family(metric.name, metric.documentation, metric.type)
+        sample = metric.name + "_total" if metric.type == "counter" else metric.name
+        for each in metric.samples:
+            if each.name == sample:  # not a counter's _created
+                labels, value = render_labels(each.labels), number(float(each.value))
+                lines.append(f"{sample}{{{labels}}} {value}\n" if labels else f"{sample} {value}\n")
+    return families

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
-from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.exposition import with_label, with_labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import GatewayInfo, Latest, Snapshot
 
@@ -52,7 +52,7 @@ class GatewayResult:
         return self.answered and self.latest.fresh
 
 
-def add_health(f: Families, base: Labels, result: GatewayResult, now: float) -> None:
+def add_health(f: Families, base: str, result: GatewayResult, now: float) -> None:
     """The health series of ``result``'s gateway; ``base`` are its labels (``gateway``)."""
     client = result.client
     f.gauge("enphase_up", "1 if the last collection got production data, else 0", base, result.up)
@@ -72,27 +72,27 @@ def add_health(f: Families, base: Labels, result: GatewayResult, now: float) -> 
         f.gauge(
             "enphase_credentials_rejected",
             "1 while the gateway (or Enlighten) refuses this credential of the configuration",
-            base.add(credential=credential),
+            with_label(base, "credential", credential),
             rejected,
         )
     for (endpoint, code), count in sorted(client.requests().items()):
         f.counter(
             "enphase_gateway_requests",
             "Requests sent to the gateway, by endpoint and HTTP status (or timeout / error)",
-            base.add(endpoint=endpoint, code=code),
+            with_labels(base, endpoint=endpoint, code=code),
             count,
         )
     for kind, count in sorted(client.counter_corrections().items()):
         f.counter(
             "enphase_energy_corrections",
             "Corrections made to the gateway's lifetime counters (wrap, bogus, reset, jump)",
-            base.add(kind=kind),
+            with_label(base, "kind", kind),
             count,
         )
     _snapshot_health(f, base, result, now)
 
 
-def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: float) -> None:
+def _snapshot_health(f: Families, base: str, result: GatewayResult, now: float) -> None:
     snapshot = result.snapshot
     f.gauge(
         "enphase_data_age_seconds",
@@ -111,13 +111,14 @@ def _snapshot_health(f: Families, base: Labels, result: GatewayResult, now: floa
             f.gauge(
                 "enphase_endpoint_up",
                 "1 if the endpoint answered usable data in the last finished collection, else 0",
-                base.add(endpoint=endpoint),
+                with_label(base, "endpoint", endpoint),
                 answer.ok,
             )
 
 
-def _info(f: Families, base: Labels, info: GatewayInfo, auth: str | None) -> None:
-    labels = base.add(
+def _info(f: Families, base: str, info: GatewayInfo, auth: str | None) -> None:
+    labels = with_labels(
+        base,
         serial=info.serial,
         firmware=info.firmware,
         part_number=info.part_number or "",

@@ -4,12 +4,12 @@ Same rules as ``data``: ``None`` gives no sample."""
 
 from __future__ import annotations
 
-from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.exposition import with_label, with_labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import Snapshot
 
 
-def add_money(f: Families, base: Labels, s: Snapshot) -> None:
+def add_money(f: Families, base: str, s: Snapshot) -> None:
     money = s.money
     if money is None:
         return
@@ -17,17 +17,17 @@ def add_money(f: Families, base: Labels, s: Snapshot) -> None:
         f.gauge(
             "enphase_tariff_price_per_kilowatt_hour",
             "The rate in force now, in currency per kWh",
-            base.add(direction=price.direction, currency=price.currency),
+            with_labels(base, direction=price.direction, currency=price.currency),
             price.rate,
         )
         f.gauge(
             "enphase_tariff_period",
             "1 for the tariff period in force now",
-            base.add(direction=price.direction, period=price.period),
+            with_labels(base, direction=price.direction, period=price.period),
             1,
         )
     if money.currency is not None:
-        labels = base.add(currency=money.currency)
+        labels = with_label(base, "currency", money.currency)
         f.counter(
             "enphase_grid_import_cost",
             "Grid import, each part priced at the import rate in force when it was imported",

@@ -24,8 +24,8 @@ from functools import partial
 from prometheus_client.registry import Collector
 
 from envoy_exporter.collector.data import add_snapshot
-from envoy_exporter.collector.exposition import Group, Labels, SnapshotCache, from_library, join, render
-from envoy_exporter.collector.families import Families
+from envoy_exporter.collector.exposition import Group, SnapshotCache, gateway_labels, join
+from envoy_exporter.collector.families import Families, from_library
 from envoy_exporter.collector.health import Client, GatewayResult, add_health
 from envoy_exporter.config.settings import COLLECTION_DEADLINE
 from envoy_exporter.logs import Condition
@@ -71,7 +71,7 @@ class GatewayCollector:
         """This scrape as served in ``content_type``, with the series of the exporter's ``own``
         collectors (prometheus-client's) after the gateways'."""
         parts = self.exposition(rendered)
-        parts += [render(from_library(collector.collect())) for collector in own]
+        parts += [from_library(collector.collect()).groups() for collector in own]
         return join(parts, content_type)
 
     def exposition(self, rendered: SnapshotCache) -> list[list[Group]]:
@@ -81,11 +81,11 @@ class GatewayCollector:
         parts = []
         for result in self.results():
             client, snapshot = result.client, result.snapshot
-            labels = rendered.labels(client, client.name)
+            labels = gateway_labels(client.name)
             health = Families()
             add_health(health, labels, result, now)
-            parts.append(render(health))
-            parts.append(rendered.groups(client, snapshot, labels, partial(_data, snapshot=snapshot)))
+            parts.append(health.groups())
+            parts.append(rendered.groups(client, snapshot, labels, partial(render_data, snapshot=snapshot)))
         return parts
 
     def results(self) -> list[GatewayResult]:
@@ -98,15 +98,11 @@ class GatewayCollector:
         return [_result(client, future) for client, future in started]
 
 
-def render_data(labels: Labels, snapshot: Snapshot) -> list[Group]:
-    """The data series of ``snapshot`` for the gateway of ``labels``, rendered."""
-    return render(_data(labels, snapshot))
-
-
-def _data(labels: Labels, snapshot: Snapshot) -> Families:
+def render_data(labels: str, snapshot: Snapshot) -> list[Group]:
+    """The data series of ``snapshot`` for the gateway of ``labels`` (``gateway_labels``), rendered."""
     families = Families()
     add_snapshot(families, labels, snapshot)
-    return families
+    return families.groups()
 
 
 def _start(client: Client, here: bool) -> Future[Snapshot] | None:

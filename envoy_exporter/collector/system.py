@@ -6,12 +6,12 @@ gives no sample, state sets are one 1-valued series with the state in a label.
 
 from __future__ import annotations
 
-from envoy_exporter.collector.exposition import Labels
+from envoy_exporter.collector.exposition import with_label, with_labels
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import Snapshot
 
 
-def add_inverters_total(f: Families, base: Labels, s: Snapshot) -> None:
+def add_inverters_total(f: Families, base: str, s: Snapshot) -> None:
     total = s.inverters_total
     if total is None:
         return
@@ -29,9 +29,9 @@ def add_inverters_total(f: Families, base: Labels, s: Snapshot) -> None:
     )
 
 
-def add_storage_groups(f: Families, base: Labels, s: Snapshot) -> None:
+def add_storage_groups(f: Families, base: str, s: Snapshot) -> None:
     for group in s.storage_groups:
-        labels = base.add(battery_type=group.battery_type)
+        labels = with_label(base, "battery_type", group.battery_type)
         f.gauge(
             "enphase_storage_power_watts",
             "Power of all batteries of a type together, positive while discharging",
@@ -42,17 +42,22 @@ def add_storage_groups(f: Families, base: Labels, s: Snapshot) -> None:
             f.gauge(
                 "enphase_storage_state",
                 "1 for the state the batteries of a type are in together",
-                labels.add(state=group.state),
+                with_label(labels, "state", group.state),
                 1,
             )
 
 
-def add_storage_settings(f: Families, base: Labels, s: Snapshot) -> None:
+def add_storage_settings(f: Families, base: str, s: Snapshot) -> None:
     settings = s.storage_settings
     if settings is None:
         return
     if settings.mode:
-        f.gauge("enphase_storage_mode", "1 for the battery profile in force", base.add(mode=settings.mode), 1)
+        f.gauge(
+            "enphase_storage_mode",
+            "1 for the battery profile in force",
+            with_label(base, "mode", settings.mode),
+            1,
+        )
     f.gauge(
         "enphase_storage_reserve_setting_ratio",
         "The configured backup reserve",
@@ -73,7 +78,7 @@ def add_storage_settings(f: Families, base: Labels, s: Snapshot) -> None:
     )
 
 
-def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
+def add_controller(f: Families, base: str, s: Snapshot) -> None:
     enpower = s.enpower
     if enpower is not None:
         f.gauge(
@@ -83,18 +88,23 @@ def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
             enpower.grid_enabled,
         )
         if enpower.grid_mode:
-            f.gauge("enphase_grid_mode", "1 for the grid mode in force", base.add(mode=enpower.grid_mode), 1)
+            f.gauge(
+                "enphase_grid_mode",
+                "1 for the grid mode in force",
+                with_label(base, "mode", enpower.grid_mode),
+                1,
+            )
         f.gauge(
             "enphase_system_controller_temperature_celsius",
             "Temperature of the system controller",
-            base.add(serial=enpower.serial),
+            with_label(base, "serial", enpower.serial),
             enpower.temperature_c,
         )
     for contact in s.dry_contacts:
         f.gauge(
             "enphase_dry_contact_closed",
             "1 if the system controller's dry contact is closed",
-            base.add(contact=contact.contact),
+            with_label(base, "contact", contact.contact),
             contact.closed,
         )
     _dry_contact_settings(f, base, s)
@@ -108,21 +118,21 @@ def add_controller(f: Families, base: Labels, s: Snapshot) -> None:
         )
 
 
-def _dry_contact_settings(f: Families, base: Labels, s: Snapshot) -> None:
+def _dry_contact_settings(f: Families, base: str, s: Snapshot) -> None:
     for setting in s.dry_contact_settings:
-        labels = base.add(contact=setting.contact)
+        labels = with_label(base, "contact", setting.contact)
         if setting.mode:
             f.gauge(
                 "enphase_dry_contact_mode",
                 "1 for how the dry contact is switched: manual, or by the batteries' state of charge (soc)",
-                labels.add(mode=setting.mode),
+                with_label(labels, "mode", setting.mode),
                 1,
             )
         if setting.kind:
             f.gauge(
                 "enphase_dry_contact_type",
                 "1 for what the dry contact switches: none, load, 3rd-pv, ...",
-                labels.add(type=setting.kind),
+                with_label(labels, "type", setting.kind),
                 1,
             )
         f.gauge(
@@ -139,7 +149,7 @@ def _dry_contact_settings(f: Families, base: Labels, s: Snapshot) -> None:
         )
 
 
-def add_home(f: Families, base: Labels, s: Snapshot) -> None:
+def add_home(f: Families, base: str, s: Snapshot) -> None:
     home = s.home
     if home is None:
         return
@@ -156,7 +166,7 @@ def add_home(f: Families, base: Labels, s: Snapshot) -> None:
         home.last_enlighten_report_s,
     )
     for interface in home.interfaces:
-        labels = base.add(interface=interface.name, type=interface.kind)
+        labels = with_labels(base, interface=interface.name, type=interface.kind)
         f.gauge(
             "enphase_gateway_network_interface_up",
             "1 if the network interface has a link",
