@@ -55,6 +55,14 @@ class Families:
                 text = number(float(value))
             lines.append(f"{name}_total{{{labels}}} {text}\n")
 
+    def one(self, name: str, doc: str, labels: str) -> None:
+        """A gauge that is 1 while the series exists: an info series, or a state set's state
+        in force."""
+        lines = self._lines.get(name)
+        if lines is None:
+            lines = self.family(name, doc, "gauge")
+        lines.append(f"{name}{{{labels}}} 1.0\n")
+
     def gauges(self, rows: Sequence[Row], labels: str, obj: object) -> None:
         """One gauge per row, each the value of the row's attribute of ``obj``, all with ``labels``."""
         self.table(rows, "gauge", [(labels, obj)])
