@@ -240,8 +240,9 @@ def serve(
             _on_reload_signal(server.reload)
         thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
         thread.start()
-        # The first scrape after a start finds data, or a collection well under way.
-        first = [client.start() for client in fleet.clients()]
+        # The first scrape after a start finds data, or a collection well under way; the
+        # start-up's collections read the live series first (see ``GatewayClient.start``).
+        first = [client.start(first=True) for client in fleet.clients()]
         freezer.start(first)
         server.ready.set()
         log.info(
@@ -311,7 +312,7 @@ class Reloader:
         self._server.web_config = web_config
         for client in self._fleet.clients():
             if id(client) not in running:
-                client.start()  # a new or changed gateway: its first collection now
+                client.start(first=True)  # a new or changed gateway: its first collection now
         after = {gateway.label for gateway in settings.gateways}
         log.info(
             "configuration reloaded: %d gateway(s), %d added, %d removed",

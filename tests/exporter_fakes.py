@@ -215,7 +215,7 @@ class FakeClient:
     def credentials_rejected(self) -> dict[str, bool]:
         return dict(self.credentials)
 
-    def start(self, here: bool = False) -> Future[Snapshot]:
+    def start(self, here: bool = False, *, first: bool = False) -> Future[Snapshot]:
         with self._lock:
             if self._running is not None:
                 return self._running

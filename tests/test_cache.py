@@ -124,3 +124,52 @@ def test_try_here_hands_the_run_to_a_worker_when_the_attempt_cannot_finish() -> 
     release.set()
     assert future.result(5) == "on a worker"
     assert flight.try_here(lambda: "here again").result(5) == "here again"
+
+
+def test_a_light_run_runs_whole_when_a_caller_wants_it_whole_before_it_left_anything_out() -> None:
+    entered, go_on = threading.Event(), threading.Event()
+    left_out: list[bool] = []
+    holder: list[SingleFlight[str]] = []
+
+    def work() -> str:
+        entered.set()
+        go_on.wait(5)
+        left_out.append(holder[0].light())  # the first thing a light run would leave out
+        return "light" if left_out[-1] else "whole"
+
+    flight = SingleFlight(work)
+    holder.append(flight)
+    light = flight.submit(light=True)
+    assert entered.wait(5)
+    assert flight.submit(light=True) is light  # another light caller shares it as it is
+    whole = flight.submit()
+    assert whole is light  # shared: it has left nothing out yet, so it runs whole
+    go_on.set()
+    assert whole.result(5) == "whole"
+    assert left_out == [False]
+
+
+def test_a_caller_who_wants_it_whole_gets_the_run_after_a_light_one_that_left_something_out() -> None:
+    entered, release = threading.Event(), threading.Event()
+    runs: list[bool] = []
+    holder: list[SingleFlight[str]] = []
+
+    def work() -> str:
+        runs.append(holder[0].light())  # at once: a light run leaves it out
+        entered.set()
+        release.wait(5)
+        return f"run {len(runs)}, {'light' if runs[-1] else 'whole'}"
+
+    flight = SingleFlight(work)
+    holder.append(flight)
+    light = flight.submit(light=True)
+    assert entered.wait(5)
+    whole = flight.submit()
+    assert whole is not light
+    assert flight.submit() is whole  # every caller who wants it whole shares the next run
+    assert flight.try_here(lambda: "here") is whole  # a scrape on its own thread too
+    release.set()
+    assert light.result(5) == "run 1, light"
+    assert whole.result(5) == "run 2, whole"
+    assert runs == [True, False]
+    assert flight.submit(light=True).result(5) == "run 3, light"  # none in flight: a new light run

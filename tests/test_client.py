@@ -386,8 +386,7 @@ def test_legacy_envoy_uses_the_html_page(gateway, clocks) -> None:
     assert gw.asked() == [
         "/info",
         "/ivp/meters",
-        "/production.json?details=1",
-        "/production.json",
+        "/production.json?details=1",  # its HTML page: the plain URL would serve it again
         "/api/v1/production",
         "/production",
         "/api/v1/production/inverters",
@@ -698,6 +697,97 @@ def test_an_empty_ensemble_inventory_is_asked_again_with_info(gateway, clocks) -
     client.collect(timeout=5)
     asked = gw.asked()
     assert asked[0] == "/info" and "/ivp/ensemble/inventory" in asked
+
+
+# --------------------------------------------------------------------------------------------
+# The start-up collection: the production and consumption series first
+
+
+# What a scrape of the token-era gateway serves from a whole collection, beyond production.
+def whole(snap: Snapshot) -> tuple:
+    return (
+        len(snap.inverters),
+        len(snap.batteries),
+        snap.storage_settings is not None,
+        len(snap.dry_contacts),
+        snap.generator is not None,
+        snap.home is not None,
+    )
+
+
+WHOLE = (1, 1, True, 2, True, True)
+START_UP = ["/info", "/auth/check_jwt", "/ivp/meters", "/production.json?details=1", "/ivp/meters/readings"]
+
+
+def held(answer: object) -> tuple[dict, threading.Event, threading.Event]:
+    """An answer that waits for ``release``; ``entered`` is set when the request arrives."""
+    entered, release = threading.Event(), threading.Event()
+
+    def reply(request, context) -> str:
+        entered.set()
+        release.wait(5)
+        return body(answer)
+
+    return mocked(text=reply), entered, release
+
+
+def test_the_start_up_collection_reads_production_and_consumption_and_the_next_one_the_rest(
+    gateway, clocks
+) -> None:
+    gw = gateway(TOKEN_ERA)
+    client = client_for(clocks, token=token_for(clocks))
+    first = client.start(first=True).result(5)
+    assert gw.asked() == START_UP
+    assert first.up and first.production.total.power_w == 500.0
+    assert first.consumption_total.total.power_w == 800.0
+    assert "inventory" not in first.endpoints  # not asked yet: not an error either
+    clocks.advance(1)
+    snap = client.collect(timeout=5)
+    rest = gw.asked()
+    assert rest == [
+        "/ivp/pdm/device_data",
+        "/inventory.json",
+        "/ivp/ensemble/inventory",
+        "/ivp/ensemble/secctrl",
+        "/ivp/ensemble/power",
+        "/admin/lib/tariff",
+        "/home.json",
+        "/ivp/ensemble/dry_contacts",
+        "/ivp/ss/dry_contact_settings",
+        "/ivp/ensemble/generator",
+    ]
+    assert not set(rest) & set(START_UP)  # nothing asked twice: the start-up's answers are cached
+    assert whole(snap) == WHOLE
+
+
+def test_a_scrape_during_the_start_up_collection_waits_for_a_whole_one(gateway, clocks) -> None:
+    answer, entered, release = held(READINGS)
+    gw = gateway({**TOKEN_ERA, "/ivp/meters/readings": answer})
+    client = client_for(clocks, token=token_for(clocks))
+    first = client.start(first=True)
+    assert entered.wait(5)  # the start-up collection has left the inverters out already
+    scrape = client.start()
+    assert scrape is not first
+    release.set()
+    assert whole(scrape.result(5)) == WHOLE
+    assert whole(first.result(5)) == (0, 0, False, 0, False, False)
+    asked = gw.asked()
+    assert asked[: len(START_UP)] == START_UP and len(asked) == len(set(asked)) == 15
+
+
+def test_a_scrape_that_comes_before_the_start_up_collection_left_anything_out_shares_it(
+    gateway, clocks
+) -> None:
+    answer, entered, release = held(METERS)
+    gw = gateway({**TOKEN_ERA, "/ivp/meters": answer})
+    client = client_for(clocks, token=token_for(clocks))
+    first = client.start(first=True)
+    assert entered.wait(5)
+    assert client.start() is first  # one collection, now a whole one
+    release.set()
+    assert whole(first.result(5)) == WHOLE
+    asked = gw.asked()
+    assert len(asked) == len(set(asked)) == 15
 
 
 # --------------------------------------------------------------------------------------------

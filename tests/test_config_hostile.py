@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envoy_exporter.config.load import ConfigError, load_config, parse_config
-from envoy_exporter.config.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from envoy_exporter.config.safe_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES, YAMLRefused, loads
 
 PEAK_RSS_LIMIT_MB = 100  # python and the exporter's imports take ~30 MB
 TIME_LIMIT_S = 20.0
@@ -90,6 +91,23 @@ def test_hostile_yaml_exits_2_with_one_line(tmp_path, case, flags):
     assert err.count("\n") == 1, err  # one line, no traceback
     assert peak_mb < PEAK_RSS_LIMIT_MB
     assert seconds < TIME_LIMIT_S
+
+
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure Python"])
+@pytest.mark.parametrize("case", sorted(set(HOSTILE) - {"oversized"}))
+def test_both_yaml_loaders_refuse_alike(monkeypatch, case, libyaml):
+    """libyaml's loader where PyYAML has it (a fleet's file loads ten times quicker), the
+    pure-Python one elsewhere: the same refusals, in the same words."""
+    if libyaml and not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+    monkeypatch.setattr(yaml, "__with_libyaml__", libyaml)
+    text, reason = HOSTILE[case]
+    with pytest.raises(YAMLRefused) as refused:
+        loads(text)
+    assert reason in str(refused.value)
+    assert loads("gateways:\n  - &g {host: a, timeout: 5}\n  - {<<: *g, host: b}\n") == {
+        "gateways": [{"host": "a", "timeout": 5}, {"host": "b", "timeout": 5}]
+    }
 
 
 def test_not_utf8_and_a_directory(tmp_path):

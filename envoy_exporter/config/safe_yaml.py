@@ -24,6 +24,7 @@ MAX_BYTES = 1 << 20  # a configuration is a few kB; 1 MiB still holds thousands 
 MAX_DEPTH = 64  # the exporter's own files nest 4 levels deep
 MAX_NODES = 200_000  # nodes after alias expansion: ~30 per gateway, so thousands of gateways
 _MAX_REASON = 200  # characters of a parser's message quoted in the error
+LIBYAML_TOO_DEEP = "maximum nesting depth"  # in libyaml's message for its own nesting bound
 
 
 class YAMLRefused(Exception):
@@ -31,6 +32,8 @@ class YAMLRefused(Exception):
 
 
 class _BoundedLoader(yaml.SafeLoader):
+    """The pure-Python loader, bounded as it composes."""
+
     def __init__(self, stream: str):
         super().__init__(stream)
         self._depth = 0
@@ -41,7 +44,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 mark = self.peek_event().start_mark
-                raise YAMLRefused(f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+                raise YAMLRefused(_too_deep(mark))
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -50,6 +53,40 @@ class _BoundedLoader(yaml.SafeLoader):
         node = super().compose_document()
         _expanded_size(node)
         return node
+
+
+class _BoundedCLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """libyaml's loader, ten times quicker on a fleet's file (0.02 s against 0.24 s for 800
+    gateways, at every start and reload). It composes in C, so the nesting is checked on the
+    parser's events before (``_check_depth``), and the aliases on the composed document."""
+
+    def get_single_node(self) -> Node:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node)
+        return node
+
+
+def _check_depth(text: str) -> None:
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise YAMLRefused(_too_deep(event.start_mark))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as e:
+        # libyaml's scanner reads a run of "[" ahead to its own bound (1,000 levels) before the
+        # first event: past ours too.
+        if LIBYAML_TOO_DEEP in str(e.problem) and e.problem_mark is not None:
+            raise YAMLRefused(_too_deep(e.problem_mark)) from None
+        raise
+
+
+def _too_deep(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels"
 
 
 def _expanded_size(root: Node) -> int:
@@ -98,6 +135,9 @@ def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> Any:
 
 def loads(text: str) -> Any:
     try:
+        if yaml.__with_libyaml__:
+            _check_depth(text)
+            return yaml.load(text, Loader=_BoundedCLoader)  # a CSafeLoader subclass
         return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass
     except YAMLRefused:
         raise

@@ -74,9 +74,21 @@ class Pool(Protocol):
     def submit(self, task: Callable[[], None]) -> None: ...
 
 
+@dataclass(eq=False)
+class _Run(Generic[T]):
+    future: Future[T]
+    light: bool = False  # may leave out what only a whole run reads (``SingleFlight.light``)
+    left_out: bool = False  # ... and has: a caller who wants it all waits for the next run
+
+
 class SingleFlight(Generic[T]):
     """Runs one function at a time on a worker of ``pool``; callers that arrive while it runs
     get the same ``Future`` instead of starting another run.
+
+    A run may be light (``submit(light=True)``, the start-up's): it leaves out what ``light``
+    allows it to. A caller who wants a whole run and finds a light one in flight shares it if
+    it has not left anything out yet (it runs whole then), else gets the whole run that follows
+    it. So no caller who wants it all is handed a light run's result.
 
     The worker outlives a caller that stops waiting (its deadline passed): the run completes in
     the background and its result is there for whoever asks next. Without a ``pool``, a pool of
@@ -87,27 +99,40 @@ class SingleFlight(Generic[T]):
         self._fn = fn
         self._pool = pool if pool is not None else WorkerPool(size=1, name=name)
         self._lock = threading.Lock()
-        self._running: Future[T] | None = None
+        self._running: _Run[T] | None = None
+        self._next: _Run[T] | None = None  # the whole run a caller waits for after a light one
 
-    def submit(self) -> Future[T]:
-        """The run in flight, or a new one."""
+    def submit(self, light: bool = False) -> Future[T]:
+        """The run in flight, or a new one (``light``: see the class docstring)."""
         with self._lock:
-            if self._running is not None:
-                return self._running
-            future: Future[T] = Future()
-            self._running = future
-        self._pool.submit(partial(self._run, future))
-        return future
+            joined = self._join(light)
+            if joined is not None:
+                return joined
+            run = self._running = _Run(Future(), light)
+        self._pool.submit(partial(self._run, run.future))
+        return run.future
+
+    def light(self) -> bool:
+        """Asked by the run at each thing only a whole run needs: True when it may leave it out
+        (a light run that no caller wanted whole so far); from then on callers who want it all
+        wait for the next run."""
+        with self._lock:
+            run = self._running
+            if run is None or not run.light:
+                return False
+            run.left_out = True
+            return True
 
     def try_here(self, attempt: Callable[[], T | None]) -> Future[T]:
         """The run in flight; else ``attempt`` on the caller's thread, as the run: its result
         when it gives one, and when it gives None (it would have to wait for something), the
         run on a worker instead. Callers that arrive meanwhile share it either way."""
         with self._lock:
-            if self._running is not None:
-                return self._running
+            joined = self._join(light=False)
+            if joined is not None:
+                return joined
             future: Future[T] = Future()
-            self._running = future
+            self._running = _Run(future)
         future.set_running_or_notify_cancel()
         try:
             result = attempt()
@@ -121,6 +146,20 @@ class SingleFlight(Generic[T]):
             self._done()
             future.set_result(result)
         return future
+
+    def _join(self, light: bool) -> Future[T] | None:
+        """The future a caller shares, or None when it starts a run; with the lock held."""
+        run = self._running
+        if run is None:
+            return None
+        if light or not run.light:
+            return run.future
+        if not run.left_out:
+            run.light = False  # wanted whole before it left anything out: it runs whole
+            return run.future
+        if self._next is None:
+            self._next = _Run(Future())
+        return self._next.future
 
     def _run(self, future: Future[T]) -> None:
         future.set_running_or_notify_cancel()
@@ -137,6 +176,10 @@ class SingleFlight(Generic[T]):
             future.set_result(result)
 
     def _done(self) -> None:
-        # Before the result is set: a caller woken by it may submit again and must start afresh.
+        # Before the result is set: a caller woken by it may submit again and must start afresh
+        # (or share the whole run that follows a light one, started here).
         with self._lock:
-            self._running = None
+            self._running, self._next = self._next, None
+            follow = self._running
+        if follow is not None:
+            self._pool.submit(partial(self._run, follow.future))

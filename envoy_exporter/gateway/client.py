@@ -62,7 +62,7 @@ from envoy_exporter.snapshot.money import MoneyKeeper
 from envoy_exporter.snapshot.money import state_path as money_state_path
 from envoy_exporter.snapshot.outcome import Outcome
 from envoy_exporter.snapshot.parsers import ParseError
-from envoy_exporter.snapshot.plan import Plan, single_phase
+from envoy_exporter.snapshot.plan import FIRST, Plan, single_phase
 
 log = logging.getLogger(__name__)
 
@@ -225,17 +225,22 @@ class GatewayClient:
         counts = self._keeper.corrections() if self._keeper else {}
         return {kind: counts.get((self.name, kind), 0) for kind in KINDS}
 
-    def start(self, here: bool = False) -> Future[Snapshot]:
+    def start(self, here: bool = False, *, first: bool = False) -> Future[Snapshot]:
         """The collection in flight, or a new one; its result is what ``latest`` shows once it
         is done. It runs within the client's deadline, whoever waits for it and for how long.
 
         ``here``: a new collection starts on the caller's thread and stays there while the
         cache answers; the first request it would send to the gateway sends it to a worker
         instead (it starts afresh there), so the caller waits for the gateway only as long as
-        it chooses. A scrape whose data is all cached then costs no thread hop."""
+        it chooses. A scrape whose data is all cached then costs no thread hop.
+
+        ``first``: the start-up's collection, which reads the production and consumption
+        series only (``plan.FIRST``); the rest follows with the next collection. A caller
+        without ``first`` always gets a whole collection: one that finds the start-up's in
+        flight shares it if it has left nothing out yet, else waits for the whole one after it."""
         if here:
             return self._flight.try_here(self._run_from_cache)
-        return self._flight.submit()
+        return self._flight.submit(light=first)
 
     def latest(self) -> Latest:
         """The snapshot of the newest finished collection, or the last good one kept while the
@@ -289,6 +294,10 @@ class GatewayClient:
                 EndpointResult(Outcome.INTERNAL, f"internal error: {type(exc).__name__}"),
             )
             latest = Latest(self._fallback(run), fresh=False)
+        finally:
+            # The plan reads the run's readings: kept, the pair would be a reference cycle,
+            # which only the garbage collector frees, and never once it is frozen (``freezer``).
+            run.plan = None
         self.last_duration = self._clock() - started
         self._note_recoveries(run)
         self._latest = latest
@@ -486,10 +495,20 @@ class GatewayClient:
                 return
             if not self._available(run, endpoint):
                 continue
+            if self._left_for_later(run, endpoint):
+                continue
             if endpoint is PRODUCTION_JSON:
                 self._fetch_production_json(info, run)
             else:
                 self._fetch(run, endpoint)
+
+    def _left_for_later(self, run: _Collection, endpoint: Endpoint) -> bool:
+        """The start-up's collection leaves each endpoint outside ``FIRST`` to the next one
+        (unless the cache has it): a fleet's first data comes sooner, and a scrape meanwhile
+        waits for a whole collection (see ``start``)."""
+        if endpoint.key in FIRST or self._cache.get(endpoint.key, run.started) is not None:
+            return False
+        return self._flight.light()
 
     # ----------------------------------------------------------------------------------------
     # Asking
@@ -514,6 +533,10 @@ class GatewayClient:
             if details.result.ok:
                 self._production_path = PRODUCTION_JSON.path
             self._finish(run, endpoint, details)  # a struggling gateway is not asked twice
+            return
+        if details.html and info.version < JSON_FROM:
+            # The legacy Envoy's page: the query changes nothing, the plain URL serves it too.
+            self._mark_unsupported(run, endpoint, "HTML, not JSON")
             return
         plain = self._request(run, endpoint, PLAIN_PATH)
         if plain.result.ok and details.result.outcome is Outcome.UNSUPPORTED:

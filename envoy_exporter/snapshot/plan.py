@@ -44,6 +44,14 @@ from envoy_exporter.snapshot.model import Ensemble, GatewayInfo, MeterConfig, Pr
 # The cache family of production.json where it adds only energy figures (lifetime, today, seven
 # days) and the AC battery: see ``Plan.family``.
 ENERGY = "energy"
+# What the start-up's collection reads (after /info): the production and consumption series, and
+# the meter configuration they depend on. Every other endpoint (inverters, inventories,
+# batteries, settings) follows with the gateway's next collection, which a scrape that comes
+# meanwhile waits for (``GatewayClient.start``): a fleet has its live data sooner, and no
+# scrape is answered with less.
+FIRST = frozenset(
+    e.key for e in (METERS, PRODUCTION_JSON, API_V1_PRODUCTION, PRODUCTION_HTML, METER_READINGS)
+)
 
 
 class Plan:
