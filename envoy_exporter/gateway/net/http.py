@@ -19,13 +19,17 @@ bytes of memory and ``timeout`` seconds, and TLS is set up once per verification
 from __future__ import annotations
 
 import contextlib
+import email.parser
 import heapq
+import http.client
 import itertools
 import os
+import re
 import socket
 import ssl
 import threading
 import time
+import types
 import zlib
 from typing import Any
 
@@ -91,6 +95,65 @@ def _new_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
 
 
 # --------------------------------------------------------------------------------------------
+# Reading a header block
+
+# http.client's bounds on a header block: the length of a line, and the lines (with the blank
+# line that ends the block).
+_MAX_LINE = 65536
+_MAX_LINES = 100
+# A header line the email package's parser reads as one plain ``name: value`` field: a name of
+# printable ASCII but the colon, and no line break but the one that ends the line.
+_PLAIN_FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
+
+
+def parse_headers(fp: Any, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> Any:
+    """What ``http.client.parse_headers`` returns, read within the same bounds, without the
+    email package's feed parser where every line is a plain ``name: value`` field (as in every
+    answer of a gateway, and every scrape's request): that parser costs tens of microseconds
+    for four fields, on every request. Any other block (a folded line, a line without a name) goes to
+    the stdlib's parser, so it reads exactly as before."""
+    lines = []
+    while True:
+        line = fp.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        lines.append(line)
+        if len(lines) > _MAX_LINES:
+            raise http.client.HTTPException(f"got more than {_MAX_LINES} headers")
+        if line in (b"\r\n", b"\n", b""):
+            break
+    fields = []
+    for line in lines[:-1]:
+        plain = _PLAIN_FIELD.fullmatch(line.decode("iso-8859-1"))
+        if plain is None:
+            return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
+        fields.append(plain.groups())
+    message = _class()
+    message._headers = fields
+    message.set_payload("")  # as the stdlib's parser leaves it: no body follows a header block
+    return message
+
+
+def with_cheap_headers(function: Any) -> Any:
+    """A copy of a stdlib function that reads a header block (``http.client.HTTPResponse.begin``,
+    ``http.server.BaseHTTPRequestHandler.parse_request``) calling ``parse_headers`` above where
+    it called http.client's: the stdlib's own code, with that one name bound otherwise in the
+    copy's globals. Nothing of the process changes; any other caller keeps the stdlib's."""
+    client = types.SimpleNamespace(**{**vars(http.client), "parse_headers": parse_headers})
+    names = {**function.__globals__, "parse_headers": parse_headers}
+    names["http"] = types.SimpleNamespace(client=client)
+    return types.FunctionType(
+        function.__code__, names, function.__name__, function.__defaults__, function.__closure__
+    )
+
+
+class _Answer(http.client.HTTPResponse):
+    """http.client's response, its header block read by ``parse_headers`` above."""
+
+    begin = with_cheap_headers(http.client.HTTPResponse.begin)
+
+
+# --------------------------------------------------------------------------------------------
 # Whole-request deadlines
 
 
@@ -110,6 +173,11 @@ class Deadline:
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
+
+    @property
+    def over(self) -> bool:
+        """The request it bounds is over (answered, failed or cut off)."""
+        return self._done
 
     def __enter__(self) -> Deadline:
         self._outer = getattr(self._local, "current", None)
@@ -185,6 +253,10 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 deadline.expire()
+                # Nearly every request is over long before its deadline: those next in line are
+                # dropped now, so the thread wakes about twice per timeout, not once per request.
+                while self._heap and self._heap[0][2].over:
+                    heapq.heappop(self._heap)
 
 
 _watchdog = _Watchdog()
@@ -194,6 +266,7 @@ class _Watched:
     """A urllib3 connection whose sockets are put under the current request's deadline."""
 
     sock: socket.socket | None
+    response_class = _Answer
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]
@@ -315,6 +388,7 @@ class BoundedAdapter(HTTPAdapter):
         self._server_name = server_name
         self._fingerprint = fingerprint
         self.max_body = max_body
+        self._last_pool: tuple[str, Any] | None = None  # (origin, its connection pool)
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
 
     def init_poolmanager(
@@ -327,6 +401,33 @@ class BoundedAdapter(HTTPAdapter):
             pool_kwargs["assert_fingerprint"] = self._fingerprint
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+        self._last_pool = None
+
+    def get_connection_with_tls_context(
+        self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> Any:
+        """The connection pool of the request's origin. A gateway's requests all go to one
+        origin, so its pool is kept at hand: requests would parse the URL twice and look the
+        pool up by a normalised key on every request. Only this method asks the pool manager,
+        which holds one pool (``pool_connections=1``), so the one kept is always the one it holds."""
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        origin = _origin(request.url or "")
+        last = self._last_pool
+        if last is not None and last[0] == origin:
+            return last[1]
+        pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+        self._last_pool = (origin, pool)
+        return pool
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        """The path of the URL: without a proxy that is all requests would send, after parsing
+        the URL twice more to find there is none."""
+        return super().request_url(request, proxies) if proxies else request.path_url
+
+    def close(self) -> None:
+        self._last_pool = None
+        super().close()
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
@@ -384,6 +485,12 @@ class BoundedAdapter(HTTPAdapter):
         response._content = body
         response._content_consumed = True
         return response
+
+
+def _origin(url: str) -> str:
+    """``scheme://authority`` of a URL, as written: the same string means the same pool."""
+    scheme, _, rest = url.partition("://")
+    return scheme + "://" + rest.split("/", 1)[0]
 
 
 def bounded_session(

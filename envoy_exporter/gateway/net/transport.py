@@ -218,6 +218,9 @@ class Transport:
                 self._prepare(url, self._auth.prepare(endpoint_key)),
                 timeout=timeout,
                 allow_redirects=False,
+                # No proxy, as the session would resolve it (it trusts no environment), without
+                # parsing the URL once more on every request.
+                proxies={},
             )
             body = response.content
         except (OSError, ValueError) as exc:
