@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.model import (
@@ -302,7 +302,7 @@ class CounterKeeper:
             return last.corrected
         before = len(run.reported)
         corrected = tuple(
-            replace(i, lifetime_j=run.value((INVERTER, i.serial, ""), i.lifetime_j, INVERTER_MAX_POWER_W))
+            _lifetime(i, run.value((INVERTER, i.serial, ""), i.lifetime_j, INVERTER_MAX_POWER_W))
             for i in inverters
         )
         self._last_inverters[run.gateway] = _Corrected(inverters, corrected, run.reported[before:])
@@ -380,7 +380,7 @@ class _Run:
         return self.keeper.observe(series_key(self.gateway, *where), raw, self.now, power)
 
     def reading(self, reading: Reading, kind: str, name: str, phase: str, power: float) -> Reading:
-        return replace(reading, lifetime_j=self.value((kind, name, phase), reading.lifetime_j, power))
+        return _lifetime(reading, self.value((kind, name, phase), reading.lifetime_j, power))
 
     def flow(self, flow: Flow | None, kind: str, name: str | None, power: float) -> Flow | None:
         if flow is None:
@@ -393,11 +393,11 @@ class _Run:
         )
 
     def channel(self, channel: MeterChannel, name: str, phase: str, power: float) -> MeterChannel:
-        return replace(
-            channel,
-            delivered_j=self.value((METER_DELIVERED, name, phase), channel.delivered_j, power),
-            received_j=self.value((METER_RECEIVED, name, phase), channel.received_j, power),
-        )
+        delivered = self.value((METER_DELIVERED, name, phase), channel.delivered_j, power)
+        received = self.value((METER_RECEIVED, name, phase), channel.received_j, power)
+        if delivered == channel.delivered_j and received == channel.received_j:
+            return channel  # nothing corrected: no copy (frozen, so shared safely)
+        return replace(channel, delivered_j=delivered, received_j=received)
 
     def meter(self, meter: Meter, production_power: float) -> Meter:
         name = meter.config.measurement_type
@@ -407,6 +407,15 @@ class _Run:
             total=None if meter.total is None else self.channel(meter.total, name, "", power),
             phases={ph: self.channel(c, name, ph, power) for ph, c in meter.phases.items()},
         )
+
+
+_WithLifetime = TypeVar("_WithLifetime", Reading, InverterReading)
+
+
+def _lifetime(reading: _WithLifetime, joules: float | None) -> _WithLifetime:
+    """``reading`` with its lifetime counter at ``joules``: itself where nothing was corrected
+    (the usual case; frozen, so shared safely), rather than a copy on every collection."""
+    return reading if joules == reading.lifetime_j else replace(reading, lifetime_j=joules)
 
 
 def _inverters_total(run: _Run, snapshot: Snapshot, production: Flow | None, power: float) -> Reading | None:

@@ -235,13 +235,14 @@ class Transport:
                 raise _Unreachable(failure_outcome(exc), reason) from None
             raise TransportError(failure_outcome(exc), reason) from None
         self._record(endpoint_key, str(response.status_code))
-        log.debug(
-            "GET %s -> %d in %.3f s (credentials: %s)",
-            url,
-            response.status_code,
-            self._clock() - started,
-            _credentials_sent(response.request.headers),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the words cost more than the check, on every request
+            log.debug(
+                "GET %s -> %d in %.3f s (credentials: %s)",
+                url,
+                response.status_code,
+                self._clock() - started,
+                _credentials_sent(response.request.headers),
+            )
         return GatewayResponse(response.status_code, body, response.headers)
 
     def _prepare(self, url: str, credentials: dict[str, Any]) -> requests.PreparedRequest:
