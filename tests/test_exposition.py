@@ -16,6 +16,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, value
@@ -387,3 +388,28 @@ def test_promtool_accepts_metrics_of_several_gateways(served):
     body = get(url + "/metrics").encode()
     checked = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
+
+
+def test_a_table_writes_rows_by_family_items_in_order_and_none_as_no_sample():
+    rows = (("odd_power_watts", "Power", "power"), ("odd_energy_joules", "Energy", "energy"))
+    items = [
+        (with_label("", "serial", "1"), SimpleNamespace(power=math.inf, energy=None)),
+        (with_label("", "serial", "2"), SimpleNamespace(power=math.nan, energy=-math.inf)),
+        (with_label("", "serial", "3"), SimpleNamespace(power=True, energy=7)),
+    ]
+    families = Families()
+    families.table(rows, "counter", items)
+    families.one("odd_state", "State", with_label("", "state", "on"))
+    assert [(header, body.decode()) for header, body in families.groups()] == [
+        (
+            ("odd_power_watts", "counter", "Power"),
+            'odd_power_watts_total{serial="1"} +Inf\n'
+            'odd_power_watts_total{serial="2"} NaN\n'
+            'odd_power_watts_total{serial="3"} 1.0\n',
+        ),
+        (
+            ("odd_energy_joules", "counter", "Energy"),
+            'odd_energy_joules_total{serial="2"} -Inf\nodd_energy_joules_total{serial="3"} 7.0\n',
+        ),
+        (("odd_state", "gauge", "State"), 'odd_state{state="on"} 1.0\n'),
+    ]

@@ -8,7 +8,6 @@ never 0. Aggregates and per-phase values go to different metrics so ``sum()`` ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from envoy_exporter.collector.exposition import with_label, with_labels
 from envoy_exporter.collector.families import Families, Row
@@ -175,19 +174,21 @@ def _consumption(f: Families, base: str, s: Snapshot) -> None:
 def _consumption_flow(f: Families, labels: str, flow: Flow, net: bool) -> None:
     total = flow.total
     f.gauge("enphase_consumption_power_watts", "Consumption power", labels, total.power_w)
-    if net:
-        # The gateway does not compute net today / seven days: it reports 0 (or, on some 8.3
-        # firmware, the lifetime). Left out rather than shown as a figure.
-        total = replace(total, today_j=None, last_seven_days_j=None)
-    f.gauge(
-        "enphase_consumption_energy_today_joules", "Energy consumed today, as reported", labels, total.today_j
-    )
-    f.gauge(
-        "enphase_consumption_energy_seven_day_joules",
-        "Energy consumed in the last seven days, as reported",
-        labels,
-        total.last_seven_days_j,
-    )
+    # The gateway does not compute net today / seven days: it reports 0 (or, on some 8.3
+    # firmware, the lifetime). Left out rather than shown as a figure.
+    if not net:
+        f.gauge(
+            "enphase_consumption_energy_today_joules",
+            "Energy consumed today, as reported",
+            labels,
+            total.today_j,
+        )
+        f.gauge(
+            "enphase_consumption_energy_seven_day_joules",
+            "Energy consumed in the last seven days, as reported",
+            labels,
+            total.last_seven_days_j,
+        )
     for phase, reading in flow.phases.items():
         f.gauge(
             "enphase_consumption_phase_power_watts",
@@ -240,20 +241,18 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
         phase_count=str(config.phase_count),
         state=config.state,
     )
-    f.gauge("enphase_meter_info", "CT meter configuration", info, 1)
+    f.one("enphase_meter_info", "CT meter configuration", info)
     if config.enabled and config.metering_status:
-        f.gauge(
+        f.one(
             "enphase_meter_metering_status",
             "1 for the metering status of the CT meter",
             with_label(labels, "status", config.metering_status),
-            1,
         )
     for flag in config.status_flags if config.enabled else ():
-        f.gauge(
+        f.one(
             "enphase_meter_status_flag",
             "1 for each status flag the CT meter raises",
             with_label(labels, "flag", flag),
-            1,
         )
     if meter.total is not None:
         _channel(f, _METER_ROWS, labels, meter.total)
@@ -261,12 +260,11 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
         _channel(f, _METER_PHASE_ROWS, with_label(labels, "phase", phase), channel)
 
 
-def _channel(
-    f: Families, rows: tuple[tuple[Row, ...], tuple[Row, ...]], labels: str, channel: MeterChannel
-) -> None:
+def _channel(f: Families, rows: ChannelRows, labels: str, channel: MeterChannel) -> None:
     gauges, counters = rows
-    f.gauges(gauges, labels, channel)
-    f.counters(counters, labels, channel)
+    items = [(labels, channel)]
+    f.table(gauges, "gauge", items)
+    f.table(counters, "counter", items)
 
 
 def _inverters(f: Families, base: str, s: Snapshot) -> None:
@@ -282,7 +280,7 @@ def _devices(f: Families, base: str, s: Snapshot) -> None:
 
 def _device(f: Families, labels: str, device: Device) -> None:
     info = with_labels(labels, part_number=device.part_number or "", firmware=device.firmware or "")
-    f.gauge("enphase_device_info", "A device the gateway lists in its inventory", info, 1)
+    f.one("enphase_device_info", "A device the gateway lists in its inventory", info)
     f.gauges(_DEVICE_ROWS, labels, device)
     f.gauge(
         "enphase_device_last_report_timestamp_seconds",
@@ -291,25 +289,22 @@ def _device(f: Families, labels: str, device: Device) -> None:
         device.last_report_s,
     )
     for status in device.statuses:
-        f.gauge(
+        f.one(
             "enphase_device_status",
             "1 for each status code of the device",
             with_label(labels, "status", status),
-            1,
         )
     if device.admin_state:
-        f.gauge(
+        f.one(
             "enphase_device_admin_state",
             "1 for the administrative state of the device",
             with_label(labels, "state", device.admin_state),
-            1,
         )
     if device.grid_state:
-        f.gauge(
+        f.one(
             "enphase_device_grid_state",
             "1 for the grid state the device reports",
             with_label(labels, "state", device.grid_state),
-            1,
         )
 
 
@@ -343,11 +338,10 @@ def _battery(f: Families, labels: str, battery: Battery) -> None:
         "enphase_battery_dc_switch_on", "1 if the battery's DC switch is on", labels, battery.dc_switch_on
     )
     if battery.state:
-        f.gauge(
+        f.one(
             "enphase_battery_state",
             "1 for the state the battery is in",
             with_label(labels, "state", battery.state),
-            1,
         )
 
 

@@ -72,12 +72,16 @@ def render_labels(pairs: Mapping[str, str]) -> str:
 def with_label(labels: str, name: str, value: str) -> str:
     """The rendered ``labels`` and one label more: how a gateway's series narrow to a phase, a
     meter, an inverter. One string made once for all the series that share it, no object."""
-    return f'{labels},{name}="{escaped(value)}"' if labels else f'{name}="{escaped(value)}"'
+    if not (value.isalnum() or not _NEEDS_ESCAPE.search(value)):  # ``escaped``, without a call
+        value = escape(value)
+    return f'{labels},{name}="{value}"' if labels else f'{name}="{value}"'
 
 
 def with_labels(labels: str, **more: str) -> str:
     """The rendered ``labels`` and the labels ``more``."""
-    return f"{labels},{render_labels(more)}" if labels else render_labels(more)
+    for name, value in more.items():
+        labels = with_label(labels, name, value)
+    return labels
 
 
 def gateway_labels(name: str) -> str:

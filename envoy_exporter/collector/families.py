@@ -33,12 +33,14 @@ class Families:
         self._lines: dict[str, list[str]] = {}
         self._headers: dict[str, Header] = {}
 
-    # Both are called for every series of every gateway: the line is written here, in one go.
+    # Called for every series of every gateway: the line is written here, in one go, and a new
+    # family is made in place (a call per family costs more than these two lines repeated).
     def gauge(self, name: str, doc: str, labels: str, value: float | bool | None) -> None:
         if value is not None:
             lines = self._lines.get(name)
             if lines is None:
-                lines = self.family(name, doc, "gauge")
+                lines = self._lines[name] = []
+                self._headers[name] = (name, "gauge", doc)
             text = repr(float(value))
             if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
                 text = number(float(value))
@@ -49,11 +51,21 @@ class Families:
         if value is not None:
             lines = self._lines.get(name)
             if lines is None:
-                lines = self.family(name, doc, "counter")
+                lines = self._lines[name] = []
+                self._headers[name] = (name, "counter", doc)
             text = repr(float(value))
             if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
                 text = number(float(value))
             lines.append(f"{name}_total{{{labels}}} {text}\n")
+
+    def one(self, name: str, doc: str, labels: str) -> None:
+        """A gauge that is 1 while the series exists: an info series, or a state set's state
+        in force."""
+        lines = self._lines.get(name)
+        if lines is None:
+            lines = self._lines[name] = []
+            self._headers[name] = (name, "gauge", doc)
+        lines.append(f"{name}{{{labels}}} 1.0\n")
 
     def gauges(self, rows: Sequence[Row], labels: str, obj: object) -> None:
         """One gauge per row, each the value of the row's attribute of ``obj``, all with ``labels``."""
@@ -68,14 +80,15 @@ class Families:
         attribute holds the value). The bulk of the series (a dozen per microinverter) go
         through here: a family is looked up once per row, and no call is made per line."""
         opening = "_total{" if kind == "counter" else "{"
-        found = self._lines
+        found, headers = self._lines, self._headers
         for name, doc, attr in rows:
             lines = found.get(name)
             for labels, obj in items:
                 value = getattr(obj, attr)
                 if value is not None:
                     if lines is None:
-                        lines = self.family(name, doc, kind)
+                        lines = found[name] = []
+                        headers[name] = (name, kind, doc)
                     text = repr(float(value))
                     if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
                         text = number(float(value))
@@ -83,7 +96,7 @@ class Families:
 
     def family(self, name: str, doc: str, kind: str) -> list[str]:
         """The lines of the family ``name``, a ``kind`` ("gauge" or "counter") family made now
-        if it has none yet."""
+        if it has none yet (a family that may stay without samples)."""
         lines = self._lines.get(name)
         if lines is None:
             lines = self._lines[name] = []

@@ -125,4 +125,4 @@ def _info(f: Families, base: str, info: GatewayInfo, auth: str | None) -> None:
         metered="" if info.metered is None else str(info.metered).lower(),
         auth=auth or "",
     )
-    f.gauge("enphase_gateway_info", "The gateway as /info describes it", labels, 1)
+    f.one("enphase_gateway_info", "The gateway as /info describes it", labels)

@@ -20,11 +20,10 @@ def add_money(f: Families, base: str, s: Snapshot) -> None:
             with_labels(base, direction=price.direction, currency=price.currency),
             price.rate,
         )
-        f.gauge(
+        f.one(
             "enphase_tariff_period",
             "1 for the tariff period in force now",
             with_labels(base, direction=price.direction, period=price.period),
-            1,
         )
     if money.currency is not None:
         labels = with_label(base, "currency", money.currency)

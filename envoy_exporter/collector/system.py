@@ -39,11 +39,10 @@ def add_storage_groups(f: Families, base: str, s: Snapshot) -> None:
             group.power_w,
         )
         if group.state:
-            f.gauge(
+            f.one(
                 "enphase_storage_state",
                 "1 for the state the batteries of a type are in together",
                 with_label(labels, "state", group.state),
-                1,
             )
 
 
@@ -52,11 +51,10 @@ def add_storage_settings(f: Families, base: str, s: Snapshot) -> None:
     if settings is None:
         return
     if settings.mode:
-        f.gauge(
+        f.one(
             "enphase_storage_mode",
             "1 for the battery profile in force",
             with_label(base, "mode", settings.mode),
-            1,
         )
     f.gauge(
         "enphase_storage_reserve_setting_ratio",
@@ -88,11 +86,10 @@ def add_controller(f: Families, base: str, s: Snapshot) -> None:
             enpower.grid_enabled,
         )
         if enpower.grid_mode:
-            f.gauge(
+            f.one(
                 "enphase_grid_mode",
                 "1 for the grid mode in force",
                 with_label(base, "mode", enpower.grid_mode),
-                1,
             )
         f.gauge(
             "enphase_system_controller_temperature_celsius",
@@ -122,18 +119,16 @@ def _dry_contact_settings(f: Families, base: str, s: Snapshot) -> None:
     for setting in s.dry_contact_settings:
         labels = with_label(base, "contact", setting.contact)
         if setting.mode:
-            f.gauge(
+            f.one(
                 "enphase_dry_contact_mode",
                 "1 for how the dry contact is switched: manual, or by the batteries' state of charge (soc)",
                 with_label(labels, "mode", setting.mode),
-                1,
             )
         if setting.kind:
-            f.gauge(
+            f.one(
                 "enphase_dry_contact_type",
                 "1 for what the dry contact switches: none, load, 3rd-pv, ...",
                 with_label(labels, "type", setting.kind),
-                1,
             )
         f.gauge(
             "enphase_dry_contact_soc_low_setting_ratio",
