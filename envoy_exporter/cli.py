@@ -242,8 +242,8 @@ def serve(
         thread.start()
         # The first scrape after a start finds data, or a collection well under way; the
         # start-up's collections read the live series first (see ``GatewayClient.start``).
-        first = [client.start(first=True) for client in fleet.clients()]
-        freezer.start(first)
+        # Not kept here: each future holds its gateway's first snapshot, and this frame lasts.
+        freezer.start([client.start(first=True) for client in fleet.clients()])
         server.ready.set()
         log.info(
             "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__

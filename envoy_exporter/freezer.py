@@ -37,7 +37,9 @@ class Freezer:
 
     def start(self, first: Sequence[Future]) -> None:
         """Freezes once ``first`` (the first collections) are done, then every ``every`` s."""
-        threading.Thread(target=self._run, args=(first,), name="freezer", daemon=True).start()
+        # A list the thread empties once they are done: the thread and its arguments live as
+        # long as the process, and each future holds a gateway's first snapshot.
+        threading.Thread(target=self._run, args=([*first],), name="freezer", daemon=True).start()
 
     def sweep(self) -> None:
         """One full pass over everything, frozen objects included, at the next turn."""
@@ -50,8 +52,9 @@ class Freezer:
             self._stop.set()
             gc.unfreeze()
 
-    def _run(self, first: Sequence[Future]) -> None:
+    def _run(self, first: list[Future]) -> None:
         wait(first, timeout=COLLECTION_DEADLINE)
+        first.clear()
         self._pass(full=True)
         while not self._stop.wait(self._every):
             full = self._sweep.is_set()

@@ -310,7 +310,9 @@ def test_token_is_fetched_from_enlighten_validated_and_cached(requests_mock, tmp
     session = requests.Session()  # the gateway's: its TLS context accepts the self-signed certificate
     session.headers["X-Session"] = "gateway"
 
-    auth.refresh(session, GATEWAY)
+    auth.refresh(session, GATEWAY)  # fetched; the gateway is not asked before the first request
+    assert len(requests_mock.request_history) == 2
+    assert auth.on_unauthorized(session, GATEWAY)  # a 401 has it checked, then it is accepted
 
     login, tokens, check = requests_mock.request_history
     assert login.url == f"{ENLIGHTEN}/login/login.json"
@@ -345,7 +347,7 @@ def test_a_failed_check_jwt_is_logged_with_its_reason(requests_mock, caplog):
     requests_mock.get(f"{GATEWAY}/auth/check_jwt", exc=requests.exceptions.SSLError(verification))
     auth, _, _, record = make_auth(gateway_settings(token=Secret(token)))
     with caplog.at_level(logging.DEBUG, logger="envoy_exporter"):
-        auth.refresh(requests.Session(), GATEWAY)
+        assert not auth.on_unauthorized(requests.Session(), GATEWAY)
     assert record.calls == [("check_jwt", "error")]
     assert "check_jwt failed: certificate rejected because of a self-signed certificate" in caplog.text
     assert token not in caplog.text
@@ -364,7 +366,7 @@ def test_cached_token_is_reused_after_a_restart_without_enlighten(requests_mock,
 
     assert bearer(restarted) == f"Bearer {token}"
     assert restarted.token_expiry == NOW + 365 * DAY
-    assert [r.url for r in requests_mock.request_history] == [f"{GATEWAY}/auth/check_jwt"]
+    assert requests_mock.request_history == []  # used as it is: its first answer proves it
     assert record.count("enlighten_login") == 0
 
 
@@ -523,8 +525,11 @@ def test_without_credentials_a_rejected_token_backs_off_too(requests_mock):
     assert record.calls == [("check_jwt", "401")]
     assert "Enlighten credentials would allow" in (auth.last_error or "")
     clock.now += 61
-    auth.on_unauthorized(requests.Session(), GATEWAY)
-    assert record.count("check_jwt") == 2
+    assert auth.on_unauthorized(requests.Session(), GATEWAY) is False
+    # The request after the window got a 401 again: that says the token is still rejected,
+    # without another check_jwt; the back-off doubles.
+    assert record.count("check_jwt") == 1
+    assert auth.blocked_until() == clock.now + 120
 
 
 def test_a_new_token_file_ends_the_back_off(requests_mock, tmp_path):
@@ -651,9 +656,11 @@ def test_enlighten_flow_against_the_fake_gateway(tmp_path, caplog):
             transport.close()
         assert json.loads(body)["production"]
         assert [r["path"] for r in enlighten.requests] == ["/login/login.json", "/tokens"]
-        assert [r["auth"] for r in gateway.requests] == ["none", "Bearer", "Bearer"]
-        assert len(gateway.sessions) == 1
-        assert transport._session.cookies.get("sessionId") in gateway.sessions
+        # The token goes with the data request, whose answer proves it: no check_jwt first.
+        assert [(r["path"], r["auth"]) for r in gateway.requests] == [
+            ("/info", "none"),
+            ("/production.json", "Bearer"),
+        ]
         assert (
             auth.token_expiry == jwt.decode(enlighten.issued[0], options={"verify_signature": False})["exp"]
         )

@@ -482,7 +482,8 @@ def test_token_era_gateway(gateway, clocks) -> None:
     history = gw.mock.request_history
     assert all(r.headers.get("Authorization") == f"Bearer {token}" for r in history if r.path != "/info")
     asked = gw.asked()
-    assert "/auth/check_jwt" in asked and "/ivp/pdm/device_data" in asked
+    # No check_jwt first: the first answer that needs the token proves it.
+    assert "/auth/check_jwt" not in asked and "/ivp/pdm/device_data" in asked
     assert "/api/v1/production/inverters" not in asked  # device_data has them all
     assert client.requests()[("production_json", "200")] == 1
 
@@ -536,8 +537,8 @@ def test_401_everywhere_is_the_token_and_is_asked_again(gateway, clocks, caplog)
     client.collect(timeout=5)  # within the back-off window: only /info (not cached here) is asked
     assert gw.asked() == ["/info"]
     clocks.advance(61)
-    client.collect(timeout=5)  # the window has passed: one check_jwt, and the token is still refused
-    assert gw.asked() == ["/info", "/auth/check_jwt"]
+    client.collect(timeout=5)  # the window has passed: one request, and the token is still refused
+    assert gw.asked() == ["/info", "/ivp/meters"]
 
 
 def test_digest_401_is_remembered_until_the_next_info(gateway, clocks) -> None:
@@ -716,7 +717,7 @@ def whole(snap: Snapshot) -> tuple:
 
 
 WHOLE = (1, 1, True, 2, True, True)
-START_UP = ["/info", "/auth/check_jwt", "/ivp/meters", "/production.json?details=1", "/ivp/meters/readings"]
+START_UP = ["/info", "/ivp/meters", "/production.json?details=1", "/ivp/meters/readings"]
 
 
 def held(answer: object) -> tuple[dict, threading.Event, threading.Event]:
@@ -772,7 +773,7 @@ def test_a_scrape_during_the_start_up_collection_waits_for_a_whole_one(gateway, 
     assert whole(scrape.result(5)) == WHOLE
     assert whole(first.result(5)) == (0, 0, False, 0, False, False)
     asked = gw.asked()
-    assert asked[: len(START_UP)] == START_UP and len(asked) == len(set(asked)) == 15
+    assert asked[: len(START_UP)] == START_UP and len(asked) == len(set(asked)) == 14
 
 
 def test_a_scrape_that_comes_before_the_start_up_collection_left_anything_out_shares_it(
@@ -787,7 +788,7 @@ def test_a_scrape_that_comes_before_the_start_up_collection_left_anything_out_sh
     release.set()
     assert whole(first.result(5)) == WHOLE
     asked = gw.asked()
-    assert len(asked) == len(set(asked)) == 15
+    assert len(asked) == len(set(asked)) == 14
 
 
 # --------------------------------------------------------------------------------------------

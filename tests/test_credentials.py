@@ -279,14 +279,15 @@ def test_a_rejected_token_is_not_sent_again_before_the_back_off_ends(requests_mo
     gateway = client("192.0.2.10", clocks, token=Secret(make_token(SERIAL_A)))
     with caplog.at_level(logging.INFO):
         gateway.collect(timeout=5)
-        assert data_requests(gw) == ["/auth/check_jwt"]
+        # The token went with the first request; its 401 had the token checked: rejected.
+        assert data_requests(gw) == ["/ivp/meters", "/auth/check_jwt"]
         for _ in range(9):  # a minute of scrapes 6 s apart
             clocks.advance(6)
             assert not gateway.collect(timeout=5).up
         assert data_requests(gw) == []
-        clocks.advance(7)  # the 60 s window has passed: one check_jwt, still rejected
+        clocks.advance(7)  # the 60 s window has passed: one request, still rejected
         gateway.collect(timeout=5)
-        assert data_requests(gw) == ["/auth/check_jwt"]
+        assert data_requests(gw) == ["/ivp/meters"]
         clocks.advance(100)  # inside the doubled (120 s) window
         gateway.collect(timeout=5)
         assert data_requests(gw) == []

@@ -90,3 +90,18 @@ def test_closing_hands_everything_back_to_the_collector(freezer):
     assert gc.get_freeze_count() == 0
     gc.collect()
     assert gone() is None
+
+
+class Result:
+    """A first collection's result (a snapshot)."""
+
+
+def test_the_first_collections_results_are_not_kept(freezer):
+    result = Result()
+    gone = weakref.ref(result)
+    first: Future = Future()
+    first.set_result(result)
+    freezer.start([first])
+    assert _until(lambda: gc.get_freeze_count() > 0)
+    del result, first  # the client moved on to newer snapshots: nothing else holds this one
+    assert _until(lambda: gone() is None)

@@ -16,6 +16,21 @@ import requests_mock
 from conftest import Clocks
 from test_client import METERED, TOKEN_ERA, Gateway, client_for, token_for
 
+from envoy_exporter.snapshot.counters import CounterKeeper
+from envoy_exporter.snapshot.model import (
+    WH,
+    WRAP_J,
+    Flow,
+    InverterReading,
+    Meter,
+    MeterChannel,
+    MeterConfig,
+    Reading,
+    Snapshot,
+)
+
+T0 = 1_750_000_000.0
+
 
 @pytest.mark.parametrize("routes", [METERED, TOKEN_ERA], ids=["digest", "token"])
 def test_a_collection_leaves_no_reference_cycle(routes) -> None:
@@ -41,3 +56,42 @@ def test_a_collection_leaves_no_reference_cycle(routes) -> None:
             gc.enable()
         client.close()
     assert left == Counter()
+
+
+def _snapshot(at: float, production_j: float) -> Snapshot:
+    config = MeterConfig(1, "net-consumption", "enabled", "split", 2, "normal")
+    return Snapshot(
+        collected_at=at,
+        production_source="inverters",
+        production=Flow(
+            total=Reading(power_w=1500.0, lifetime_j=production_j),
+            phases={"L1": Reading(lifetime_j=4_000_000 * WH)},
+        ),
+        consumption_total=Flow(total=Reading(lifetime_j=-0.0)),
+        meters=(
+            Meter(
+                config=config,
+                total=MeterChannel(eid=1, delivered_j=700_000 * WH, received_j=400_000 * WH),
+                phases={"L1": MeterChannel(eid=1, delivered_j=350_000 * WH)},
+            ),
+        ),
+        inverters=(InverterReading(serial="482100000001", lifetime_j=600_000 * WH),),
+    )
+
+
+def test_counters_the_keeper_leaves_as_read_are_not_copied() -> None:
+    keeper = CounterKeeper(None, clock=lambda: T0)
+    keeper.apply("gw1", _snapshot(T0, 8_100_000 * WH))
+    read = _snapshot(T0 + 60, 8_100_100 * WH)
+    out = keeper.apply("gw1", read)
+    assert out.production is read.production
+    assert out.meters[0] is read.meters[0]
+    assert out.inverters[0] is read.inverters[0]
+    assert repr(out.consumption_total.total.lifetime_j) == "0.0"  # equal to -0.0, but not written alike
+    # A wrapped production counter: that reading is corrected, the rest stays as read.
+    wrapped = _snapshot(T0 + 120, 8_100_200 * WH - WRAP_J)
+    out = keeper.apply("gw1", wrapped, max_power_w=6000)
+    assert out.production.total.lifetime_j == pytest.approx(8_100_200 * WH, abs=1.0)
+    assert out.production.total is not wrapped.production.total
+    assert out.meters[0] is wrapped.meters[0]
+    assert out.inverters[0] is wrapped.inverters[0]

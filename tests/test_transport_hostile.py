@@ -226,10 +226,14 @@ def token_gateway(request: standin.Request) -> bytes:
 
 
 def routed(conn: standin.Connection, request: standin.Request) -> None:
+    """A gateway that wants its session cookie: a request without one gets a 401, which has the
+    token checked on /auth/check_jwt, which sets the cookie."""
     if request.path == "/auth/check_jwt":
         answer(b"<html>Valid token.</html>", headers={"Set-Cookie": "sessionId=s3ss10n; Path=/"})(
             conn, request
         )
+    elif request.path != "/info" and "cookie" not in request.headers:
+        answer(b'{"status":401}', status="401 Unauthorized")(conn, request)
     else:
         answer(token_gateway(request))(conn, request)
 
@@ -272,7 +276,8 @@ def test_once_the_gateway_answered_over_https_it_stays_on_https(certs):
         transport.close()
     assert {r.scheme for r in gateway.requests} == {"https"}
     assert credentials_over_plain_http(gateway) == []
-    assert len(gateway.requests) == 9  # 4 + check_jwt, then 4 again; none while TLS was down
+    # 4 + a 401 and check_jwt (for the cookie), then 4 again; none while TLS was down
+    assert len(gateway.requests) == 10
 
 
 def test_a_bare_host_without_https_gets_no_token_and_https_is_tried_again(certs):
@@ -303,6 +308,7 @@ def test_a_bare_host_without_https_gets_no_token_and_https_is_tried_again(certs)
         ("http", "/info"),
         ("http", "/info"),
         ("https", "/info"),
+        ("https", "/production.json"),
         ("https", "/auth/check_jwt"),
         ("https", "/production.json"),
     ]

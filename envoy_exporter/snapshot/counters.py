@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from envoy_exporter.logs import Condition
 from envoy_exporter.snapshot.model import (
@@ -302,7 +302,7 @@ class CounterKeeper:
             return last.corrected
         before = len(run.reported)
         corrected = tuple(
-            replace(i, lifetime_j=run.value((INVERTER, i.serial, ""), i.lifetime_j, INVERTER_MAX_POWER_W))
+            _with(i, lifetime_j=run.value((INVERTER, i.serial, ""), i.lifetime_j, INVERTER_MAX_POWER_W))
             for i in inverters
         )
         self._last_inverters[run.gateway] = _Corrected(inverters, corrected, run.reported[before:])
@@ -380,20 +380,20 @@ class _Run:
         return self.keeper.observe(series_key(self.gateway, *where), raw, self.now, power)
 
     def reading(self, reading: Reading, kind: str, name: str, phase: str, power: float) -> Reading:
-        return replace(reading, lifetime_j=self.value((kind, name, phase), reading.lifetime_j, power))
+        return _with(reading, lifetime_j=self.value((kind, name, phase), reading.lifetime_j, power))
 
     def flow(self, flow: Flow | None, kind: str, name: str | None, power: float) -> Flow | None:
         if flow is None:
             return None
         name = name or ""
-        return replace(
+        return _with(
             flow,
             total=self.reading(flow.total, kind, name, "", power),
             phases={ph: self.reading(r, kind, name, ph, power) for ph, r in flow.phases.items()},
         )
 
     def channel(self, channel: MeterChannel, name: str, phase: str, power: float) -> MeterChannel:
-        return replace(
+        return _with(
             channel,
             delivered_j=self.value((METER_DELIVERED, name, phase), channel.delivered_j, power),
             received_j=self.value((METER_RECEIVED, name, phase), channel.received_j, power),
@@ -402,11 +402,33 @@ class _Run:
     def meter(self, meter: Meter, production_power: float) -> Meter:
         name = meter.config.measurement_type
         power = production_power if name == PRODUCTION else DEFAULT_MAX_POWER_W
-        return replace(
+        return _with(
             meter,
             total=None if meter.total is None else self.channel(meter.total, name, "", power),
             phases={ph: self.channel(c, name, ph, power) for ph, c in meter.phases.items()},
         )
+
+
+T = TypeVar("T")
+
+
+def _with(obj: T, **changes: Any) -> T:
+    """``obj`` with ``changes``, or ``obj`` itself where they change nothing: a corrected counter
+    is nearly always the gateway's own reading, and a copy of each reading, microinverter and
+    meter channel would be kept for nothing as long as the snapshot lives."""
+    for name, value in changes.items():
+        if not _same(getattr(obj, name), value):
+            return replace(obj, **changes)  # type: ignore[type-var]
+    return obj
+
+
+def _same(old: Any, new: Any) -> bool:
+    if old is new:
+        return True
+    if isinstance(old, dict) and isinstance(new, dict):  # a flow's or a meter's phases
+        return old.keys() == new.keys() and all(old[k] is new[k] for k in old)
+    # repr: 0.0 and -0.0 are equal, but not written alike.
+    return isinstance(old, float) and isinstance(new, float) and old == new and repr(old) == repr(new)
 
 
 def _inverters_total(run: _Run, snapshot: Snapshot, production: Flow | None, power: float) -> Reading | None:

@@ -222,7 +222,7 @@ class Token:
         return False
 
     def accepted(self) -> None:
-        """The token keeper learns of an accepted token from check_jwt and the answers."""
+        self._keeper.accepted()
 
     def credentials_rejected(self) -> dict[str, bool]:
         return self._keeper.credentials_rejected()

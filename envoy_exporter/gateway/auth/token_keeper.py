@@ -9,8 +9,10 @@ A token is sent only to the gateway whose serial it was issued for (``Token.issu
 one from a shared source (Enlighten, the cache) only while no other gateway of this process
 claims the serial too (``serial_claims``).
 
-After a rejection nothing is sent until the back-off window ends or the token changes; one
-``/auth/check_jwt`` per window. Enlighten is asked at most once per recovery.
+A token is not checked on ``/auth/check_jwt`` before its first use: the first answer to a
+request that carries it proves it, and a 401 has it checked. After a rejection nothing is sent
+until the back-off window ends or the token changes; then one request per window. Enlighten is
+asked at most once per recovery.
 """
 
 from __future__ import annotations
@@ -75,9 +77,8 @@ class TokenKeeper:
         self.last_error: str | None = None
         self._login_refused = False  # Enlighten turned the account down at the last try
         self._token: Token | None = None
-        self._checked = False  # check_jwt was tried for the current token
         self._rejected = False  # ... and the gateway rejected it
-        self._accepted_at: float | None = None  # when check_jwt last accepted it (clock)
+        self._accepted_at: float | None = None  # when the gateway first accepted it (clock)
         self._file_stamp: tuple[int, int, int] | None = None
         self._file_error: str | None = None  # why the token file gave no token
         self._backoff = Backoff(settings.label, clock)
@@ -136,17 +137,23 @@ class TokenKeeper:
         return {} if token is None else {"Authorization": f"Bearer {token.value}"}
 
     def refresh(self, session: requests.Session, base_url: str) -> str | None:
-        """Fetch or renew the token, validate a new one; why the request must not go out, or None."""
-        if self.withheld() is None:
-            if self._renewal_due():
-                self._renew()
-            fresh = self._sendable() is not None and not self._checked
-            if fresh and self._check_jwt(session, base_url) is _Check.REJECTED:
-                self._recover(session, base_url)
+        """Fetch or renew the token; why the request must not go out, or None.
+
+        A token is not checked on ``/auth/check_jwt`` before its first use: the request carries
+        it, and the answer proves it (``accepted``) or, a 401, has it checked then
+        (``on_unauthorized``). At a fleet's start that is one request per gateway less."""
+        if self.withheld() is None and self._renewal_due():
+            self._renew()
         reason = self.withheld()
         if reason is None and self._token is None:
             reason = self.last_error or self._file_error or "no token available yet"
         return reason
+
+    def accepted(self) -> None:
+        """A request that carried the token got its answer: the gateway accepts it, as if
+        check_jwt had said so (told once per token, or after a rejection)."""
+        if self._accepted_at is None or self._rejected:
+            self._note_accepted()
 
     def on_unauthorized(self, session: requests.Session, base_url: str) -> bool:
         if self.withheld() is not None:
@@ -156,8 +163,8 @@ class TokenKeeper:
             # want an installer token), and asking again or fetching another token would not help.
             return False
         # The session cookie may simply have expired while the token is still good. A token
-        # already rejected is checked again (once per window) only when no new one can be had.
-        if self._sendable() is not None and not (self._rejected and self._can_fetch()):
+        # the gateway rejected before is not checked again: this 401 says it still does.
+        if self._sendable() is not None and not self._rejected:
             check = self._check_jwt(session, base_url)
             if check is not _Check.REJECTED:
                 return check is _Check.ACCEPTED
@@ -207,7 +214,6 @@ class TokenKeeper:
 
     def _take(self, token: Token) -> None:
         self._token = token
-        self._checked = False
         self._rejected = False
         self._accepted_at = None
         self._said -= {"expiring", "expired", "refused", "contested"}
@@ -310,7 +316,6 @@ class TokenKeeper:
         token = self._sendable()
         if token is None:
             return _Check.FAILED
-        self._checked = True
         try:
             response = session.get(
                 base_url + CHECK_JWT_PATH,
@@ -327,11 +332,14 @@ class TokenKeeper:
             log.debug("%s: check_jwt answered HTTP %d", self._settings.label, response.status_code)
             self._rejected = True
             return _Check.REJECTED
+        self._note_accepted()
+        return _Check.ACCEPTED
+
+    def _note_accepted(self) -> None:
         self._rejected = False
         self._accepted_at = self._clock()
         self.last_error = None
         self._backoff.recover("the gateway accepts the token again")
-        return _Check.ACCEPTED
 
     def _recover(self, session: requests.Session, base_url: str) -> bool:
         """The gateway rejected the token: fetch another once, else back off."""
@@ -351,7 +359,6 @@ class TokenKeeper:
         return False
 
     def _back_off(self, reason: str) -> None:
-        self._checked = False  # one check_jwt when the window ends
         self.last_error = reason
         self._backoff.fail(reason)
 
