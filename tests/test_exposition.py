@@ -39,7 +39,7 @@ from envoy_exporter.collector.exposition import (
     with_label,
     with_labels,
 )
-from envoy_exporter.collector.families import Families, from_library
+from envoy_exporter.collector.families import Families, column, from_library
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.snapshot.model import Reading
@@ -391,14 +391,17 @@ def test_promtool_accepts_metrics_of_several_gateways(served):
 
 
 def test_a_table_writes_rows_by_family_items_in_order_and_none_as_no_sample():
-    rows = (("odd_power_watts", "Power", "power"), ("odd_energy_joules", "Energy", "energy"))
+    rows = (
+        column("odd_power_watts", "counter", "Power", "power"),
+        column("odd_energy_joules", "counter", "Energy", "energy"),
+    )
     items = [
         (with_label("", "serial", "1"), SimpleNamespace(power=math.inf, energy=None)),
         (with_label("", "serial", "2"), SimpleNamespace(power=math.nan, energy=-math.inf)),
         (with_label("", "serial", "3"), SimpleNamespace(power=True, energy=7)),
     ]
     families = Families()
-    families.table(rows, "counter", items)
+    families.table(rows, items)
     families.one("odd_state", "State", with_label("", "state", "on"))
     assert [(header, body.decode()) for header, body in families.groups()] == [
         (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from envoy_exporter.collector.exposition import with_label, with_labels
-from envoy_exporter.collector.families import Families, Row
+from envoy_exporter.collector.families import Column, Families, column
 from envoy_exporter.collector.money import add_money
 from envoy_exporter.collector.system import (
     add_controller,
@@ -25,12 +25,12 @@ from envoy_exporter.snapshot.model import (
     Device,
     Flow,
     Meter,
-    MeterChannel,
     Snapshot,
 )
 
 # (metric suffix, help, field of the model type); one table per model type keeps the mapping
 # reviewable against the spec at a glance.
+Row = tuple[str, str, str]
 _METER_GAUGES = (
     ("power_watts", "Active power", "power_w"),
     ("reactive_power_var", "Reactive power", "reactive_var"),
@@ -87,28 +87,38 @@ _STORAGE_GAUGES = (
     ("reserve_ratio", "Share of the capacity reserved for backup", "reserve_ratio"),
 )
 
-# A CT meter channel's gauge rows and counter rows.
-ChannelRows = tuple[tuple[Row, ...], tuple[Row, ...]]
+
+def _columns(prefix: str, gauges: tuple[Row, ...], where: str = "") -> tuple[Column, ...]:
+    """The gauge columns of ``gauges``, named with ``prefix``, each help ending with ``where``."""
+    return tuple(column(prefix + suffix, "gauge", doc + where, attr) for suffix, doc, attr in gauges)
 
 
-def _channel_rows(prefix: str, gauges: tuple[Row, ...], where: str) -> ChannelRows:
-    """The gauge and counter rows of a CT meter channel: the whole meter's or a phase's."""
-    return (
-        tuple((prefix + suffix, f"{doc} {where}", attr) for suffix, doc, attr in gauges),
-        tuple((prefix + suffix, f"{doc} {where}, lifetime", attr) for suffix, doc, attr in _METER_COUNTERS),
+def _channel_columns(prefix: str, gauges: tuple[Row, ...], where: str) -> tuple[Column, ...]:
+    """The columns of a CT meter channel, the whole meter's or a phase's: gauges, then counters."""
+    counters = tuple(
+        column(prefix + suffix, "counter", f"{doc} {where}, lifetime", attr)
+        for suffix, doc, attr in _METER_COUNTERS
     )
+    return _columns(prefix, gauges, " " + where) + counters
 
 
-# The rows as Families.gauges takes them: full names and helps, made once.
-_METER_ROWS = _channel_rows("enphase_meter_", _METER_GAUGES, "of the CT meter")
-_METER_PHASE_ROWS = _channel_rows("enphase_meter_phase_", _METER_PHASE_GAUGES, "of a phase of the CT meter")
-_INVERTER_ROWS = tuple(("enphase_inverter_" + suffix, doc, attr) for suffix, doc, attr in _INVERTER_GAUGES)
-_INVERTER_COUNTERS = (
-    ("enphase_inverter_energy_joules", "Energy the microinverter produced, lifetime", "lifetime_j"),
+# The columns as Families.table takes them: full names and headers, made once.
+_METER_COLUMNS = _channel_columns("enphase_meter_", _METER_GAUGES, "of the CT meter")
+_METER_PHASE_COLUMNS = _channel_columns(
+    "enphase_meter_phase_", _METER_PHASE_GAUGES, "of a phase of the CT meter"
 )
-_DEVICE_ROWS = tuple((f"enphase_device_{flag}", doc, flag) for flag, doc in _DEVICE_FLAGS)
-_BATTERY_ROWS = tuple(("enphase_battery_" + suffix, doc, attr) for suffix, doc, attr in _BATTERY_GAUGES)
-_STORAGE_ROWS = tuple(("enphase_storage_" + suffix, doc, attr) for suffix, doc, attr in _STORAGE_GAUGES)
+_INVERTER_COLUMNS = (
+    *_columns("enphase_inverter_", _INVERTER_GAUGES),
+    column(
+        "enphase_inverter_energy_joules",
+        "counter",
+        "Energy the microinverter produced, lifetime",
+        "lifetime_j",
+    ),
+)
+_DEVICE_COLUMNS = tuple(column(f"enphase_device_{flag}", "gauge", doc, flag) for flag, doc in _DEVICE_FLAGS)
+_BATTERY_COLUMNS = _columns("enphase_battery_", _BATTERY_GAUGES)
+_STORAGE_COLUMNS = _columns("enphase_storage_", _STORAGE_GAUGES)
 
 
 def add_snapshot(families: Families, base: str, snapshot: Snapshot) -> None:
@@ -255,22 +265,14 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
             with_label(labels, "flag", flag),
         )
     if meter.total is not None:
-        _channel(f, _METER_ROWS, labels, meter.total)
+        f.gauges(_METER_COLUMNS, labels, meter.total)
     for phase, channel in meter.phases.items():
-        _channel(f, _METER_PHASE_ROWS, with_label(labels, "phase", phase), channel)
-
-
-def _channel(f: Families, rows: ChannelRows, labels: str, channel: MeterChannel) -> None:
-    gauges, counters = rows
-    items = [(labels, channel)]
-    f.table(gauges, "gauge", items)
-    f.table(counters, "counter", items)
+        f.gauges(_METER_PHASE_COLUMNS, with_label(labels, "phase", phase), channel)
 
 
 def _inverters(f: Families, base: str, s: Snapshot) -> None:
     inverters = [(with_label(base, "serial", inverter.serial), inverter) for inverter in s.inverters]
-    f.table(_INVERTER_ROWS, "gauge", inverters)
-    f.table(_INVERTER_COUNTERS, "counter", inverters)
+    f.table(_INVERTER_COLUMNS, inverters)
 
 
 def _devices(f: Families, base: str, s: Snapshot) -> None:
@@ -281,7 +283,7 @@ def _devices(f: Families, base: str, s: Snapshot) -> None:
 def _device(f: Families, labels: str, device: Device) -> None:
     info = with_labels(labels, part_number=device.part_number or "", firmware=device.firmware or "")
     f.one("enphase_device_info", "A device the gateway lists in its inventory", info)
-    f.gauges(_DEVICE_ROWS, labels, device)
+    f.gauges(_DEVICE_COLUMNS, labels, device)
     f.gauge(
         "enphase_device_last_report_timestamp_seconds",
         "Time the device last reported to the gateway",
@@ -333,7 +335,7 @@ def _battery(f: Families, labels: str, battery: Battery) -> None:
         with_label(labels, "battery_type", battery.battery_type),
         battery.soc_ratio,
     )
-    f.gauges(_BATTERY_ROWS, labels, battery)
+    f.gauges(_BATTERY_COLUMNS, labels, battery)
     f.gauge(
         "enphase_battery_dc_switch_on", "1 if the battery's DC switch is on", labels, battery.dc_switch_on
     )
@@ -347,7 +349,7 @@ def _battery(f: Families, labels: str, battery: Battery) -> None:
 
 def _storage(f: Families, base: str, s: Snapshot) -> None:
     if s.storage is not None:
-        f.gauges(_STORAGE_ROWS, base, s.storage)
+        f.gauges(_STORAGE_COLUMNS, base, s.storage)
     if s.enpower is not None:
         f.gauge(
             "enphase_grid_connected",

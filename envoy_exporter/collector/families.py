@@ -17,8 +17,16 @@ from prometheus_client.core import Metric
 
 from envoy_exporter.collector.exposition import Group, Header, number, render_labels
 
-# A series of an object: its metric name, its help, and the attribute that holds its value.
-Row = tuple[str, str, str]
+# A series of an object, as ``Families.table`` takes it: its family's header, the start of its
+# sample lines (the sample name and ``{``) and the attribute of the object that holds its value.
+# Made once per metric (``column``), so a table neither builds headers nor minds the kind.
+Column = tuple[Header, str, str]
+
+
+def column(name: str, kind: str, doc: str, attr: str) -> Column:
+    """The column of the ``kind`` ("gauge" or "counter") family ``name`` (a counter's without
+    ``_total``) taking its values from ``attr``."""
+    return (name, kind, doc), (f"{name}_total{{" if kind == "counter" else f"{name}{{"), attr
 
 
 class Families:
@@ -67,32 +75,29 @@ class Families:
             self._headers[name] = (name, "gauge", doc)
         lines.append(f"{name}{{{labels}}} 1.0\n")
 
-    def gauges(self, rows: Sequence[Row], labels: str, obj: object) -> None:
-        """One gauge per row, each the value of the row's attribute of ``obj``, all with ``labels``."""
-        self.table(rows, "gauge", [(labels, obj)])
+    def gauges(self, columns: Sequence[Column], labels: str, obj: object) -> None:
+        """One series per column, each the value of the column's attribute of ``obj``, all with
+        ``labels``."""
+        self.table(columns, [(labels, obj)])
 
-    def counters(self, rows: Sequence[Row], labels: str, obj: object) -> None:
-        """As ``gauges``, counters (names without ``_total``)."""
-        self.table(rows, "counter", [(labels, obj)])
-
-    def table(self, rows: Sequence[Row], kind: str, items: Sequence[tuple[str, object]]) -> None:
-        """Per row, a series of that ``kind`` for each item (its labels, the object whose row
-        attribute holds the value). The bulk of the series (a dozen per microinverter) go
-        through here: a family is looked up once per row, and no call is made per line."""
-        opening = "_total{" if kind == "counter" else "{"
+    def table(self, columns: Sequence[Column], items: Sequence[tuple[str, object]]) -> None:
+        """Per column, a series for each item (its labels, the object whose column attribute
+        holds the value). The bulk of the series (a dozen per microinverter) go through here:
+        a family is looked up once per column, and no call is made per line."""
         found, headers = self._lines, self._headers
-        for name, doc, attr in rows:
+        for header, opening, attr in columns:
+            name = header[0]
             lines = found.get(name)
             for labels, obj in items:
                 value = getattr(obj, attr)
                 if value is not None:
                     if lines is None:
                         lines = found[name] = []
-                        headers[name] = (name, kind, doc)
+                        headers[name] = header
                     text = repr(float(value))
                     if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
                         text = number(float(value))
-                    lines.append(f"{name}{opening}{labels}}} {text}\n")
+                    lines.append(f"{opening}{labels}}} {text}\n")
 
     def family(self, name: str, doc: str, kind: str) -> list[str]:
         """The lines of the family ``name``, a ``kind`` ("gauge" or "counter") family made now
