@@ -78,10 +78,13 @@ def with_label(labels: str, name: str, value: str) -> str:
 
 
 def with_labels(labels: str, **more: str) -> str:
-    """The rendered ``labels`` and the labels ``more``."""
+    """The rendered ``labels`` and the labels ``more``: one string made, not one per label."""
+    parts = [labels] if labels else []
     for name, value in more.items():
-        labels = with_label(labels, name, value)
-    return labels
+        if not (value.isalnum() or not _NEEDS_ESCAPE.search(value)):  # ``escaped``, without a call
+            value = escape(value)
+        parts.append(f'{name}="{value}"')
+    return ",".join(parts)
 
 
 def gateway_labels(name: str) -> str:
