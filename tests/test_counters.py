@@ -659,6 +659,21 @@ def test_microinverters_handed_back_unchanged_cost_no_counter_work(keeper: Count
     ]
 
 
+def test_readings_nothing_corrected_are_handed_on_not_copied(keeper: CounterKeeper) -> None:
+    inverters = (InverterReading(serial="482100000001", lifetime_j=kwh(600)),)
+    raw = replace(_snapshot(T0, kwh(8100), kwh(4000)), inverters=inverters)
+    corrected = keeper.apply("gw1", raw)
+    assert corrected.inverters[0] is raw.inverters[0]
+    assert corrected.production is not None and raw.production is not None
+    assert corrected.production.total is raw.production.total
+    # A wrapped counter is corrected in a copy; the raw reading stays as the gateway gave it.
+    wrapped = keeper.apply(
+        "gw1",
+        replace(_snapshot(T0 + 10, kwh(8100), kwh(4000)), inverters=(replace(inverters[0], lifetime_j=0.0),)),
+    )
+    assert wrapped.inverters[0].lifetime_j == kwh(600)
+
+
 def test_an_unchanged_microinverter_that_is_holding_is_still_settled_by_time(keeper: CounterKeeper) -> None:
     # A held reading becomes the level after HOLD_WINDOW_S even when it never changes again:
     # readings handed back unchanged must still be looked at while a series holds one.

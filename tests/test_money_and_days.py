@@ -26,7 +26,7 @@ from envoy_exporter.collector.exposition import gateway_labels, join
 from envoy_exporter.collector.families import Families
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.snapshot.model import WH
+from envoy_exporter.snapshot.model import WH, Rates, Tariff
 
 pytestmark = [pytest.mark.e2e, needs_shared]
 
@@ -70,6 +70,10 @@ class Site:
         self.client.close()
         self.clocks.advance(down_s)
         self.client = self._client()
+
+    def start_up(self) -> None:
+        """The start-up's collection, as the exporter makes it (the live series only)."""
+        self.client.start(first=True).result(timeout=60)
 
     def scrape(self, after_s: float = 0.0) -> dict[tuple[str, frozenset], float]:
         self.clocks.advance(after_s)
@@ -191,6 +195,21 @@ def test_each_part_at_the_rate_of_its_time_and_kept_across_a_restart(sites) -> N
     assert value(samples, "enphase_grid_import_cost_total", currency="USD") == pytest.approx(cost)
     # the state file is the counters' kind: owner-only
     assert (site.state_dir / "money-site.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("configured", [None, Tariff("EUR", buy=Rates(flat=0.2))], ids=["none", "EUR"])
+def test_energy_of_a_restart_is_priced_by_the_gateways_tariff_after_the_start_up(sites, configured) -> None:
+    # The start-up's collection leaves the gateway's tariff for the next one: the energy that flowed
+    # while the exporter was down waits for it, rather than being priced by the configuration's
+    # tariff (in its currency) or not at all.
+    site = sites(TOU, _utc("2024-07-03 18:59"), timezone=NEW_YORK, tariff=configured)
+    site.scrape()
+    site.restart(down_s=90 * 60)  # back at 16:30 EDT, peak
+    add_energy(site, "net-consumption", delivered_wh=1000)
+    site.start_up()
+    samples = site.scrape(after_s=1)
+    assert value(samples, "enphase_grid_import_cost_total", currency="USD") == pytest.approx(PEAK * 1.0)
+    assert value(samples, "enphase_grid_import_cost_total", currency="EUR") is None
 
 
 def test_no_cost_where_no_meter_tells_import_from_export(sites) -> None:

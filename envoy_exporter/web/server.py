@@ -343,7 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def log_message(self, format: str, *args) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.DEBUG):  # called for every answer: formatted only when shown
+            log.debug("%s %s", self.address_string(), format % args)
 
 
 def _reported_serial(client) -> str | None:

@@ -21,11 +21,13 @@ import logging
 import ssl
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
+from requests.cookies import get_cookie_header
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_auth_from_url
@@ -123,6 +125,9 @@ class Transport:
         for header in self._headers.items():
             check_header_validity(header)
         self._urls: dict[str, tuple[str, Any]] = {}  # prepared once per path: a gateway has a dozen
+        # The Cookie header per URL, for the jar's content in ``_cookie_jar_state``.
+        self._cookie_headers: dict[str, str | None] = {}
+        self._cookie_jar_state: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str | None:
@@ -165,16 +170,18 @@ class Transport:
                 if len(self._candidates) > 1:
                     self._base = None  # next time, https first again
                 raise TransportError(exc.outcome, str(exc)) from None
-        failure = TransportError(Outcome.UNREACHABLE, "no base URL")
+        # The last failure's words, not the exception: kept in a local of this frame, which its
+        # traceback holds, it would be a reference cycle.
+        outcome, reason = Outcome.UNREACHABLE, "no base URL"
         for base in self._candidates:
             try:
                 response = self._attempt(base, endpoint_key, path, timeout)
             except _Unreachable as exc:
-                failure = TransportError(exc.outcome, str(exc))
+                outcome, reason = exc.outcome, str(exc)
                 continue
             self._settle(base)
             return base, response
-        raise failure
+        raise TransportError(outcome, reason)
 
     def _settle(self, base: str) -> None:
         """Remember the base URL that answered; an https answer ends plain http for good."""
@@ -227,17 +234,20 @@ class Transport:
             self._record(endpoint_key, failure_code(exc))
             reason = failure_reason(exc, timeout)
             log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, reason)
-            if _unreachable(exc):
-                raise _Unreachable(failure_outcome(exc), reason) from None
-            raise TransportError(failure_outcome(exc), reason) from None
+            unreachable, outcome = _unreachable(exc), failure_outcome(exc)
+            _forget_frames(exc)
+            if unreachable:
+                raise _Unreachable(outcome, reason) from None
+            raise TransportError(outcome, reason) from None
         self._record(endpoint_key, str(response.status_code))
-        log.debug(
-            "GET %s -> %d in %.3f s (credentials: %s)",
-            url,
-            response.status_code,
-            self._clock() - started,
-            _credentials_sent(response.request.headers),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the words cost more than the check, on every request
+            log.debug(
+                "GET %s -> %d in %.3f s (credentials: %s)",
+                url,
+                response.status_code,
+                self._clock() - started,
+                _credentials_sent(response.request.headers),
+            )
         return GatewayResponse(response.status_code, body, response.headers)
 
     def _prepare(self, url: str, credentials: dict[str, Any]) -> requests.PreparedRequest:
@@ -245,7 +255,8 @@ class Transport:
         never changes for a gateway: the merging of session defaults and environment settings
         (a copy of the cookie jar, seven merge_setting calls with typing-protocol checks; see
         scripts/bench_transport.py), the parsing of a URL it has prepared before, the validation
-        of the session's own headers, and the cookie policy's walk of an empty jar.
+        of the session's own headers, and the cookie policy's walk of a jar that did not change
+        (``_cookie_header``).
         ``credentials``: ``Auth.prepare``'s ``auth=``/``headers=``."""
         prepared = requests.PreparedRequest()
         prepared.method = "GET"
@@ -254,17 +265,34 @@ class Transport:
         for name, value in credentials.get("headers", {}).items():
             check_header_validity((name, value))
             prepared.headers[name] = value
-        cookies = self._session.cookies
-        if len(cookies):
-            prepared.prepare_cookies(cookies)
-        else:
-            prepared._cookies = cookies
+        prepared._cookies = self._session.cookies
+        if len(prepared._cookies):
+            cookie = self._cookie_header(prepared)
+            if cookie is not None:
+                prepared.headers["Cookie"] = cookie
         prepared.body = None
         prepared.hooks = default_hooks()
         auth = credentials.get("auth") or url_auth
         if auth:
             prepared.prepare_auth(auth, url)
         return prepared
+
+    def _cookie_header(self, prepared: requests.PreparedRequest) -> str | None:
+        """The Cookie header ``prepare_cookies`` would give the request, kept per URL while no
+        cookie of the jar changes in any attribute (``repr`` shows them all): the cookie policy's
+        walk of the jar cost a token gateway's request about 45 µs, more than the rest of its
+        preparation. A cookie with an expiry date is judged afresh on every request."""
+        jar = prepared._cookies
+        if any(cookie.expires is not None for cookie in jar):
+            return get_cookie_header(jar, prepared)
+        state = tuple(repr(cookie) for cookie in jar)
+        if state != self._cookie_jar_state:
+            self._cookie_jar_state = state
+            self._cookie_headers = {}
+        url = prepared.url or ""
+        if url not in self._cookie_headers:
+            self._cookie_headers[url] = get_cookie_header(jar, prepared)
+        return self._cookie_headers[url]
 
     def _prepare_url(self, url: str) -> tuple[str, Any]:
         """``url`` as requests prepares it, and the credentials written in it (if any)."""
@@ -285,6 +313,21 @@ class Transport:
                 "the gateway answers over plain http only, and the token is not sent over plain "
                 "http (write http:// in host to allow it)",
             )
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Empty the finished frames of ``exc`` and the exceptions it was raised from of their
+    locals. urllib3 keeps the exception of a failed connection in a local of a frame of its own
+    traceback: a reference cycle at every request to a gateway that is off, which only the cycle
+    collector frees, and which the freezer (``freezer``) would keep for good."""
+    pending, seen = [exc], set()
+    while pending:
+        each = pending.pop()
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        traceback.clear_frames(each.__traceback__)  # the frame still running is left alone
+        pending += [e for e in (each.__cause__, each.__context__) if e is not None]
 
 
 def _unreachable(exc: BaseException) -> bool:
