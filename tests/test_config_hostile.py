@@ -27,10 +27,19 @@ def billion_laughs(levels: int = 10) -> str:
     return "\n".join(lines) + "\ngateways:\n  - host: a\n"
 
 
+def deep_through_aliases(anchors: int = 60, levels: int = MAX_DEPTH - 4) -> str:
+    """Each anchor nests the previous one a little under ``MAX_DEPTH`` levels deeper: no anchor is
+    deep, no alias is used twice, but the document they expand to is thousands of levels deep."""
+    lines = ["a0: &a0 x"]
+    lines += [f"a{i}: &a{i} {'[' * levels}*a{i - 1}{']' * levels}" for i in range(1, anchors)]
+    return "\n".join(lines) + f"\ngateways:\n  - host: a\n    name: *a{anchors - 1}\n"
+
+
 HOSTILE = {
     "billion_laughs": (billion_laughs(), f"aliases expand to more than {MAX_NODES} nodes"),
     "deep_flow": ("gateways: " + "[" * 20_000 + "]" * 20_000 + "\n", f"nested deeper than {MAX_DEPTH}"),
     "deep_block": ("".join(" " * i + f"k{i}:\n" for i in range(1_000)), f"nested deeper than {MAX_DEPTH}"),
+    "deep_through_aliases": (deep_through_aliases(), f"nested deeper than {MAX_DEPTH}"),
     "recursive_alias": ("gateways: &g [*g]\n", "an alias refers to its own anchor"),
     "huge_int": ("gateways:\n  - host: a\n    timeout: " + "9" * 5_000 + "\n", "(ValueError)"),
     "no_such_date": ("state_dir: 2001-02-30\ngateways:\n  - host: a\n", "(ValueError)"),

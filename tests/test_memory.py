@@ -13,9 +13,11 @@ from collections import Counter
 
 import pytest
 import requests_mock
-from conftest import Clocks
+from conftest import Clocks, free_port
 from test_client import METERED, TOKEN_ERA, Gateway, client_for, token_for
 
+from envoy_exporter.config.settings import GatewaySettings
+from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.counters import CounterKeeper
 from envoy_exporter.snapshot.model import (
     WH,
@@ -55,6 +57,32 @@ def test_a_collection_leaves_no_reference_cycle(routes) -> None:
             gc.set_debug(0)
             gc.enable()
         client.close()
+    assert left == Counter()
+
+
+@pytest.mark.parametrize("scheme", ["http://", ""], ids=["http", "https then http"])
+def test_a_gateway_that_refuses_connections_leaves_no_reference_cycle(scheme) -> None:
+    # A gateway switched off or moved: every collection fails to connect. The exceptions of a
+    # failed connection refer to the frames that raised them, and a frame that keeps one of them
+    # in a local closes a cycle, which a freeze would keep for good, at every scrape.
+    client = GatewayClient(
+        GatewaySettings(name="off", host=f"{scheme}127.0.0.1:{free_port()}", timeout=1.0), None
+    )
+    client.collect(timeout=5)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            snapshot = client.collect(timeout=5)
+            assert not snapshot.up
+        gc.collect()
+        left = Counter(type(o).__qualname__ for o in gc.garbage)
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+    client.close()
     assert left == Counter()
 
 

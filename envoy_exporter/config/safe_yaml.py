@@ -90,34 +90,44 @@ def _too_deep(mark: yaml.Mark) -> str:
 
 
 def _expanded_size(root: Node) -> int:
-    """Nodes in the document once every alias is replaced by a copy of its anchor.
+    """Nodes in the document once every alias is replaced by a copy of its anchor, refused past
+    ``MAX_NODES`` or, nested, past ``MAX_DEPTH`` levels of collections: an anchor nested in the
+    next one's nesting adds its depth to that one's, which no check of the text sees.
 
     Aliases make the node graph a DAG (or a cycle, for an alias inside its own anchor); the size
-    of each node is computed once, so this costs time in the number of distinct nodes only."""
-    sizes: dict[int, int] = {}
+    and depth of each node are computed once, so this costs time in the number of distinct nodes
+    only."""
+    sizes: dict[int, tuple[int, int]] = {}  # per node: (nodes, levels of collections) expanded
     open_nodes: set[int] = set()
 
-    def size(node: Node) -> int:
+    def size(node: Node) -> tuple[int, int]:
         key = id(node)
         if key in sizes:
             return sizes[key]
         if key in open_nodes:
             raise YAMLRefused(f"line {node.start_mark.line + 1}: an alias refers to its own anchor")
         open_nodes.add(key)
-        total = 1
-        if isinstance(node, SequenceNode):
-            total += sum(size(child) for child in node.value)
-        elif isinstance(node, MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
+        total, depth = 1, 0
+        if isinstance(node, (SequenceNode, MappingNode)):
+            children = (
+                node.value if isinstance(node, SequenceNode) else [n for pair in node.value for n in pair]
+            )
+            for child in children:
+                child_total, child_depth = size(child)
+                total += child_total
+                depth = max(depth, child_depth)
+            depth += 1
+        if depth > MAX_DEPTH:
+            raise YAMLRefused(_too_deep(node.start_mark))
         if total > MAX_NODES:
             raise YAMLRefused(
                 f"line {node.start_mark.line + 1}: aliases expand to more than {MAX_NODES} nodes"
             )
         open_nodes.discard(key)
-        sizes[key] = total
-        return total
+        sizes[key] = total, depth
+        return total, depth
 
-    return size(root)
+    return size(root)[0]
 
 
 def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> Any:

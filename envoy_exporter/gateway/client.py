@@ -101,6 +101,7 @@ class _Collection:
     unauthorized: list[Endpoint] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     from_cache: bool = False  # on a caller's thread: the gateway may not be asked
+    left_out: bool = False  # the start-up's: endpoints were left to the next collection
 
     def record(self, key: str, result: EndpointResult, value: object = None) -> None:
         with self.lock:
@@ -319,7 +320,8 @@ class GatewayClient:
             # the last snapshot again. Keeping the very object (and its collection time) lets
             # the exposition serve the bytes it rendered for it, and the data age keep counting.
             return self._latest
-        snapshot = self._correct_counters(self._assembler.assemble(run.readings, run.results, self._wall()))
+        assembled = self._assembler.assemble(run.readings, run.results, self._wall())
+        snapshot = self._correct_counters(assembled, settle=not run.left_out)
         if snapshot.up:
             self._last_good = snapshot
         elif run.fetched == 0 and run.failed > 0:
@@ -327,25 +329,27 @@ class GatewayClient:
             return Latest(self._fallback(run), fresh=False)
         return Latest(snapshot, fresh=snapshot.up)
 
-    def _correct_counters(self, snapshot: Snapshot) -> Snapshot:
+    def _correct_counters(self, snapshot: Snapshot, settle: bool = True) -> Snapshot:
         """Lifetime counters kept monotonic and true (wraps, zeros, resets, jumps), once per
         fresh collection, and the keeper's state saved before the snapshot is served. The keeper
         is made at the first assembly: /info has fixed the gateway's name by then, and the name
-        keys its series and names its state file."""
+        keys its series and names its state file. ``settle``: see ``_price``."""
         if self._keeper is None:
             path = state_path(self._state_dir, self.name) if self._state_dir else None
             self._keeper = CounterKeeper(path)
         corrected = self._keeper.apply(self.name, snapshot, self._settings.max_power_w)
         self._keeper.save()
-        return self._price(corrected)
+        return self._price(corrected, settle)
 
-    def _price(self, snapshot: Snapshot) -> Snapshot:
+    def _price(self, snapshot: Snapshot, settle: bool) -> Snapshot:
         """The prices in force, and the grid's cost and credit from the corrected counters;
-        saved, like the counters, before the snapshot is served."""
+        saved, like the counters, before the snapshot is served. Without ``settle`` (the
+        start-up's collection, which leaves the gateway's tariff and time zone to the next one)
+        no energy is priced: what flowed while the exporter was down waits for them."""
         if self._money is None:
             path = money_state_path(self._state_dir, self.name) if self._state_dir else None
             self._money = MoneyKeeper(path)
-        priced = self._money.apply(snapshot, self._settings.tariff, self._settings.timezone)
+        priced = self._money.apply(snapshot, self._settings.tariff, self._settings.timezone, settle=settle)
         self._money.save()
         return priced
 
@@ -508,7 +512,10 @@ class GatewayClient:
         waits for a whole collection (see ``start``)."""
         if endpoint.key in FIRST or self._cache.get(endpoint.key, run.started) is not None:
             return False
-        return self._flight.light()
+        if not self._flight.light():
+            return False
+        run.left_out = True
+        return True
 
     # ----------------------------------------------------------------------------------------
     # Asking

@@ -115,8 +115,11 @@ class MoneyKeeper:
         self._save_trouble = Condition(log)  # a full disk is said once, not at every collection
         self._load()
 
-    def apply(self, snapshot: Snapshot, configured: Tariff | None, timezone: str | None) -> Snapshot:
-        """``snapshot`` with its ``money``: the prices at its collection time, and the totals."""
+    def apply(
+        self, snapshot: Snapshot, configured: Tariff | None, timezone: str | None, settle: bool = True
+    ) -> Snapshot:
+        """``snapshot`` with its ``money``: the prices at its collection time, and the totals;
+        with ``settle``, the energy since the last snapshot priced into them first."""
         with self._lock:
             if snapshot.tariff is not None:
                 self._tariff = snapshot.tariff
@@ -140,11 +143,16 @@ class MoneyKeeper:
             )
             if net is None or currency is None:
                 return replace(snapshot, money=money)
-            delivered = net.total.delivered_j if net.total else None
-            received = net.total.received_j if net.total else None
-            at = snapshot.collected_at
-            self._dirty |= self._ledgers[IMPORT].add(delivered, at, _rate_at(tariff, IMPORT, where), currency)
-            self._dirty |= self._ledgers[EXPORT].add(received, at, _rate_at(tariff, EXPORT, where), currency)
+            if settle:
+                delivered = net.total.delivered_j if net.total else None
+                received = net.total.received_j if net.total else None
+                at = snapshot.collected_at
+                self._dirty |= self._ledgers[IMPORT].add(
+                    delivered, at, _rate_at(tariff, IMPORT, where), currency
+                )
+                self._dirty |= self._ledgers[EXPORT].add(
+                    received, at, _rate_at(tariff, EXPORT, where), currency
+                )
             return replace(
                 snapshot,
                 money=replace(

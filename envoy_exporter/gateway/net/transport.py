@@ -21,6 +21,7 @@ import logging
 import ssl
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -169,16 +170,18 @@ class Transport:
                 if len(self._candidates) > 1:
                     self._base = None  # next time, https first again
                 raise TransportError(exc.outcome, str(exc)) from None
-        failure = TransportError(Outcome.UNREACHABLE, "no base URL")
+        # The last failure's words, not the exception: kept in a local of this frame, which its
+        # traceback holds, it would be a reference cycle.
+        outcome, reason = Outcome.UNREACHABLE, "no base URL"
         for base in self._candidates:
             try:
                 response = self._attempt(base, endpoint_key, path, timeout)
             except _Unreachable as exc:
-                failure = TransportError(exc.outcome, str(exc))
+                outcome, reason = exc.outcome, str(exc)
                 continue
             self._settle(base)
             return base, response
-        raise failure
+        raise TransportError(outcome, reason)
 
     def _settle(self, base: str) -> None:
         """Remember the base URL that answered; an https answer ends plain http for good."""
@@ -231,9 +234,11 @@ class Transport:
             self._record(endpoint_key, failure_code(exc))
             reason = failure_reason(exc, timeout)
             log.debug("GET %s failed after %.3f s: %s", url, self._clock() - started, reason)
-            if _unreachable(exc):
-                raise _Unreachable(failure_outcome(exc), reason) from None
-            raise TransportError(failure_outcome(exc), reason) from None
+            unreachable, outcome = _unreachable(exc), failure_outcome(exc)
+            _forget_frames(exc)
+            if unreachable:
+                raise _Unreachable(outcome, reason) from None
+            raise TransportError(outcome, reason) from None
         self._record(endpoint_key, str(response.status_code))
         if log.isEnabledFor(logging.DEBUG):  # the words cost more than the check, on every request
             log.debug(
@@ -308,6 +313,21 @@ class Transport:
                 "the gateway answers over plain http only, and the token is not sent over plain "
                 "http (write http:// in host to allow it)",
             )
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Empty the finished frames of ``exc`` and the exceptions it was raised from of their
+    locals. urllib3 keeps the exception of a failed connection in a local of a frame of its own
+    traceback: a reference cycle at every request to a gateway that is off, which only the cycle
+    collector frees, and which the freezer (``freezer``) would keep for good."""
+    pending, seen = [exc], set()
+    while pending:
+        each = pending.pop()
+        if id(each) in seen:
+            continue
+        seen.add(id(each))
+        traceback.clear_frames(each.__traceback__)  # the frame still running is left alone
+        pending += [e for e in (each.__cause__, each.__context__) if e is not None]
 
 
 def _unreachable(exc: BaseException) -> bool:
