@@ -207,6 +207,7 @@ class FakeClient:
         self.auth_scheme = auth_scheme
         self.last_duration = last_duration
         self.calls = 0  # collections started
+        self.firsts: list[bool] = []  # per start(): the start-up's collection?
         self.closed = False
         self._lock = threading.Lock()
         self._running: Future[Snapshot] | None = None
@@ -216,6 +217,7 @@ class FakeClient:
         return dict(self.credentials)
 
     def start(self, here: bool = False, *, first: bool = False) -> Future[Snapshot]:
+        self.firsts.append(first)
         with self._lock:
             if self._running is not None:
                 return self._running

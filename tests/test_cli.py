@@ -140,6 +140,8 @@ def test_serve_until_stopped(tmp_path, monkeypatch):
     assert outcome == [0]
     assert made[0].closed
     assert made[0].calls >= 1  # the warm-up collection at start, at least
+    # The start-up's collection reads the live series first; a scrape always wants it whole.
+    assert made[0].firsts[0] is True and False in made[0].firsts[1:]
 
 
 @pytest.mark.e2e

@@ -11,7 +11,9 @@ scrapes it changes the copy's answers the way the gateway's would change.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from envoy_exporter.collector.data import add_snapshot
 from envoy_exporter.collector.exposition import gateway_labels, join
 from envoy_exporter.collector.families import Families
+from envoy_exporter.config.load import load_config
 from envoy_exporter.config.settings import GatewaySettings, Secret
 from envoy_exporter.gateway.client import GatewayClient
 from envoy_exporter.snapshot.model import WH, Rates, Tariff
@@ -109,6 +112,22 @@ def sites(tmp_path: Path) -> Iterator[Callable[..., Site]]:
     yield make
     for site in made:
         site.close()
+
+
+@pytest.fixture
+def exporter_in_utc() -> Iterator[None]:
+    """The exporter's own local time is UTC, as in a container."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 def value(samples: dict, name: str, **labels: str) -> float | None:
@@ -210,6 +229,35 @@ def test_energy_of_a_restart_is_priced_by_the_gateways_tariff_after_the_start_up
     samples = site.scrape(after_s=1)
     assert value(samples, "enphase_grid_import_cost_total", currency="USD") == pytest.approx(PEAK * 1.0)
     assert value(samples, "enphase_grid_import_cost_total", currency="EUR") is None
+
+
+def test_energy_of_a_restart_is_priced_in_the_gateways_time_zone_after_the_start_up(
+    sites, tmp_path, exporter_in_utc
+) -> None:
+    # The exporter runs in UTC (a container); the gateway reports Europe/London (BST, UTC+1), and
+    # the configuration's time-of-use tariff prices 16:00-17:00 at the peak rate. The start-up's
+    # collection leaves /home.json to the next one: the energy waits for the gateway's zone.
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        "gateways:\n  - host: a\n    tariff:\n      currency: GBP\n      import: 0.10\n"
+        '      periods:\n        - {start: "16:00", name: peak, import: 0.50}\n'
+        '        - {start: "17:00", name: evening, import: 0.10}\n'
+    )
+    tariff = load_config(config, env={}).gateways[0].tariff
+    site = sites("8.3.5169_ACB_inventory", _utc("2026-06-20 12:00"), tariff=tariff)
+
+    def no_tariff_of_its_own(body: dict) -> None:
+        body["tariff"]["single_rate"]["rate"] = 0
+        body["tariff"]["seasons"] = []
+
+    site.edit("admin_lib_tariff", no_tariff_of_its_own)
+    site.scrape()
+    site.restart(down_s=3.5 * 3600)  # back at 15:30 UTC, 16:30 in London: peak
+    add_energy(site, "net-consumption", delivered_wh=1000)
+    site.start_up()
+    samples = site.scrape(after_s=1)
+    assert value(samples, "enphase_gateway_utc_offset_seconds") == 3600
+    assert value(samples, "enphase_grid_import_cost_total", currency="GBP") == pytest.approx(0.50)
 
 
 def test_no_cost_where_no_meter_tells_import_from_export(sites) -> None:
