@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 import requests_mock
@@ -42,20 +43,12 @@ def test_a_collection_leaves_no_reference_cycle(routes) -> None:
         client = client_for(clocks, token=token_for(clocks) if routes is TOKEN_ERA else None)
         client.collect(timeout=5)  # detection, the keepers, the first of everything
         clocks.advance(61)
-        gc.collect()
-        gc.disable()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            for _ in range(3):
-                snapshot = client.collect(timeout=5)
-                assert snapshot.up
-                clocks.advance(61)
-            gc.collect()
-            left = Counter(type(o).__qualname__ for o in gc.garbage)
-        finally:
-            gc.garbage.clear()
-            gc.set_debug(0)
-            gc.enable()
+
+        def collect() -> None:
+            assert client.collect(timeout=5).up
+            clocks.advance(61)
+
+        left = _cycles_left(collect)
         client.close()
     assert left == Counter()
 
@@ -69,21 +62,30 @@ def test_a_gateway_that_refuses_connections_leaves_no_reference_cycle(scheme) ->
         GatewaySettings(name="off", host=f"{scheme}127.0.0.1:{free_port()}", timeout=1.0), None
     )
     client.collect(timeout=5)
+
+    def collect() -> None:
+        assert not client.collect(timeout=5).up
+
+    left = _cycles_left(collect)
+    client.close()
+    assert left == Counter()
+
+
+def _cycles_left(collect: Callable[[], None], times: int = 3) -> Counter[str]:
+    """The objects, by type, that only the cycle collector could free after ``collect`` ran
+    ``times`` times: what a freeze would keep for good."""
     gc.collect()
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        for _ in range(3):
-            snapshot = client.collect(timeout=5)
-            assert not snapshot.up
+        for _ in range(times):
+            collect()
         gc.collect()
-        left = Counter(type(o).__qualname__ for o in gc.garbage)
+        return Counter(type(o).__qualname__ for o in gc.garbage)
     finally:
         gc.garbage.clear()
         gc.set_debug(0)
         gc.enable()
-    client.close()
-    assert left == Counter()
 
 
 def _snapshot(at: float, production_j: float) -> Snapshot:
