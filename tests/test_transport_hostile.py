@@ -211,6 +211,16 @@ def test_a_connection_survives_a_request_that_finished_in_time():
     assert len(gateway.requests) == 4
 
 
+def test_a_gateways_requests_share_one_kept_alive_connection():
+    with StandIn(answer(INFO_BODY)) as gateway:
+        transport = transport_for(f"http://{gateway.host}", timeout=2.0)
+        for _ in range(5):
+            assert transport.get("info", "/info").body == INFO_BODY
+        transport.close()
+    assert len(gateway.requests) == 5
+    assert len(gateway._threads) == 2  # the listener's, and one per connection accepted
+
+
 # --------------------------------------------------------------------------------------------
 # No silent downgrade to plain http
 
