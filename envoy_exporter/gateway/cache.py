@@ -8,6 +8,7 @@ server is threaded, so both are thread-based.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +35,11 @@ class Entry:
 
     def fresh(self, now: float) -> bool:
         return now - self.fetched_at < self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
+
+    @property
+    def expires(self) -> float:
+        """The first moment the entry no longer counts as fresh."""
+        return self.fetched_at + self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
 
 
 class TTLCache:
@@ -64,6 +70,13 @@ class TTLCache:
                 self._entries[key] = Entry(value, self._clock() if at is None else at, ttl)
             else:
                 self._entries.pop(key, None)
+
+    def fresh_for(self, at: float | None = None) -> float:
+        """Seconds from ``at`` (now) until the first entry fresh then expires; infinite with none."""
+        now = self._clock() if at is None else at
+        with self._lock:
+            left = [entry.expires - now for entry in self._entries.values()]
+        return min((seconds for seconds in left if seconds > 0), default=math.inf)
 
     def clear(self) -> None:
         with self._lock:

@@ -248,6 +248,12 @@ class GatewayClient:
         gateway fails; an empty one (``collected_at`` = the client's start) before any answer."""
         return self._latest
 
+    def reusable_for(self) -> float:
+        """Seconds the latest snapshot may still be what a scrape gets: until the first of the
+        cached answers it was made of expires. A scrape after that asks the gateway, and a new
+        snapshot comes of it (a scrape that finds every answer cached gets the same one)."""
+        return self._cache.fresh_for()
+
     def collect(self, timeout: float | None = None) -> Snapshot:
         """``start``, and the snapshot once it is done; a caller whose ``timeout`` passes first
         gets the last good snapshot, marked with the progress of the collection that goes on."""
