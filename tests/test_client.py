@@ -742,8 +742,10 @@ def test_the_start_up_collection_reads_production_and_consumption_and_the_next_o
     assert first.up and first.production.total.power_w == 500.0
     assert first.consumption_total.total.power_w == 800.0
     assert "inventory" not in first.endpoints  # not asked yet: not an error either
+    assert first.partial  # the status page says what is not read yet
     clocks.advance(1)
     snap = client.collect(timeout=5)
+    assert not snap.partial
     rest = gw.asked()
     assert rest == [
         "/ivp/pdm/device_data",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import platform
 import shutil
 import subprocess
@@ -14,7 +16,7 @@ from exporter_fakes import NOW, FakeClient, rich_snapshot, samples, scrape, valu
 from prometheus_client.parser import text_string_to_metric_families
 
 from envoy_exporter import __version__
-from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape_timeout
+from envoy_exporter.collector import ExporterCollector, GatewayCollector, Lateness, scrape_timeout
 from envoy_exporter.config.settings import COLLECTION_DEADLINE
 from envoy_exporter.revision import revision
 from envoy_exporter.snapshot.model import WH, EndpointResult, Flow, Reading, Reported, Snapshot
@@ -431,3 +433,32 @@ def test_promtool_accepts_a_full_scrape():
     # The contract's names pass promtool's lints: no exceptions, not even warnings.
     assert (result.stdout + result.stderr).strip() == ""
     assert result.returncode == 0
+
+
+def test_a_gateway_too_slow_for_the_scrapes_is_told_when_it_starts_and_when_it_ends(caplog) -> None:
+    slow, late = FakeClient("slow", hold=30.0), Lateness()
+    with caplog.at_level(logging.INFO, logger="envoy_exporter.collector.scrape"):
+        for _ in range(3):
+            scrape(GatewayCollector([slow], 0.05, late=late))
+        slow.release.set()
+        for _ in range(2):
+            scrape(GatewayCollector([slow], 5.0, late=late))
+    assert [r.getMessage() for r in caplog.records if r.name == "envoy_exporter.collector.scrape"] == [
+        "slow: the collection takes longer than the scrape allows; the last data is served",
+        "slow: collections finish within the scrape's time again (after 0 s)",
+    ]
+
+
+def test_what_is_told_of_late_gateways_is_the_servers_and_leaves_with_the_gateway() -> None:
+    slow, late = FakeClient("slow", hold=30.0), Lateness()
+    scrape(GatewayCollector([slow], 0.05, late=late))
+    assert len(late) == 1 and len(Lateness()) == 0  # nothing kept at module level
+    slow.release.set()
+    slow.start().result(5)
+    del slow
+    for _ in range(100):  # until the collection's thread has let go of the client
+        gc.collect()
+        if not len(late):
+            break
+        time.sleep(0.01)
+    assert len(late) == 0

@@ -39,7 +39,7 @@ from envoy_exporter.collector.exposition import (
     with_label,
     with_labels,
 )
-from envoy_exporter.collector.families import Families, column, from_library
+from envoy_exporter.collector.families import Families, column, columns, from_library
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.snapshot.model import Reading
@@ -413,7 +413,7 @@ def test_promtool_accepts_metrics_of_several_gateways(served):
 
 
 def test_a_table_writes_rows_by_family_items_in_order_and_none_as_no_sample():
-    rows = (
+    rows = columns(
         column("odd_power_watts", "counter", "Power", "power"),
         column("odd_energy_joules", "counter", "Energy", "energy"),
     )
@@ -437,4 +437,19 @@ def test_a_table_writes_rows_by_family_items_in_order_and_none_as_no_sample():
             'odd_energy_joules_total{serial="2"} -Inf\nodd_energy_joules_total{serial="3"} 7.0\n',
         ),
         (("odd_state", "gauge", "State"), 'odd_state{state="on"} 1.0\n'),
+    ]
+
+
+def test_gauges_of_one_object_write_each_value_as_the_formats_spell_it():
+    rows = columns(*(column(f"odd_{attr}", "gauge", attr, attr) for attr in ("a", "b", "c", "d", "e", "f")))
+    families = Families()
+    families.gauges(rows, 'serial="1"', SimpleNamespace(a=-math.inf, b=None, c=False, d=3, e=-0.0, f=1e22))
+    families.gauges(columns(column("odd_g", "counter", "g", "g")), 'serial="1"', SimpleNamespace(g=0.1))
+    assert [body.decode() for _, body in families.groups()] == [
+        'odd_a{serial="1"} -Inf\n',
+        'odd_c{serial="1"} 0.0\n',
+        'odd_d{serial="1"} 3.0\n',
+        'odd_e{serial="1"} -0.0\n',
+        'odd_f{serial="1"} 1e+22\n',
+        'odd_g_total{serial="1"} 0.1\n',
     ]

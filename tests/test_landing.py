@@ -149,6 +149,25 @@ def test_production_reads_zero_not_a_few_watts_backwards_at_night():
     assert fleet_status(fleet, NOW)[0].production_w == 0.0
 
 
+def test_before_the_first_scrape_the_page_says_what_is_not_read_yet():
+    start_up = replace(rich_snapshot(), inverters=(), batteries=(), storage=None, partial=True)
+    fleet = _fleet(FakeClient("home", snapshot=start_up))
+    _collect(fleet)
+    (status,) = fleet_status(fleet, NOW)
+    assert status.partial and status.inverters is None and status.production_w == 3000.0
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", render_landing([status], "/metrics", now=NOW)))
+    assert "Microinverters and batteries: not read yet; the first scrape reads them" in text
+
+
+def test_a_gateway_without_inverters_says_nothing_of_them_once_read():
+    whole = replace(rich_snapshot(), inverters=())
+    fleet = _fleet(FakeClient("home", snapshot=whole))
+    _collect(fleet)
+    (status,) = fleet_status(fleet, NOW)
+    assert not status.partial
+    assert "Microinverters" not in render_landing([status], "/metrics", now=NOW)
+
+
 def test_the_page_shows_the_system_now():
     status = GatewayStatus(
         "home",

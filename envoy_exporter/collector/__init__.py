@@ -12,6 +12,7 @@ from envoy_exporter.collector.scrape import (
     Client,
     GatewayCollector,
     GatewayResult,
+    Lateness,
     scrape_timeout,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "ExporterCollector",
     "GatewayCollector",
     "GatewayResult",
+    "Lateness",
     "scrape_timeout",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from envoy_exporter.collector.exposition import with_label, with_labels
-from envoy_exporter.collector.families import Column, Families, column
+from envoy_exporter.collector.families import Column, Families, column, columns
 from envoy_exporter.collector.money import add_money
 from envoy_exporter.collector.system import (
     add_controller,
@@ -103,11 +103,11 @@ def _channel_columns(prefix: str, gauges: tuple[Row, ...], where: str) -> tuple[
 
 
 # The columns as Families.table takes them: full names and headers, made once.
-_METER_COLUMNS = _channel_columns("enphase_meter_", _METER_GAUGES, "of the CT meter")
-_METER_PHASE_COLUMNS = _channel_columns(
-    "enphase_meter_phase_", _METER_PHASE_GAUGES, "of a phase of the CT meter"
+_METER_COLUMNS = columns(*_channel_columns("enphase_meter_", _METER_GAUGES, "of the CT meter"))
+_METER_PHASE_COLUMNS = columns(
+    *_channel_columns("enphase_meter_phase_", _METER_PHASE_GAUGES, "of a phase of the CT meter")
 )
-_INVERTER_COLUMNS = (
+_INVERTER_COLUMNS = columns(
     *_columns("enphase_inverter_", _INVERTER_GAUGES),
     column(
         "enphase_inverter_energy_joules",
@@ -116,9 +116,11 @@ _INVERTER_COLUMNS = (
         "lifetime_j",
     ),
 )
-_DEVICE_COLUMNS = tuple(column(f"enphase_device_{flag}", "gauge", doc, flag) for flag, doc in _DEVICE_FLAGS)
-_BATTERY_COLUMNS = _columns("enphase_battery_", _BATTERY_GAUGES)
-_STORAGE_COLUMNS = _columns("enphase_storage_", _STORAGE_GAUGES)
+_DEVICE_COLUMNS = columns(
+    *[column(f"enphase_device_{flag}", "gauge", doc, flag) for flag, doc in _DEVICE_FLAGS]
+)
+_BATTERY_COLUMNS = columns(*_columns("enphase_battery_", _BATTERY_GAUGES))
+_STORAGE_COLUMNS = columns(*_columns("enphase_storage_", _STORAGE_GAUGES))
 
 
 def add_snapshot(families: Families, base: str, snapshot: Snapshot) -> None:

@@ -76,19 +76,19 @@ def render_labels(pairs: Mapping[str, str]) -> str:
 def with_label(labels: str, name: str, value: str) -> str:
     """The rendered ``labels`` and one label more: how a gateway's series narrow to a phase, a
     meter, an inverter. One string made once for all the series that share it, no object."""
-    if not (value.isalnum() or not _NEEDS_ESCAPE.search(value)):  # ``escaped``, without a call
+    if "\\" in value or "\n" in value or '"' in value:  # ``escaped``, without a call
         value = escape(value)
     return f'{labels},{name}="{value}"' if labels else f'{name}="{value}"'
 
 
 def with_labels(labels: str, **more: str) -> str:
     """The rendered ``labels`` and the labels ``more``: one string made, not one per label."""
-    parts = [labels] if labels else []
+    text = labels
     for name, value in more.items():
-        if not (value.isalnum() or not _NEEDS_ESCAPE.search(value)):  # ``escaped``, without a call
+        if "\\" in value or "\n" in value or '"' in value:  # ``escaped``, without a call
             value = escape(value)
-        parts.append(f'{name}="{value}"')
-    return ",".join(parts)
+        text = f'{text},{name}="{value}"'
+    return text if labels else text[1:]
 
 
 def gateway_labels(name: str) -> str:

@@ -11,15 +11,17 @@ series that shares them (a gateway's, an inverter's) has them rendered once, not
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 
 from prometheus_client.core import Metric
 
 from envoy_exporter.collector.exposition import Group, Header, number, render_labels
 
-# A series of an object, as ``Families.table`` takes it: its family's header, the start of its
-# sample lines (the sample name and ``{``) and the attribute of the object that holds its value.
-# Made once per metric (``column``), so a table neither builds headers nor minds the kind.
+# A series of an object: its family's header, the start of its sample lines (the sample name
+# and ``{``) and the attribute of the object that holds its value. Made once per metric
+# (``column``), so a table neither builds headers nor minds the kind.
 Column = tuple[Header, str, str]
 
 
@@ -27,6 +29,23 @@ def column(name: str, kind: str, doc: str, attr: str) -> Column:
     """The column of the ``kind`` ("gauge" or "counter") family ``name`` (a counter's without
     ``_total``) taking its values from ``attr``."""
     return (name, kind, doc), (f"{name}_total{{" if kind == "counter" else f"{name}{{"), attr
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The columns of one type of object, as ``Families.gauges`` and ``Families.table`` take
+    them: per column its family's name, header and sample opening, and ``values``, which reads
+    every column's value of an object in one call (one call per object, not one per series)."""
+
+    written: tuple[tuple[str, Header, str], ...]
+    values: Callable[[object], tuple[object, ...]]
+
+
+def columns(*each: Column) -> Columns:
+    attrs = [attr for _, _, attr in each]
+    # ``attrgetter`` of one attribute gives the value, not a tuple of it.
+    values = attrgetter(*attrs) if len(attrs) > 1 else lambda obj: (getattr(obj, attrs[0]),)
+    return Columns(tuple((header[0], header, opening) for header, opening, _ in each), values)
 
 
 class Families:
@@ -49,9 +68,8 @@ class Families:
             if lines is None:
                 lines = self._lines[name] = []
                 self._headers[name] = (name, "gauge", doc)
-            text = repr(float(value))
-            if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
-                text = number(float(value))
+            value = float(value)
+            text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
             lines.append(f"{name}{{{labels}}} {text}\n")
 
     def counter(self, name: str, doc: str, labels: str, value: float | None) -> None:
@@ -61,9 +79,8 @@ class Families:
             if lines is None:
                 lines = self._lines[name] = []
                 self._headers[name] = (name, "counter", doc)
-            text = repr(float(value))
-            if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
-                text = number(float(value))
+            value = float(value)
+            text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
             lines.append(f"{name}_total{{{labels}}} {text}\n")
 
     def one(self, name: str, doc: str, labels: str) -> None:
@@ -75,28 +92,41 @@ class Families:
             self._headers[name] = (name, "gauge", doc)
         lines.append(f"{name}{{{labels}}} 1.0\n")
 
-    def gauges(self, columns: Sequence[Column], labels: str, obj: object) -> None:
+    def gauges(self, columns: Columns, labels: str, obj: object) -> None:
         """One series per column, each the value of the column's attribute of ``obj``, all with
         ``labels``."""
-        self.table(columns, [(labels, obj)])
+        found, headers = self._lines, self._headers
+        for (name, header, opening), value in zip(columns.written, columns.values(obj)):
+            if value is not None:
+                lines = found.get(name)
+                if lines is None:
+                    lines = found[name] = []
+                    headers[name] = header
+                value = float(value)
+                text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
+                lines.append(f"{opening}{labels}}} {text}\n")
 
-    def table(self, columns: Sequence[Column], items: Sequence[tuple[str, object]]) -> None:
+    def table(self, columns: Columns, items: Sequence[tuple[str, object]]) -> None:
         """Per column, a series for each item (its labels, the object whose column attribute
         holds the value). The bulk of the series (a dozen per microinverter) go through here:
         a family is looked up once per column, and no call is made per line."""
+        if not items:
+            return
         found, headers = self._lines, self._headers
-        for header, opening, attr in columns:
-            name = header[0]
+        labelled = [labels for labels, _ in items]
+        # Column by column, the values of every item: one read per item.
+        by_column = zip(*[columns.values(obj) for _, obj in items])
+        for (name, header, opening), values in zip(columns.written, by_column):
+            if values.count(None) == len(values):
+                continue  # a column the gateway does not report, as many inverters' DC side
             lines = found.get(name)
-            for labels, obj in items:
-                value = getattr(obj, attr)
+            for labels, value in zip(labelled, values):
                 if value is not None:
                     if lines is None:
                         lines = found[name] = []
                         headers[name] = header
-                    text = repr(float(value))
-                    if text[-1] in "fn":  # inf, -inf, nan: spelt otherwise in the formats
-                        text = number(float(value))
+                    value = float(value)
+                    text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
                     lines.append(f"{opening}{labels}}} {text}\n")
 
     def family(self, name: str, doc: str, kind: str) -> list[str]:

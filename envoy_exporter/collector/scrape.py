@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, wait
 from functools import partial
@@ -62,10 +63,12 @@ class GatewayCollector:
         clients: Sequence[Client],
         timeout: float = DEFAULT_TIMEOUT,
         wall: Callable[[], float] = time.time,
+        late: Lateness | None = None,
     ):
         self._clients = tuple(clients)
         self._timeout = timeout
         self._wall = wall
+        self._late = late if late is not None else Lateness()
 
     def expose(self, content_type: str, rendered: SnapshotCache, own: Iterable[Collector] = ()) -> bytes:
         """This scrape as served in ``content_type``, with the series of the exporter's ``own``
@@ -96,7 +99,12 @@ class GatewayCollector:
         here = len(self._clients) == 1
         started = [(client, _start(client, here)) for client in self._clients]
         wait([future for _, future in started if future is not None], timeout=self._timeout)
-        return [_result(client, future) for client, future in started]
+        return [self._result(client, future) for client, future in started]
+
+    def _result(self, client: Client, future: Future[Snapshot] | None) -> GatewayResult:
+        answered = future is not None and future.done() and future.exception() is None
+        self._late.note(client, late=future is not None and not future.done(), answered=answered)
+        return GatewayResult(client, client.latest(), answered)
 
 
 def render_data(labels: str, snapshot: Snapshot) -> list[Group]:
@@ -114,19 +122,26 @@ def _start(client: Client, here: bool) -> Future[Snapshot] | None:
         return None
 
 
-# A gateway too slow for the scrapes is told when it starts and when it ends, not every scrape.
-_LATE: dict[str, Condition] = {}
-_LATE_LOCK = threading.Lock()
+class Lateness:
+    """Per gateway, whether its collections take longer than the scrapes allow: told when it
+    starts and when it ends, not on every scrape. The web server keeps one for all its scrapes;
+    a gateway a reload drops takes its entry along (weakly keyed)."""
 
+    def __init__(self) -> None:
+        self._conditions: weakref.WeakKeyDictionary[Client, Condition] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
 
-def _result(client: Client, future: Future[Snapshot] | None) -> GatewayResult:
-    answered = future is not None and future.done() and future.exception() is None
-    with _LATE_LOCK:
-        late = _LATE.setdefault(client.name, Condition(log, clock=time.monotonic))
-    if future is not None and not future.done():
-        late.failed(
-            "%s: the collection takes longer than the scrape allows; the last data is served", client.name
-        )
-    elif answered:
-        late.recovered("%s: collections finish within the scrape's time again", client.name)
-    return GatewayResult(client, client.latest(), answered)
+    def __len__(self) -> int:
+        return len(self._conditions)
+
+    def note(self, client: Client, late: bool, answered: bool) -> None:
+        with self._lock:
+            condition = self._conditions.get(client)
+            if condition is None:
+                condition = self._conditions[client] = Condition(log, clock=time.monotonic)
+        if late:
+            condition.failed(
+                "%s: the collection takes longer than the scrape allows; the last data is served", client.name
+            )
+        elif answered:
+            condition.recovered("%s: collections finish within the scrape's time again", client.name)

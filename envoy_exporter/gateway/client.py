@@ -328,6 +328,8 @@ class GatewayClient:
             return self._latest
         assembled = self._assembler.assemble(run.readings, run.results, self._wall())
         snapshot = self._correct_counters(assembled, settle=not run.left_out)
+        if run.left_out:
+            snapshot = replace(snapshot, partial=True)
         if snapshot.up:
             self._last_good = snapshot
         elif run.fetched == 0 and run.failed > 0:

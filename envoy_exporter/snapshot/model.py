@@ -519,6 +519,9 @@ class Snapshot:
     # The gateway's own lifetime values before ``counters.CounterKeeper.apply`` corrected them,
     # kept so the correction can be audited; empty on a snapshot the keeper has not seen.
     reported: tuple[Reported, ...] = ()
+    # The start-up's collection read production and consumption only (``plan.FIRST``); the
+    # rest (inverters, devices, batteries, settings) comes with the next collection.
+    partial: bool = False
 
     @property
     def up(self) -> bool:

@@ -159,8 +159,15 @@ def _today(gateway: GatewayStatus) -> str:
     return f'<p class="today">Today: {" · ".join(items)}</p>' if items else ""
 
 
+# What a gateway's card says between the start-up's collection (production and consumption only)
+# and the first scrape, which reads the rest.
+_NOT_READ_YET = "Microinverters and batteries: not read yet; the first scrape reads them"
+
+
 def _inverters(gateway: GatewayStatus) -> str:
     inverters = gateway.inverters
+    if inverters is None and gateway.partial:
+        return f'<p class="inverters">{_NOT_READ_YET}</p>'
     if inverters is None:
         return ""
     text = f"Microinverters: {inverters.reporting} of {inverters.total} reporting"

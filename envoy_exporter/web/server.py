@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import ProcessCollector
 from prometheus_client.registry import Collector
 
-from envoy_exporter.collector import ExporterCollector, GatewayCollector, scrape_timeout
+from envoy_exporter.collector import ExporterCollector, GatewayCollector, Lateness, scrape_timeout
 from envoy_exporter.collector.exposition import SnapshotCache, negotiate
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.net.http import with_cheap_headers
@@ -94,6 +94,7 @@ class ExporterServer(ThreadingHTTPServer):
         self.address_family = family
         self.fleet = fleet
         self.rendered = SnapshotCache()  # each gateway's data series, rendered once per snapshot
+        self.late = Lateness()  # which gateways' collections outlast the scrapes, told once
         self.ready = threading.Event()
         self.web_config = web_config or WebConfig()
         self.telemetry_path = telemetry_path
@@ -257,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _metrics(self) -> Response:
-        scrape = GatewayCollector(self.server.fleet.clients(), self._timeout())
+        scrape = GatewayCollector(self.server.fleet.clients(), self._timeout(), late=self.server.late)
         return self._exposition(scrape, ExporterCollector(), self.server.process_collector)
 
     def _probe(self) -> Response:
@@ -275,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
         if client is None:
             shown = target[:_MAX_TARGET_ECHO]
             return text(HTTPStatus.BAD_REQUEST, f"Unknown target {shown!r}: not a configured gateway\n")
-        return self._exposition(GatewayCollector([client], self._timeout()))
+        return self._exposition(GatewayCollector([client], self._timeout(), late=self.server.late))
 
     def _landing(self) -> Response:
         now = time.time()

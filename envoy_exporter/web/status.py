@@ -66,6 +66,7 @@ class GatewayStatus:
     battery_w: float | None = None  # positive = discharging
     inverters: Inverters | None = None
     history: tuple[Point, ...] = field(default=())
+    partial: bool = False  # only production and consumption read yet: the first scrape reads the rest
 
     @property
     def last_error(self) -> str | None:
@@ -102,6 +103,7 @@ def gateway_status(client: Client, now: float) -> GatewayStatus:
         battery_w=_battery_power(snapshot),
         inverters=_inverters(snapshot.inverters),
         history=tuple(client.history.points(now)),
+        partial=snapshot.partial,
     )
 
 
