@@ -168,7 +168,7 @@ def test_an_answer_goes_out_in_one_write(web, monkeypatch):
         handler.wfile.write = lambda data: writes.append(bytes(data)) or write(data)
 
     monkeypatch.setattr(_Handler, "setup", recording_setup)
-    status, headers, body = web.get("/probe?target=home")
+    status, _, body = web.get("/probe?target=home")
     assert status == 200 and b"enphase_up" in body
     assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(body)
     writes.clear()
