@@ -121,6 +121,16 @@ def test_an_entry_expires_for_the_scrape_a_whole_lifetime_later() -> None:
     assert cache.get("device_data", at=1300.0) is None
 
 
+def test_an_entry_tells_when_it_expires() -> None:
+    cache = TTLCache({"inverters": 300.0, "readings": 0.0}, Clock())
+    cache.put("device_data", "inverters", "d", at=1000.0)
+    cache.put("meters_readings", "readings", "r", at=1000.0)
+    assert cache.expires_at("device_data") == 1299.0  # as ``get`` judges it: 1 % early, at most 1 s
+    assert cache.get("device_data", at=1298.999) is not None and cache.get("device_data", at=1299.0) is None
+    assert cache.expires_at("meters_readings") == float("-inf")  # not kept
+    assert cache.expires_at("never_put") == float("-inf")
+
+
 def test_try_here_runs_on_the_callers_thread_when_it_can() -> None:
     threads: list[str] = []
     flight = SingleFlight(lambda: threads.append(threading.current_thread().name) or "on a worker")

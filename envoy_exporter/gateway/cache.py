@@ -34,7 +34,11 @@ class Entry:
     ttl: float
 
     def fresh(self, now: float) -> bool:
-        return now - self.fetched_at < self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
+        return now < self.expires_at
+
+    @property
+    def expires_at(self) -> float:
+        return self.fetched_at + self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
 
     @property
     def expires(self) -> float:
@@ -62,6 +66,12 @@ class TTLCache:
             entry = self._entries.get(key)
         now = self._clock() if at is None else at
         return entry if entry is not None and entry.fresh(now) else None
+
+    def expires_at(self, key: str) -> float:
+        """When the entry of ``key`` stops being fresh; -inf without one."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return -math.inf if entry is None else entry.expires_at
 
     def put(self, key: str, family: str, value: object, at: float | None = None) -> None:
         ttl = self._ttls.get(family, 0.0)

@@ -130,10 +130,39 @@ def parse_headers(fp: Any, _class: type[http.client.HTTPMessage] = http.client.H
         if plain is None:
             return email.parser.Parser(_class=_class).parsestr(b"".join(lines).decode("iso-8859-1"))
         fields.append(plain.groups())
-    message = _class()
+    message = _Fields() if _class is http.client.HTTPMessage else _class()
     message._headers = fields
     message.set_payload("")  # as the stdlib's parser leaves it: no body follows a header block
     return message
+
+
+class _Fields(http.client.HTTPMessage):
+    """The header block ``parse_headers`` read line by line, read back without the email
+    package's policy call per field, which every lookup pays (http.client reads four headers of
+    each answer, urllib3 and requests read them all, the cookie jar two): its compat32 policy
+    hands a value back as it is unless it holds surrogates, and text decoded from latin-1 never
+    does. Nothing in the exporter's path sets a header of an answer."""
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        name = name.lower()
+        for key, value in self._headers:
+            if key.lower() == name:
+                return value
+        return failobj
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        name = name.lower()
+        values = [value for key, value in self._headers if key.lower() == name]
+        return values or failobj
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._headers)
+
+    def values(self) -> list[str]:
+        return [value for _, value in self._headers]
 
 
 def with_cheap_headers(function: Any) -> Any:
