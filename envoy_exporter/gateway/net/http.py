@@ -543,15 +543,25 @@ class BoundedAdapter(HTTPAdapter):
     ) -> requests.Response:
         remaining = max(deadline.remaining(), 0.001)
         response = super().send(request, True, (remaining, remaining), verify, cert, proxies)
+        conn = response.raw.connection  # urllib3 lets go of it once the body is read
         try:
             body = read_body(response.raw, self.max_body)
         except BaseException:
             response.close()
             raise
+        _forget_answer(conn)
         response.raw.release_conn()
         response._content = body
         response._content_consumed = True
         return response
+
+
+def _forget_answer(conn: Any) -> None:
+    """http.client keeps a connection's last response, its header block and all, until the next
+    request on it (a gateway's, a minute later); once read to the end it is of no more use."""
+    answer = getattr(conn, "_HTTPConnection__response", None)
+    if answer is not None and answer.isclosed():
+        conn._HTTPConnection__response = None
 
 
 def _origin(url: str) -> str:
