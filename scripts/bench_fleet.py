@@ -237,6 +237,37 @@ def _answer(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     return response.status, body
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, every thread, in clock ticks (10 ms)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+
+
+class ThreadCPU:
+    """A process's CPU seconds to the nanosecond. The kernel derives the user + system time of
+    /proc/PID/stat (``proc_cpu_s``) from its threads' run time, and rounds it to clock ticks;
+    /proc/PID/task/TID/schedstat shows each thread's unrounded. A thread's last reading is kept
+    once it has ended (what it ran after that reading is lost: read often, as around every
+    probe); a thread id used again starts from zero."""
+
+    def __init__(self, pid: int) -> None:
+        self._tasks = Path(f"/proc/{pid}/task")
+        self._ran: dict[str, int] = {}  # nanoseconds each thread ran, as last read
+        self._ended_ns = 0
+
+    def seconds(self) -> float:
+        for task in self._tasks.iterdir():
+            try:
+                ns = int((task / "schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile
+            before = self._ran.get(task.name, 0)
+            if ns < before:  # the id of a thread that ended, now another thread's
+                self._ended_ns += before
+            self._ran[task.name] = ns
+        return (self._ended_ns + sum(self._ran.values())) / 1e9
+
+
 class Exporter:
     def __init__(self, config: Path, log: Path):
         self.port = _free_port()
@@ -249,11 +280,15 @@ class Exporter:
             cwd=config.parent,
             start_new_session=True,
         )
+        self._cpu = ThreadCPU(self.proc.pid)
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds of the process, every thread."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
+        """User + system CPU seconds of the process, every thread, in clock ticks (10 ms)."""
+        return proc_cpu_s(self.proc.pid)
+
+    def cpu_s_fine(self) -> float:
+        """``cpu_s`` to the nanosecond (``ThreadCPU``)."""
+        return self._cpu.seconds()
 
     def status_kb(self, key: str) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

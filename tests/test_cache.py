@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 
 import pytest
@@ -21,6 +22,19 @@ def test_entry_lives_for_its_familys_ttl() -> None:
     assert cache.get("meter_readings") is None
     assert cache.get("inventory").value == "i"
     assert cache.get("inventory").fetched_at == 1000.0
+
+
+def test_fresh_for_is_the_time_until_the_first_fresh_entry_expires() -> None:
+    clock = Clock()
+    cache = TTLCache({"readings": 5.0, "inventory": 300.0}, clock)
+    assert cache.fresh_for() == math.inf  # nothing cached: nothing will expire
+    cache.put("meter_readings", "readings", "r")
+    cache.put("inventory", "inventory", "i")
+    clock.now += 1.0
+    assert cache.fresh_for() == pytest.approx(3.95)  # 5 s, less its 1 % jitter, 1 s on
+    clock.now += 10.0  # the readings have expired: the inventory is the first to expire now
+    assert cache.fresh_for() == pytest.approx(300.0 - 1.0 - 11.0)
+    assert cache.fresh_for(at=1000.0) == pytest.approx(3.95 + 1.0)
 
 
 @pytest.mark.parametrize("ttls", [{"production": 0.0}, {}], ids=["ttl 0", "unknown family"])
@@ -105,6 +119,16 @@ def test_an_entry_expires_for_the_scrape_a_whole_lifetime_later() -> None:
     assert cache.get("device_data", at=1240.0).value == "d"
     assert cache.get("device_data", at=1299.995) is None
     assert cache.get("device_data", at=1300.0) is None
+
+
+def test_an_entry_tells_when_it_expires() -> None:
+    cache = TTLCache({"inverters": 300.0, "readings": 0.0}, Clock())
+    cache.put("device_data", "inverters", "d", at=1000.0)
+    cache.put("meters_readings", "readings", "r", at=1000.0)
+    assert cache.expires_at("device_data") == 1299.0  # as ``get`` judges it: 1 % early, at most 1 s
+    assert cache.get("device_data", at=1298.999) is not None and cache.get("device_data", at=1299.0) is None
+    assert cache.expires_at("meters_readings") == float("-inf")  # not kept
+    assert cache.expires_at("never_put") == float("-inf")
 
 
 def test_try_here_runs_on_the_callers_thread_when_it_can() -> None:

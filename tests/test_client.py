@@ -650,6 +650,38 @@ def test_each_endpoint_is_asked_once_per_its_familys_ttl(gateway, clocks) -> Non
     } <= set(steps[-1])
 
 
+def test_a_scrape_collects_on_its_own_thread_only_while_the_cache_can_answer(gateway, clocks) -> None:
+    # Where the last collection shows that the cache cannot answer (an entry it read expired, or
+    # a family it read is not cached at all), the scrape's collection goes to a worker at once,
+    # without a first attempt on the scrape's thread that would stop at the first request.
+    gw = gateway(METERED)
+    client = client_for(clocks)
+    client.collect(timeout=5)
+    gw.asked()
+    threads: list[threading.Thread] = []
+    collect = client._collect
+
+    def spy(run):
+        threads.append(threading.current_thread())
+        return collect(run)
+
+    client._collect = spy
+    clocks.advance(1)
+    assert client.start(here=True).result(5).up
+    assert threads == [threading.current_thread()] and gw.asked() == []
+    threads.clear()
+    clocks.advance(5)  # the CT readings (5 s) expired
+    assert client.start(here=True).result(5).up
+    assert len(threads) == 1 and threads[0] is not threading.current_thread()
+    assert gw.asked() == ["/ivp/meters/readings", "/ivp/ensemble/inventory"]
+    uncached = client_for(clocks, ttl=NO_CACHE)
+    uncached.collect(timeout=5)
+    uncached._collect = spy
+    threads.clear()
+    assert uncached.start(here=True).result(5).up
+    assert len(threads) == 1 and threads[0] is not threading.current_thread()
+
+
 def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
     gw = gateway(METERED)
     client = client_for(clocks, ttl=NO_CACHE)

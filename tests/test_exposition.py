@@ -261,6 +261,28 @@ def test_the_cache_drops_what_no_scrape_took_for_a_while():
     assert idle not in cache._entries and busy in cache._entries
 
 
+def test_the_cache_drops_a_rendering_once_its_snapshot_can_no_longer_be_served():
+    # The gateway's snapshot is served again only while the answers it was made of are cached
+    # (5 s for CT readings); after that the next scrape gets a new snapshot, and the rendering
+    # of the old one would only sit there until 15 s after the scrape.
+    clock = [100.0]
+    cache = SnapshotCache(keep=15.0, clock=lambda: clock[0])
+    owner, other, snapshot, built = Snap(), Snap(), Snap(), []
+    cache.groups(owner, snapshot, gateway_labels("garage"), _counting(built), reusable=5.0)
+    clock[0] += 3
+    cache.groups(owner, snapshot, gateway_labels("garage"), _counting(built), reusable=2.0)
+    assert len(built) == 1  # a second scraper within the cache's time: rendered once
+    clock[0] += 2.5
+    cache.groups(other, Snap(), gateway_labels("barn"), _counting(built), reusable=60.0)
+    assert owner not in cache._entries and other in cache._entries
+    clock[0] += 14.0
+    cache.groups(owner, Snap(), gateway_labels("garage"), _counting(built))
+    assert other in cache._entries  # kept 15 s after its scrape, however long it could be served
+    clock[0] += 1.0
+    cache.groups(owner, Snap(), gateway_labels("garage"), _counting(built))
+    assert other not in cache._entries
+
+
 def test_the_cache_forgets_a_dropped_gateway():
     cache, owner = SnapshotCache(), Snap()
     cache.groups(owner, Snap(), gateway_labels("garage"), _counting([]))

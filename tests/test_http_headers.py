@@ -38,7 +38,20 @@ BLOCKS = [
 
 def _read(parse, block: bytes):
     message = parse(io.BytesIO(block))
-    return message.items(), [type(d) for d in message.defects], message.get_payload() or None
+    names = ["content-length", "Set-Cookie", "SET-COOKIE", "a", "x-latin", "missing"]
+    looked_up = [
+        (message.get(name), message.get(name, "-"), message[name], message.get_all(name), name in message)
+        for name in names
+    ]
+    return (
+        message.items(),
+        message.keys(),
+        message.values(),
+        looked_up,
+        message.get_all("missing", []),
+        [type(d) for d in message.defects],
+        message.get_payload() or None,
+    )
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=repr)

@@ -58,6 +58,21 @@ def test_as_float_drops_an_absurd_magnitude() -> None:
     assert as_float(float("inf"), "w") is None
     assert as_float(-2e18, "w") is None
     assert as_float(1e17, "w") == 1e17
+    assert as_float(float("nan"), "w") is None
+    assert as_float(float("-inf"), "w") is None
+    assert as_float(1e18, "w") == 1e18 and as_float(-(10**18), "w") == -1e18  # the bound is kept
+    assert as_float(10**18 + 10**3, "w") is None
+
+
+def test_as_float_of_a_float_or_int_subclass_is_a_plain_float() -> None:
+    class Watts(float):
+        pass
+
+    class Count(int):
+        pass
+
+    assert type(as_float(Watts(2.5), "w")) is float and as_float(Watts(2.5), "w") == 2.5
+    assert type(as_float(Count(4), "w")) is float and as_float(Count(4), "w") == 4.0
 
 
 @pytest.mark.parametrize("value", ["3", [], {}, True, False], ids=repr)

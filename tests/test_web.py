@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import socket
 import threading
@@ -154,6 +155,35 @@ def test_the_answer_is_not_held_back_by_nagles_algorithm(web, monkeypatch):
     monkeypatch.setattr(_Handler, "setup", recording_setup)
     assert web.get("/metrics")[0] == 200
     assert seen and all(seen)
+
+
+def test_an_answer_goes_out_in_one_write(web, monkeypatch):
+    # Headers and body together: one send and one packet per answer, not two.
+    writes: list[bytes] = []
+    setup = _Handler.setup
+
+    def recording_setup(handler) -> None:
+        setup(handler)
+        write = handler.wfile.write
+        handler.wfile.write = lambda data: writes.append(bytes(data)) or write(data)
+
+    monkeypatch.setattr(_Handler, "setup", recording_setup)
+    status, _, body = web.get("/probe?target=home")
+    assert status == 200 and b"enphase_up" in body
+    assert len(writes) == 1 and writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(body)
+    writes.clear()
+    request = urllib.request.Request(web.url + "/probe?target=home", method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200 and response.read() == b""
+    assert len(writes) == 1 and writes[0].endswith(b"\r\n\r\n")
+
+
+def test_the_date_header_is_now(web):
+    before = time.time()
+    dates = [web.get("/-/healthy")[1]["Date"] for _ in range(3)]
+    after = time.time()
+    for date in dates:
+        assert int(before) <= email.utils.parsedate_to_datetime(date).timestamp() <= after
 
 
 def test_scrape_timeout_header_sets_the_deadline():

@@ -8,6 +8,7 @@ server is threaded, so both are thread-based.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +34,16 @@ class Entry:
     ttl: float
 
     def fresh(self, now: float) -> bool:
-        return now - self.fetched_at < self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
+        return now < self.expires_at
+
+    @property
+    def expires_at(self) -> float:
+        return self.fetched_at + self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
+
+    @property
+    def expires(self) -> float:
+        """The first moment the entry no longer counts as fresh."""
+        return self.fetched_at + self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
 
 
 class TTLCache:
@@ -57,6 +67,12 @@ class TTLCache:
         now = self._clock() if at is None else at
         return entry if entry is not None and entry.fresh(now) else None
 
+    def expires_at(self, key: str) -> float:
+        """When the entry of ``key`` stops being fresh; -inf without one."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return -math.inf if entry is None else entry.expires_at
+
     def put(self, key: str, family: str, value: object, at: float | None = None) -> None:
         ttl = self._ttls.get(family, 0.0)
         with self._lock:
@@ -64,6 +80,13 @@ class TTLCache:
                 self._entries[key] = Entry(value, self._clock() if at is None else at, ttl)
             else:
                 self._entries.pop(key, None)
+
+    def fresh_for(self, at: float | None = None) -> float:
+        """Seconds from ``at`` (now) until the first entry fresh then expires; infinite with none."""
+        now = self._clock() if at is None else at
+        with self._lock:
+            left = [entry.expires - now for entry in self._entries.values()]
+        return min((seconds for seconds in left if seconds > 0), default=math.inf)
 
     def clear(self) -> None:
         with self._lock:

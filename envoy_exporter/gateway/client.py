@@ -21,6 +21,7 @@ a gateway that is down yields the last good snapshot (its ``collected_at`` tells
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -166,6 +167,7 @@ class GatewayClient:
         self._retry_hourly: set[str] = set()  # ... of which those asked again with the next /info
         self._production_path: str | None = None  # the production.json URL that answered
         self._run_state = _Collection()
+        self._cache_answers_until = -math.inf  # see ``_cached_until``
         self._last_good: Snapshot | None = None
         # Data age counts from here until the gateway first answers: the exporter's start for a
         # configured gateway.
@@ -233,13 +235,15 @@ class GatewayClient:
         ``here``: a new collection starts on the caller's thread and stays there while the
         cache answers; the first request it would send to the gateway sends it to a worker
         instead (it starts afresh there), so the caller waits for the gateway only as long as
-        it chooses. A scrape whose data is all cached then costs no thread hop.
+        it chooses. A scrape whose data is all cached then costs no thread hop. Where the last
+        collection shows that the cache cannot answer now (an entry it read has expired, or it
+        read what the cache does not keep), the collection starts on a worker at once.
 
         ``first``: the start-up's collection, which reads the production and consumption
         series only (``plan.FIRST``); the rest follows with the next collection. A caller
         without ``first`` always gets a whole collection: one that finds the start-up's in
         flight shares it if it has left nothing out yet, else waits for the whole one after it."""
-        if here:
+        if here and self._clock() < self._cache_answers_until:
             return self._flight.try_here(self._run_from_cache)
         return self._flight.submit(light=first)
 
@@ -247,6 +251,12 @@ class GatewayClient:
         """The snapshot of the newest finished collection, or the last good one kept while the
         gateway fails; an empty one (``collected_at`` = the client's start) before any answer."""
         return self._latest
+
+    def reusable_for(self) -> float:
+        """Seconds the latest snapshot may still be what a scrape gets: until the first of the
+        cached answers it was made of expires. A scrape after that asks the gateway, and a new
+        snapshot comes of it (a scrape that finds every answer cached gets the same one)."""
+        return self._cache.fresh_for()
 
     def collect(self, timeout: float | None = None) -> Snapshot:
         """``start``, and the snapshot once it is done; a caller whose ``timeout`` passes first
@@ -300,11 +310,24 @@ class GatewayClient:
             # which only the garbage collector frees, and never once it is frozen (``freezer``).
             run.plan = None
         self.last_duration = self._clock() - started
+        self._cache_answers_until = self._cached_until(run)
         self._note_recoveries(run)
         self._latest = latest
         if latest.fresh:
             self.history.add(*_powers(latest.snapshot))
         return latest.snapshot
+
+    def _cached_until(self, run: _Collection) -> float:
+        """Until when the cache holds all that ``run`` read, so that the next collection, if it
+        reads the same, need not ask the gateway: the earliest expiry of those entries, -inf
+        where it read what the cache does not keep (a family cached for 0 s, a failure). Only
+        where the next scrape's collection starts depends on it (``start``), not what it reads."""
+        results, _ = run.view()
+        until = math.inf
+        for key, result in results.items():
+            if result.outcome is not Outcome.UNSUPPORTED:  # not asked again
+                until = min(until, self._cache.expires_at(key))
+        return until
 
     def _collect(self, run: _Collection) -> Latest:
         asked = self._asked

@@ -27,8 +27,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import ProcessCollector
@@ -44,6 +46,7 @@ from envoy_exporter.web.status import fleet_status
 from envoy_exporter.web.webconfig import Verdict, WebConfig
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IDLE_TIMEOUT = 30.0  # seconds a connection may stay silent (mid-request or between requests)
 _MAX_TARGET_ECHO = 80  # characters of an unknown target quoted back in the 400 answer
@@ -54,6 +57,33 @@ DEFAULT_TELEMETRY_PATH = "/metrics"
 _CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
 _CHALLENGE = (("WWW-Authenticate", 'Basic realm="envoy-exporter"'),)
 _RETRY = (("Retry-After", "1"),)
+# A scraper asks the same way every time (Prometheus sends one URL and the same headers to a
+# target on each scrape), so what is worked out from a short query or header is kept; bounded
+# in number and in length, since it comes from the network.
+_MEMO_ENTRIES = 64
+_MEMO_LENGTH = 256
+
+
+def _memo(function: Callable[[str], T]) -> Callable[[str | None], T]:
+    """``function`` of a header or query, worked out once per text (for a short text)."""
+    kept = lru_cache(maxsize=_MEMO_ENTRIES)(function)
+
+    def call(text: str | None) -> T:
+        text = text or ""
+        return kept(text) if len(text) <= _MEMO_LENGTH else function(text)
+
+    return call
+
+
+def _target(query: str) -> str:
+    """The first ``target`` of a query string, "" without one."""
+    targets = parse_qs(query).get("target", [])
+    return targets[0] if targets else ""
+
+
+_content_type = _memo(negotiate)
+_scrape_timeout = _memo(scrape_timeout)
+_probe_target = _memo(_target)
 
 
 @dataclass(frozen=True)
@@ -100,6 +130,7 @@ class ExporterServer(ThreadingHTTPServer):
         self.telemetry_path = telemetry_path
         self.reload = reload
         self.routes = routes(telemetry_path)
+        self.date: tuple[int, str] = (0, "")  # the Date header of the current second
         # Made once: it reads /proc at each scrape and keeps nothing else.
         self.process_collector = ProcessCollector(registry=None)
         super().__init__(address, _Handler, bind_and_activate=inherited is None)
@@ -200,8 +231,9 @@ def make_systemd_server(fleet: Fleet, **options) -> ExporterServer:
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     timeout = IDLE_TIMEOUT  # socket timeout per connection: idle clients are dropped
-    # The headers and the body go out in writes of their own: with Nagle's algorithm on, the
-    # body waits for the client's delayed ACK of the headers (up to 40 ms on Linux).
+    # Our answers go out in one write (``_write``), but the stdlib's error pages write the
+    # headers and the body apart: with Nagle's algorithm on, such a body waits for the client's
+    # delayed ACK of the headers (up to 40 ms on Linux).
     disable_nagle_algorithm = True
     server_version = "envoy-exporter"
     # Keep-alive: Prometheus reuses its connection from one scrape to the next. Every answer
@@ -262,8 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self._exposition(scrape, ExporterCollector(), self.server.process_collector)
 
     def _probe(self) -> Response:
-        targets = parse_qs(urlsplit(self.path).query).get("target", [])
-        target = targets[0] if targets else ""
+        target = _probe_target(urlsplit(self.path).query)
         if not target:
             return text(HTTPStatus.BAD_REQUEST, "Missing target parameter: /probe?target=NAME\n")
         # Only configured gateways: credentials never travel to an address given in a URL.
@@ -315,10 +346,10 @@ class _Handler(BaseHTTPRequestHandler):
         return text(HTTPStatus.OK, "OK\n")
 
     def _timeout(self) -> float:
-        return scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+        return _scrape_timeout(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
 
     def _exposition(self, scrape: GatewayCollector, *own: Collector) -> Response:
-        content_type = negotiate(self.headers.get("Accept"))
+        content_type = _content_type(self.headers.get("Accept"))
         return Response(HTTPStatus.OK, scrape.expose(content_type, self.server.rendered, own), content_type)
 
     def _write(self, response: Response) -> None:
@@ -336,12 +367,24 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Encoding", "gzip")
             for name, value in (*self.server.web_config.headers, *response.headers):
                 self.send_header(name, value)
-            self.end_headers()
+            # end_headers, with the body in the same write: one send, one packet, not two.
+            self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD":
-                self.wfile.write(body)
+                self._headers_buffer.append(body)
+            self.flush_headers()
         except _CLIENT_GONE as e:
             log.debug("%s went away before the answer was sent: %s", self.address_string(), e)
             self.close_connection = True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, formatted once per second (the stdlib formats it for every answer)."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        kept = self.server.date
+        if kept[0] != second:
+            kept = self.server.date = (second, super().date_time_string(second))
+        return kept[1]
 
     def log_message(self, format: str, *args) -> None:
         if log.isEnabledFor(logging.DEBUG):  # called for every answer: formatted only when shown

@@ -71,6 +71,17 @@ def as_float(value: Any, what: str) -> float | None:
     """A number as float; None for null and for an absurd magnitude (past ``ABSURD``, or too
     large for a float): one garbage value must not cost the rest of the answer. Strings, lists
     and bools are not numbers here."""
+    kind = value.__class__
+    # The common cases first, with one comparison each: a parser reads hundreds of numbers per
+    # answer. (NaN and the infinities fail the comparison, as they fail ``isfinite`` below.)
+    if kind is float:
+        return value if -ABSURD <= value <= ABSURD else None
+    if kind is int:
+        try:
+            result = float(value)
+        except OverflowError:  # an integer too large for a float
+            return None
+        return result if -ABSURD <= result <= ABSURD else None
     if value is None:
         return None
     # bool is an int subclass; a true/false where a number belongs is a schema surprise.
