@@ -277,8 +277,14 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
 
 
 def _inverters(f: Families, base: str, s: Snapshot) -> None:
-    inverters = [(with_label(base, "serial", inverter.serial), inverter) for inverter in s.inverters]
-    f.table(_INVERTER_COLUMNS, inverters)
+    serials = [inverter.serial for inverter in s.inverters]
+    joined = "".join(serials)
+    # Looked at all at once for a character to escape (there are dozens, and it is very rare).
+    if escaped(joined) == joined:
+        labels = [f'{base},serial="{serial}"' for serial in serials]
+    else:
+        labels = [with_label(base, "serial", serial) for serial in serials]
+    f.table(_INVERTER_COLUMNS, list(zip(labels, s.inverters, strict=True)))
 
 
 def _devices(f: Families, base: str, s: Snapshot) -> None:
