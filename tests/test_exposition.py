@@ -440,6 +440,31 @@ def test_a_table_writes_rows_by_family_items_in_order_and_none_as_no_sample():
     ]
 
 
+def test_a_table_column_of_finite_values_is_written_as_floats():
+    rows = columns(column("odd_value", "gauge", "Value", "value"))
+    values = (True, 3, -0.0, 1e22, 0.1)
+    items = [(with_label("", "serial", str(i)), SimpleNamespace(value=v)) for i, v in enumerate(values)]
+    families = Families()
+    families.table(rows, items)
+    assert [body.decode() for _, body in families.groups()] == [
+        'odd_value{serial="0"} 1.0\nodd_value{serial="1"} 3.0\nodd_value{serial="2"} -0.0\n'
+        'odd_value{serial="3"} 1e+22\nodd_value{serial="4"} 0.1\n'
+    ]
+
+
+def test_a_state_is_written_with_its_label_escaped_after_the_others():
+    families = Families()
+    families.state("odd_state", "State", with_label("", "serial", "1"), "state", 'a"b\\c\nd')
+    families.state("odd_state", "State", "", "state", "on")
+    assert [(header, body.decode()) for header, body in families.groups()] == [
+        (
+            ("odd_state", "gauge", "State"),
+            'odd_state{serial="1",state="a\\"b\\\\c\\nd"} 1.0\nodd_state{state="on"} 1.0\n',
+        )
+    ]
+    assert next(parse_text(families.groups()[0][1].decode())).samples[0].labels["state"] == 'a"b\\c\nd'
+
+
 def test_gauges_of_one_object_write_each_value_as_the_formats_spell_it():
     rows = columns(*(column(f"odd_{attr}", "gauge", attr, attr) for attr in ("a", "b", "c", "d", "e", "f")))
     families = Families()
