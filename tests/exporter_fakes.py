@@ -7,6 +7,7 @@ device data, a Q-Relay, an Encharge and an AC battery, and an Enpower.
 
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import Future
 
@@ -239,6 +240,9 @@ class FakeClient:
 
     def latest(self) -> Latest:
         return self._latest
+
+    def reusable_for(self) -> float:
+        return math.inf  # no cache: its snapshot stays until the next collection
 
     def requests(self) -> dict[tuple[str, str], int]:
         return dict(self._requests)

@@ -261,6 +261,28 @@ def test_the_cache_drops_what_no_scrape_took_for_a_while():
     assert idle not in cache._entries and busy in cache._entries
 
 
+def test_the_cache_drops_a_rendering_once_its_snapshot_can_no_longer_be_served():
+    # The gateway's snapshot is served again only while the answers it was made of are cached
+    # (5 s for CT readings); after that the next scrape gets a new snapshot, and the rendering
+    # of the old one would only sit there until 15 s after the scrape.
+    clock = [100.0]
+    cache = SnapshotCache(keep=15.0, clock=lambda: clock[0])
+    owner, other, snapshot, built = Snap(), Snap(), Snap(), []
+    cache.groups(owner, snapshot, gateway_labels("garage"), _counting(built), reusable=5.0)
+    clock[0] += 3
+    cache.groups(owner, snapshot, gateway_labels("garage"), _counting(built), reusable=2.0)
+    assert len(built) == 1  # a second scraper within the cache's time: rendered once
+    clock[0] += 2.5
+    cache.groups(other, Snap(), gateway_labels("barn"), _counting(built), reusable=60.0)
+    assert owner not in cache._entries and other in cache._entries
+    clock[0] += 14.0
+    cache.groups(owner, Snap(), gateway_labels("garage"), _counting(built))
+    assert other in cache._entries  # kept 15 s after its scrape, however long it could be served
+    clock[0] += 1.0
+    cache.groups(owner, Snap(), gateway_labels("garage"), _counting(built))
+    assert other not in cache._entries
+
+
 def test_the_cache_forgets_a_dropped_gateway():
     cache, owner = SnapshotCache(), Snap()
     cache.groups(owner, Snap(), gateway_labels("garage"), _counting([]))
@@ -416,6 +438,31 @@ def test_a_table_writes_rows_by_family_items_in_order_and_none_as_no_sample():
         ),
         (("odd_state", "gauge", "State"), 'odd_state{state="on"} 1.0\n'),
     ]
+
+
+def test_a_table_column_of_finite_values_is_written_as_floats():
+    rows = columns(column("odd_value", "gauge", "Value", "value"))
+    values = (True, 3, -0.0, 1e22, 0.1)
+    items = [(with_label("", "serial", str(i)), SimpleNamespace(value=v)) for i, v in enumerate(values)]
+    families = Families()
+    families.table(rows, items)
+    assert [body.decode() for _, body in families.groups()] == [
+        'odd_value{serial="0"} 1.0\nodd_value{serial="1"} 3.0\nodd_value{serial="2"} -0.0\n'
+        'odd_value{serial="3"} 1e+22\nodd_value{serial="4"} 0.1\n'
+    ]
+
+
+def test_a_state_is_written_with_its_label_escaped_after_the_others():
+    families = Families()
+    families.state("odd_state", "State", with_label("", "serial", "1"), "state", 'a"b\\c\nd')
+    families.state("odd_state", "State", "", "state", "on")
+    assert [(header, body.decode()) for header, body in families.groups()] == [
+        (
+            ("odd_state", "gauge", "State"),
+            'odd_state{serial="1",state="a\\"b\\\\c\\nd"} 1.0\nodd_state{state="on"} 1.0\n',
+        )
+    ]
+    assert next(parse_text(families.groups()[0][1].decode())).samples[0].labels["state"] == 'a"b\\c\nd'
 
 
 def test_gauges_of_one_object_write_each_value_as_the_formats_spell_it():

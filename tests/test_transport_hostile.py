@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from pathlib import Path
 
 import jwt
@@ -25,6 +26,7 @@ from envoy_exporter.config.load import ConfigError, load_config
 from envoy_exporter.config.settings import GatewaySettings, Secret, TLSSettings
 from envoy_exporter.gateway.auth.scheme import Auth
 from envoy_exporter.gateway.client import GatewayClient
+from envoy_exporter.gateway.net import http as http_module
 from envoy_exporter.gateway.net import transport as transport_module
 from envoy_exporter.gateway.net.errors import TransportError
 from envoy_exporter.gateway.net.http import tls_context
@@ -209,6 +211,35 @@ def test_a_connection_survives_a_request_that_finished_in_time():
         assert transport.get("info", "/info").body == INFO_BODY
         transport.close()
     assert len(gateway.requests) == 4
+
+
+def test_a_gateways_requests_share_one_kept_alive_connection():
+    with StandIn(answer(INFO_BODY)) as gateway:
+        transport = transport_for(f"http://{gateway.host}", timeout=2.0)
+        for _ in range(5):
+            assert transport.get("info", "/info").body == INFO_BODY
+        transport.close()
+    assert len(gateway.requests) == 5
+    assert len(gateway._threads) == 2  # the listener's, and one per connection accepted
+
+
+def test_a_kept_alive_connection_keeps_nothing_of_the_answer_it_read(monkeypatch):
+    # http.client holds a connection's last response, header block and all, until the next
+    # request on it: for a gateway, a minute later. Read to the end, it is of no more use.
+    answers: list[weakref.ref] = []
+    begin = http_module._Answer.begin
+
+    def noted(self) -> None:
+        answers.append(weakref.ref(self))
+        begin(self)
+
+    monkeypatch.setattr(http_module._Answer, "begin", noted)
+    with StandIn(answer(INFO_BODY)) as gateway:
+        transport = transport_for(f"http://{gateway.host}", timeout=2.0)
+        for _ in range(2):
+            assert transport.get("info", "/info").body == INFO_BODY
+        assert len(answers) == 2 and [ref() for ref in answers] == [None, None]
+        transport.close()
 
 
 # --------------------------------------------------------------------------------------------

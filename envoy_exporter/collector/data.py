@@ -255,16 +255,20 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
     )
     f.one("enphase_meter_info", "CT meter configuration", info)
     if config.enabled and config.metering_status:
-        f.one(
+        f.state(
             "enphase_meter_metering_status",
             "1 for the metering status of the CT meter",
-            with_label(labels, "status", config.metering_status),
+            labels,
+            "status",
+            config.metering_status,
         )
     for flag in config.status_flags if config.enabled else ():
-        f.one(
+        f.state(
             "enphase_meter_status_flag",
             "1 for each status flag the CT meter raises",
-            with_label(labels, "flag", flag),
+            labels,
+            "flag",
+            flag,
         )
     if meter.total is not None:
         f.gauges(_METER_COLUMNS, labels, meter.total)
@@ -293,22 +297,28 @@ def _device(f: Families, labels: str, device: Device) -> None:
         device.last_report_s,
     )
     for status in device.statuses:
-        f.one(
+        f.state(
             "enphase_device_status",
             "1 for each status code of the device",
-            with_label(labels, "status", status),
+            labels,
+            "status",
+            status,
         )
     if device.admin_state:
-        f.one(
+        f.state(
             "enphase_device_admin_state",
             "1 for the administrative state of the device",
-            with_label(labels, "state", device.admin_state),
+            labels,
+            "state",
+            device.admin_state,
         )
     if device.grid_state:
-        f.one(
+        f.state(
             "enphase_device_grid_state",
             "1 for the grid state the device reports",
-            with_label(labels, "state", device.grid_state),
+            labels,
+            "state",
+            device.grid_state,
         )
 
 
@@ -342,10 +352,12 @@ def _battery(f: Families, labels: str, battery: Battery) -> None:
         "enphase_battery_dc_switch_on", "1 if the battery's DC switch is on", labels, battery.dc_switch_on
     )
     if battery.state:
-        f.one(
+        f.state(
             "enphase_battery_state",
             "1 for the state the battery is in",
-            with_label(labels, "state", battery.state),
+            labels,
+            "state",
+            battery.state,
         )
 
 

@@ -22,6 +22,7 @@ same), and infinities and NaN as the formats spell them.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -38,9 +39,12 @@ Header = tuple[str, str, str]
 # One family's header and its sample lines, as rendered.
 Group = tuple[Header, bytes]
 
-# Seconds a gateway's rendering is kept after the last scrape that took it: Prometheus' default
-# interval, so an HA pair or a second dashboard within it finds it rendered.
+# Seconds a gateway's rendering is kept after the last scrape that took it, at most: Prometheus'
+# default interval, so an HA pair or a second dashboard within it finds it rendered. Less when the
+# gateway's snapshot can be served for less (``SnapshotCache``).
 KEEP_SECONDS = 15.0
+# How often the renderings past their time are looked for.
+SWEEP_SECONDS = 1.0
 _EOF = b"# EOF\n"
 _OPENMETRICS = "application/openmetrics-text"
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
@@ -145,7 +149,7 @@ def join(parts: Iterable[Sequence[Group]], content_type: str) -> bytes:
 class _Rendered:
     snapshot: object
     labels: str  # the gateway's: an unnamed gateway's change once /info tells the serial
-    used: float  # when a scrape last took it (monotonic seconds)
+    until: float  # when it is dropped unless a scrape takes it again (monotonic seconds)
     groups: list[Group] | None = None
 
 
@@ -153,9 +157,11 @@ class SnapshotCache:
     """Per gateway, the rendered data series of its latest snapshot.
 
     Keyed by the gateway's client, weakly: a gateway dropped by a reload takes its entry along.
-    An entry no scrape took for ``keep`` seconds is dropped: a fleet probed once a minute gets a
-    new snapshot at every probe, and 200 gateways' renderings (some 5 MB) would only sit there.
-    Two scrapes racing on a new snapshot may both render it; both get the same bytes.
+    An entry is dropped ``keep`` seconds after the last scrape that took it, or sooner, once its
+    snapshot can no longer be served (``reusable``: the next scrape would get a new one): a fleet
+    probed once a minute gets a new snapshot at every probe, and 200 gateways' renderings (some
+    5 MB) would only sit there. Two scrapes racing on a new snapshot may both render it; both get
+    the same bytes.
     """
 
     def __init__(self, keep: float = KEEP_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
@@ -166,18 +172,25 @@ class SnapshotCache:
         self._swept = clock()
 
     def groups(
-        self, owner: object, snapshot: object, labels: str, render: Callable[[str], list[Group]]
+        self,
+        owner: object,
+        snapshot: object,
+        labels: str,
+        render: Callable[[str], list[Group]],
+        reusable: float = math.inf,
     ) -> list[Group]:
         """``render(labels)``, the rendered data series of ``snapshot``; rendered only when this
-        snapshot was not rendered under these labels before."""
+        snapshot was not rendered under these labels before. ``reusable``: seconds the owner may
+        still serve ``snapshot`` to a scrape."""
         now = self._clock()
+        until = now + min(self._keep, reusable)
         with self._lock:
             self._sweep(now)
             entry = self._entries.get(owner)
             if entry is None or entry.snapshot is not snapshot or entry.labels != labels:
-                entry = _Rendered(snapshot, labels, now)
+                entry = _Rendered(snapshot, labels, until)
                 self._entries[owner] = entry
-            entry.used = now
+            entry.until = until
             groups = entry.groups
         if groups is None:
             groups = render(labels)
@@ -186,9 +199,9 @@ class SnapshotCache:
         return groups
 
     def _sweep(self, now: float) -> None:
-        if now - self._swept < self._keep:
+        if now - self._swept < SWEEP_SECONDS:
             return
         self._swept = now
         for owner, entry in list(self._entries.items()):
-            if now - entry.used >= self._keep:
+            if entry.until <= now:
                 del self._entries[owner]

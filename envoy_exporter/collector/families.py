@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from operator import attrgetter
 
 from prometheus_client.core import Metric
 
-from envoy_exporter.collector.exposition import Group, Header, number, render_labels
+from envoy_exporter.collector.exposition import Group, Header, escape, number, render_labels
 
 # A series of an object: its family's header, the start of its sample lines (the sample name
 # and ``{``) and the attribute of the object that holds its value. Made once per metric
@@ -69,8 +70,10 @@ class Families:
                 lines = self._lines[name] = []
                 self._headers[name] = (name, "gauge", doc)
             value = float(value)
-            text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
-            lines.append(f"{name}{{{labels}}} {text}\n")
+            if value - value == 0.0:  # finite: not inf, -inf, nan, which the formats spell otherwise
+                lines.append(f"{name}{{{labels}}} {value!r}\n")
+            else:
+                lines.append(f"{name}{{{labels}}} {number(value)}\n")
 
     def counter(self, name: str, doc: str, labels: str, value: float | None) -> None:
         """``name`` without ``_total``: the exposition appends it."""
@@ -80,8 +83,10 @@ class Families:
                 lines = self._lines[name] = []
                 self._headers[name] = (name, "counter", doc)
             value = float(value)
-            text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
-            lines.append(f"{name}_total{{{labels}}} {text}\n")
+            if value - value == 0.0:  # finite: not inf, -inf, nan, which the formats spell otherwise
+                lines.append(f"{name}_total{{{labels}}} {value!r}\n")
+            else:
+                lines.append(f"{name}_total{{{labels}}} {number(value)}\n")
 
     def one(self, name: str, doc: str, labels: str) -> None:
         """A gauge that is 1 while the series exists: an info series, or a state set's state
@@ -91,6 +96,20 @@ class Families:
             lines = self._lines[name] = []
             self._headers[name] = (name, "gauge", doc)
         lines.append(f"{name}{{{labels}}} 1.0\n")
+
+    def state(self, name: str, doc: str, labels: str, label: str, value: str) -> None:
+        """A state set's state in force: a gauge that is 1 with ``value`` in the label ``label``
+        (the labels ``labels`` and that one, written into the line, not made first)."""
+        if "\\" in value or "\n" in value or '"' in value:  # ``exposition.escaped``, without a call
+            value = escape(value)
+        lines = self._lines.get(name)
+        if lines is None:
+            lines = self._lines[name] = []
+            self._headers[name] = (name, "gauge", doc)
+        if labels:
+            lines.append(f'{name}{{{labels},{label}="{value}"}} 1.0\n')
+        else:
+            lines.append(f'{name}{{{label}="{value}"}} 1.0\n')
 
     def gauges(self, columns: Columns, labels: str, obj: object) -> None:
         """One series per column, each the value of the column's attribute of ``obj``, all with
@@ -103,8 +122,10 @@ class Families:
                     lines = found[name] = []
                     headers[name] = header
                 value = float(value)
-                text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
-                lines.append(f"{opening}{labels}}} {text}\n")
+                if value - value == 0.0:  # finite: not inf, -inf, nan, which the formats spell otherwise
+                    lines.append(f"{opening}{labels}}} {value!r}\n")
+                else:
+                    lines.append(f"{opening}{labels}}} {number(value)}\n")
 
     def table(self, columns: Columns, items: Sequence[tuple[str, object]]) -> None:
         """Per column, a series for each item (its labels, the object whose column attribute
@@ -116,18 +137,28 @@ class Families:
         labelled = [labels for labels, _ in items]
         # Column by column, the values of every item: one read per item.
         by_column = zip(*[columns.values(obj) for _, obj in items])
+        # Compared as a whole, a column without values is skipped at once (tuples compare items
+        # by identity first): as many inverters' DC side, which the gateway does not report.
+        absent = (None,) * len(items)
         for (name, header, opening), values in zip(columns.written, by_column):
-            if values.count(None) == len(values):
-                continue  # a column the gateway does not report, as many inverters' DC side
+            if values == absent:
+                continue
             lines = found.get(name)
+            if lines is None:
+                lines = found[name] = []
+                headers[name] = header
+            if _all_finite(values):  # as nearly always: the lines written in one go
+                lines += [
+                    f"{opening}{labels}}} {value!r}\n" for labels, value in zip(labelled, map(float, values))
+                ]
+                continue
             for labels, value in zip(labelled, values):
                 if value is not None:
-                    if lines is None:
-                        lines = found[name] = []
-                        headers[name] = header
                     value = float(value)
-                    text = repr(value) if value - value == 0.0 else number(value)  # not inf, -inf, nan
-                    lines.append(f"{opening}{labels}}} {text}\n")
+                    if value - value == 0.0:  # finite: not inf, -inf, nan, which the formats spell otherwise
+                        lines.append(f"{opening}{labels}}} {value!r}\n")
+                    else:
+                        lines.append(f"{opening}{labels}}} {number(value)}\n")
 
     def family(self, name: str, doc: str, kind: str) -> list[str]:
         """The lines of the family ``name``, a ``kind`` ("gauge" or "counter") family made now
@@ -140,8 +171,19 @@ class Families:
 
     def groups(self) -> list[Group]:
         """The families rendered, as pieces for ``exposition.join``."""
-        headers = self._headers
-        return [(headers[name], "".join(lines).encode()) for name, lines in self._lines.items()]
+        # Both dictionaries get a family's entry at once, so their orders match; mapped rather
+        # than looped over, as a snapshot has some seventy families.
+        texts = map("".join, self._lines.values())
+        return list(zip(self._headers.values(), map(str.encode, texts)))
+
+
+def _all_finite(values: tuple[object, ...]) -> bool:
+    """Whether every one of ``values`` is a finite number: none is ``None``, inf or NaN (a sum
+    holding any of these is not finite, or cannot be made)."""
+    try:
+        return isfinite(sum(values))  # type: ignore[arg-type]
+    except TypeError:
+        return False
 
 
 def from_library(metrics: Iterable[Metric]) -> Families:

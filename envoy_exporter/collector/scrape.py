@@ -88,7 +88,8 @@ class GatewayCollector:
             health = Families()
             add_health(health, labels, result, now)
             parts.append(health.groups())
-            parts.append(rendered.groups(client, snapshot, labels, partial(render_data, snapshot=snapshot)))
+            render = partial(render_data, snapshot=snapshot)
+            parts.append(rendered.groups(client, snapshot, labels, render, client.reusable_for()))
         return parts
 
     def results(self) -> list[GatewayResult]:

@@ -39,10 +39,12 @@ def add_storage_groups(f: Families, base: str, s: Snapshot) -> None:
             group.power_w,
         )
         if group.state:
-            f.one(
+            f.state(
                 "enphase_storage_state",
                 "1 for the state the batteries of a type are in together",
-                with_label(labels, "state", group.state),
+                labels,
+                "state",
+                group.state,
             )
 
 
@@ -51,10 +53,12 @@ def add_storage_settings(f: Families, base: str, s: Snapshot) -> None:
     if settings is None:
         return
     if settings.mode:
-        f.one(
+        f.state(
             "enphase_storage_mode",
             "1 for the battery profile in force",
-            with_label(base, "mode", settings.mode),
+            base,
+            "mode",
+            settings.mode,
         )
     f.gauge(
         "enphase_storage_reserve_setting_ratio",
@@ -86,10 +90,12 @@ def add_controller(f: Families, base: str, s: Snapshot) -> None:
             enpower.grid_enabled,
         )
         if enpower.grid_mode:
-            f.one(
+            f.state(
                 "enphase_grid_mode",
                 "1 for the grid mode in force",
-                with_label(base, "mode", enpower.grid_mode),
+                base,
+                "mode",
+                enpower.grid_mode,
             )
         f.gauge(
             "enphase_system_controller_temperature_celsius",
@@ -119,16 +125,20 @@ def _dry_contact_settings(f: Families, base: str, s: Snapshot) -> None:
     for setting in s.dry_contact_settings:
         labels = with_label(base, "contact", setting.contact)
         if setting.mode:
-            f.one(
+            f.state(
                 "enphase_dry_contact_mode",
                 "1 for how the dry contact is switched: manual, or by the batteries' state of charge (soc)",
-                with_label(labels, "mode", setting.mode),
+                labels,
+                "mode",
+                setting.mode,
             )
         if setting.kind:
-            f.one(
+            f.state(
                 "enphase_dry_contact_type",
                 "1 for what the dry contact switches: none, load, 3rd-pv, ...",
-                with_label(labels, "type", setting.kind),
+                labels,
+                "type",
+                setting.kind,
             )
         f.gauge(
             "enphase_dry_contact_soc_low_setting_ratio",

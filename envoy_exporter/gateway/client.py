@@ -252,6 +252,12 @@ class GatewayClient:
         gateway fails; an empty one (``collected_at`` = the client's start) before any answer."""
         return self._latest
 
+    def reusable_for(self) -> float:
+        """Seconds the latest snapshot may still be what a scrape gets: while the cache holds all
+        that its collection read (``_cached_until``), a collection asks the gateway nothing and
+        hands the same snapshot back; after that a new snapshot comes of it."""
+        return max(0.0, self._cache_answers_until - self._clock())
+
     def collect(self, timeout: float | None = None) -> Snapshot:
         """``start``, and the snapshot once it is done; a caller whose ``timeout`` passes first
         gets the last good snapshot, marked with the progress of the collection that goes on."""

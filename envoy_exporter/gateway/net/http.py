@@ -24,6 +24,7 @@ import heapq
 import http.client
 import itertools
 import os
+import queue
 import re
 import socket
 import ssl
@@ -39,6 +40,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
 from envoy_exporter.gateway.net.errors import DeadlineExceeded, ResponseTooLarge
@@ -316,12 +318,42 @@ class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
     pass
 
 
+class _Idle:
+    """Where a pool keeps its idle connections. urllib3's is a ``queue.LifoQueue``: a lock and
+    three conditions, each with a waiters' deque, some 2.5 kB per gateway. A bounded session's
+    pools never wait for a connection (``block`` is False: an empty pool makes a new one), so a
+    list under a lock holds them just as well."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._items: list[Any] = []
+        self._lock = threading.Lock()
+
+    def get(self, block: bool = False, timeout: float | None = None) -> Any:
+        with self._lock:
+            if self._items:
+                return self._items.pop()
+        raise queue.Empty
+
+    def put(self, item: Any, block: bool = False) -> None:
+        with self._lock:
+            if len(self._items) < self._maxsize:
+                self._items.append(item)
+                return
+        raise queue.Full
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
 class _Pool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
+    QueueCls = _Idle
 
 
 class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
+    QueueCls = _Idle
 
     def _validate_conn(self, conn: Any) -> None:
         """urllib3's, without its InsecureRequestWarning on every request to an unverified
@@ -401,6 +433,11 @@ def _mib(n: int) -> str:
 # The adapter and the session
 
 
+# Never retried by urllib3 (the transport decides what is tried again). A Retry is never
+# changed, only replaced by ``increment``, so every adapter shares this one.
+_NO_RETRIES = Retry.from_int(0)
+
+
 class BoundedAdapter(HTTPAdapter):
     """See the module docstring. ``server_name`` is the name the certificate is checked against
     and sent as SNI, instead of the URL's host. ``fingerprint``: the SHA-256 the peer's
@@ -419,6 +456,7 @@ class BoundedAdapter(HTTPAdapter):
         self.max_body = max_body
         self._last_pool: tuple[str, Any] | None = None  # (origin, its connection pool)
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
+        self.max_retries = _NO_RETRIES  # one for all: requests makes one per adapter
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
@@ -505,15 +543,25 @@ class BoundedAdapter(HTTPAdapter):
     ) -> requests.Response:
         remaining = max(deadline.remaining(), 0.001)
         response = super().send(request, True, (remaining, remaining), verify, cert, proxies)
+        conn = response.raw.connection  # urllib3 lets go of it once the body is read
         try:
             body = read_body(response.raw, self.max_body)
         except BaseException:
             response.close()
             raise
+        _forget_answer(conn)
         response.raw.release_conn()
         response._content = body
         response._content_consumed = True
         return response
+
+
+def _forget_answer(conn: Any) -> None:
+    """http.client keeps a connection's last response, its header block and all, until the next
+    request on it (a gateway's, a minute later); once read to the end it is of no more use."""
+    answer = getattr(conn, "_HTTPConnection__response", None)
+    if answer is not None and answer.isclosed():
+        conn._HTTPConnection__response = None
 
 
 def _origin(url: str) -> str:

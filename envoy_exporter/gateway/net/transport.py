@@ -121,7 +121,7 @@ class Transport:
         # no REQUESTS_CA_BUNDLE; what is trusted is the context's business alone.
         self._session = bounded_session(context, tls.server_name, fingerprint=tls.fingerprint)
         self._adapter = self._session.get_adapter("https://")  # mounted for http:// too
-        self._headers = CaseInsensitiveDict(self._session.headers)
+        self._headers = self._session.headers  # copied into each request, never changed
         for header in self._headers.items():
             check_header_validity(header)
         self._urls: dict[str, tuple[str, Any]] = {}  # prepared once per path: a gateway has a dozen
@@ -299,7 +299,9 @@ class Transport:
         prepared = requests.PreparedRequest()
         prepared.prepare_url(url, None)
         url_auth = get_auth_from_url(prepared.url)
-        found = self._urls[url] = (prepared.url, url_auth if any(url_auth) else None)
+        # Nearly always the URL as it came: that string is kept, not an equal copy.
+        as_sent = url if prepared.url == url else prepared.url
+        found = self._urls[url] = (as_sent, url_auth if any(url_auth) else None)
         return found
 
     def _guard_plain(self, endpoint_key: str) -> None:
