@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 
 import pytest
@@ -22,19 +21,6 @@ def test_entry_lives_for_its_familys_ttl() -> None:
     assert cache.get("meter_readings") is None
     assert cache.get("inventory").value == "i"
     assert cache.get("inventory").fetched_at == 1000.0
-
-
-def test_fresh_for_is_the_time_until_the_first_fresh_entry_expires() -> None:
-    clock = Clock()
-    cache = TTLCache({"readings": 5.0, "inventory": 300.0}, clock)
-    assert cache.fresh_for() == math.inf  # nothing cached: nothing will expire
-    cache.put("meter_readings", "readings", "r")
-    cache.put("inventory", "inventory", "i")
-    clock.now += 1.0
-    assert cache.fresh_for() == pytest.approx(3.95)  # 5 s, less its 1 % jitter, 1 s on
-    clock.now += 10.0  # the readings have expired: the inventory is the first to expire now
-    assert cache.fresh_for() == pytest.approx(300.0 - 1.0 - 11.0)
-    assert cache.fresh_for(at=1000.0) == pytest.approx(3.95 + 1.0)
 
 
 @pytest.mark.parametrize("ttls", [{"production": 0.0}, {}], ids=["ttl 0", "unknown family"])

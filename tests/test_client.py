@@ -682,6 +682,23 @@ def test_a_scrape_collects_on_its_own_thread_only_while_the_cache_can_answer(gat
     assert len(threads) == 1 and threads[0] is not threading.current_thread()
 
 
+def test_a_snapshot_is_reusable_while_the_cache_holds_all_its_collection_read(gateway, clocks) -> None:
+    # What the rendered series of a snapshot are kept for (``exposition.SnapshotCache``): a
+    # scrape within that time gets the same snapshot, a scrape after it a new one.
+    gateway(METERED)
+    client = client_for(clocks)
+    first = client.collect(timeout=5)
+    clocks.advance(2)
+    assert client.reusable_for() == pytest.approx(5.0 - 0.05 - 2.0)  # the CT readings, less jitter
+    assert client.collect(timeout=5) is first
+    clocks.advance(3)
+    assert client.reusable_for() == 0.0
+    assert client.collect(timeout=5) is not first
+    uncached = client_for(clocks, ttl=NO_CACHE)
+    uncached.collect(timeout=5)
+    assert uncached.reusable_for() == 0.0
+
+
 def test_ttl_zero_disables_the_cache(gateway, clocks) -> None:
     gw = gateway(METERED)
     client = client_for(clocks, ttl=NO_CACHE)

@@ -40,11 +40,6 @@ class Entry:
     def expires_at(self) -> float:
         return self.fetched_at + self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
 
-    @property
-    def expires(self) -> float:
-        """The first moment the entry no longer counts as fresh."""
-        return self.fetched_at + self.ttl - min(self.ttl * JITTER_SHARE, 1.0)
-
 
 class TTLCache:
     """Parsed endpoint results by endpoint key; the lifetime comes from the endpoint's family.
@@ -80,13 +75,6 @@ class TTLCache:
                 self._entries[key] = Entry(value, self._clock() if at is None else at, ttl)
             else:
                 self._entries.pop(key, None)
-
-    def fresh_for(self, at: float | None = None) -> float:
-        """Seconds from ``at`` (now) until the first entry fresh then expires; infinite with none."""
-        now = self._clock() if at is None else at
-        with self._lock:
-            left = [entry.expires - now for entry in self._entries.values()]
-        return min((seconds for seconds in left if seconds > 0), default=math.inf)
 
     def clear(self) -> None:
         with self._lock:

@@ -253,10 +253,10 @@ class GatewayClient:
         return self._latest
 
     def reusable_for(self) -> float:
-        """Seconds the latest snapshot may still be what a scrape gets: until the first of the
-        cached answers it was made of expires. A scrape after that asks the gateway, and a new
-        snapshot comes of it (a scrape that finds every answer cached gets the same one)."""
-        return self._cache.fresh_for()
+        """Seconds the latest snapshot may still be what a scrape gets: while the cache holds all
+        that its collection read (``_cached_until``), a collection asks the gateway nothing and
+        hands the same snapshot back; after that a new snapshot comes of it."""
+        return max(0.0, self._cache_answers_until - self._clock())
 
     def collect(self, timeout: float | None = None) -> Snapshot:
         """``start``, and the snapshot once it is done; a caller whose ``timeout`` passes first
