@@ -243,6 +243,7 @@ def serve(
         # The first scrape after a start finds data, or a collection well under way; the
         # start-up's collections read the live series first (see ``GatewayClient.start``).
         # Not kept here: each future holds its gateway's first snapshot, and this frame lasts.
+        freezer.settle()
         freezer.start([client.start(first=True) for client in fleet.clients()])
         server.ready.set()
         log.info(

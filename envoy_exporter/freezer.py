@@ -35,6 +35,16 @@ class Freezer:
         self._sweep = threading.Event()
         self._lock = threading.Lock()  # no freeze after close's unfreeze
 
+    def settle(self) -> None:
+        """Freezes what is alive now: called once the fleet is made, before its first
+        collections, which would otherwise walk the modules, settings and clients of every
+        gateway in each full pass while they run (0.15-0.2 s of a fleet of 800's start-up).
+        The first pass after them (``start``) looks at everything again, so a cycle frozen
+        here is freed then."""
+        with self._lock:
+            if not self._stop.is_set():
+                gc.freeze()
+
     def start(self, first: Sequence[Future]) -> None:
         """Freezes once ``first`` (the first collections) are done, then every ``every`` s."""
         # A list the thread empties once they are done: the thread and its arguments live as

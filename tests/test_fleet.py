@@ -121,6 +121,18 @@ def test_labels_go_to_the_first_claimant_and_a_configured_label_is_taken_over() 
     assert labels.claim("999012345678", second, "192.0.2.11") is None
 
 
+def test_a_label_taken_over_stays_with_the_new_holder_when_the_old_one_claims_another() -> None:
+    labels = Labels()
+    old, new, other = object(), object(), object()
+    assert labels.claim("999012345678", old, "192.0.2.10") is None
+    assert labels.claim("999012345678", new, "192.0.2.10", take=True) is None
+    assert labels.claim("999012345679", old, "192.0.2.10") is None  # frees nothing of new's
+    assert labels.claim("999012345678", other, "192.0.2.12") == "192.0.2.10"
+    labels.release(old)
+    assert labels.claim("999012345679", other, "192.0.2.12") is None
+    assert labels.claim("999012345678", other, "192.0.2.12") == "192.0.2.10"
+
+
 @pytest.mark.parametrize(
     ("before", "after"),
     [

@@ -58,6 +58,21 @@ def test_the_first_freeze_waits_for_the_first_collections(freezer):
     assert _until(lambda: gc.get_freeze_count() > 0)
 
 
+def test_what_lives_before_the_first_collections_is_frozen_and_looked_at_again_after_them(freezer):
+    gc.unfreeze()
+    node = Node()  # made with the fleet, dropped during the first collections
+    gone = weakref.ref(node)
+    freezer.settle()
+    assert gc.get_freeze_count() > 0
+    first: Future = Future()
+    freezer.start([first])
+    del node
+    gc.collect()
+    assert gone() is not None  # frozen: the collector does not look at it meanwhile
+    first.set_result(None)
+    assert _until(lambda: gone() is None)
+
+
 def test_a_cycle_dropped_young_is_freed_not_frozen(freezer):
     freezer.start([_done()])
     assert _until(lambda: gc.get_freeze_count() > 0)

@@ -22,6 +22,19 @@ def test_two_hosts_of_one_rank_stand_against_each_other_until_one_lets_go() -> N
     assert claims.rival("122302045041", a) is None
 
 
+def test_a_new_claim_ends_the_owners_earlier_one() -> None:
+    claims, moved, other = SerialClaims(), Owner(), Owner()
+    claims.claim("122302045041", moved, "192.0.2.10", rank=CONFIGURED)
+    claims.claim("122302045041", other, "192.0.2.11", rank=CONFIGURED)
+    claims.claim("122302045042", moved, "192.0.2.10", rank=CONFIGURED)  # /info showed another gateway
+    assert claims.rival("122302045041", other) is None
+    assert claims.rival("122302045042", moved) is None
+    claims.claim("122302045042", other, "192.0.2.11", rank=CONFIGURED)
+    assert claims.rival("122302045042", moved) == "192.0.2.11"
+    claims.release(other)
+    assert claims.rival("122302045042", moved) is None
+
+
 def test_an_announcement_never_outranks_the_configuration() -> None:
     claims, configured, found = SerialClaims(), Owner(), Owner()
     claims.claim("122302045041", configured, "192.0.2.10", rank=CONFIGURED)

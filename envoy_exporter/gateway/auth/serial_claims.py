@@ -37,12 +37,16 @@ class SerialClaims:
         # The clients of several gateways claim from their own workers.
         self._lock = threading.Lock()
         self._claims: dict[str, dict[int, _Claim]] = {}
+        # Owner -> the serial of its claim (one at most), so that a claim does not look through
+        # every serial: a fleet of hundreds claims at start-up.
+        self._serials: dict[int, str] = {}
 
     def claim(self, serial: str, owner: object, host: str, *, rank: int) -> None:
         """``owner`` (at ``host``) wants shared tokens for ``serial``; its earlier claim ends."""
         with self._lock:
             self._drop(owner)
             self._claims.setdefault(serial, {})[id(owner)] = _Claim(weakref.ref(owner), host, rank)
+            self._serials[id(owner)] = serial
 
     def release(self, owner: object) -> None:
         with self._lock:
@@ -59,6 +63,8 @@ class SerialClaims:
         claims = self._claims.get(serial, {})
         for key in [k for k, c in claims.items() if c.owner() is None]:
             del claims[key]
+            if self._serials.get(key) == serial:
+                del self._serials[key]
         mine = claims.get(id(owner))
         if mine is None:
             return []
@@ -67,5 +73,6 @@ class SerialClaims:
         ]
 
     def _drop(self, owner: object) -> None:
-        for claims in self._claims.values():
-            claims.pop(id(owner), None)
+        serial = self._serials.pop(id(owner), None)
+        if serial is not None:
+            self._claims[serial].pop(id(owner), None)
