@@ -178,6 +178,18 @@ def test_an_answer_goes_out_in_one_write(web, monkeypatch):
     assert len(writes) == 1 and writes[0].endswith(b"\r\n\r\n")
 
 
+def test_an_http_0_9_request_gets_its_body(web):
+    # A request line without a version is HTTP/0.9: the answer is the body alone, without a
+    # status line or headers.
+    host, port = web.server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(b"GET /-/healthy\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer == b"OK\n"
+
+
 def test_the_date_header_is_now(web):
     before = time.time()
     dates = [web.get("/-/healthy")[1]["Date"] for _ in range(3)]
