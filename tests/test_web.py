@@ -203,6 +203,18 @@ def test_an_idle_server_sleeps_until_a_connection_or_its_shutdown():
     server.server_close()
 
 
+def test_an_http_0_9_request_gets_its_body(web):
+    # A request line without a version is HTTP/0.9: the answer is the body alone, without a
+    # status line or headers.
+    host, port = web.server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(b"GET /-/healthy\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer == b"OK\n"
+
+
 def test_the_date_header_is_now(web):
     before = time.time()
     dates = [web.get("/-/healthy")[1]["Date"] for _ in range(3)]

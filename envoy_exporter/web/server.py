@@ -406,6 +406,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Encoding", "gzip")
             for name, value in (*self.server.web_config.headers, *response.headers):
                 self.send_header(name, value)
+            if self.request_version == "HTTP/0.9":  # no status line, no headers: the body alone
+                self.wfile.write(body)
+                return
             # end_headers, with the body in the same write: one send, one packet, not two.
             self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD":
