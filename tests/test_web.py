@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,14 @@ from exporter_fakes import FakeClient, samples, value
 
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
-from envoy_exporter.web.server import ExporterServer, _Handler, make_server, parse_listen_address
+from envoy_exporter.web.server import (
+    ExporterServer,
+    Response,
+    Route,
+    _Handler,
+    make_server,
+    parse_listen_address,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -201,6 +209,25 @@ def test_an_idle_server_sleeps_until_a_connection_or_its_shutdown():
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - began < 0.5
     server.server_close()
+
+
+def test_a_large_answer_is_written_without_a_copy_of_its_body(web, monkeypatch):
+    # A fleet's exposition is megabytes: joined to its headers for one write, it would be held
+    # twice at the peak. Its body goes out as it is, after the headers.
+    big = b"x" * (4 * 1024 * 1024)
+    web.server.routes["/big"] = Route(lambda handler: Response(HTTPStatus.OK, big))
+    writes: list[bytes] = []
+    setup = _Handler.setup
+
+    def recording_setup(handler) -> None:
+        setup(handler)
+        write = handler.wfile.write
+        handler.wfile.write = lambda data: writes.append(data) or write(data)
+
+    monkeypatch.setattr(_Handler, "setup", recording_setup)
+    status, headers, body = web.get("/big")
+    assert status == 200 and body == big and headers["Content-Length"] == str(len(big))
+    assert writes[-1] is big and writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
 
 
 def test_an_http_0_9_request_gets_its_body(web):

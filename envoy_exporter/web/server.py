@@ -57,6 +57,7 @@ DEFAULT_TELEMETRY_PATH = "/metrics"
 # A client hanging up (reset, broken pipe, half-close then close) or stalling past the socket
 # timeout while we write: routine for scrapers, nothing the operator can act on.
 _CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
+_ONE_WRITE_MAX = 256 * 1024  # bytes of body written with the headers in one send
 _CHALLENGE = (("WWW-Authenticate", 'Basic realm="envoy-exporter"'),)
 _RETRY = (("Retry-After", "1"),)
 # A scraper asks the same way every time (Prometheus sends one URL and the same headers to a
@@ -409,11 +410,18 @@ class _Handler(BaseHTTPRequestHandler):
             if self.request_version == "HTTP/0.9":  # no status line, no headers: the body alone
                 self.wfile.write(body)
                 return
-            # end_headers, with the body in the same write: one send, one packet, not two.
+            # end_headers, with a short body in the same write: one send, one packet, not two.
+            # A long one (a fleet's exposition, megabytes) goes out by itself: joined to the
+            # headers it would be copied, and held twice at the peak.
             self._headers_buffer.append(b"\r\n")
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                self.flush_headers()
+            elif len(body) <= _ONE_WRITE_MAX:
                 self._headers_buffer.append(body)
-            self.flush_headers()
+                self.flush_headers()
+            else:
+                self.flush_headers()
+                self.wfile.write(body)
         except _CLIENT_GONE as e:
             log.debug("%s went away before the answer was sent: %s", self.address_string(), e)
             self.close_connection = True
