@@ -3,7 +3,7 @@ collection's readings are filled through it, typed."""
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
@@ -36,6 +36,16 @@ def test_an_answer_fills_the_field_its_key_names_and_nothing_else() -> None:
     assert after == Readings(info=info)
     with pytest.raises(FrozenInstanceError):
         after.info = None  # type: ignore[misc]
+
+
+def test_an_answer_makes_readings_that_work_out_the_production_ct_afresh() -> None:
+    readings = Readings(production_json=ProductionJson(production=eim(1)))
+    assert readings.production_ct is not None
+    disabled = readings.with_answer(METERS, (meter(False),))
+    assert disabled.production_ct is None and readings.production_ct is not None
+    assert disabled == Readings(production_json=readings.production_json, meters=(meter(False),))
+    with pytest.raises(TypeError):
+        readings.with_answer(replace(METERS, key="no_such_field"), ())
 
 
 def eim(active: int) -> EimSection:

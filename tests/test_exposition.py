@@ -40,6 +40,7 @@ from envoy_exporter.collector.exposition import (
     with_labels,
 )
 from envoy_exporter.collector.families import Families, column, columns, from_library
+from envoy_exporter.collector.scrape import render_data
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.snapshot.model import Reading
@@ -478,3 +479,25 @@ def test_gauges_of_one_object_write_each_value_as_the_formats_spell_it():
         'odd_f{serial="1"} 1e+22\n',
         'odd_g_total{serial="1"} 0.1\n',
     ]
+
+
+def test_label_values_made_in_one_string_are_escaped_and_read_back():
+    odd = 'a"b\\c\nd ü'
+    rich = rich_snapshot()
+    meter = rich.meters[0]
+    snapshot = replace(
+        rich,
+        meters=(replace(meter, config=replace(meter.config, phase_mode=odd, state=odd)), *rich.meters[1:]),
+        inverters=(replace(rich.inverters[0], serial=odd), *rich.inverters[1:]),
+        devices=tuple(
+            replace(each, serial=odd, device_type=odd, part_number=odd, firmware=odd) for each in rich.devices
+        ),
+    )
+    body = join([render_data(gateway_labels(odd), snapshot)], "text/plain; version=0.0.4").decode()
+    read = {f.name: f.samples for f in parse_text(body)}
+    assert {s.labels["gateway"] for samples in read.values() for s in samples} == {odd}
+    infos = {s.labels["eid"]: s.labels for s in read["enphase_meter_info"]}
+    assert (infos[str(meter.config.eid)]["phase_mode"], infos[str(meter.config.eid)]["state"]) == (odd, odd)
+    assert odd in {s.labels["serial"] for s in read["enphase_inverter_power_watts"]}
+    device = read["enphase_device_info"][0].labels
+    assert [device[k] for k in ("serial", "device_type", "part_number", "firmware")] == [odd] * 4

@@ -59,6 +59,19 @@ def test_a_header_block_reads_as_the_stdlib_reads_it(block):
     assert _read(parse_headers, block) == _read(http.client.parse_headers, block)
 
 
+@pytest.mark.parametrize("block", BLOCKS, ids=repr)
+def test_a_header_block_changed_after_it_was_read_reads_as_the_stdlibs(block):
+    ours, stdlib = parse_headers(io.BytesIO(block)), http.client.parse_headers(io.BytesIO(block))
+    for message in (ours, stdlib):
+        message.get("a")  # looked up before the changes too
+        message["X-New"] = "1"
+        if "set-cookie" in message:
+            message.replace_header("Set-Cookie", "replaced=1")
+        del message["content-length"]
+        message["A"] = "added"
+    assert _read(lambda _: ours, block) == _read(lambda _: stdlib, block)
+
+
 @pytest.mark.parametrize(
     "block",
     [b"A: " + b"x" * 70000 + b"\r\n\r\n", b"".join(b"H%d: v\r\n" % n for n in range(100)) + b"\r\n"],

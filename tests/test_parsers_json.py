@@ -14,6 +14,7 @@ from envoy_exporter.snapshot.parsers._json import (
     expect_dict,
     expect_list,
     load_json,
+    number_at,
 )
 
 
@@ -73,6 +74,14 @@ def test_as_float_of_a_float_or_int_subclass_is_a_plain_float() -> None:
 
     assert type(as_float(Watts(2.5), "w")) is float and as_float(Watts(2.5), "w") == 2.5
     assert type(as_float(Count(4), "w")) is float and as_float(Count(4), "w") == 4.0
+
+
+def test_number_at_reads_as_as_float_does() -> None:
+    entry = {"w": 2.5, "n": 3, "null": None, "huge": 2e18, "text": "3"}
+    for key in ("w", "n", "null", "huge", "missing"):
+        assert number_at(entry, key, "meter 1") == as_float(entry.get(key), f"meter 1.{key}")
+    with pytest.raises(ParseError, match=r"meter 1\.text: expected a number"):
+        number_at(entry, "text", "meter 1")
 
 
 @pytest.mark.parametrize("value", ["3", [], {}, True, False], ids=repr)

@@ -123,6 +123,17 @@ def with_users(tmp_path) -> ExporterServer:
     _stop(server)
 
 
+def test_bcrypt_is_loaded_only_to_check_a_password():
+    # The server without users in its web configuration never checks a password.
+    code = (
+        "import sys, envoy_exporter.cli, envoy_exporter.web.server, envoy_exporter.web.webconfig as w;"
+        "assert w.WebConfig().check(None) is w.Verdict.ALLOWED;"
+        "print('bcrypt' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
 def test_no_credentials_get_401_and_a_challenge(with_users):
     status, headers, _ = _get(with_users)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Basic")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from envoy_exporter.collector.exposition import with_label, with_labels
+from envoy_exporter.collector.exposition import escaped, with_label
 from envoy_exporter.collector.families import Column, Families, column, columns
 from envoy_exporter.collector.money import add_money
 from envoy_exporter.collector.system import (
@@ -246,15 +246,15 @@ def _meters(f: Families, base: str, s: Snapshot) -> None:
 
 def _meter(f: Families, labels: str, meter: Meter) -> None:
     config = meter.config
-    info = with_labels(
-        labels,
-        eid=str(config.eid),
-        phase_mode=config.phase_mode or "",
-        phase_count=str(config.phase_count),
-        state=config.state,
+    # One string, as with_labels would make it: the eid and the phase count are numbers, which
+    # need no escaping.
+    info = (
+        f'{labels},eid="{config.eid}",phase_mode="{escaped(config.phase_mode or "")}",'
+        f'phase_count="{config.phase_count}",state="{escaped(config.state)}"'
     )
     f.one("enphase_meter_info", "CT meter configuration", info)
-    if config.enabled and config.metering_status:
+    enabled = config.enabled
+    if enabled and config.metering_status:
         f.state(
             "enphase_meter_metering_status",
             "1 for the metering status of the CT meter",
@@ -262,7 +262,7 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
             "status",
             config.metering_status,
         )
-    for flag in config.status_flags if config.enabled else ():
+    for flag in config.status_flags if enabled else ():
         f.state(
             "enphase_meter_status_flag",
             "1 for each status flag the CT meter raises",
@@ -277,17 +277,27 @@ def _meter(f: Families, labels: str, meter: Meter) -> None:
 
 
 def _inverters(f: Families, base: str, s: Snapshot) -> None:
-    inverters = [(with_label(base, "serial", inverter.serial), inverter) for inverter in s.inverters]
-    f.table(_INVERTER_COLUMNS, inverters)
+    serials = [inverter.serial for inverter in s.inverters]
+    joined = "".join(serials)
+    # Looked at all at once for a character to escape (there are dozens, and it is very rare).
+    if escaped(joined) == joined:
+        labels = [f'{base},serial="{serial}"' for serial in serials]
+    else:
+        labels = [with_label(base, "serial", serial) for serial in serials]
+    f.table(_INVERTER_COLUMNS, list(zip(labels, s.inverters, strict=True)))
 
 
 def _devices(f: Families, base: str, s: Snapshot) -> None:
     for device in s.devices:
-        _device(f, with_labels(base, serial=device.serial, device_type=device.device_type), device)
+        labels = f'{base},serial="{escaped(device.serial)}",device_type="{escaped(device.device_type)}"'
+        _device(f, labels, device)
 
 
 def _device(f: Families, labels: str, device: Device) -> None:
-    info = with_labels(labels, part_number=device.part_number or "", firmware=device.firmware or "")
+    # Labels made as one string each, rather than through with_labels (a call with keywords
+    # and a loop): a device's are made on every rendering.
+    part_number, firmware = escaped(device.part_number or ""), escaped(device.firmware or "")
+    info = f'{labels},part_number="{part_number}",firmware="{firmware}"'
     f.one("enphase_device_info", "A device the gateway lists in its inventory", info)
     f.gauges(_DEVICE_COLUMNS, labels, device)
     f.gauge(

@@ -23,7 +23,6 @@ same), and infinities and NaN as the formats spell them.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 import weakref
@@ -48,7 +47,6 @@ SWEEP_SECONDS = 1.0
 _EOF = b"# EOF\n"
 _OPENMETRICS = "application/openmetrics-text"
 _SPECIAL = {"inf": "+Inf", "-inf": "-Inf", "nan": "NaN"}
-_NEEDS_ESCAPE = re.compile(r'[\\\n"]')
 
 
 def number(value: float) -> str:
@@ -63,9 +61,9 @@ def escape(value: str) -> str:
 
 
 def escaped(value: str) -> str:
-    """A label value as both formats write it. Most are serials, phases and words: a value of
-    letters and digits is taken as it is, without a search."""
-    return value if value.isalnum() or not _NEEDS_ESCAPE.search(value) else escape(value)
+    """A label value as both formats write it. Most need no escaping: three searches for a
+    character tell, cheaper than a regular expression."""
+    return escape(value) if "\\" in value or "\n" in value or '"' in value else value
 
 
 def render_labels(pairs: Mapping[str, str]) -> str:

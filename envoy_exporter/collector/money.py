@@ -4,7 +4,7 @@ Same rules as ``data``: ``None`` gives no sample."""
 
 from __future__ import annotations
 
-from envoy_exporter.collector.exposition import with_label, with_labels
+from envoy_exporter.collector.exposition import with_label
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import Snapshot
 
@@ -14,16 +14,19 @@ def add_money(f: Families, base: str, s: Snapshot) -> None:
     if money is None:
         return
     for price in money.prices:
+        direction = with_label(base, "direction", price.direction)
         f.gauge(
             "enphase_tariff_price_per_kilowatt_hour",
             "The rate in force now, in currency per kWh",
-            with_labels(base, direction=price.direction, currency=price.currency),
+            with_label(direction, "currency", price.currency),
             price.rate,
         )
-        f.one(
+        f.state(
             "enphase_tariff_period",
             "1 for the tariff period in force now",
-            with_labels(base, direction=price.direction, period=price.period),
+            direction,
+            "period",
+            price.period,
         )
     if money.currency is not None:
         labels = with_label(base, "currency", money.currency)

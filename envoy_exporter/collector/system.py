@@ -6,7 +6,7 @@ gives no sample, state sets are one 1-valued series with the state in a label.
 
 from __future__ import annotations
 
-from envoy_exporter.collector.exposition import with_label, with_labels
+from envoy_exporter.collector.exposition import with_label
 from envoy_exporter.collector.families import Families
 from envoy_exporter.snapshot.model import Snapshot
 
@@ -171,7 +171,7 @@ def add_home(f: Families, base: str, s: Snapshot) -> None:
         home.last_enlighten_report_s,
     )
     for interface in home.interfaces:
-        labels = with_labels(base, interface=interface.name, type=interface.kind)
+        labels = with_label(with_label(base, "interface", interface.name), "type", interface.kind)
         f.gauge(
             "enphase_gateway_network_interface_up",
             "1 if the network interface has a link",

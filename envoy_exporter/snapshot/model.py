@@ -15,7 +15,7 @@ Two layers live here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Protocol, TypeVar
 
@@ -448,8 +448,21 @@ class Readings:
 
     def with_answer(self, endpoint: Answered[T], value: T) -> Readings:
         """These readings and ``endpoint``'s parsed answer, in the field its key names (the
-        field's type is its parser's: tests/test_architecture.py)."""
-        return replace(self, **{endpoint.key: value})
+        field's type is its parser's: tests/test_architecture.py). Made as ``replace`` makes it,
+        field by field, without its call of ``__init__`` with every field (once per answer);
+        what ``production_ct`` worked out for these readings is not carried over."""
+        if endpoint.key not in _READINGS_FIELDS:
+            raise TypeError(f"Readings has no field {endpoint.key!r}")
+        answered = object.__new__(Readings)
+        state = vars(answered)
+        for name, held in vars(self).items():
+            if name in _READINGS_FIELDS:
+                state[name] = held
+        state[endpoint.key] = value
+        return answered
+
+
+_READINGS_FIELDS = frozenset(f.name for f in fields(Readings))
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,8 +31,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import bcrypt
-
 from envoy_exporter.config.safe_yaml import YAMLRefused, load_yaml
 
 _VERSIONS = {
@@ -128,6 +126,8 @@ def _checkpw(password: bytes, hashed: bytes) -> bool:
     # with the right 72 bytes, bcrypt 5 raises. Refuse them, whatever the version.
     if len(password) > 72:
         return False
+    import bcrypt  # see ``_users``
+
     try:
         return bcrypt.checkpw(password, hashed)
     except ValueError:
@@ -240,6 +240,8 @@ def _users(section: Any) -> dict[str, bytes]:
     if section is None:
         return {}
     _mapping(section, "basic_auth_users")
+    import bcrypt  # here and in ``_checkpw``: a web configuration without users needs none of it
+
     users: dict[str, bytes] = {}
     for user, hashed in section.items():
         if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):

@@ -139,24 +139,35 @@ def parse_headers(fp: Any, _class: type[http.client.HTTPMessage] = http.client.H
 class _Fields(http.client.HTTPMessage):
     """The header block ``parse_headers`` read line by line, read back without the email
     package's policy call per field, which every lookup pays (http.client reads four headers of
-    each answer, urllib3 and requests read them all, the cookie jar two): its compat32 policy
-    hands a value back as it is unless it holds surrogates, and text decoded from latin-1 never
-    does. Nothing in the exporter's path sets a header of an answer."""
+    each answer, urllib3 and requests read them all, the cookie jar two, the web server eight
+    of each scrape): its compat32 policy hands a value back as it is unless it holds
+    surrogates, and text decoded from latin-1 never does. A lookup by name finds the fields'
+    places in an index by lower-case name, made at the first lookup and made again whenever
+    the fields were added or taken away (a replaced value keeps its place, and is read there)."""
+
+    def _places(self, name: str) -> list[int]:
+        fields = self._headers
+        kept = self.__dict__.get("_index")
+        if kept is None or kept[0] is not fields or kept[1] != len(fields):
+            index: dict[str, list[int]] = {}
+            for place, (key, _) in enumerate(fields):
+                index.setdefault(key.lower(), []).append(place)
+            kept = self._index = (fields, len(fields), index)
+        return kept[2].get(name.lower(), [])
 
     def get(self, name: str, failobj: Any = None) -> Any:
-        name = name.lower()
-        for key, value in self._headers:
-            if key.lower() == name:
-                return value
-        return failobj
+        places = self._places(name)
+        return self._headers[places[0]][1] if places else failobj
 
     def __getitem__(self, name: str) -> Any:
         return self.get(name)
 
+    def __contains__(self, name: str) -> bool:  # type: ignore[override]
+        return bool(self._places(name))
+
     def get_all(self, name: str, failobj: Any = None) -> Any:
-        name = name.lower()
-        values = [value for key, value in self._headers if key.lower() == name]
-        return values or failobj
+        fields = self._headers
+        return [fields[place][1] for place in self._places(name)] or failobj
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._headers)

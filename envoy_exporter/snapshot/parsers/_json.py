@@ -96,6 +96,15 @@ def as_float(value: Any, what: str) -> float | None:
     return result
 
 
+def number_at(obj: dict[str, Any], key: str, what: str) -> float | None:
+    """``as_float(obj.get(key), f"{what}.{key}")``, the name made only where it is needed (an
+    answer that is not a number): the readings parsed on every scrape hold hundreds of numbers."""
+    value = obj.get(key)
+    if value.__class__ is float and -ABSURD <= value <= ABSURD:
+        return value
+    return as_float(value, f"{what}.{key}")
+
+
 def as_percent(value: Any, what: str) -> float | None:
     """A setting in percent (0-100) as a 0-1 ratio; a value outside 0-100 is not a setting."""
     percent = as_float(value, what)

@@ -12,13 +12,13 @@ from typing import Any
 from envoy_exporter.snapshot.model import WH, MeterChannel, MeterConfig, MeterReading
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers._json import (
-    as_float,
     as_int,
     as_str,
     as_timestamp,
     expect_dict,
     expect_list,
     load_json,
+    number_at,
 )
 
 
@@ -68,7 +68,7 @@ def _channel(entry: dict[str, Any], what: str) -> MeterChannel:
     what = f"{what} {eid}"
 
     def number(key: str) -> float | None:
-        return as_float(entry.get(key), f"{what}.{key}")
+        return number_at(entry, key, what)
 
     return MeterChannel(
         eid=eid,

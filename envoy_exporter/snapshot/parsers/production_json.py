@@ -18,13 +18,13 @@ from envoy_exporter.snapshot.model import (
 )
 from envoy_exporter.snapshot.parsers import ParseError
 from envoy_exporter.snapshot.parsers._json import (
-    as_float,
     as_int,
     as_str,
     as_timestamp,
     expect_dict,
     expect_list,
     load_json,
+    number_at,
 )
 
 _LISTS = ("production", "consumption", "storage")
@@ -65,7 +65,7 @@ def _count(section: dict[str, Any], what: str) -> int:
 
 
 def _joules(obj: dict[str, Any], key: str, what: str) -> float | None:
-    wh = as_float(obj.get(key), f"{what}.{key}")
+    wh = number_at(obj, key, what)
     return None if wh is None else wh * WH
 
 
@@ -74,7 +74,7 @@ def _inverters(section: dict[str, Any]) -> InvertersSection:
     return InvertersSection(
         active_count=_count(section, what),
         reading_time=as_timestamp(section.get("readingTime"), f"{what}.readingTime"),
-        power_w=as_float(section.get("wNow"), f"{what}.wNow"),
+        power_w=number_at(section, "wNow", what),
         lifetime_j=_joules(section, "whLifetime", what),
     )
 
@@ -99,24 +99,24 @@ def _eim(section: dict[str, Any], where: str) -> EimSection:
 
 def _reading(obj: dict[str, Any], what: str) -> Reading:
     return Reading(
-        power_w=as_float(obj.get("wNow"), f"{what}.wNow"),
+        power_w=number_at(obj, "wNow", what),
         lifetime_j=_joules(obj, "whLifetime", what),
         today_j=_joules(obj, "whToday", what),
         last_seven_days_j=_joules(obj, "whLastSevenDays", what),
-        voltage_v=as_float(obj.get("rmsVoltage"), f"{what}.rmsVoltage"),
-        current_a=as_float(obj.get("rmsCurrent"), f"{what}.rmsCurrent"),
-        reactive_var=as_float(obj.get("reactPwr"), f"{what}.reactPwr"),
-        apparent_va=as_float(obj.get("apprntPwr"), f"{what}.apprntPwr"),
-        power_factor=as_float(obj.get("pwrFactor"), f"{what}.pwrFactor"),
+        voltage_v=number_at(obj, "rmsVoltage", what),
+        current_a=number_at(obj, "rmsCurrent", what),
+        reactive_var=number_at(obj, "reactPwr", what),
+        apparent_va=number_at(obj, "apprntPwr", what),
+        power_factor=number_at(obj, "pwrFactor", what),
     )
 
 
 def _acb(section: dict[str, Any]) -> AcbStorage:
     what = "storage acb"
-    percent = as_float(section.get("percentFull"), f"{what}.percentFull")
+    percent = number_at(section, "percentFull", what)
     return AcbStorage(
         active_count=_count(section, what),
-        power_w=as_float(section.get("wNow"), f"{what}.wNow"),
+        power_w=number_at(section, "wNow", what),
         energy_j=_joules(section, "whNow", what),
         state=as_str(section.get("state"), f"{what}.state"),
         soc_ratio=None if percent is None else percent / 100,
