@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import select
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -249,11 +251,7 @@ def serve(
         log.info(
             "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
         )
-        # Timed waits: Python runs signal handlers on the main thread only, and only between
-        # bytecodes. The kernel may hand SIGHUP or SIGTERM to another thread, which does not
-        # wake a main thread blocked for good in a lock; a timed wait comes round to it.
-        while not stop.wait(timeout=0.5):
-            pass
+        _wait_for(stop)
         log.info("shutting down")
         server.shutdown()
         server.server_close()
@@ -321,6 +319,36 @@ class Reloader:
             len(after - before),
             len(before - after),
         )
+
+
+# How often a wait for ``stop`` looks again on its own (see ``_wait_for``).
+_IDLE_WAIT_S = 0.5
+_SIGNAL_WAIT_S = 5.0
+
+
+def _wait_for(stop: threading.Event) -> None:
+    """Returns once ``stop`` is set. Python runs signal handlers on the main thread only, and
+    only between bytecodes; the kernel may hand SIGHUP or SIGTERM to another thread, which does
+    not wake a main thread blocked in a lock. So on the main thread the wait is on the signal
+    wakeup descriptor, which any thread's signal writes to (no wake-up while nothing happens);
+    elsewhere (an embedding, a test) a timed wait comes round to ``stop``."""
+    if threading.current_thread() is not threading.main_thread():
+        while not stop.wait(timeout=_IDLE_WAIT_S):
+            pass
+        return
+    woken, waker = socket.socketpair()
+    with woken, waker:
+        woken.setblocking(False)
+        waker.setblocking(False)
+        previous = signal.set_wakeup_fd(waker.fileno(), warn_on_full_buffer=False)
+        try:
+            while not stop.is_set():
+                # The handlers of the signals that came have run once this returns.
+                select.select([woken], [], [], _SIGNAL_WAIT_S)
+                with suppress(BlockingIOError):
+                    woken.recv(64)
+        finally:
+            signal.set_wakeup_fd(previous)
 
 
 def _on_signals(handler: Callable[[], None]) -> None:

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import jwt
 import pytest
@@ -172,6 +173,25 @@ def test_demo_serves_and_stops_on_sigterm(tmp_path):
     log = exporter.log.read_text()
     assert "shutting down" in log
     assert "eyJ" not in log  # the demo token never reaches the log
+
+
+@pytest.mark.e2e
+def test_the_main_thread_sleeps_until_a_signal_comes(tmp_path):
+    # It waits on the signal wakeup descriptor, not in a timed loop: an idle exporter's main
+    # thread is not switched to, and SIGTERM still ends it at once.
+    with running_exporter(tmp_path, None, "--demo", ready="/probe?target=demo", timeout=30) as exporter:
+        status = Path(f"/proc/{exporter.process.pid}/status")
+
+        def switches() -> int:
+            return int(status.read_text().split("voluntary_ctxt_switches:")[1].split()[0])
+
+        idle = switches()
+        time.sleep(1.6)
+        assert switches() - idle <= 1
+        began = time.monotonic()
+        exporter.process.send_signal(signal.SIGTERM)
+        assert exporter.process.wait(timeout=20) == 0
+        assert time.monotonic() - began < 3.0
 
 
 def _wait_for(url: str, proc: subprocess.Popen | None = None, seconds: float = 30.0) -> str:

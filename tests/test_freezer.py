@@ -24,6 +24,7 @@ def freezer() -> Iterator[Freezer]:
     yield made
     made.close()
     gc.unfreeze()  # the rest of the test run as it was
+    gc.enable()
 
 
 def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -71,6 +72,38 @@ def test_what_lives_before_the_first_collections_is_frozen_and_looked_at_again_a
     assert gone() is not None  # frozen: the collector does not look at it meanwhile
     first.set_result(None)
     assert _until(lambda: gone() is None)
+
+
+def test_the_automatic_passes_wait_for_the_first_collections(freezer):
+    assert gc.isenabled()
+    freezer.settle()
+    assert not gc.isenabled()
+    first: Future = Future()
+    freezer.start([first])
+    time.sleep(0.2)
+    assert not gc.isenabled()
+    first.set_result(None)
+    assert _until(gc.isenabled)
+
+
+def test_closing_before_the_first_collections_are_done_resumes_the_automatic_passes(freezer):
+    freezer.settle()
+    freezer.start([Future()])  # never done
+    freezer.close()
+    assert gc.isenabled()
+
+
+def test_automatic_passes_turned_off_by_the_program_stay_off(freezer):
+    gc.disable()
+    try:
+        freezer.settle()
+        freezer.start([_done()])
+        assert _until(lambda: gc.get_freeze_count() > 0)
+        time.sleep(0.1)
+        freezer.close()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_cycle_dropped_young_is_freed_not_frozen(freezer):

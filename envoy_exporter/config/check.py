@@ -61,7 +61,7 @@ def _token_problem(gateway: GatewaySettings, prefix: str, now: float) -> ConfigE
         names = " and ".join(unusable)
         return ConfigError(key, f"its {names} claim is not a usable time; paste a token Enphase issued")
     # Read as auth reads it, so the check and the running exporter agree on exp and aud.
-    token = Token.of(value, key.rsplit(".", 1)[1], now)
+    token = Token.of(value, key.rsplit(".", 1)[1], now, claims=claims)
     if token.expiry is not None and token.expiry <= now:
         when = datetime.fromtimestamp(token.expiry, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return ConfigError(key, f"expired at {when}; paste a new one or give Enlighten credentials")

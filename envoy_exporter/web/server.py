@@ -16,10 +16,12 @@ auth on every path.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import os
+import selectors
 import socket
 import ssl
 import sys
@@ -55,6 +57,7 @@ DEFAULT_TELEMETRY_PATH = "/metrics"
 # A client hanging up (reset, broken pipe, half-close then close) or stalling past the socket
 # timeout while we write: routine for scrapers, nothing the operator can act on.
 _CLIENT_GONE = (ConnectionError, TimeoutError, ssl.SSLError)
+_ONE_WRITE_MAX = 256 * 1024  # bytes of body written with the headers in one send
 _CHALLENGE = (("WWW-Authenticate", 'Basic realm="envoy-exporter"'),)
 _RETRY = (("Retry-After", "1"),)
 # A scraper asks the same way every time (Prometheus sends one URL and the same headers to a
@@ -133,12 +136,49 @@ class ExporterServer(ThreadingHTTPServer):
         self.date: tuple[int, str] = (0, "")  # the Date header of the current second
         # Made once: it reads /proc at each scrape and keeps nothing else.
         self.process_collector = ProcessCollector(registry=None)
+        # ``serve_forever`` sleeps until a connection comes or ``shutdown`` writes here.
+        self._woken, self._waker = socket.socketpair()
+        self._woken.setblocking(False)
+        self._stopping = False
+        self._stopped = threading.Event()
         super().__init__(address, _Handler, bind_and_activate=inherited is None)
         if inherited is not None:
             # systemd socket activation: the socket is bound and listening already.
             self.socket.close()
             self.socket = inherited
             self.server_address = inherited.getsockname()
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """socketserver's loop, asleep until a connection comes or ``shutdown`` wakes it:
+        socketserver's looks for a shutdown every ``poll_interval`` (half a second by default),
+        a wake-up that an idle exporter pays for all day. ``poll_interval`` is not used."""
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._woken, selectors.EVENT_READ)
+                while not self._stopping:
+                    for key, _ in selector.select():
+                        if key.fileobj is self._woken:
+                            with contextlib.suppress(BlockingIOError):
+                                self._woken.recv(64)
+                        elif not self._stopping:
+                            self._handle_request_noblock()
+                    self.service_actions()
+        finally:
+            self._stopping = False
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stops ``serve_forever`` (running on another thread) and waits until it has."""
+        self._stopping = True
+        self._waker.send(b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._woken.close()
+        self._waker.close()
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
@@ -370,11 +410,18 @@ class _Handler(BaseHTTPRequestHandler):
             if self.request_version == "HTTP/0.9":  # no status line, no headers: the body alone
                 self.wfile.write(body)
                 return
-            # end_headers, with the body in the same write: one send, one packet, not two.
+            # end_headers, with a short body in the same write: one send, one packet, not two.
+            # A long one (a fleet's exposition, megabytes) goes out by itself: joined to the
+            # headers it would be copied, and held twice at the peak.
             self._headers_buffer.append(b"\r\n")
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                self.flush_headers()
+            elif len(body) <= _ONE_WRITE_MAX:
                 self._headers_buffer.append(body)
-            self.flush_headers()
+                self.flush_headers()
+            else:
+                self.flush_headers()
+                self.wfile.write(body)
         except _CLIENT_GONE as e:
             log.debug("%s went away before the answer was sent: %s", self.address_string(), e)
             self.close_connection = True

@@ -75,8 +75,16 @@ class Token:
     expiry_unknown: bool = False
 
     @classmethod
-    def of(cls, value: str, source: str, obtained_at: float | None, serial: str | None = None) -> Token:
-        claims = token_claims(value) or {}
+    def of(
+        cls,
+        value: str,
+        source: str,
+        obtained_at: float | None,
+        serial: str | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> Token:
+        """``claims``: ``token_claims(value)`` where the caller has read them already."""
+        claims = (claims if claims is not None else token_claims(value)) or {}
         audience = _audience(claims.get("aud"))
         if audience is None and serial:
             audience = frozenset((serial,))
