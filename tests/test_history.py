@@ -32,6 +32,22 @@ def test_only_the_last_hour_is_kept_and_shown():
     assert len(history._at) == SPAN_S / BUCKET_S  # bounded: no more held than shown
 
 
+def test_an_hour_of_a_gateway_is_held_in_under_one_and_a_half_kilobytes():
+    history = PowerHistory()
+    for second in range(0, 2 * 3600, 15):
+        history.add(T0 + second + 0.25, 3421.5, 812.25)
+    held = sum(column.itemsize * len(column) for column in history._columns())
+    assert held <= 1440
+    assert history.points(T0 + 2 * 3600)[-1] == Point(T0 + 2 * 3600 - 15, 3421.5, 812.25)
+
+
+def test_a_clock_no_chart_can_show_adds_nothing():
+    history = PowerHistory()
+    history.add(-5.0, 1.0, 1.0)
+    history.add(2.0**32, 1.0, 1.0)
+    assert history.points(T0) == []
+
+
 def test_an_older_snapshot_shown_again_adds_nothing():
     history = PowerHistory()
     history.add(T0 + 100, 5.0, 5.0)
@@ -49,5 +65,5 @@ def test_the_client_feeds_it_with_each_fresh_collection():
         client.close()
         demo.stop()
     (point,) = client.history.points(snapshot.collected_at + 1)
-    assert point.production_w == snapshot.production.total.power_w is not None
-    assert point.consumption_w == snapshot.consumption_total.total.power_w is not None
+    assert point.production_w == pytest.approx(snapshot.production.total.power_w, rel=1e-6)
+    assert point.consumption_w == pytest.approx(snapshot.consumption_total.total.power_w, rel=1e-6)
