@@ -225,6 +225,7 @@ def serve(
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
             "web_config": web_config,
+            "on_request": freezer.busy,  # a request makes objects: the freezer's next pass
         }
         try:
             if args is not None and args.systemd_socket:

@@ -218,6 +218,18 @@ def test_an_http_0_9_request_gets_its_body(web):
     assert answer == b"OK\n"
 
 
+def test_every_request_is_told_before_it_is_answered(web):
+    # What wakes the freezer: every request on a kept-alive connection, whatever its answer.
+    told: list[int] = []
+    web.server.on_request = lambda: told.append(len(told))
+    host, port = web.server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as connection:
+        for path in ("/-/healthy", "/nowhere"):
+            connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert connection.recv(65536).startswith(b"HTTP/1.1 ")
+    assert told == [0, 1]
+
+
 def test_an_idle_server_sleeps_until_a_connection_or_its_shutdown():
     # No wake-up twice a second to look for a shutdown (socketserver's poll_interval): the
     # shutdown wakes the loop itself. A thread that sleeps is not switched to.

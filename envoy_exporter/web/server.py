@@ -123,6 +123,7 @@ class ExporterServer(ThreadingHTTPServer):
         web_config: WebConfig | None = None,
         reload: Callable[[], None] | None = None,
         inherited: socket.socket | None = None,
+        on_request: Callable[[], None] = lambda: None,
     ):
         self.address_family = family
         self.fleet = fleet
@@ -132,6 +133,7 @@ class ExporterServer(ThreadingHTTPServer):
         self.web_config = web_config or WebConfig()
         self.telemetry_path = telemetry_path
         self.reload = reload
+        self.on_request = on_request  # told of every request, before it is answered
         self.routes = routes(telemetry_path)
         self.date: tuple[int, str] = (0, "")  # the Date header of the current second
         # Made once: it reads /proc at each scrape and keeps nothing else.
@@ -290,6 +292,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_GET
 
     def _serve(self) -> None:
+        self.server.on_request()
         response = self._drain_body() or self._respond()
         self._write(response)
 
