@@ -7,6 +7,8 @@ random per test, so parallel runs on one machine cannot mix their announcements 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
 import socket
 import threading
@@ -200,3 +202,23 @@ def test_hostile_or_unresolvable_names_neither_stop_nor_stall_the_browser(announ
         browser.close()
     (refused,) = [r for r in caplog.records if "ignoring the announcement" in r.getMessage()]
     assert refused.levelname == "WARNING" and "'evil\\x1b[2J\\nlevel=error x'" in refused.getMessage()
+
+
+@pytest.mark.e2e
+def test_closing_the_browser_gives_up_the_names_being_resolved_at_once_and_quietly(caplog):
+    """Names still being resolved when the browser closes (at shutdown) are given up then: no
+    thread is left waiting on zeroconf's stopped loop, to warn about them long after."""
+    serial = random_serial()
+    browser = ZeroconfBrowser(lambda found: None, interfaces=["127.0.0.1"])
+    added = zeroconf.ServiceStateChange.Added
+    for n in range(8):  # more names than resolvers: some still wait in the queue
+        browser._on_change(browser._zeroconf, SERVICE_TYPE, f"ghost{n}-{serial}.{SERVICE_TYPE}", added)
+    time.sleep(0.5)  # the first ones are being asked for, with seconds to go
+    began = time.monotonic()
+    browser.close()
+    for thread in browser._resolvers:
+        thread.join(max(0.0, began + 5 - time.monotonic()))
+    assert [t.name for t in browser._resolvers if t.is_alive()] == []  # each held 13 s before
+    assert time.monotonic() - began < 3.0
+    assert [t for t in asyncio.all_tasks(browser._zeroconf.loop) if not t.done()] == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -19,7 +19,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import CancelledError, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from functools import partial
 
 from prometheus_client.registry import Collector
@@ -98,7 +100,7 @@ class GatewayCollector:
         # only when it has to ask the gateway. With several, each starts on a worker at once.
         here = len(self._clients) == 1
         started = [(client, _start(client, here)) for client in self._clients]
-        wait([future for _, future in started if future is not None], timeout=self._timeout)
+        _wait([future for _, future in started if future is not None], self._timeout)
         return [self._result(client, future) for client, future in started]
 
     def _result(self, client: Client, future: Future[Snapshot] | None) -> GatewayResult:
@@ -112,6 +114,16 @@ def render_data(labels: str, snapshot: Snapshot) -> list[Group]:
     families = Families()
     add_snapshot(families, labels, snapshot)
     return families.groups()
+
+
+def _wait(futures: list[Future[Snapshot]], timeout: float) -> None:
+    """Until every one of ``futures`` is done, or ``timeout`` passed. A /probe's one future is
+    waited for on its own lock: ``wait`` would make and hook a waiter object into it first."""
+    if len(futures) != 1:
+        wait(futures, timeout=timeout)
+        return
+    with suppress(FutureTimeout, CancelledError):
+        futures[0].exception(timeout=timeout)
 
 
 def _start(client: Client, here: bool) -> Future[Snapshot] | None:

@@ -34,6 +34,8 @@ disappearing from Prometheus.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import ipaddress
 import logging
@@ -57,6 +59,10 @@ _RESOLVE_TIMEOUT_MS = 3000
 # Work waiting for the worker threads; past this, announcements are dropped (and said so once).
 _QUEUE_SIZE = 64
 _RESOLVERS = 4  # names that never resolve hold one each for 3 s: they cannot hold them all long
+# Past its own timeout, a resolution waits this much longer for zeroconf's loop to answer.
+_RESOLVE_GRACE_S = 10.0
+# How long ``close`` waits for each resolver thread, which has nothing slow left to finish.
+_CLOSE_WAIT_S = 1.0
 _SAID_MAX = 256  # (serial, address) pairs remembered so a refusal is logged once, not per packet
 # Discovered gateways held back this long by a configured gateway that has not told its serial:
 # a warning (once), since it is then down or misconfigured rather than starting.
@@ -527,6 +533,9 @@ class ZeroconfBrowser:
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self._busy = Condition(log)
+        # The resolutions under way, given up at ``close``; none starts once it is closing.
+        self._requests: set[concurrent.futures.Future[bool]] = set()
+        self._closing = False
         self._zeroconf = Zeroconf(
             interfaces=list(interfaces) or InterfaceChoice.All,
             ip_version=_ip_version(interfaces, IPVersion),
@@ -557,7 +566,7 @@ class ZeroconfBrowser:
             self._deliver(info, name)
             return
         with self._lock:
-            if name in self._pending:
+            if self._closing or name in self._pending:
                 return
             try:
                 self._names.put_nowait(name)
@@ -572,16 +581,39 @@ class ZeroconfBrowser:
     def _resolve_loop(self) -> None:
         while (name := self._names.get()) is not None:
             try:
-                info = self._zeroconf.get_service_info(SERVICE_TYPE, name, timeout=_RESOLVE_TIMEOUT_MS)
+                info = self._resolve(name)
                 if info is None:
                     log.debug("no answer resolving %r", name)
                 else:
                     self._deliver(info, name)
+            except concurrent.futures.CancelledError:
+                log.debug("resolving %r given up: discovery is closing", name)
             except Exception as exc:
                 log.warning("discovery: ignoring the announcement %r: %s: %s", name, type(exc).__name__, exc)
             finally:
                 with self._lock:
                     self._pending.discard(name)
+
+    def _resolve(self, name: str) -> Any | None:
+        """``Zeroconf.get_service_info``, but a request ``close`` can give up: one left running
+        when zeroconf's loop stops would hold this thread for its timeout and 10 s more, and then
+        warn about the name long after discovery closed."""
+        from zeroconf import ServiceInfo
+
+        info = ServiceInfo(SERVICE_TYPE, name)
+        with self._lock:
+            if self._closing:
+                return None
+            request = asyncio.run_coroutine_threadsafe(
+                info.async_request(self._zeroconf, _RESOLVE_TIMEOUT_MS), self._zeroconf.loop
+            )
+            self._requests.add(request)
+        try:
+            return info if request.result(_RESOLVE_TIMEOUT_MS / 1000 + _RESOLVE_GRACE_S) else None
+        finally:
+            request.cancel()  # after a timeout: the loop is not left running it
+            with self._lock:
+                self._requests.discard(request)
 
     def _deliver(self, info: Any, name: str) -> None:
         found = parse_announcement(info.properties, info.parsed_addresses(), info.port or 0)
@@ -591,10 +623,20 @@ class ZeroconfBrowser:
         self._announce(found)
 
     def close(self) -> None:
+        """Gives up the resolutions under way and the names waiting for one, then closes
+        zeroconf: no request is left on its loop when it stops."""
+        with self._lock:
+            self._closing = True
+            for request in self._requests:
+                request.cancel()
         self._browser.cancel()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._names.get_nowait()
         for _ in self._resolvers:
-            with contextlib.suppress(queue.Full):
-                self._names.put_nowait(None)
+            self._names.put_nowait(None)
+        for thread in self._resolvers:
+            thread.join(_CLOSE_WAIT_S)
         self._zeroconf.close()
 
 

@@ -427,8 +427,13 @@ def _same(old: Any, new: Any) -> bool:
         return True
     if isinstance(old, dict) and isinstance(new, dict):  # a flow's or a meter's phases
         return old.keys() == new.keys() and all(old[k] is new[k] for k in old)
-    # repr: 0.0 and -0.0 are equal, but not written alike.
-    return isinstance(old, float) and isinstance(new, float) and old == new and repr(old) == repr(new)
+    # 0.0 and -0.0 are equal, but not written alike: the sign tells them apart.
+    return (
+        isinstance(old, float)
+        and isinstance(new, float)
+        and old == new
+        and (old != 0.0 or math.copysign(1.0, old) == math.copysign(1.0, new))
+    )
 
 
 def _inverters_total(run: _Run, snapshot: Snapshot, production: Flow | None, power: float) -> Reading | None:

@@ -16,7 +16,7 @@ Two layers live here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Protocol, TypeVar
 
 from envoy_exporter.snapshot.outcome import Outcome
@@ -56,14 +56,21 @@ class GatewayInfo:
     @property
     def version(self) -> tuple[int, ...]:
         """Numeric firmware version: "D8.3.5433" -> (8, 3, 5433); unknown -> (0,)."""
-        digits = "".join(c if c.isdigit() or c == "." else " " for c in self.firmware).split()
-        if not digits:
-            return (0,)
-        return tuple(int(p) for p in digits[0].split(".") if p)
+        return firmware_version(self.firmware)
 
     @property
     def needs_token(self) -> bool:
         return bool(self.web_tokens) or self.version[0] >= 7
+
+
+@lru_cache(maxsize=64)
+def firmware_version(firmware: str) -> tuple[int, ...]:
+    """``GatewayInfo.version``: worked out once per firmware string, not at each of the plan's
+    questions on every collection (a gateway's firmware changes once in months)."""
+    digits = "".join(c if c.isdigit() or c == "." else " " for c in firmware).split()
+    if not digits:
+        return (0,)
+    return tuple(int(p) for p in digits[0].split(".") if p)
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,7 +495,8 @@ class EndpointResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome.ok
+        outcome = self.outcome  # ``Outcome.ok``, without a second property call
+        return outcome is Outcome.OK or outcome is Outcome.CACHED
 
     def __str__(self) -> str:
         """The cause in words and where: "connection refused (http://192.0.2.5/info)"."""

@@ -38,13 +38,15 @@ class Outcome(Enum):
     CONFLICT = "conflict"  # another gateway of the exporter already goes by the serial it reports
     INTERNAL = "internal"  # a fault of the exporter's own
 
+    # Asked dozens of times per collection: compared by identity, as a set lookup would hash
+    # the member in Python (``Enum.__hash__``).
     @property
     def ok(self) -> bool:
-        return self in _USABLE
+        return self is Outcome.OK or self is Outcome.CACHED
 
     @property
     def is_error(self) -> bool:
-        return self not in _NOT_ERRORS
+        return not (self is Outcome.OK or self is Outcome.CACHED or self is Outcome.UNSUPPORTED)
 
     @property
     def is_transient(self) -> bool:
@@ -56,8 +58,6 @@ class Outcome(Enum):
         return _WORDS[self]
 
 
-_USABLE = frozenset({Outcome.OK, Outcome.CACHED})
-_NOT_ERRORS = _USABLE | {Outcome.UNSUPPORTED}
 _TRANSIENT = frozenset(
     {Outcome.TIMEOUT, Outcome.UNREACHABLE, Outcome.HTTP_ERROR, Outcome.BAD_DATA, Outcome.TOO_LARGE}
 )

@@ -13,21 +13,28 @@ bytes of memory and ``timeout`` seconds, and TLS is set up once per verification
 - takes its TLS from one shared ``ssl.SSLContext`` per verification setting (``tls_context``).
   urllib3 would build a context per connection and load the system CA bundle into each (822 kB
   and 22 ms of CPU every time). The per-request ``verify=`` of requests is not consulted, so
-  ``REQUESTS_CA_BUNDLE`` (psf/requests#3829) cannot change what a session trusts.
+  ``REQUESTS_CA_BUNDLE`` (psf/requests#3829) cannot change what a session trusts;
+- writes a plain GET on the pool's kept-alive connection itself and reads its answer itself
+  (see "A GET driven on the pool's connection" below): the same bytes on the wire, the same
+  ``requests.Response``, the same exceptions as requests over urllib3, for less CPU. Anything
+  else (another method, a body, a proxy, an odd header block) goes through urllib3.
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.parser
+import errno
 import heapq
 import http.client
 import itertools
+import logging
 import os
 import queue
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import types
@@ -35,13 +42,37 @@ import zlib
 from typing import Any
 
 import requests
+import urllib3.connection
 from requests.adapters import HTTPAdapter
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from urllib3 import HTTPHeaderDict, HTTPResponse
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    HeaderParsingError,
+    IncompleteRead,
+    InvalidHeader,
+    LocationParseError,
+    LocationValueError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import SKIP_HEADER
+from urllib3.util.response import assert_header_parsing
 from urllib3.util.retry import Retry
 from urllib3.util.ssl_ import create_urllib3_context
+from urllib3.util.ssl_match_hostname import CertificateError
+from urllib3.util.url import Url, _encode_target
 
 from envoy_exporter.gateway.net.errors import DeadlineExceeded, ResponseTooLarge
 
@@ -357,12 +388,34 @@ class _Idle:
         return len(self._items)
 
 
-class _Pool(HTTPConnectionPool):
+class _HostLine:
+    """The ``Host`` line of every request to a pool's origin, as http.client writes it for the
+    pool's connections (brackets around IPv6, the port unless it is the scheme's), worked out
+    once by http.client itself on a connection that is never opened."""
+
+    ConnectionCls: Any
+    host: str
+    port: int | None
+    _host_line: bytes | None = None
+
+    def host_line(self) -> bytes | None:
+        line = self._host_line
+        if line is None:
+            scratch = self.ConnectionCls(host=self.host, port=self.port)
+            try:
+                scratch.putrequest("GET", "/", skip_accept_encoding=True)
+            except (ValueError, UnicodeError):
+                return None  # urllib3 refuses it the same way on the request
+            line = self._host_line = scratch._buffer[1]
+        return line
+
+
+class _Pool(_HostLine, HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
     QueueCls = _Idle
 
 
-class _TLSPool(HTTPSConnectionPool):
+class _TLSPool(_HostLine, HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
     QueueCls = _Idle
 
@@ -383,14 +436,20 @@ class _TLSPool(HTTPSConnectionPool):
 def read_body(raw: Any, limit: int = MAX_BODY) -> bytes:
     """The whole body of a urllib3 response, decoded (gzip, deflate), at most ``limit`` bytes
     raw and decoded; ``ResponseTooLarge`` past it. ``raw`` is ``requests.Response.raw``."""
-    length = raw.headers.get("Content-Length", "")
+    return _bounded_body(lambda size: raw.read(size, decode_content=False), raw.headers, limit)
+
+
+def _bounded_body(read: Any, headers: Any, limit: int) -> bytes:
+    """The body ``read(size)`` gives until it gives nothing, decoded as ``headers`` say, within
+    ``limit`` bytes raw and decoded."""
+    length = headers.get("Content-Length", "")
     if length.strip().isdigit() and int(length) > limit:
         raise ResponseTooLarge(f"the answer announces {int(length)} bytes, over the {_mib(limit)} bound")
-    decoder = _Decoder(raw.headers.get("Content-Encoding", ""))
+    decoder = _Decoder(headers.get("Content-Encoding", ""))
     body = bytearray()
     received = 0
     while True:
-        chunk = raw.read(CHUNK, decode_content=False)
+        chunk = read(CHUNK)
         if not chunk:
             break
         received += len(chunk)
@@ -438,6 +497,336 @@ class _Decoder:
 
 def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):g} MiB" if n >= 1024 * 1024 else f"{n / 1024:g} KiB"
+
+
+# --------------------------------------------------------------------------------------------
+# A GET driven on the pool's connection
+#
+# requests and urllib3 redo on every request what never changes for a gateway's GET: urllib3
+# checks each header as it writes it (six of them, the session's own constant ones included),
+# wraps http.client's answer in an answer of its own and copies its header block twice, and
+# requests builds its response from that and copies the header block once more. The adapter
+# writes a plain GET on the pool's kept-alive connection itself, reads http.client's answer and
+# its body itself, and raises what urllib3 and requests raise, in the same wrapping, wherever
+# they would. Whatever it does not write or read as they do goes the ordinary way: another
+# method or a body, a proxy, a header it would not send, an answer header block that is not
+# plain ``name: value`` fields, or whose Content-Length or Transfer-Encoding http.client and
+# urllib3 read differently.
+
+_log_urllib3 = logging.getLogger("urllib3.connectionpool")
+# The request headers urllib3 sends as they are only when they are there; without one of them,
+# or with one of the framing ones, the request goes the ordinary way.
+_MUST_HAVE = frozenset({"accept-encoding", "user-agent"})
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+# Request targets and lines by path, shared by every adapter: gateways are asked for a dozen.
+_targets: dict[str, tuple[str, bytes]] = {}
+_TARGETS_MAX = 256
+# What urllib3's urlopen catches and wraps (its TimeoutError, not the builtin).
+_WRAPPED = (
+    Urllib3Timeout,
+    http.client.HTTPException,
+    OSError,
+    ProtocolError,
+    ssl.SSLError,
+    Urllib3SSLError,
+    CertificateError,
+)
+
+
+def _request_head(request: requests.PreparedRequest, request_line: bytes, host_line: bytes) -> bytes | None:
+    """The bytes http.client writes for ``request`` as urllib3 hands it over, or None where
+    they would write anything else or refuse it (then they do, and raise as they do)."""
+    lines = [request_line, host_line]
+    seen = 0
+    for name, value in request.headers.items():
+        if not isinstance(name, str):
+            return None
+        low = name.lower()
+        if low in _FRAMING:
+            return None
+        if low in _MUST_HAVE:
+            seen += 1
+        field = _header_line(name, value)
+        if field is None:
+            return None
+        lines.append(field)
+    if seen != len(_MUST_HAVE):
+        return None
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
+
+
+def _target(path: str) -> tuple[str, bytes] | None:
+    """The request target urllib3 hands http.client for ``path`` (what is not allowed in it
+    percent-encoded) and the request line http.client writes; None where either would refuse it."""
+    found = _targets.get(path)
+    if found is None:
+        try:
+            target = _encode_target(path)
+        except LocationParseError:
+            return None
+        if http.client._contains_disallowed_url_pchar_re.search(target) or not target.isascii():
+            return None
+        if len(_targets) >= _TARGETS_MAX:
+            _targets.clear()
+        found = _targets[path] = (target, f"GET {target} HTTP/1.1".encode("ascii"))
+    return found
+
+
+def _header_line(name: str, value: Any) -> bytes | None:
+    """``name: value`` as http.client's ``putheader`` writes it, None where it would refuse it."""
+    if isinstance(value, str):
+        if value == SKIP_HEADER or (not value.isascii() and not _latin1(value)):
+            return None
+        raw = value.encode("latin-1")
+    elif isinstance(value, bytes):
+        raw = value
+    else:
+        return None
+    if not name.isascii():
+        return None
+    field = name.encode("ascii")
+    if not http.client._is_legal_header_name(field) or http.client._is_illegal_header_value(raw):
+        return None
+    return field + b": " + raw
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _ask(pool: Any, head: bytes, timeout: float, target: str) -> tuple[Any, _Answer]:
+    """Send ``head`` on the pool's idle connection (a new one if it has none or the idle one
+    was dropped) and read the answer's header block: urllib3's ``urlopen`` without retries, its
+    errors wrapped as it wraps them (``MaxRetryError``). The connection goes back to the pool,
+    closed, if anything fails."""
+    conn = None
+    clean = False
+    try:
+        conn = pool._get_conn()
+        conn.timeout = timeout
+        _open(pool, conn, target)
+        _write(conn, head)
+        answer = _read_answer(pool, conn, timeout, target)
+        clean = True
+        return conn, answer
+    except _WRAPPED as exc:
+        reason: Exception = exc
+        if isinstance(exc, ssl.SSLError | CertificateError):
+            reason = Urllib3SSLError(exc)
+        if isinstance(reason, OSError | http.client.HTTPException):
+            reason = ProtocolError("Connection aborted.", reason)
+        raise MaxRetryError(pool, target, reason) from reason
+    finally:
+        if not clean:
+            if conn:
+                conn.close()
+            pool._put_conn(None)
+
+
+def _open(pool: Any, conn: Any, target: str) -> None:
+    """Connect (TCP, TLS and the pinned fingerprint checked) unless kept alive: urllib3's
+    ``_validate_conn`` step of ``_make_request``."""
+    try:
+        try:
+            pool._validate_conn(conn)
+            if conn.is_closed:
+                conn.connect()
+        except (TimeoutError, ssl.SSLError) as exc:
+            pool._raise_timeout(err=exc, url=target, timeout_value=conn.timeout)
+            raise
+    except (ssl.SSLError, CertificateError) as exc:
+        raise Urllib3SSLError(exc)  # noqa: B904 (as urllib3 raises it: no cause, the context)
+    Deadline.watch(conn.sock)
+
+
+def _write(conn: Any, head: bytes) -> None:
+    """http.client's ``send``; a peer that closed its side may still have answered."""
+    sock = conn.sock
+    sock.settimeout(conn.timeout)
+    sys.audit("http.client.send", conn, head)
+    try:
+        sock.sendall(head)
+    except BrokenPipeError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EPROTOTYPE, errno.ECONNRESET):
+            raise
+
+
+def _read_answer(pool: Any, conn: Any, timeout: float, target: str) -> _Answer:
+    """http.client's ``getresponse``, a socket timeout raised as urllib3 raises it."""
+    try:
+        sock = conn.sock
+        sock.settimeout(timeout)
+        answer = _Answer(sock, method="GET")
+        try:
+            try:
+                answer.begin()
+            except ConnectionError:
+                conn.close()
+                raise
+            if answer.will_close:
+                conn.close()  # the answer holds the socket until it is read
+        except BaseException:
+            answer.close()
+            raise
+    except (ssl.SSLError, OSError) as exc:
+        pool._raise_timeout(err=exc, url=target, timeout_value=timeout)
+        raise
+    if _log_urllib3.isEnabledFor(logging.DEBUG):
+        _log_urllib3.debug(
+            '%s://%s:%s "%s %s %s" %s %s',
+            pool.scheme, pool.host, pool.port, "GET", target,
+            conn._http_vsn_str, answer.status, answer.length,
+        )  # fmt: skip
+    return answer
+
+
+def _read_as_urllib3(answer: _Answer) -> bool:
+    """Whether urllib3's answer would read this body exactly as http.client's does: a header
+    block of plain fields (so nothing for urllib3 to warn about or normalise), and one
+    Content-Length and Transfer-Encoding both read the same way."""
+    fields = answer.msg
+    if type(fields) is not _Fields:
+        return False
+    lengths = fields.get_all("Content-Length")
+    codings = fields.get_all("Transfer-Encoding")
+    if codings is not None:
+        chunked = "chunked" in (coding.strip() for coding in ", ".join(codings).lower().split(","))
+        if chunked != answer.chunked or (chunked and lengths is not None):
+            return False
+    return lengths is None or (len(lengths) == 1 and "," not in lengths[0])
+
+
+def _as_urllib3(pool: Any, conn: Any, answer: _Answer, target: str) -> HTTPResponse:
+    """The answer as urllib3's ``getresponse`` wraps it (for a header block it reads otherwise)."""
+    try:
+        assert_header_parsing(answer.msg)
+    except (HeaderParsingError, TypeError) as exc:
+        url = Url(scheme=pool.scheme, host=conn.host, port=conn.port, path=target).url
+        logging.getLogger("urllib3.connection").warning(
+            "Failed to parse headers (url=%s): %s", url, exc, exc_info=True
+        )
+    normalise = getattr(urllib3.connection, "_normalize_header_values", None)
+    items = normalise(answer.msg) if normalise else answer.msg.items()
+    try:
+        response = HTTPResponse(
+            body=answer,
+            headers=HTTPHeaderDict(items),
+            status=answer.status,
+            version=answer.version,
+            version_string=conn._http_vsn_str,
+            reason=answer.reason,
+            preload_content=False,
+            decode_content=False,
+            original_response=answer,
+            enforce_content_length=True,
+            request_method="GET",
+            request_url=target,
+            sock_shutdown=getattr(conn.sock, "shutdown", None),
+        )
+    except BaseException:
+        conn.close()
+        pool._put_conn(None)
+        raise
+    response.retries = _NO_RETRIES
+    response._connection = conn  # type: ignore[attr-defined]
+    response._pool = pool  # type: ignore[attr-defined]
+    return response
+
+
+def _body_reader(pool: Any, answer: _Answer) -> Any:
+    """``read(size)`` of the body, as urllib3's answer reads it: a body shorter than its
+    Content-Length is an ``IncompleteRead``, and errors are urllib3's."""
+    left = answer.length
+    got = 0
+
+    def read(size: int) -> bytes:
+        nonlocal left, got
+        try:
+            data = answer.read(size)
+            if not data:
+                answer.close()
+                if left is not None and left != 0:
+                    raise IncompleteRead(got, left)
+        except TimeoutError as exc:
+            raise ReadTimeoutError(pool, None, "Read timed out.") from exc  # type: ignore[arg-type]
+        except ssl.SSLError as exc:
+            raise Urllib3SSLError(exc) from exc
+        except http.client.IncompleteRead as exc:
+            empty = exc.expected is not None and exc.partial is not None and exc.expected == -exc.partial
+            words = "Response may not contain content." if empty else f"Connection broken: {exc!r}"
+            raise ProtocolError(words, exc) from exc
+        except (http.client.HTTPException, OSError) as exc:
+            raise ProtocolError(f"Connection broken: {exc!r}", exc) from exc
+        got += len(data)
+        if left is not None:
+            left -= len(data)
+        return data
+
+    return read
+
+
+def _joined(fields: list[tuple[str, str]]) -> CaseInsensitiveDict[str]:
+    """The answer's headers as requests gives them after urllib3: a name given twice once,
+    spelt as it came first, its values joined with ", "."""
+    joined: dict[str, tuple[str, str]] = {}
+    for name, value in fields:
+        low = name.lower()
+        first = joined.get(low)
+        joined[low] = (name, value) if first is None else (first[0], first[1] + ", " + value)
+    return CaseInsensitiveDict(joined.values())
+
+
+class _Spent:
+    """``Response.raw`` of an answer the adapter read itself. The body is in ``content``; there
+    is nothing more to read, and the connection is back in its pool. ``_original_response`` is
+    http.client's answer where it sets a cookie, for the cookie jars, and None otherwise:
+    requests walks a jar's cookie policy for each answer it has (twice per answer), even when
+    the answer sets no cookie."""
+
+    __slots__ = ("_original_response",)
+
+    def __init__(self, answer: _Answer | None) -> None:
+        self._original_response = answer
+
+    def read(self, *args: Any, **kwargs: Any) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+def _requests_error(exc: BaseException, request: requests.PreparedRequest) -> BaseException:
+    """What requests' ``HTTPAdapter.send`` raises for what urllib3's ``urlopen`` raised."""
+    if isinstance(exc, ProtocolError | OSError):
+        return requests.ConnectionError(exc, request=request)
+    if isinstance(exc, ClosedPoolError):
+        return requests.ConnectionError(exc, request=request)
+    if isinstance(exc, MaxRetryError):
+        reason = exc.reason
+        if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+            return requests.ConnectTimeout(exc, request=request)
+        if isinstance(reason, ResponseError):
+            return requests.exceptions.RetryError(exc, request=request)
+        if isinstance(reason, Urllib3SSLError):
+            return requests.exceptions.SSLError(exc, request=request)
+        return requests.ConnectionError(exc, request=request)
+    if isinstance(exc, Urllib3SSLError):
+        return requests.exceptions.SSLError(exc, request=request)
+    if isinstance(exc, ReadTimeoutError):
+        return requests.ReadTimeout(exc, request=request)
+    if isinstance(exc, InvalidHeader):
+        return requests.exceptions.InvalidHeader(exc, request=request)
+    return exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -553,15 +942,74 @@ class BoundedAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, deadline: Deadline, verify: Any, cert: Any, proxies: Any
     ) -> requests.Response:
         remaining = max(deadline.remaining(), 0.001)
-        response = super().send(request, True, (remaining, remaining), verify, cert, proxies)
-        conn = response.raw.connection  # urllib3 lets go of it once the body is read
+        if proxies or request.method != "GET" or request.body is not None:
+            return self._send_through_urllib3(request, remaining, verify, cert, proxies)
         try:
-            body = read_body(response.raw, self.max_body)
+            pool = self.get_connection_with_tls_context(request, verify, proxies, cert)
+        except LocationValueError as exc:
+            raise requests.exceptions.InvalidURL(exc, request=request) from None
+        host_line = pool.host_line()
+        target = _target(request.path_url)
+        head = None if host_line is None or target is None else _request_head(request, target[1], host_line)
+        if head is None or target is None:
+            return self._send_through_urllib3(request, remaining, verify, cert, proxies)
+        try:
+            conn, answer = _ask(pool, head, remaining, target[0])
+            raw = None if _read_as_urllib3(answer) else _as_urllib3(pool, conn, answer, target[0])
+        except Exception as exc:
+            raise _requests_error(exc, request) from None
+        if raw is not None:
+            return self._read_through_urllib3(request, raw)
+        headers = _joined(answer.msg._headers)
+        try:
+            body = _bounded_body(_body_reader(pool, answer), headers, self.max_body)
+        except BaseException:
+            answer.close()
+            conn.close()
+            pool._put_conn(conn)
+            raise
+        pool._put_conn(conn)
+        return self._response(request, answer, headers, body)
+
+    def _response(
+        self, request: requests.PreparedRequest, answer: _Answer, headers: Any, body: bytes
+    ) -> requests.Response:
+        """What ``build_response`` makes of the answer, its body read."""
+        response = requests.Response()
+        response.status_code = answer.status
+        response.headers = headers
+        response.encoding = get_encoding_from_headers(headers)
+        sets_cookies = "Set-Cookie" in headers or "Set-Cookie2" in headers
+        response.raw = _Spent(answer if sets_cookies else None)
+        response.reason = answer.reason
+        response.url = request.url.decode("utf-8") if isinstance(request.url, bytes) else request.url
+        if sets_cookies:
+            extract_cookies_to_jar(response.cookies, request, response.raw)
+        response.request = request
+        response.connection = self
+        response._content = body
+        response._content_consumed = True
+        return response
+
+    def _send_through_urllib3(
+        self, request: requests.PreparedRequest, remaining: float, verify: Any, cert: Any, proxies: Any
+    ) -> requests.Response:
+        response = super().send(request, True, (remaining, remaining), verify, cert, proxies)
+        return self._read_through_urllib3(request, response.raw, response)
+
+    def _read_through_urllib3(
+        self, request: requests.PreparedRequest, raw: Any, response: requests.Response | None = None
+    ) -> requests.Response:
+        if response is None:
+            response = self.build_response(request, raw)
+        conn = raw.connection  # urllib3 lets go of it once the body is read
+        try:
+            body = read_body(raw, self.max_body)
         except BaseException:
             response.close()
             raise
         _forget_answer(conn)
-        response.raw.release_conn()
+        raw.release_conn()
         response._content = body
         response._content_consumed = True
         return response

@@ -100,8 +100,11 @@ def number_at(obj: dict[str, Any], key: str, what: str) -> float | None:
     """``as_float(obj.get(key), f"{what}.{key}")``, the name made only where it is needed (an
     answer that is not a number): the readings parsed on every scrape hold hundreds of numbers."""
     value = obj.get(key)
-    if value.__class__ is float and -ABSURD <= value <= ABSURD:
+    kind = value.__class__
+    if kind is float and -ABSURD <= value <= ABSURD:
         return value
+    if kind is int and -ABSURD <= value <= ABSURD:  # the integer-valued readings, as many firmware writes
+        return float(value)
     return as_float(value, f"{what}.{key}")
 
 
