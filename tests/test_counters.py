@@ -271,6 +271,11 @@ def test_corrections_list_every_kind_per_known_gateway(keeper: CounterKeeper) ->
         ("gw2", "reset"): 0,
         ("gw2", "jump"): 0,
     }
+    # One gateway's, as each scrape reads them: every kind, a gateway never seen included.
+    assert keeper.corrections_of("gw1") == {"wrap": 0, "bogus": 1, "reset": 0, "jump": 0}
+    assert keeper.corrections_of("gw2") == {"wrap": 0, "bogus": 0, "reset": 0, "jump": 0}
+    assert keeper.corrections_of("gw3") == {"wrap": 0, "bogus": 0, "reset": 0, "jump": 0}
+    assert ("gw3", "wrap") not in keeper.corrections()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -225,8 +225,7 @@ class GatewayClient:
 
     def counter_corrections(self) -> dict[str, int]:
         """Corrections the counter keeper made to this gateway's lifetime counters, by kind."""
-        counts = self._keeper.corrections() if self._keeper else {}
-        return {kind: counts.get((self.name, kind), 0) for kind in KINDS}
+        return self._keeper.corrections_of(self.name) if self._keeper else dict.fromkeys(KINDS, 0)
 
     def start(self, here: bool = False, *, first: bool = False) -> Future[Snapshot]:
         """The collection in flight, or a new one; its result is what ``latest`` shows once it

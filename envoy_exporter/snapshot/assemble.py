@@ -57,6 +57,7 @@ from envoy_exporter.snapshot.model import (
     StorageAggregate,
     StorageGroup,
     V1Inverters,
+    evolve,
 )
 from envoy_exporter.snapshot.outcome import Outcome
 
@@ -214,7 +215,7 @@ class Assembler:
                 return out
             before = self._given.get((name, phase))
             if before is not None and base.lifetime_j >= before[0] and out.lifetime_j < before[1]:
-                out = replace(out, lifetime_j=before[1])
+                out = evolve(out, lifetime_j=before[1])
             self._given[(name, phase)] = (base.lifetime_j, out.lifetime_j)
             return out
 
@@ -536,7 +537,7 @@ def _moved(flow: Flow | None, moves: Mapping[str, float | None]) -> Flow | None:
         step = moves.get(phase)
         if step is None or reading.lifetime_j is None:
             return reading
-        return replace(reading, lifetime_j=reading.lifetime_j + step)
+        return evolve(reading, lifetime_j=reading.lifetime_j + step)
 
     return Flow(total=move(flow.total, ""), phases={ph: move(r, ph) for ph, r in flow.phases.items()})
 
@@ -563,7 +564,7 @@ def _ct_phases(production: Flow, reading: MeterReading | None, configs: tuple[Me
         )
         for ph, c in channels.items()
     }
-    return replace(production, phases=phases)
+    return evolve(production, phases=phases)
 
 
 # --------------------------------------------------------------------------------------------
@@ -622,8 +623,8 @@ def _with_powers(flow: Flow | None, powers: dict[str, float | None]) -> Flow | N
     if flow is None:
         return None
     return Flow(
-        total=replace(flow.total, power_w=powers.get("")),
-        phases={ph: replace(r, power_w=powers.get(ph)) for ph, r in flow.phases.items()},
+        total=evolve(flow.total, power_w=powers.get("")),
+        phases={ph: evolve(r, power_w=powers.get(ph)) for ph, r in flow.phases.items()},
     )
 
 

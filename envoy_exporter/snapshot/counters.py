@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from envoy_exporter.snapshot.model import (
     Reading,
     Reported,
     Snapshot,
+    evolve,
 )
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
@@ -274,7 +275,7 @@ class CounterKeeper:
             production = run.flow(
                 snapshot.production, PRODUCTION, snapshot.production_source, production_power
             )
-            corrected = replace(
+            corrected = evolve(
                 snapshot,
                 production=production,
                 inverters_total=_inverters_total(run, snapshot, production, production_power),
@@ -284,7 +285,7 @@ class CounterKeeper:
                 meters=tuple(run.meter(m, production_power) for m in snapshot.meters),
                 inverters=self._inverters(run, snapshot.inverters),
             )
-            return replace(corrected, reported=tuple(run.reported))
+            return evolve(corrected, reported=tuple(run.reported))
 
     def _inverters(self, run: _Run, inverters: tuple[InverterReading, ...]) -> tuple[InverterReading, ...]:
         """The microinverters with their counters corrected. The microinverters report every
@@ -323,6 +324,12 @@ class CounterKeeper:
         with self._lock:
             gateways = {key[0] for key in self._series} | {gw for gw, _ in self._counts}
             return {(gw, kind): self._counts[(gw, kind)] for gw in sorted(gateways) for kind in KINDS}
+
+    def corrections_of(self, gateway: str) -> dict[str, int]:
+        """Corrections since start of ``gateway``'s series, by kind: read on every scrape, so
+        without ``corrections``' pass over every series of the keeper."""
+        with self._lock:
+            return {kind: self._counts[(gateway, kind)] for kind in KINDS}
 
     def save(self) -> None:
         """Write the state if it changed: atomically, mode 0600, the previous generation kept
@@ -418,7 +425,7 @@ def _with(obj: T, **changes: Any) -> T:
     meter channel would be kept for nothing as long as the snapshot lives."""
     for name, value in changes.items():
         if not _same(getattr(obj, name), value):
-            return replace(obj, **changes)  # type: ignore[type-var]
+            return evolve(obj, **changes)
     return obj
 
 

@@ -22,13 +22,13 @@ import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from envoy_exporter.logs import Condition
-from envoy_exporter.snapshot.model import Money, PriceInForce, Snapshot, Tariff
+from envoy_exporter.snapshot.model import Money, PriceInForce, Snapshot, Tariff, evolve
 from envoy_exporter.snapshot.pricing import EXPORT, IMPORT, Price, local_time, prices, utc_offset_s, zone
 from envoy_exporter.state import read_state, safe_name, write_atomic
 
@@ -142,7 +142,7 @@ class MoneyKeeper:
                 (m for m in snapshot.meters if m.config.measurement_type == NET and m.config.enabled), None
             )
             if net is None or currency is None:
-                return replace(snapshot, money=money)
+                return evolve(snapshot, money=money)
             if settle:
                 delivered = net.total.delivered_j if net.total else None
                 received = net.total.received_j if net.total else None
@@ -153,9 +153,9 @@ class MoneyKeeper:
                 self._dirty |= self._ledgers[EXPORT].add(
                     received, at, _rate_at(tariff, EXPORT, where), currency
                 )
-            return replace(
+            return evolve(
                 snapshot,
-                money=replace(
+                money=evolve(
                     money,
                     import_cost=self._ledgers[IMPORT].totals.get(currency),
                     export_credit=self._ledgers[EXPORT].totals.get(currency),
