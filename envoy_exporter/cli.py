@@ -21,12 +21,12 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envoy_exporter import __version__
 from envoy_exporter.config.check import offline_problems, state_dir_to_create
 from envoy_exporter.config.load import ConfigError, load_config
 from envoy_exporter.config.settings import GatewaySettings, Secret, Settings
-from envoy_exporter.fleet.discovery import Discovery, start_discovery
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.freezer import Freezer
 from envoy_exporter.logs import FORMATS, LEVELS, setup_logging
@@ -40,6 +40,9 @@ from envoy_exporter.web.server import (
     parse_listen_address,
 )
 from envoy_exporter.web.webconfig import WebConfig, WebConfigError, load_web_config
+
+if TYPE_CHECKING:
+    from envoy_exporter.fleet.discovery import Discovery
 
 log = logging.getLogger("envoy_exporter")
 
@@ -235,8 +238,12 @@ def serve(
             where = "the systemd socket" if args is not None and args.systemd_socket else listen
             log.error("cannot listen on %s: %s", where, e)
             return 1
-        # Found gateways join the fleet.
-        discovery = start_discovery(settings, fleet.apply, reported=reported, waiting=fleet.wait_for)
+        if settings.discovery.zeroconf:
+            # Imported here: a fleet without discovery starts without its code.
+            from envoy_exporter.fleet.discovery import start_discovery
+
+            # Found gateways join the fleet.
+            discovery = start_discovery(settings, fleet.apply, reported=reported, waiting=fleet.wait_for)
         if args is not None:
             server.reload = _demo_reload if args.demo else Reloader(args, settings, fleet, server, discovery)
             _on_reload_signal(server.reload)

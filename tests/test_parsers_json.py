@@ -27,6 +27,15 @@ def test_load_json_accepts_a_byte_order_mark() -> None:
     assert load_json(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
 
 
+@pytest.mark.parametrize("digits", [30, 400, 5000])
+def test_load_json_reads_an_absurdly_long_integer_as_a_number_that_costs_only_itself(digits: int) -> None:
+    # 5000 digits is past Python's int-string limit, which the plain decoding refuses.
+    doc = load_json(b'{"whLifetime": ' + b"9" * digits + b', "wNow": 512, "eid": 704643328}')
+    assert as_float(doc["whLifetime"], "whLifetime") is None
+    assert as_int(doc["eid"], "eid") == 704643328
+    assert doc["wNow"] == 512 and isinstance(doc["wNow"], int)
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -41,8 +41,6 @@ from envoy_exporter.collector.exposition import SnapshotCache, negotiate
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.gateway.net.http import with_cheap_headers
 from envoy_exporter.web.http_sd import SDGateway, exporter_address, target_groups
-from envoy_exporter.web.landing import capture_help, render_landing
-from envoy_exporter.web.status import fleet_status
 from envoy_exporter.web.webconfig import Verdict, WebConfig
 
 log = logging.getLogger(__name__)
@@ -311,11 +309,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self._exposition(GatewayCollector([client], self._timeout(), late=self.server.late))
 
     def _landing(self) -> Response:
+        # Imported on the first visit: a start-up does not wait for the pages' code.
+        from envoy_exporter.web.landing import render_landing
+        from envoy_exporter.web.status import fleet_status
+
         now = time.time()
         page = render_landing(fleet_status(self.server.fleet, now), self.server.telemetry_path, now)
         return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
 
     def _capture(self) -> Response:
+        from envoy_exporter.web.landing import capture_help  # see ``_landing``
+
         targets = parse_qs(urlsplit(self.path).query).get("target", [])
         client = self.server.fleet.find(targets[0]) if targets else None
         return text(HTTPStatus.OK, capture_help(client.name if client else None))

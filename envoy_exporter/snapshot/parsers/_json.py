@@ -19,8 +19,8 @@ from envoy_exporter.snapshot.parsers import ParseError
 # No gateway figure comes near this (lifetime Wh ~1e10, epoch seconds ~2e9). A larger one is
 # garbage, and turned into joules it could overflow to inf: it is treated as not reported.
 ABSURD = 1e18
-# Longer integer literals are absurd; int() of one is quadratic in its length and refuses more
-# than 4,300 digits with a ValueError (sys.int_info.default_max_str_digits).
+# Longer integer literals are absurd. int() refuses more than 4,300 digits with a ValueError
+# (sys.int_info.default_max_str_digits); below that its time grows with the square of the length.
 _INT_DIGITS = 20
 # The longest text a real gateway sends where the parsers read one is a 41-character status code.
 MAX_TEXT = 64
@@ -49,10 +49,23 @@ def load_json(body: bytes) -> Any:
     if stripped.startswith("<"):
         raise ParseError("HTML or XML instead of JSON")
     try:
-        # NaN/Infinity are not JSON; Python accepts them unless told otherwise.
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        return _decode(text)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ParseError(f"not JSON: {exc}") from exc
+
+
+def _decode(text: str) -> Any:
+    # NaN/Infinity are not JSON; Python accepts them unless told otherwise.
+    try:
+        # The decoder's own integers: a hook called for each of the hundreds in a readings
+        # answer costs a quarter of its decoding. An integer too long for it is retried below.
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # an integer literal past the int-string limit
+        # Each literal then costs time linear in its length, and a long one becomes a float
+        # (inf past 1e308) for ``as_float`` to drop: one absurd value costs only itself.
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
 
 
 def expect_dict(obj: Any, what: str) -> dict[str, Any]:
