@@ -228,6 +228,7 @@ def serve(
         options = {
             "telemetry_path": args.telemetry_path if args else DEFAULT_TELEMETRY_PATH,
             "web_config": web_config,
+            "on_request": freezer.busy,  # a request makes objects: the freezer's next pass
         }
         try:
             if args is not None and args.systemd_socket:
@@ -328,17 +329,17 @@ class Reloader:
         )
 
 
-# How often a wait for ``stop`` looks again on its own (see ``_wait_for``).
+# How often a wait for ``stop`` off the main thread looks again on its own (see ``_wait_for``).
 _IDLE_WAIT_S = 0.5
-_SIGNAL_WAIT_S = 5.0
 
 
 def _wait_for(stop: threading.Event) -> None:
     """Returns once ``stop`` is set. Python runs signal handlers on the main thread only, and
     only between bytecodes; the kernel may hand SIGHUP or SIGTERM to another thread, which does
     not wake a main thread blocked in a lock. So on the main thread the wait is on the signal
-    wakeup descriptor, which any thread's signal writes to (no wake-up while nothing happens);
-    elsewhere (an embedding, a test) a timed wait comes round to ``stop``."""
+    wakeup descriptor, which any thread's signal writes to, and with no timeout: there only a
+    signal's handler sets ``stop``, and it has run once the wait returns (no wake-up while
+    nothing happens). Elsewhere (an embedding, a test) a timed wait comes round to ``stop``."""
     if threading.current_thread() is not threading.main_thread():
         while not stop.wait(timeout=_IDLE_WAIT_S):
             pass
@@ -351,7 +352,7 @@ def _wait_for(stop: threading.Event) -> None:
         try:
             while not stop.is_set():
                 # The handlers of the signals that came have run once this returns.
-                select.select([woken], [], [], _SIGNAL_WAIT_S)
+                select.select([woken], [], [])
                 with suppress(BlockingIOError):
                     woken.recv(64)
         finally:

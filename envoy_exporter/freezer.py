@@ -8,7 +8,9 @@ freed by reference counting, not by the collector, which only reclaims reference
 collection makes none.
 
 So the objects alive are frozen (``gc.freeze``: moved where the collector never looks) once the
-first collections are over, and again every ``every`` seconds. Before each freeze the young
+first collections are over, and again ``every`` seconds after the exporter is asked something
+(``busy``: a request, which makes the objects there are to freeze), at most once per ``every``
+seconds; an exporter nobody asks anything does not wake up for it. Before each freeze the young
 generations are collected (a pass over the objects made since the last one only, cheap), so a
 short-lived cycle is freed rather than frozen. A full pass then walks only what was made since
 the last freeze. While the start-up's first collections run, the automatic passes wait
@@ -35,6 +37,7 @@ class Freezer:
         self._every = every
         self._stop = threading.Event()
         self._sweep = threading.Event()
+        self._busy = threading.Event()  # asked something (or to sweep, or to stop) since the last pass
         self._lock = threading.Lock()  # no freeze after close's unfreeze
         self._paused = False  # the collector's automatic passes, paused by ``settle``
 
@@ -60,15 +63,23 @@ class Freezer:
         # long as the process, and each future holds a gateway's first snapshot.
         threading.Thread(target=self._run, args=([*first],), name="freezer", daemon=True).start()
 
+    def busy(self) -> None:
+        """The exporter was asked something: a pass follows, ``every`` s after the first request
+        since the last pass."""
+        if not self._busy.is_set():  # on every request: a lock only once per pass
+            self._busy.set()
+
     def sweep(self) -> None:
         """One full pass over everything, frozen objects included, at the next turn."""
         self._sweep.set()
+        self._busy.set()
 
     def close(self) -> None:
         """Stops, and hands everything frozen back to the collector (the process may go on:
         a server stopped in a test, or embedded)."""
         with self._lock:
             self._stop.set()
+            self._busy.set()  # the thread ends now
             gc.unfreeze()
             self._resume()
 
@@ -76,7 +87,10 @@ class Freezer:
         wait(first, timeout=COLLECTION_DEADLINE)
         first.clear()
         self._pass(full=True)
-        while not self._stop.wait(self._every):
+        # Asleep until asked something, then a pass ``every`` s later: what a request made
+        # meanwhile is frozen by that pass, or by the next one if it comes after the pass.
+        while self._busy.wait() and not self._stop.wait(self._every):
+            self._busy.clear()
             full = self._sweep.is_set()
             self._sweep.clear()
             self._pass(full)

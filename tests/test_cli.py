@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from conftest import ROOT, free_port
 from exporter_fakes import FakeClient, samples
 from exporter_process import get, running_exporter
 
-from envoy_exporter import __version__
+from envoy_exporter import __version__, cli
 from envoy_exporter.cli import main, serve
 from envoy_exporter.config.load import load_config
 from envoy_exporter.logs import redact, setup_logging
@@ -192,6 +195,31 @@ def test_the_main_thread_sleeps_until_a_signal_comes(tmp_path):
         exporter.process.send_signal(signal.SIGTERM)
         assert exporter.process.wait(timeout=20) == 0
         assert time.monotonic() - began < 3.0
+
+
+def test_on_the_main_thread_the_wait_for_a_signal_has_no_timer(monkeypatch):
+    # Not even a rare look at ``stop`` on its own: the signal's handler sets it, and the signal
+    # (handed to any thread) wakes the wait.
+    assert threading.current_thread() is threading.main_thread()
+    timeouts: list[float | None] = []
+
+    def recording_select(*args):
+        timeouts.append(args[3] if len(args) > 3 else None)
+        return select.select(*args)
+
+    monkeypatch.setattr(cli, "select", types.SimpleNamespace(select=recording_select))
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: stop.set())
+    sender = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1))  # from another thread
+    began = time.monotonic()
+    try:
+        sender.start()
+        cli._wait_for(stop)
+    finally:
+        sender.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert stop.is_set() and time.monotonic() - began < 2.0
+    assert timeouts and set(timeouts) == {None}
 
 
 def _wait_for(url: str, proc: subprocess.Popen | None = None, seconds: float = 30.0) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
@@ -112,7 +114,28 @@ def test_a_cycle_dropped_young_is_freed_not_frozen(freezer):
     node = Node()
     gone = weakref.ref(node)
     del node
+    freezer.busy()  # a request made it
     assert _until(lambda: gone() is None)
+
+
+def test_what_a_request_made_is_frozen_after_it_and_nothing_wakes_the_freezer_meanwhile(freezer):
+    others = set(threading.enumerate())
+    freezer.start([_done()])
+    (thread,) = set(threading.enumerate()) - others
+    assert _until(lambda: gc.get_freeze_count() > 0)
+    time.sleep(0.1)
+    idle = _switches(thread)
+    time.sleep(0.5)  # ten of its turns
+    assert _switches(thread) - idle == 0
+    kept = [Node() for _ in range(100)]
+    frozen = gc.get_freeze_count()
+    freezer.busy()
+    assert _until(lambda: gc.get_freeze_count() >= frozen + len(kept))
+
+
+def _switches(thread: threading.Thread) -> int:
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
 
 
 def test_a_sweep_frees_a_cycle_that_was_frozen(freezer):

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 from exporter_fakes import FakeClient, samples, value
@@ -215,6 +216,42 @@ def test_an_http_0_9_request_gets_its_body(web):
         while chunk := connection.recv(65536):
             answer += chunk
     assert answer == b"OK\n"
+
+
+def test_every_request_is_told_before_it_is_answered(web):
+    # What wakes the freezer: every request on a kept-alive connection, whatever its answer.
+    told: list[int] = []
+    web.server.on_request = lambda: told.append(len(told))
+    host, port = web.server.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as connection:
+        for path in ("/-/healthy", "/nowhere"):
+            connection.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert connection.recv(65536).startswith(b"HTTP/1.1 ")
+    assert told == [0, 1]
+
+
+def test_an_idle_server_sleeps_until_a_connection_or_its_shutdown():
+    # No wake-up twice a second to look for a shutdown (socketserver's poll_interval): the
+    # shutdown wakes the loop itself. A thread that sleeps is not switched to.
+    fleet = Fleet([GatewaySettings(name="home", host="http://home.example")], lambda s: FakeClient("home"))
+    server = make_server("127.0.0.1:0", fleet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    assert Served(server, {}).get("/-/healthy")[0] == 200
+
+    def switches() -> int:
+        status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+        return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+    time.sleep(0.2)
+    idle = switches()
+    time.sleep(1.6)
+    assert switches() - idle <= 1
+    began = time.monotonic()
+    server.shutdown()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - began < 0.5
+    server.server_close()
 
 
 def test_the_date_header_is_now(web):

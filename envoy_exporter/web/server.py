@@ -16,10 +16,12 @@ auth on every path.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import os
+import selectors
 import socket
 import ssl
 import sys
@@ -119,6 +121,7 @@ class ExporterServer(ThreadingHTTPServer):
         web_config: WebConfig | None = None,
         reload: Callable[[], None] | None = None,
         inherited: socket.socket | None = None,
+        on_request: Callable[[], None] = lambda: None,
     ):
         self.address_family = family
         self.fleet = fleet
@@ -128,16 +131,54 @@ class ExporterServer(ThreadingHTTPServer):
         self.web_config = web_config or WebConfig()
         self.telemetry_path = telemetry_path
         self.reload = reload
+        self.on_request = on_request  # told of every request, before it is answered
         self.routes = routes(telemetry_path)
         self.date: tuple[int, str] = (0, "")  # the Date header of the current second
         # Made once: it reads /proc at each scrape and keeps nothing else.
         self.process_collector = ProcessCollector(registry=None)
+        # ``serve_forever`` sleeps until a connection comes or ``shutdown`` writes here.
+        self._woken, self._waker = socket.socketpair()
+        self._woken.setblocking(False)
+        self._stopping = False
+        self._stopped = threading.Event()
         super().__init__(address, _Handler, bind_and_activate=inherited is None)
         if inherited is not None:
             # systemd socket activation: the socket is bound and listening already.
             self.socket.close()
             self.socket = inherited
             self.server_address = inherited.getsockname()
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """socketserver's loop, asleep until a connection comes or ``shutdown`` wakes it:
+        socketserver's looks for a shutdown every ``poll_interval`` (half a second by default),
+        a wake-up that an idle exporter pays for all day. ``poll_interval`` is not used."""
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._woken, selectors.EVENT_READ)
+                while not self._stopping:
+                    for key, _ in selector.select():
+                        if key.fileobj is self._woken:
+                            with contextlib.suppress(BlockingIOError):
+                                self._woken.recv(64)
+                        elif not self._stopping:
+                            self._handle_request_noblock()
+                    self.service_actions()
+        finally:
+            self._stopping = False
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stops ``serve_forever`` (running on another thread) and waits until it has."""
+        self._stopping = True
+        self._waker.send(b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._woken.close()
+        self._waker.close()
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:
@@ -249,6 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_GET
 
     def _serve(self) -> None:
+        self.server.on_request()
         response = self._drain_body() or self._respond()
         self._write(response)
 

@@ -518,6 +518,13 @@ _log_urllib3 = logging.getLogger("urllib3.connectionpool")
 # or with one of the framing ones, the request goes the ordinary way.
 _MUST_HAVE = frozenset({"accept-encoding", "user-agent"})
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+# Header lines checked and written before, by (name, value), shared by every adapter: the
+# sessions' own headers, the same for every gateway. Credentials (a gateway's own, or new on
+# each request) are checked each time, and kept nowhere.
+_fields: dict[tuple[Any, Any], tuple[bytes, int]] = {}
+_FIELDS_MAX = 256
+_FIELD_VALUE_MAX = 160
+_CREDENTIALS = frozenset({"authorization", "cookie"})
 # Request targets and lines by path, shared by every adapter: gateways are asked for a dozen.
 _targets: dict[str, tuple[str, bytes]] = {}
 _TARGETS_MAX = 256
@@ -537,20 +544,23 @@ def _request_head(request: requests.PreparedRequest, request_line: bytes, host_l
     """The bytes http.client writes for ``request`` as urllib3 hands it over, or None where
     they would write anything else or refuse it (then they do, and raise as they do)."""
     lines = [request_line, host_line]
-    seen = 0
-    for name, value in request.headers.items():
-        if not isinstance(name, str):
+    required = 0
+    for header in request.headers.items():
+        try:
+            field = _fields.get(header)
+        except TypeError:  # a value of a kind urllib3 sends its own way
             return None
-        low = name.lower()
-        if low in _FRAMING:
-            return None
-        if low in _MUST_HAVE:
-            seen += 1
-        field = _header_line(name, value)
         if field is None:
-            return None
-        lines.append(field)
-    if seen != len(_MUST_HAVE):
+            field = _field(*header)
+            if field is None:
+                return None
+            if len(header[1]) <= _FIELD_VALUE_MAX and header[0].lower() not in _CREDENTIALS:
+                if len(_fields) >= _FIELDS_MAX:
+                    _fields.clear()
+                _fields[header] = field
+        lines.append(field[0])
+        required += field[1]
+    if required != len(_MUST_HAVE):
         return None
     lines.append(b"\r\n")
     return b"\r\n".join(lines)
@@ -573,8 +583,11 @@ def _target(path: str) -> tuple[str, bytes] | None:
     return found
 
 
-def _header_line(name: str, value: Any) -> bytes | None:
-    """``name: value`` as http.client's ``putheader`` writes it, None where it would refuse it."""
+def _field(name: Any, value: Any) -> tuple[bytes, int] | None:
+    """``name: value`` as http.client's ``putheader`` writes it, and whether it is one of the
+    headers the direct path needs; None where it would refuse it or the path cannot take it."""
+    if not isinstance(name, str) or not name.isascii() or name.lower() in _FRAMING:
+        return None
     if isinstance(value, str):
         if value == SKIP_HEADER or (not value.isascii() and not _latin1(value)):
             return None
@@ -583,12 +596,10 @@ def _header_line(name: str, value: Any) -> bytes | None:
         raw = value
     else:
         return None
-    if not name.isascii():
+    line = name.encode("ascii")
+    if not http.client._is_legal_header_name(line) or http.client._is_illegal_header_value(raw):
         return None
-    field = name.encode("ascii")
-    if not http.client._is_legal_header_name(field) or http.client._is_illegal_header_value(raw):
-        return None
-    return field + b": " + raw
+    return line + b": " + raw, int(name.lower() in _MUST_HAVE)
 
 
 def _latin1(text: str) -> bool:
@@ -687,22 +698,6 @@ def _read_answer(pool: Any, conn: Any, timeout: float, target: str) -> _Answer:
     return answer
 
 
-def _read_as_urllib3(answer: _Answer) -> bool:
-    """Whether urllib3's answer would read this body exactly as http.client's does: a header
-    block of plain fields (so nothing for urllib3 to warn about or normalise), and one
-    Content-Length and Transfer-Encoding both read the same way."""
-    fields = answer.msg
-    if type(fields) is not _Fields:
-        return False
-    lengths = fields.get_all("Content-Length")
-    codings = fields.get_all("Transfer-Encoding")
-    if codings is not None:
-        chunked = "chunked" in (coding.strip() for coding in ", ".join(codings).lower().split(","))
-        if chunked != answer.chunked or (chunked and lengths is not None):
-            return False
-    return lengths is None or (len(lengths) == 1 and "," not in lengths[0])
-
-
 def _as_urllib3(pool: Any, conn: Any, answer: _Answer, target: str) -> HTTPResponse:
     """The answer as urllib3's ``getresponse`` wraps it (for a header block it reads otherwise)."""
     try:
@@ -772,15 +767,31 @@ def _body_reader(pool: Any, answer: _Answer) -> Any:
     return read
 
 
-def _joined(fields: list[tuple[str, str]]) -> CaseInsensitiveDict[str]:
-    """The answer's headers as requests gives them after urllib3: a name given twice once,
-    spelt as it came first, its values joined with ", "."""
+def _headers(answer: _Answer) -> CaseInsensitiveDict[str] | None:
+    """The answer's headers as requests gives them after urllib3 (a name given twice once,
+    spelt as it came first, its values joined with ", "), or None where urllib3's answer would
+    not read the body exactly as http.client's does: a header block that is not plain fields
+    (urllib3 warns about it or normalises it), a Content-Length given twice or as a list, a
+    Transfer-Encoding the two read differently."""
+    fields = answer.msg
+    if type(fields) is not _Fields:
+        return None
     joined: dict[str, tuple[str, str]] = {}
-    for name, value in fields:
+    for name, value in fields._headers:
         low = name.lower()
         first = joined.get(low)
         joined[low] = (name, value) if first is None else (first[0], first[1] + ", " + value)
-    return CaseInsensitiveDict(joined.values())
+    lengths = joined.get("content-length")
+    codings = joined.get("transfer-encoding")
+    if codings is not None:
+        chunked = "chunked" in (coding.strip() for coding in codings[1].lower().split(","))
+        if chunked != answer.chunked or (chunked and lengths is not None):
+            return None
+    if lengths is not None and "," in lengths[1]:
+        return None
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    headers._store.update(joined)  # its own layout: lower-case name -> (name, value)
+    return headers
 
 
 class _Spent:
@@ -955,12 +966,12 @@ class BoundedAdapter(HTTPAdapter):
             return self._send_through_urllib3(request, remaining, verify, cert, proxies)
         try:
             conn, answer = _ask(pool, head, remaining, target[0])
-            raw = None if _read_as_urllib3(answer) else _as_urllib3(pool, conn, answer, target[0])
+            headers = _headers(answer)
+            raw = None if headers is not None else _as_urllib3(pool, conn, answer, target[0])
         except Exception as exc:
             raise _requests_error(exc, request) from None
         if raw is not None:
             return self._read_through_urllib3(request, raw)
-        headers = _joined(answer.msg._headers)
         try:
             body = _bounded_body(_body_reader(pool, answer), headers, self.max_body)
         except BaseException:

@@ -261,7 +261,8 @@ class Transport:
         prepared = requests.PreparedRequest()
         prepared.method = "GET"
         prepared.url, url_auth = self._urls.get(url) or self._prepare_url(url)
-        prepared.headers = CaseInsensitiveDict(self._headers)
+        prepared.headers = CaseInsensitiveDict()
+        prepared.headers._store.update(self._headers._store)  # a copy without a __setitem__ per header
         for name, value in credentials.get("headers", {}).items():
             check_header_validity((name, value))
             prepared.headers[name] = value
