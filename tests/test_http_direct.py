@@ -483,3 +483,20 @@ def test_the_deadline_cuts_a_new_tls_connection(certs):
         transport.close()
     assert (failure.value.outcome, str(failure.value)) == (Outcome.TIMEOUT, "timed out after 0.6 s")
     assert elapsed < 1.5
+
+
+def test_credentials_are_written_but_kept_nowhere():
+    server = _Recording()
+    try:
+        with bounded_session(tls_context(False)) as session:
+            headers = {"Authorization": "Bearer eyJ.short.token", "Cookie": "sessionId=abc"}
+            assert (
+                session.get(f"http://127.0.0.1:{server.port}/info", headers=headers, timeout=2).content
+                == BODY
+            )
+    finally:
+        server.close()
+    assert b"Authorization: Bearer eyJ.short.token\r\n" in server.heads[0]
+    assert b"Cookie: sessionId=abc\r\n" in server.heads[0]
+    kept = [name.lower() for name, _ in http_module._fields]
+    assert "user-agent" in kept and "authorization" not in kept and "cookie" not in kept

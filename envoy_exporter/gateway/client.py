@@ -333,7 +333,7 @@ class GatewayClient:
         info = self._refresh_info(run)
         if info is None:
             return Latest(self._fallback(run), fresh=False)
-        run.readings = replace(run.readings, info=info)  # the known identity, where /info failed
+        run.readings = run.readings.with_answer(INFO, info)  # the known identity, where /info failed
         self._fetch_data(info, run)
         self._settle_unauthorized(run)
         run.current = None

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import requests
@@ -42,6 +43,7 @@ class EnlightenError(Exception):
         self.refused = refused
 
 
+@lru_cache(maxsize=64)  # the check at every start asks it of every gateway, nearly always for the same URLs
 def plain_http_refusal(key: str, url: str) -> str | None:
     """Why ``url`` may not carry the cloud password, or None: plain http is refused, except to a
     loopback host (a stand-in on the same machine, as tests use). The URL is read by urllib3's

@@ -16,8 +16,9 @@ bytes of memory and ``timeout`` seconds, and TLS is set up once per verification
   ``REQUESTS_CA_BUNDLE`` (psf/requests#3829) cannot change what a session trusts;
 - writes a plain GET on the pool's kept-alive connection itself and reads its answer itself
   (see "A GET driven on the pool's connection" below): the same bytes on the wire, the same
-  ``requests.Response``, the same exceptions as requests over urllib3, for less CPU. Anything
-  else (another method, a body, a proxy, an odd header block) goes through urllib3.
+  ``requests.Response`` (its ``raw`` a stand-in with nothing left to read, not urllib3's
+  answer), the same exceptions as requests over urllib3, for less CPU. Anything else (another
+  method, a body, a proxy, an odd header block) goes through urllib3.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.cookies import get_cookie_header
-from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 from requests.utils import check_header_validity, get_auth_from_url
 
@@ -271,8 +270,6 @@ class Transport:
             cookie = self._cookie_header(prepared)
             if cookie is not None:
                 prepared.headers["Cookie"] = cookie
-        prepared.body = None
-        prepared.hooks = default_hooks()
         auth = credentials.get("auth") or url_auth
         if auth:
             prepared.prepare_auth(auth, url)
