@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -104,6 +105,23 @@ def test_an_answer_within_the_bound_is_read_whole_and_decoded():
         transport = transport_for(f"http://{gateway.host}")
         assert transport.get("device_data", "/ivp/pdm/device_data").body == body
         transport.close()
+
+
+@pytest.mark.parametrize("length", [b"\xb2", b"1\xb9", b"\xb3 "])
+def test_a_content_length_of_digits_that_are_not_ascii_reads_the_answer_to_its_end(length):
+    # Latin-1 superscript digits pass str.isdigit but not int(): http.client reads such an
+    # answer to the end of the connection, and so must the bound's check of the length.
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + length + b"\r\n\r\n"
+
+    def close_delimited(conn, request):
+        conn.send(head + b'{"wattsNow": 512}')
+        conn.sock.shutdown(socket.SHUT_RDWR)
+
+    with StandIn(close_delimited) as gateway:
+        transport = transport_for(f"http://{gateway.host}")
+        assert transport.get("info", "/info").body == b'{"wattsNow": 512}'
+        transport.close()
+    assert transport._record.calls == [("info", "200")]
 
 
 @pytest.mark.parametrize(

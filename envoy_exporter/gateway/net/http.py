@@ -443,8 +443,9 @@ def read_body(raw: Any, limit: int = MAX_BODY) -> bytes:
 def _bounded_body(read: Any, headers: Any, limit: int) -> bytes:
     """The body ``read(size)`` gives until it gives nothing, decoded as ``headers`` say, within
     ``limit`` bytes raw and decoded."""
-    length = headers.get("Content-Length", "")
-    if length.strip().isdigit() and int(length) > limit:
+    length = headers.get("Content-Length", "").strip()
+    # ASCII digits only, as int() takes them: "\xb2" (a latin-1 superscript) passes isdigit too.
+    if length.isascii() and length.isdigit() and int(length) > limit:
         raise ResponseTooLarge(f"the answer announces {int(length)} bytes, over the {_mib(limit)} bound")
     decoder = _Decoder(headers.get("Content-Encoding", ""))
     body = bytearray()
