@@ -259,7 +259,8 @@ def serve(
         log.info(
             "listening on %s for %d gateway(s), version %s", server.url, len(fleet.clients()), __version__
         )
-        _wait_for(stop)
+        # From main(), only a signal's handler sets ``stop``; a caller of its own may set it anywhere.
+        _wait_for(stop, signals_only=args is not None)
         log.info("shutting down")
         server.shutdown()
         server.server_close()
@@ -329,21 +330,23 @@ class Reloader:
         )
 
 
-# How often a wait for ``stop`` off the main thread looks again on its own (see ``_wait_for``).
+# How often a wait for ``stop`` that a signal is not alone to set looks again on its own (``_wait_for``).
 _IDLE_WAIT_S = 0.5
 
 
-def _wait_for(stop: threading.Event) -> None:
+def _wait_for(stop: threading.Event, signals_only: bool = False) -> None:
     """Returns once ``stop`` is set. Python runs signal handlers on the main thread only, and
     only between bytecodes; the kernel may hand SIGHUP or SIGTERM to another thread, which does
     not wake a main thread blocked in a lock. So on the main thread the wait is on the signal
-    wakeup descriptor, which any thread's signal writes to, and with no timeout: there only a
-    signal's handler sets ``stop``, and it has run once the wait returns (no wake-up while
-    nothing happens). Elsewhere (an embedding, a test) a timed wait comes round to ``stop``."""
+    wakeup descriptor, which any thread's signal writes to. With ``signals_only`` (only a
+    signal's handler sets ``stop``, and it has run once the wait returns) it has no timeout: no
+    wake-up while nothing happens. Otherwise another thread may set ``stop`` (an embedding, a
+    test), which wakes nothing: a timed wait comes round to it."""
     if threading.current_thread() is not threading.main_thread():
         while not stop.wait(timeout=_IDLE_WAIT_S):
             pass
         return
+    timeout = None if signals_only else _IDLE_WAIT_S
     woken, waker = socket.socketpair()
     with woken, waker:
         woken.setblocking(False)
@@ -352,7 +355,7 @@ def _wait_for(stop: threading.Event) -> None:
         try:
             while not stop.is_set():
                 # The handlers of the signals that came have run once this returns.
-                select.select([woken], [], [])
+                select.select([woken], [], [], timeout)
                 with suppress(BlockingIOError):
                     woken.recv(64)
         finally:

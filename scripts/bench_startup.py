@@ -8,7 +8,8 @@ once, ``--concurrency`` at a time, and prints:
 
   * the start-up: when the stand-ins were last asked (from the exporter's launch), requests per
     gateway, and the CPU of the exporter and of the stand-ins' process meanwhile (which of the
-    two bounds it: a process of Python code gets at most one core);
+    two bounds it: a process of Python code gets at most one core); and when they were first
+    asked (what the exporter's own start took: imports, configuration, clients);
   * the first probe of each gateway: how long the pass took, the requests per gateway it cost
     (what the start-up left to it), and whether every probe answered ``enphase_up 1``;
   * when every series of every gateway had been read: from the launch to the last probe's answer.
@@ -61,6 +62,7 @@ def run(a: argparse.Namespace) -> None:
         logs = standins.logs()
         asked = sum(len(log) for log in logs.values())
         ready = max(r[0] for log in logs.values() for r in log) - launched
+        first = min(r[0] for log in logs.values() for r in log) - launched
         exporter_cpu, standins_cpu = exporter.cpu_s(), proc_cpu_s(standins.proc.pid) - standins_cpu0
         ups: list[bool] = []
 
@@ -78,7 +80,7 @@ def run(a: argparse.Namespace) -> None:
         print(f"{n} gateways, cache lifetimes / {a.time_scale:g}; load {load:.1f} on {os.cpu_count()} cores")
         print(
             f"start-up over in {ready:.1f} s: {asked / n:.2f} requests per gateway; CPU {exporter_cpu:.2f} s "
-            f"exporter, {standins_cpu:.2f} s stand-ins"
+            f"exporter, {standins_cpu:.2f} s stand-ins; the first request {first:.2f} s after the launch"
         )
         print(
             f"first probe of each ({a.concurrency} at a time): {done - started:.1f} s, "

@@ -214,12 +214,39 @@ def test_on_the_main_thread_the_wait_for_a_signal_has_no_timer(monkeypatch):
     began = time.monotonic()
     try:
         sender.start()
-        cli._wait_for(stop)
+        cli._wait_for(stop, signals_only=True)
     finally:
         sender.join()
         signal.signal(signal.SIGUSR1, previous)
     assert stop.is_set() and time.monotonic() - began < 2.0
     assert timeouts and set(timeouts) == {None}
+
+
+@pytest.mark.e2e
+def test_serve_on_the_main_thread_ends_when_another_thread_sets_stop(tmp_path):
+    # ``serve`` runs until ``stop`` is set, whoever sets it: an embedding (or a test) may run it
+    # on the main thread and set ``stop`` from another thread, without a signal.
+    assert threading.current_thread() is threading.main_thread()
+    (tmp_path / "exporter.yml").write_text("gateways:\n  - name: home\n    host: http://127.0.0.1:9\n")
+    stop, timed_out = threading.Event(), []
+
+    def alarm(_signum, _frame) -> None:  # ends a wait that never would, so the test fails, not hangs
+        timed_out.append(True)
+        stop.set()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    setter = threading.Timer(0.3, stop.set)
+    began = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 8.0)
+        setter.start()
+        status = serve(load_config(tmp_path / "exporter.yml"), f"127.0.0.1:{free_port()}", stop)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        setter.join()
+    assert (status, timed_out) == (0, [])
+    assert time.monotonic() - began < 3.0
 
 
 def _wait_for(url: str, proc: subprocess.Popen | None = None, seconds: float = 30.0) -> str:
