@@ -284,6 +284,29 @@ def test_the_cache_drops_a_rendering_once_its_snapshot_can_no_longer_be_served()
     assert other not in cache._entries
 
 
+def test_the_cache_tells_its_sweeper_when_to_look_and_drops_on_time_without_scrapes():
+    # When the scrapes stop, nothing calls ``groups`` any more: the sweeper (the web server's
+    # loop) sleeps until the next rendering is due, and is woken when one comes due sooner.
+    clock, wakes = [100.0], []
+    cache = SnapshotCache(keep=15.0, clock=lambda: clock[0], wake=lambda: wakes.append(clock[0]))
+    assert cache.sweep() is None  # nothing kept: sleep until woken
+    garage, barn = Snap(), Snap()
+    cache.groups(garage, Snap(), gateway_labels("garage"), _counting([]))
+    assert wakes == [100.0]
+    assert cache.sweep() == 15.0
+    clock[0] += 2
+    cache.groups(barn, Snap(), gateway_labels("barn"), _counting([]))  # due later: no wake
+    assert wakes == [100.0] and cache.sweep() == 13.0
+    cache.groups(barn, Snap(), gateway_labels("barn"), _counting([]), reusable=4.0)  # due sooner
+    assert wakes == [100.0, 102.0] and cache.sweep() == 4.0
+    clock[0] += 4
+    assert cache.sweep() == 9.0  # the barn's rendering went; the garage's is due at 115
+    assert barn not in cache._entries and garage in cache._entries
+    clock[0] += 9
+    assert cache.sweep() is None and not cache._entries
+    assert len(wakes) == 2
+
+
 def test_the_cache_forgets_a_dropped_gateway():
     cache, owner = SnapshotCache(), Snap()
     cache.groups(owner, Snap(), gateway_labels("garage"), _counting([]))

@@ -25,6 +25,7 @@ import requests
 import standin
 from conftest import Recorder, free_port
 from standin import StandIn, make_cert, server_context
+from test_transport_hostile import NoAuth
 
 from envoy_exporter.config.settings import GatewaySettings, TLSSettings
 from envoy_exporter.gateway.net import http as http_module
@@ -353,7 +354,7 @@ def test_one_kept_alive_connection_serves_every_request(monkeypatch):
     try:
         transport = Transport(
             GatewaySettings(name="roof", host=f"http://127.0.0.1:{server.port}", timeout=2.0),
-            _NoAuth(),  # type: ignore[arg-type]
+            NoAuth(),  # type: ignore[arg-type]
             Recorder(),
         )
         for _ in range(5):
@@ -381,19 +382,6 @@ def test_a_dropped_kept_alive_connection_is_replaced_as_before(monkeypatch):
     assert direct == ordinary
 
 
-class _NoAuth:
-    scheme = "none"
-
-    def prepare(self, endpoint_key):
-        return {}
-
-    def refresh(self, session, base_url):
-        pass
-
-    def on_unauthorized(self, session, base_url):
-        return False
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     directory = tmp_path_factory.mktemp("certs")
@@ -413,7 +401,7 @@ def test_over_tls_the_connection_is_kept_and_the_pin_checked_on_every_new_one(ce
             timeout=2.0,
             tls=TLSSettings(fingerprint=_fingerprint(certs["envoy"][0])),
         )
-        transport = Transport(settings, _NoAuth(), Recorder())  # type: ignore[arg-type]
+        transport = Transport(settings, NoAuth(), Recorder())  # type: ignore[arg-type]
         for _ in range(3):
             assert transport.get("info", "/info").body == BODY
         assert len(gateway._threads) == 2  # the listener's, and one connection's
@@ -460,7 +448,7 @@ def first_answered_then_trickled(conn: standin.Connection, request: standin.Requ
 def test_the_deadline_cuts_a_kept_alive_connection_too(scheme, certs):
     with StandIn(first_answered_then_trickled, tls=server_context(*certs["envoy"])) as gateway:
         settings = GatewaySettings(name="roof", host=f"{scheme}://{gateway.host}", timeout=0.6)
-        transport = Transport(settings, _NoAuth(), Recorder())  # type: ignore[arg-type]
+        transport = Transport(settings, NoAuth(), Recorder())  # type: ignore[arg-type]
         assert transport.get("info", "/info").body == BODY
         started = time.monotonic()
         with pytest.raises(TransportError) as failure:
@@ -475,7 +463,7 @@ def test_the_deadline_cuts_a_kept_alive_connection_too(scheme, certs):
 def test_the_deadline_cuts_a_new_tls_connection(certs):
     with StandIn(standin.trickle_body, tls=server_context(*certs["envoy"])) as gateway:
         settings = GatewaySettings(name="roof", host=f"https://{gateway.host}", timeout=0.6)
-        transport = Transport(settings, _NoAuth(), Recorder())  # type: ignore[arg-type]
+        transport = Transport(settings, NoAuth(), Recorder())  # type: ignore[arg-type]
         started = time.monotonic()
         with pytest.raises(TransportError) as failure:
             transport.get("info", "/info")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from exporter_fakes import FakeClient, samples, value
 
+from envoy_exporter.collector.exposition import SnapshotCache
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.fleet.registry import Fleet
 from envoy_exporter.web.server import (
@@ -252,6 +253,22 @@ def test_an_idle_server_sleeps_until_a_connection_or_its_shutdown():
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - began < 0.5
     server.server_close()
+
+
+def test_a_rendering_kept_for_other_scrapes_goes_on_time_when_the_scrapes_stop():
+    served = serve(FakeClient("home"))
+    server = served.server
+    server.rendered = SnapshotCache(keep=0.3, wake=server._wake)
+    try:
+        assert served.get("/metrics")[0] == 200
+        assert len(server.rendered._entries) == 1
+        deadline = time.monotonic() + 5
+        while server.rendered._entries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not server.rendered._entries  # no scrape came since: the server's loop dropped it
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_date_header_is_now(web):

@@ -160,14 +160,26 @@ class SnapshotCache:
     probed once a minute gets a new snapshot at every probe, and 200 gateways' renderings (some
     5 MB) would only sit there. Two scrapes racing on a new snapshot may both render it; both get
     the same bytes.
+
+    Scrapes sweep it as they come; when they stop, its sweeper (the web server's loop: ``sweep``
+    says how long it may sleep) drops the rest on time. ``wake`` tells the sweeper that an entry
+    is due before the time it sleeps until: called on a scrape's thread, at most once per entry
+    that comes due sooner (with steady scrapes, about once per sweep).
     """
 
-    def __init__(self, keep: float = KEEP_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        keep: float = KEEP_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
         self._entries: weakref.WeakKeyDictionary[object, _Rendered] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._keep = keep
         self._clock = clock
         self._swept = clock()
+        self._wake = wake
+        self._due = math.inf  # when the sweeper looks next; never while nothing is kept
 
     def groups(
         self,
@@ -190,11 +202,31 @@ class SnapshotCache:
                 self._entries[owner] = entry
             entry.until = until
             groups = entry.groups
+            sooner = until < self._due
+            if sooner:
+                self._due = until
+        if sooner:
+            self._wake()
         if groups is None:
             groups = render(labels)
             with self._lock:
                 entry.groups = groups
         return groups
+
+    def sweep(self) -> float | None:
+        """Drops the renderings past their time; the seconds until the next one is due (at least
+        ``SWEEP_SECONDS``), None while none is kept. Cheap until then: nothing is looked at."""
+        now = self._clock()
+        with self._lock:
+            if now < self._due:
+                return None if self._due == math.inf else self._due - now
+            self._swept = now
+            for owner, entry in list(self._entries.items()):
+                if entry.until <= now:
+                    del self._entries[owner]
+            untils = [entry.until for entry in self._entries.values()]
+            self._due = max(min(untils), now + SWEEP_SECONDS) if untils else math.inf
+            return None if self._due == math.inf else self._due - now
 
     def _sweep(self, now: float) -> None:
         if now - self._swept < SWEEP_SECONDS:

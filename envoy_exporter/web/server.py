@@ -125,7 +125,6 @@ class ExporterServer(ThreadingHTTPServer):
     ):
         self.address_family = family
         self.fleet = fleet
-        self.rendered = SnapshotCache()  # each gateway's data series, rendered once per snapshot
         self.late = Lateness()  # which gateways' collections outlast the scrapes, told once
         self.ready = threading.Event()
         self.web_config = web_config or WebConfig()
@@ -136,9 +135,13 @@ class ExporterServer(ThreadingHTTPServer):
         self.date: tuple[int, str] = (0, "")  # the Date header of the current second
         # Made once: it reads /proc at each scrape and keeps nothing else.
         self.process_collector = ProcessCollector(registry=None)
-        # ``serve_forever`` sleeps until a connection comes or ``shutdown`` writes here.
+        # ``serve_forever`` sleeps until a connection comes, ``shutdown`` writes here, or a
+        # rendering kept for other scrapes is due to be dropped.
         self._woken, self._waker = socket.socketpair()
         self._woken.setblocking(False)
+        self._waker.setblocking(False)
+        # Each gateway's data series, rendered once per snapshot.
+        self.rendered = SnapshotCache(wake=self._wake)
         self._stopping = False
         self._stopped = threading.Event()
         super().__init__(address, _Handler, bind_and_activate=inherited is None)
@@ -151,14 +154,16 @@ class ExporterServer(ThreadingHTTPServer):
     def serve_forever(self, poll_interval: float | None = None) -> None:
         """socketserver's loop, asleep until a connection comes or ``shutdown`` wakes it:
         socketserver's looks for a shutdown every ``poll_interval`` (half a second by default),
-        a wake-up that an idle exporter pays for all day. ``poll_interval`` is not used."""
+        a wake-up that an idle exporter pays for all day. ``poll_interval`` is not used. While
+        renderings are kept for other scrapes, it wakes when the next is due, so that they go on
+        time also when the scrapes stop."""
         self._stopped.clear()
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(self, selectors.EVENT_READ)
                 selector.register(self._woken, selectors.EVENT_READ)
                 while not self._stopping:
-                    for key, _ in selector.select():
+                    for key, _ in selector.select(self.rendered.sweep()):
                         if key.fileobj is self._woken:
                             with contextlib.suppress(BlockingIOError):
                                 self._woken.recv(64)
@@ -172,8 +177,13 @@ class ExporterServer(ThreadingHTTPServer):
     def shutdown(self) -> None:
         """Stops ``serve_forever`` (running on another thread) and waits until it has."""
         self._stopping = True
-        self._waker.send(b"\0")
+        self._wake()
         self._stopped.wait()
+
+    def _wake(self) -> None:
+        # A full buffer already holds a wake-up; a closed pair has no loop to wake.
+        with contextlib.suppress(OSError):
+            self._waker.send(b"\0")
 
     def server_close(self) -> None:
         super().server_close()
