@@ -98,6 +98,30 @@ def test_an_oversized_answer_fails_its_request_with_the_reason(kind, bomb):
     assert gateway.bytes_sent < 40_000_000
 
 
+def negative_chunk(conn: standin.Connection, request: standin.Request) -> None:
+    """A chunked answer whose first chunk size is -1 (int() takes the sign), then 100 MB."""
+    conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n")
+    block = bytes(64 * 1024)
+    while conn.sent < 100_000_000 and conn.send(block):
+        pass
+
+
+def test_a_negative_chunk_size_ends_the_answer_instead_of_reading_the_connection_whole():
+    # http.client would read "the next -1 bytes" as everything until the connection closes, in
+    # one read, past the bound: the stand-in could push all it had into memory.
+    with StandIn(negative_chunk) as gateway:
+        transport = transport_for(f"http://{gateway.host}", timeout=30.0)
+        with pytest.raises(TransportError) as failure:
+            transport.get("info", "/info")
+        transport.close()
+    # Worded as any other chunk size that is not one.
+    assert (failure.value.outcome, str(failure.value)) == (
+        Outcome.UNREACHABLE,
+        "the gateway closed the connection",
+    )
+    assert gateway.bytes_sent < 40_000_000
+
+
 def test_an_answer_within_the_bound_is_read_whole_and_decoded():
     body = b"{" + b"y" * 1_000_000 + b"}"
     packed = standin.zlib.compress(body, wbits=31)

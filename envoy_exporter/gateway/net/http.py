@@ -222,9 +222,20 @@ def with_cheap_headers(function: Any) -> Any:
 
 
 class _Answer(http.client.HTTPResponse):
-    """http.client's response, its header block read by ``parse_headers`` above."""
+    """http.client's response, its header block read by ``parse_headers`` above, and a
+    negative chunk size refused."""
 
     begin = with_cheap_headers(http.client.HTTPResponse.begin)
+
+    def _read_next_chunk_size(self) -> int:
+        # int() takes a sign, and http.client reads "the next -1 bytes" as all there is until
+        # the connection closes, in one read, past any bound. As any other size that is not
+        # one: the connection closed, and the answer cut short (IncompleteRead).
+        size: int = super()._read_next_chunk_size()  # type: ignore[misc]
+        if size < 0:
+            self._close_conn()  # type: ignore[attr-defined]
+            raise ValueError(f"negative chunk size {size}")
+        return size
 
 
 # --------------------------------------------------------------------------------------------
