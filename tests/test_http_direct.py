@@ -28,9 +28,11 @@ from standin import StandIn, make_cert, server_context
 from test_transport_hostile import NoAuth
 
 from envoy_exporter.config.settings import GatewaySettings, TLSSettings
+from envoy_exporter.gateway.net import direct
 from envoy_exporter.gateway.net import http as http_module
 from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_outcome, failure_reason
-from envoy_exporter.gateway.net.http import bounded_session, tls_context
+from envoy_exporter.gateway.net.http import bounded_session
+from envoy_exporter.gateway.net.tls import tls_context
 from envoy_exporter.gateway.net.transport import Transport
 from envoy_exporter.snapshot.outcome import Outcome
 
@@ -222,10 +224,10 @@ def test_the_cases_cover_answers_read_both_ways():
     with StandIn(CASES["plain"]) as gateway:
         session = bounded_session(tls_context(False))
         response = session.get(f"http://{gateway.host}/info", timeout=2)
-        assert type(response.raw) is http_module._Spent
+        assert type(response.raw) is direct._Spent
     with StandIn(CASES["folded header"]) as gateway:
         response = session.get(f"http://{gateway.host}/info", timeout=2)
-        assert type(response.raw) is not http_module._Spent
+        assert type(response.raw) is not direct._Spent
         session.close()
 
 
@@ -486,5 +488,5 @@ def test_credentials_are_written_but_kept_nowhere():
         server.close()
     assert b"Authorization: Bearer eyJ.short.token\r\n" in server.heads[0]
     assert b"Cookie: sessionId=abc\r\n" in server.heads[0]
-    kept = [name.lower() for name, _ in http_module._fields]
+    kept = [name.lower() for name, _ in direct._fields]
     assert "user-agent" in kept and "authorization" not in kept and "cookie" not in kept

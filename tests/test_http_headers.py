@@ -1,5 +1,5 @@
 """Header blocks read without the email package's parser read exactly as http.client reads them:
-gateway answers (``gateway.net.http.parse_headers`` through the connections' response class)
+gateway answers (``gateway.net.answer.parse_headers`` through the connections' response class)
 and scrape requests (the web server's ``parse_request``) alike, within the same bounds."""
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import pytest
 from standin import StandIn, answer
 
 from envoy_exporter.gateway.net import http as bounded
-from envoy_exporter.gateway.net.http import Deadline, _Answer, bounded_session, parse_headers, tls_context
+from envoy_exporter.gateway.net.answer import _Answer, parse_headers
+from envoy_exporter.gateway.net.deadline import Deadline, _Watchdog
+from envoy_exporter.gateway.net.http import bounded_session
+from envoy_exporter.gateway.net.tls import tls_context
 from envoy_exporter.web.server import _Handler
 
 BLOCKS = [
@@ -153,7 +156,7 @@ class _CountingCondition(threading.Condition):
 
 
 def test_the_watchdog_wakes_for_requests_still_running_not_for_each_one_over():
-    watchdog = bounded._Watchdog()
+    watchdog = _Watchdog()
     watchdog._cond = _CountingCondition()
     for _ in range(30):  # a request every 10 ms, each answered at once, as nearly every one is
         deadline = Deadline(0.2)

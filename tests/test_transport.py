@@ -19,7 +19,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from envoy_exporter.config.settings import GatewaySettings, Secret, TLSSettings
 from envoy_exporter.gateway.auth.scheme import Auth
-from envoy_exporter.gateway.net.http import tls_context
+from envoy_exporter.gateway.net.tls import tls_context
 from envoy_exporter.gateway.net.transport import Transport, TransportError, base_urls
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome

@@ -27,10 +27,10 @@ from envoy_exporter.config.load import ConfigError, load_config
 from envoy_exporter.config.settings import GatewaySettings, Secret, TLSSettings
 from envoy_exporter.gateway.auth.scheme import Auth
 from envoy_exporter.gateway.client import GatewayClient
-from envoy_exporter.gateway.net import http as http_module
+from envoy_exporter.gateway.net import answer as answer_module
 from envoy_exporter.gateway.net import transport as transport_module
 from envoy_exporter.gateway.net.errors import TransportError
-from envoy_exporter.gateway.net.http import tls_context
+from envoy_exporter.gateway.net.tls import tls_context
 from envoy_exporter.gateway.net.transport import Transport
 from envoy_exporter.snapshot.model import GatewayInfo
 from envoy_exporter.snapshot.outcome import Outcome
@@ -269,13 +269,13 @@ def test_a_kept_alive_connection_keeps_nothing_of_the_answer_it_read(monkeypatch
     # http.client holds a connection's last response, header block and all, until the next
     # request on it: for a gateway, a minute later. Read to the end, it is of no more use.
     answers: list[weakref.ref] = []
-    begin = http_module._Answer.begin
+    begin = answer_module._Answer.begin
 
     def noted(self) -> None:
         answers.append(weakref.ref(self))
         begin(self)
 
-    monkeypatch.setattr(http_module._Answer, "begin", noted)
+    monkeypatch.setattr(answer_module._Answer, "begin", noted)
     with StandIn(answer(INFO_BODY)) as gateway:
         transport = transport_for(f"http://{gateway.host}", timeout=2.0)
         for _ in range(2):

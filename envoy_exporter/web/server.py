@@ -41,7 +41,7 @@ from prometheus_client.registry import Collector
 from envoy_exporter.collector import ExporterCollector, GatewayCollector, Lateness, scrape_timeout
 from envoy_exporter.collector.exposition import SnapshotCache, negotiate
 from envoy_exporter.fleet.registry import Fleet
-from envoy_exporter.gateway.net.http import with_cheap_headers
+from envoy_exporter.gateway.net.answer import with_cheap_headers
 from envoy_exporter.web.http_sd import SDGateway, exporter_address, target_groups
 from envoy_exporter.web.webconfig import Verdict, WebConfig
 
@@ -291,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     # The request's header block read without the email package's feed parser, a large part
-    # of what answering a scrape costs (see ``gateway.net.http.parse_headers``).
+    # of what answering a scrape costs (see ``gateway.net.answer.parse_headers``).
     parse_request = with_cheap_headers(BaseHTTPRequestHandler.parse_request)
 
     def do_GET(self) -> None:

@@ -23,7 +23,8 @@ from urllib3.util import parse_url
 from envoy_exporter.config.settings import GatewaySettings
 from envoy_exporter.gateway.auth.token import token_claims
 from envoy_exporter.gateway.net.errors import ResponseTooLarge, failure_code, failure_reason
-from envoy_exporter.gateway.net.http import bounded_session, tls_context
+from envoy_exporter.gateway.net.http import bounded_session
+from envoy_exporter.gateway.net.tls import tls_context
 
 # Enlighten's login takes a few seconds on a good day; a scrape that has to fetch a token waits
 # for it, so the bound is the same order as a gateway request. It bounds each exchange whole

@@ -3,7 +3,7 @@
 The gateway is a small embedded web server: it copes badly with parallel requests, serves a
 self-signed certificate (from firmware 7), and some old firmware answers with redirects to
 ``https://localhost``. So requests are serialised, TLS follows ``settings.tls`` (one shared
-context per setting, see ``gateway.http``), every answer is bounded in size and time, and
+context per setting, see ``net.tls``), every answer is bounded in size and time, and
 redirects are reported, never followed.
 
 A host given without a scheme is tried over https, then over plain http, but plain http is only
@@ -34,11 +34,8 @@ from requests.utils import check_header_validity, get_auth_from_url
 from envoy_exporter.config.settings import UNPROVEN, GatewaySettings
 from envoy_exporter.gateway.endpoints import INFO, max_bytes
 from envoy_exporter.gateway.net.errors import TransportError, failure_code, failure_outcome, failure_reason
-from envoy_exporter.gateway.net.http import (
-    bounded_session,
-    tls_context,
-    trust_nothing,
-)
+from envoy_exporter.gateway.net.http import bounded_session
+from envoy_exporter.gateway.net.tls import tls_context, trust_nothing
 from envoy_exporter.snapshot.outcome import Outcome, http_outcome
 
 if TYPE_CHECKING:
