@@ -4,14 +4,18 @@
 Starts ``--gateways`` stand-in gateways and the real exporter as ``scripts/bench_fleet.py`` does
 (same captures, same process layout), waits until the start-up's collections are over, probes
 every gateway once (``--scrapes``, as one Prometheus scrape round; 0 for none), waits
-``--settle`` seconds (caches and renderings that outlive a scrape have gone by then), and then
-measures a window of ``--window`` seconds in which nothing asks the exporter anything:
+``--settle`` seconds (caches and renderings that outlive a scrape have gone by then, and the
+collection workers idle since, which end after 30 s, have ended), and then measures a window of
+``--window`` seconds in which nothing asks the exporter anything:
 
   * the process's CPU to the nanosecond (its threads' run time, ``/proc/PID/task/*/schedstat``),
     in milliseconds over the window and per second;
   * per thread: CPU and the times it was switched to (voluntary + involuntary context switches,
     ``/proc/PID/task/TID/status``), with the Python thread's name where ``py-spy`` (``--py-spy``,
     found beside this Python or on PATH) can tell it; a thread that wakes on a timer shows here.
+    A thread that ends within the window is told apart: its last run time cannot be read once it
+    is gone, so the process's CPU from ``/proc/PID/stat`` (10 ms clock ticks, ended threads
+    included) is printed beside the total.
 
 A thread that sleeps until something happens costs nothing and is never switched to; each
 wake-up of an idle exporter costs some microseconds of CPU, and is what this script counts.
@@ -21,10 +25,10 @@ start, one after the other, as ``scripts/bench_peer.py`` probes them (``--every 
 per-scrape figure, the process's whole CPU over the window divided by the probes, printed too),
 so the table shows what else runs around the scrapes.
 
-    python scripts/bench_idle.py [--gateways 20] [--window 30] [--settle 20] [--scrapes 1]
+    python scripts/bench_idle.py [--gateways 20] [--window 30] [--settle 40] [--scrapes 1]
                                  [--rounds 1] [--every 0] [--captures NAME ...] [--shared ../shared]
 
-A run takes about start + settle + window seconds: under a minute at the defaults.
+A run takes about start + settle + window seconds: about 75 s at the defaults.
 """
 
 from __future__ import annotations
@@ -138,7 +142,9 @@ def run(a: argparse.Namespace) -> int:
         names = thread_names(exporter.proc.pid) if a.py_spy else {}
         for r in range(a.rounds):
             load, done = os.getloadavg(), []
+            ticks = exporter.cpu_s()
             wall, rows = measure(exporter.proc.pid, a.window, meanwhile)
+            ticks_ms = 1000 * (exporter.cpu_s() - ticks)
             if a.py_spy:
                 names |= thread_names(exporter.proc.pid)
             total = sum(ms for _, ms, _ in rows if ms == ms)
@@ -146,13 +152,17 @@ def run(a: argparse.Namespace) -> int:
             print(
                 f"\nwindow {r + 1}: {wall:.1f} s, {a.gateways} gateways, load {load[0]:.2f} {load[1]:.2f} "
                 f"{load[2]:.2f}: exporter CPU {total:.2f} ms ({1000 * total / wall:.1f} us/s){per_probe}, "
-                f"{sum(s for _, _, s in rows if s > 0)} thread switches"
+                f"{sum(s for _, _, s in rows if s > 0)} thread switches; in clock ticks, ended threads "
+                f"included: {ticks_ms:.0f} ms"
             )
             print(f"  {'thread':>8}  {'name':<24} {'CPU ms':>8} {'switches':>8}")
             for tid, ms, switches in sorted(rows, key=lambda row: -row[1] if row[1] == row[1] else 0):
-                if switches or ms:
+                if ms == ms and (switches or ms):
                     print(f"  {tid:>8}  {names.get(tid, '?'):<24} {ms:8.3f} {switches:8d}")
-            quiet = sum(1 for _, ms, s in rows if s == 0)
+            ended = sum(1 for _, ms, _ in rows if ms != ms)
+            if ended:
+                print(f"  ({ended} threads ended within the window; their run time in it is not read)")
+            quiet = sum(1 for _, ms, s in rows if s == 0 and ms == ms)
             print(f"  ({quiet} more threads never switched to)")
     finally:
         if exporter is not None:
@@ -166,7 +176,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gateways", type=int, default=20)
     p.add_argument("--window", type=float, default=30.0, help="seconds measured (default 30)")
-    p.add_argument("--settle", type=float, default=20.0, help="seconds between the scrape and the window")
+    p.add_argument("--settle", type=float, default=40.0, help="seconds between the scrape and the window")
     p.add_argument("--scrapes", type=int, default=1, help="probes of every gateway before settling")
     p.add_argument("--rounds", type=int, default=1, help="windows measured one after the other")
     p.add_argument(
