@@ -220,17 +220,17 @@ class SnapshotCache:
         with self._lock:
             if now < self._due:
                 return None if self._due == math.inf else self._due - now
-            self._swept = now
-            for owner, entry in list(self._entries.items()):
-                if entry.until <= now:
-                    del self._entries[owner]
+            self._drop_past(now)
             untils = [entry.until for entry in self._entries.values()]
             self._due = max(min(untils), now + SWEEP_SECONDS) if untils else math.inf
             return None if self._due == math.inf else self._due - now
 
     def _sweep(self, now: float) -> None:
-        if now - self._swept < SWEEP_SECONDS:
-            return
+        if now - self._swept >= SWEEP_SECONDS:
+            self._drop_past(now)
+
+    def _drop_past(self, now: float) -> None:
+        """Drops the renderings past their time (lock held): scrapes' and the sweeper's sweep."""
         self._swept = now
         for owner, entry in list(self._entries.items()):
             if entry.until <= now:
