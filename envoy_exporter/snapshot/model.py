@@ -514,8 +514,7 @@ class EndpointResult:
 
     @property
     def ok(self) -> bool:
-        outcome = self.outcome  # ``Outcome.ok``, without a second property call
-        return outcome is Outcome.OK or outcome is Outcome.CACHED
+        return self.outcome.ok
 
     def __str__(self) -> str:
         """The cause in words and where: "connection refused (http://192.0.2.5/info)"."""

@@ -46,7 +46,7 @@ class Outcome(Enum):
 
     @property
     def is_error(self) -> bool:
-        return not (self is Outcome.OK or self is Outcome.CACHED or self is Outcome.UNSUPPORTED)
+        return not (self.ok or self is Outcome.UNSUPPORTED)
 
     @property
     def is_transient(self) -> bool:
